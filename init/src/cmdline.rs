@@ -1,0 +1,240 @@
+//! The boot options PID 1 reads from the kernel command line. Every other `corral.*` option
+//! belongs to the configuration (the `config` crate) and is ignored here; an unknown or
+//! malformed option never stops a boot, it is logged and skipped.
+
+/// What to do when boot cannot continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Open a shell on the console; power off when it exits.
+    Shell,
+    /// Power off at once (for unattended machines, such as cloud instances).
+    Poweroff,
+    /// Reboot at once.
+    Reboot,
+}
+
+/// Which cgroup hierarchy to mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cgroup {
+    V1,
+    V2,
+}
+
+/// The options PID 1 honours, with their defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootOptions {
+    pub hostname: String,
+    pub cgroup: Cgroup,
+    pub recovery: Recovery,
+    /// Extra modules to load after the root switch (`corral.modules=a,b`).
+    pub modules: Vec<String>,
+    /// A tty on which to keep a root shell open, for debugging and the test harness
+    /// (`corral.debug_shell=ttyS1`). Off unless asked for.
+    pub debug_shell: Option<String>,
+    /// Seconds the manager gets to stop services before everything is killed.
+    pub shutdown_timeout: u64,
+    /// Problems found while parsing, to be logged once logging is up.
+    pub warnings: Vec<String>,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            hostname: "corral".to_string(),
+            cgroup: Cgroup::V2,
+            recovery: Recovery::Shell,
+            modules: Vec::new(),
+            debug_shell: None,
+            // RancherOS stops services within 60 s; the manager applies it per service.
+            shutdown_timeout: 60,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Splits a kernel command line into words the way the kernel does: spaces separate
+/// words, double quotes group, and the quotes themselves are dropped.
+pub fn split(cmdline: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// Parses `value` as a list: `a,b`, `[a, b]` or `a`.
+fn list(value: &str) -> Vec<String> {
+    value
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A hostname is 1-64 characters of letters, digits, '-' and '.' (RFC 1123, as sethostname
+/// accepts at most 64 bytes).
+fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+impl BootOptions {
+    /// Reads the options from a command line. `rancher.` is accepted for `corral.`.
+    pub fn parse(cmdline: &str) -> BootOptions {
+        let mut opts = BootOptions::default();
+        for word in split(cmdline) {
+            let Some((key, value)) = word.split_once('=') else {
+                continue;
+            };
+            let Some(key) = key
+                .strip_prefix("corral.")
+                .or_else(|| key.strip_prefix("rancher."))
+            else {
+                continue;
+            };
+            let mut bad = |fix: &str| {
+                opts_warn(&mut opts.warnings, key, value, fix);
+            };
+            match key {
+                "hostname" if valid_hostname(value) => opts.hostname = value.to_string(),
+                "hostname" => bad("use letters, digits, '-' and '.', at most 64"),
+                "cgroup" => match value {
+                    "v1" => opts.cgroup = Cgroup::V1,
+                    "v2" => opts.cgroup = Cgroup::V2,
+                    _ => bad("use v1 or v2"),
+                },
+                "recovery" => match value {
+                    "shell" => opts.recovery = Recovery::Shell,
+                    "poweroff" => opts.recovery = Recovery::Poweroff,
+                    "reboot" => opts.recovery = Recovery::Reboot,
+                    _ => bad("use shell, poweroff or reboot"),
+                },
+                "modules" => opts.modules.extend(list(value)),
+                "debug_shell" if value.starts_with("tty") || value.starts_with("hvc") => {
+                    opts.debug_shell = Some(value.to_string())
+                }
+                "debug_shell" => bad("name a tty, such as ttyS1"),
+                "shutdown_timeout" => match value.parse() {
+                    Ok(n) => opts.shutdown_timeout = n,
+                    Err(_) => bad("use a whole number of seconds"),
+                },
+                _ => {}
+            }
+        }
+        opts
+    }
+}
+
+fn opts_warn(warnings: &mut Vec<String>, key: &str, value: &str, fix: &str) {
+    warnings.push(format!(
+        "ignoring kernel option corral.{key}={value:?}: {fix}"
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_honours_quotes_like_the_kernel() {
+        struct Case {
+            line: &'static str,
+            words: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                line: "",
+                words: &[],
+            },
+            Case {
+                line: "  ro  quiet ",
+                words: &["ro", "quiet"],
+            },
+            Case {
+                line: "a=\"x y\" b",
+                words: &["a=x y", "b"],
+            },
+            Case {
+                line: "corral.ssh_authorized_keys=\"[ssh-ed25519 AAAA me]\"\n",
+                words: &["corral.ssh_authorized_keys=[ssh-ed25519 AAAA me]"],
+            },
+            Case {
+                line: "\"\"",
+                words: &[""],
+            },
+            Case {
+                line: "unterminated=\"a b",
+                words: &["unterminated=a b"],
+            },
+        ];
+        for case in cases {
+            assert_eq!(split(case.line), case.words, "line {:?}", case.line);
+        }
+    }
+
+    #[test]
+    fn defaults_when_no_option_is_given() {
+        let opts = BootOptions::parse("console=ttyS0 quiet");
+        assert_eq!(opts, BootOptions::default());
+    }
+
+    #[test]
+    fn reads_corral_and_rancher_options() {
+        let opts = BootOptions::parse(
+            "corral.hostname=node1 rancher.cgroup=v1 corral.modules=\"[vfio, kvm]\" \
+             corral.modules=tun corral.debug_shell=ttyS1 corral.recovery=poweroff \
+             corral.shutdown_timeout=5",
+        );
+        assert_eq!(opts.hostname, "node1");
+        assert_eq!(opts.cgroup, Cgroup::V1);
+        assert_eq!(opts.modules, ["vfio", "kvm", "tun"]);
+        assert_eq!(opts.debug_shell.as_deref(), Some("ttyS1"));
+        assert_eq!(opts.recovery, Recovery::Poweroff);
+        assert_eq!(opts.shutdown_timeout, 5);
+        assert!(opts.warnings.is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_warnings_and_keep_the_default() {
+        let opts = BootOptions::parse(
+            "corral.hostname=bad_name! corral.cgroup=v3 corral.recovery=pray \
+             corral.shutdown_timeout=soon corral.debug_shell=/etc/passwd corral.unknown=1",
+        );
+        let defaults = BootOptions::default();
+        assert_eq!(opts.hostname, defaults.hostname);
+        assert_eq!(opts.cgroup, defaults.cgroup);
+        assert_eq!(opts.recovery, defaults.recovery);
+        assert_eq!(opts.shutdown_timeout, defaults.shutdown_timeout);
+        assert_eq!(opts.debug_shell, None);
+        assert_eq!(opts.warnings.len(), 5, "{:?}", opts.warnings);
+        assert!(opts.warnings[0].contains("corral.hostname"));
+        assert!(opts.warnings[1].contains("use v1 or v2"));
+    }
+}

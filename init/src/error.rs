@@ -1,0 +1,65 @@
+//! The one error type of the init crate: one variant per operation, each naming what it
+//! acted on, so the console message says what failed and where.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while PID 1 brings the machine up or down.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("mounting {fstype} on '{target}' failed: {source}")]
+    Mount {
+        fstype: String,
+        target: PathBuf,
+        source: nix::Error,
+    },
+    #[error("unmounting '{target}' failed: {source}")]
+    Unmount { target: PathBuf, source: nix::Error },
+    #[error("creating directory '{path}' failed: {source}")]
+    Mkdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading '{path}' failed: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing '{path}' failed: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("loading kernel module '{name}' from '{path}' failed: {source}")]
+    LoadModule {
+        name: String,
+        path: PathBuf,
+        source: nix::Error,
+    },
+    #[error("kernel module '{name}' is not in '{dep_file}'; rebuild the image with it listed in build/rootfs.yml")]
+    UnknownModule { name: String, dep_file: PathBuf },
+    #[error("attaching '{file}' to a loop device failed: {source}")]
+    Loop { file: PathBuf, source: nix::Error },
+    #[error("switching root to '{new_root}' failed at {step}: {source}")]
+    SwitchRoot {
+        new_root: PathBuf,
+        step: &'static str,
+        source: nix::Error,
+    },
+    #[error("setting the hostname to '{name}' failed: {source}")]
+    Hostname { name: String, source: nix::Error },
+    #[error("starting '{program}' failed: {source}")]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the root image '{path}' is missing from the initrd; rebuild with `make dist`")]
+    MissingRootImage { path: PathBuf },
+    #[error("signal setup failed at {step}: {source}")]
+    Signals {
+        step: &'static str,
+        source: nix::Error,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, InitError>;

@@ -1,0 +1,133 @@
+//! The way down: ask the manager to stop (it stops the services and the engines), then
+//! SIGTERM everything left, SIGKILL what ignores it, sync, unmount in reverse order,
+//! remount the root read-only and call reboot(2). Also the one terminal path for a boot
+//! that cannot go on.
+
+use crate::cmdline::Recovery;
+use crate::mounts::unmount_order;
+use crate::power::Action;
+use crate::reaper;
+use crate::spawn::spawn;
+use crate::supervisor::Respawn;
+use crate::sys::Sys;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long processes get between SIGTERM and SIGKILL once the manager is gone.
+const TERM_GRACE: Duration = Duration::from_secs(3);
+
+/// Reaps until `done` holds or the deadline passes; true when `done` held.
+fn wait_until(deadline: Instant, mut done: impl FnMut(&[(Pid, i32)]) -> bool) -> bool {
+    loop {
+        let reaped = reaper::reap_all();
+        if done(&reaped) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops everything and ends with reboot(2) in the requested mode. Never returns.
+pub fn shutdown(
+    sys: &dyn Sys,
+    children: &mut [&mut Respawn],
+    action: Action,
+    timeout: Duration,
+) -> ! {
+    log::info!("shutting down: {}", action.verb());
+    for child in children.iter_mut() {
+        let Some(pid) = child.pid.take() else {
+            continue;
+        };
+        if let Err(e) = kill(pid, Signal::SIGTERM) {
+            log::warn!("asking {} to stop failed: {e}", child.name);
+            continue;
+        }
+        let mut gone = false;
+        let stopped = wait_until(Instant::now() + timeout, |reaped| {
+            gone |= reaped.iter().any(|(p, _)| *p == pid);
+            gone
+        });
+        if !stopped {
+            log::warn!("{} did not stop within {}s", child.name, timeout.as_secs());
+        }
+    }
+    // kill(-1) reaches every process but PID 1 and kernel threads.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    if !wait_until(Instant::now() + TERM_GRACE, |_| !reaper::has_children()) {
+        log::warn!(
+            "processes left after {}s; killing them",
+            TERM_GRACE.as_secs()
+        );
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        wait_until(Instant::now() + TERM_GRACE, |_| !reaper::has_children());
+    }
+    nix::unistd::sync();
+    let mounts = sys
+        .read_to_string(Path::new("/proc/self/mounts"))
+        .unwrap_or_default();
+    let (mut unmounted, mut failed) = (0, 0);
+    for target in unmount_order(&mounts) {
+        match sys.umount(&target, MntFlags::empty()) {
+            Ok(()) => unmounted += 1,
+            Err(e) => {
+                failed += 1;
+                log::warn!("{e}");
+            }
+        }
+    }
+    let ro = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if let Err(e) = sys.mount(None, Path::new("/"), None, ro, None) {
+        log::warn!("{e}");
+    }
+    nix::unistd::sync();
+    log::info!(
+        "{unmounted} filesystems unmounted, {failed} failed; root read-only; {}",
+        action.verb()
+    );
+    final_reboot(action)
+}
+
+/// The last call: reboot(2). If even that fails, PID 1 waits forever rather than exit
+/// (an exiting PID 1 panics the kernel).
+pub fn final_reboot(action: Action) -> ! {
+    nix::unistd::sync();
+    let Err(e) = nix::sys::reboot::reboot(action.reboot_mode());
+    log::error!("reboot(2) failed: {e}");
+    loop {
+        nix::unistd::pause();
+    }
+}
+
+/// A boot that cannot go on: say why on the console, then open a recovery shell, power
+/// off or reboot, as `corral.recovery` asks. Never returns.
+pub fn fatal(error: &dyn std::fmt::Display, recovery: Recovery) -> ! {
+    log::error!("boot failed: {error}");
+    eprintln!("\ncorral-init: boot failed: {error}");
+    nix::unistd::sync();
+    match recovery {
+        Recovery::Poweroff => final_reboot(Action::Poweroff),
+        Recovery::Reboot => final_reboot(Action::Reboot),
+        Recovery::Shell => {}
+    }
+    eprintln!("corral-init: opening a recovery shell on the console; `exit` powers off.");
+    match spawn(Path::new("/bin/sh"), &[], Some(Path::new("/dev/console"))) {
+        Ok(shell) => {
+            wait_until(
+                Instant::now() + Duration::from_secs(u64::MAX / 4),
+                |reaped| reaped.iter().any(|(p, _)| *p == shell),
+            );
+        }
+        Err(e) => {
+            eprintln!("corral-init: no recovery shell ({e}); powering off in 30 s");
+            std::thread::sleep(Duration::from_secs(30));
+        }
+    }
+    final_reboot(Action::Poweroff)
+}

@@ -1,0 +1,282 @@
+//! System calls that boot logic makes, behind one trait, so the logic is unit-tested with
+//! a recording fake and no root (youki's `syscall/syscall.rs` does the same). The real
+//! implementation is [`Linux`]; the fake is [`fake::FakeSys`]. Callers receive a
+//! `&dyn Sys` explicitly: nothing picks an implementation by `cfg!(test)`.
+
+use crate::error::{InitError, Result};
+use nix::mount::{MntFlags, MsFlags};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The system calls PID 1 makes during boot and shutdown.
+pub trait Sys {
+    /// mount(2). `source` and `data` are optional as in the C call.
+    fn mount(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<()>;
+    /// umount2(2).
+    fn umount(&self, target: &Path, flags: MntFlags) -> Result<()>;
+    /// `mkdir -p` with mode 0755.
+    fn mkdir_all(&self, path: &Path) -> Result<()>;
+    /// Reads a whole file as text.
+    fn read_to_string(&self, path: &Path) -> Result<String>;
+    /// Writes a whole file (used for sysctls under /proc/sys).
+    fn write(&self, path: &Path, contents: &str) -> Result<()>;
+    /// Whether a path exists.
+    fn exists(&self, path: &Path) -> bool;
+    /// finit_module(2) on the file at `path`, with module parameters.
+    fn load_module(&self, name: &str, path: &Path, params: &str) -> Result<()>;
+    /// Attaches `file` read-only to a free loop device and returns the device path.
+    fn attach_loop(&self, file: &Path) -> Result<PathBuf>;
+    /// Makes `new_root` the root: moves it over `/`, then chroot(2) into it.
+    fn switch_root(&self, new_root: &Path) -> Result<()>;
+    /// sethostname(2).
+    fn set_hostname(&self, name: &str) -> Result<()>;
+}
+
+/// The real system calls.
+pub struct Linux;
+
+// Loop device ioctls from <linux/loop.h>. LOOP_SET_FD with a read-only file descriptor
+// makes the device read-only, so no loop_info64 structure is needed.
+const LOOP_CTL_GET_FREE: u32 = 0x4C82;
+const LOOP_SET_FD: u32 = 0x4C00;
+nix::ioctl_none_bad!(loop_ctl_get_free, LOOP_CTL_GET_FREE);
+nix::ioctl_write_int_bad!(loop_set_fd, LOOP_SET_FD);
+
+impl Sys for Linux {
+    fn mount(
+        &self,
+        source: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<()> {
+        nix::mount::mount(source, target, fstype, flags, data).map_err(|source| InitError::Mount {
+            fstype: fstype.unwrap_or("(bind/move)").to_string(),
+            target: target.to_path_buf(),
+            source,
+        })
+    }
+
+    fn umount(&self, target: &Path, flags: MntFlags) -> Result<()> {
+        nix::mount::umount2(target, flags).map_err(|source| InitError::Unmount {
+            target: target.to_path_buf(),
+            source,
+        })
+    }
+
+    fn mkdir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).map_err(|source| InitError::Mkdir {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn read_to_string(&self, path: &Path) -> Result<String> {
+        fs::read_to_string(path).map_err(|source| InitError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn write(&self, path: &Path, contents: &str) -> Result<()> {
+        fs::write(path, contents).map_err(|source| InitError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn load_module(&self, name: &str, path: &Path, params: &str) -> Result<()> {
+        let err = |source| InitError::LoadModule {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path)
+            .map_err(|e| err(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        let params = CString::new(params).map_err(|_| err(nix::Error::EINVAL))?;
+        match nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty()) {
+            // Loaded meanwhile (another module pulled it in, or it was asked twice).
+            Ok(()) | Err(nix::Error::EEXIST) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn attach_loop(&self, file: &Path) -> Result<PathBuf> {
+        let err = |source| InitError::Loop {
+            file: file.to_path_buf(),
+            source,
+        };
+        let io = |e: std::io::Error| err(nix::Error::from_raw(e.raw_os_error().unwrap_or(0)));
+        let control = File::open("/dev/loop-control").map_err(io)?;
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
+        let number = unsafe { loop_ctl_get_free(control.as_raw_fd()) }.map_err(err)?;
+        let device = PathBuf::from(format!("/dev/loop{number}"));
+        let backing = File::open(file).map_err(io)?;
+        let loop_dev = fs::OpenOptions::new()
+            .read(true)
+            .open(&device)
+            .map_err(io)?;
+        // SAFETY: LOOP_SET_FD takes the backing file's descriptor, which outlives the call;
+        // the kernel takes its own reference to the file.
+        unsafe { loop_set_fd(loop_dev.as_raw_fd(), backing.as_raw_fd()) }.map_err(err)?;
+        Ok(device)
+    }
+
+    fn switch_root(&self, new_root: &Path) -> Result<()> {
+        let err = |step, source| InitError::SwitchRoot {
+            new_root: new_root.to_path_buf(),
+            step,
+            source,
+        };
+        // runc cannot pivot_root out of an initramfs, and neither can we: the initramfs is
+        // the rootfs and cannot be unmounted. The classic switch_root moves the new root
+        // over / and chroots into it.
+        nix::unistd::chdir(new_root).map_err(|e| err("chdir", e))?;
+        nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .map_err(|e| err("move", e))?;
+        nix::unistd::chroot(".").map_err(|e| err("chroot", e))?;
+        nix::unistd::chdir("/").map_err(|e| err("chdir /", e))
+    }
+
+    fn set_hostname(&self, name: &str) -> Result<()> {
+        nix::unistd::sethostname(name).map_err(|source| InitError::Hostname {
+            name: name.to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A fake that records every call as a typed value and can be told to fail calls.
+
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// One recorded system call.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Call {
+        Mount {
+            source: Option<String>,
+            target: PathBuf,
+            fstype: Option<String>,
+            flags: MsFlags,
+            data: Option<String>,
+        },
+        Umount(PathBuf),
+        Mkdir(PathBuf),
+        Write(PathBuf, String),
+        LoadModule(String, PathBuf),
+        AttachLoop(PathBuf),
+        SwitchRoot(PathBuf),
+        SetHostname(String),
+    }
+
+    /// Records calls; serves files from a map; fails calls whose target is listed.
+    #[derive(Default)]
+    pub struct FakeSys {
+        pub calls: RefCell<Vec<Call>>,
+        pub files: RefCell<BTreeMap<PathBuf, String>>,
+        pub fail_targets: RefCell<BTreeSet<PathBuf>>,
+    }
+
+    impl FakeSys {
+        pub fn with_file(self, path: &str, contents: &str) -> Self {
+            self.files
+                .borrow_mut()
+                .insert(PathBuf::from(path), contents.to_string());
+            self
+        }
+        pub fn failing(self, target: &str) -> Self {
+            self.fail_targets.borrow_mut().insert(PathBuf::from(target));
+            self
+        }
+        pub fn calls(&self) -> Vec<Call> {
+            self.calls.borrow().clone()
+        }
+        fn record(&self, call: Call, target: &Path) -> Result<()> {
+            self.calls.borrow_mut().push(call);
+            if self.fail_targets.borrow().contains(target) {
+                return Err(InitError::Mount {
+                    fstype: "fake".into(),
+                    target: target.to_path_buf(),
+                    source: nix::Error::EIO,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl Sys for FakeSys {
+        fn mount(
+            &self,
+            source: Option<&str>,
+            target: &Path,
+            fstype: Option<&str>,
+            flags: MsFlags,
+            data: Option<&str>,
+        ) -> Result<()> {
+            let call = Call::Mount {
+                source: source.map(str::to_string),
+                target: target.to_path_buf(),
+                fstype: fstype.map(str::to_string),
+                flags,
+                data: data.map(str::to_string),
+            };
+            self.record(call, target)
+        }
+        fn umount(&self, target: &Path, _flags: MntFlags) -> Result<()> {
+            self.record(Call::Umount(target.to_path_buf()), target)
+        }
+        fn mkdir_all(&self, path: &Path) -> Result<()> {
+            self.record(Call::Mkdir(path.to_path_buf()), path)
+        }
+        fn read_to_string(&self, path: &Path) -> Result<String> {
+            self.files
+                .borrow()
+                .get(path)
+                .cloned()
+                .ok_or_else(|| InitError::Read {
+                    path: path.to_path_buf(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })
+        }
+        fn write(&self, path: &Path, contents: &str) -> Result<()> {
+            self.files
+                .borrow_mut()
+                .insert(path.to_path_buf(), contents.to_string());
+            self.record(Call::Write(path.to_path_buf(), contents.to_string()), path)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.files.borrow().contains_key(path)
+        }
+        fn load_module(&self, name: &str, path: &Path, _params: &str) -> Result<()> {
+            self.record(Call::LoadModule(name.to_string(), path.to_path_buf()), path)
+        }
+        fn attach_loop(&self, file: &Path) -> Result<PathBuf> {
+            self.record(Call::AttachLoop(file.to_path_buf()), file)?;
+            Ok(PathBuf::from("/dev/loop0"))
+        }
+        fn switch_root(&self, new_root: &Path) -> Result<()> {
+            self.record(Call::SwitchRoot(new_root.to_path_buf()), new_root)
+        }
+        fn set_hostname(&self, name: &str) -> Result<()> {
+            self.record(Call::SetHostname(name.to_string()), Path::new(name))
+        }
+    }
+}
