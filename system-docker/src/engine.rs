@@ -1,0 +1,233 @@
+//! One Docker engine as a child process: its command line, start, readiness through the
+//! API, and a clean stop. The system engine's flags come from DESIGN.md: its own socket,
+//! data root and exec root, no bridge and no iptables (two engines that both manage
+//! iptables flush each other's chains), so system services use the host network.
+
+use crate::error::{ManagerError, Result};
+use bollard::Docker;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// Where an engine lives and how it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSpec {
+    /// Name for log lines ("system").
+    pub name: String,
+    pub program: PathBuf,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    /// dockerd's stdout and stderr go here.
+    pub log_file: PathBuf,
+    /// Flags after the paths.
+    pub extra_args: Vec<String>,
+}
+
+impl EngineSpec {
+    /// The system engine, as PID 1's manager runs it.
+    pub fn system() -> EngineSpec {
+        EngineSpec::system_at(Path::new("/"))
+    }
+
+    /// The system engine with every path under `root`; tests run it on a private socket.
+    pub fn system_at(root: &Path) -> EngineSpec {
+        let p = |rel: &str| root.join(rel);
+        EngineSpec {
+            name: "system".into(),
+            program: PathBuf::from("dockerd"),
+            socket: p("run/system-docker.sock"),
+            data_root: p("var/lib/system-docker"),
+            exec_root: p("run/system-docker"),
+            pidfile: p("run/system-docker.pid"),
+            log_file: p("var/log/system-docker.log"),
+            extra_args: [
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                // The user engine owns forwarding; the system engine leaves the sysctl alone.
+                "--ip-forward=false",
+                "--userland-proxy=false",
+                // Socket owned by root:root, mode 0660: root only.
+                "--group=root",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+
+    /// dockerd's arguments.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--host=unix://{}", self.socket.display()),
+            format!("--data-root={}", self.data_root.display()),
+            format!("--exec-root={}", self.exec_root.display()),
+            format!("--pidfile={}", self.pidfile.display()),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+}
+
+/// A running engine process.
+pub struct Engine {
+    pub spec: EngineSpec,
+    pub child: Child,
+}
+
+impl Engine {
+    /// Starts dockerd. Its output is appended to the spec's log file.
+    pub fn start(spec: &EngineSpec) -> Result<Engine> {
+        let log_err = |source| ManagerError::EngineLog {
+            engine: spec.name.clone(),
+            path: spec.log_file.clone(),
+            source,
+        };
+        if let Some(dir) = spec.log_file.parent() {
+            std::fs::create_dir_all(dir).map_err(log_err)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log_file)
+            .map_err(log_err)?;
+        let log2 = log.try_clone().map_err(log_err)?;
+        let child = Command::new(&spec.program)
+            .args(spec.args())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ManagerError::StartEngine {
+                engine: spec.name.clone(),
+                program: spec.program.clone(),
+                source,
+            })?;
+        Ok(Engine {
+            spec: spec.clone(),
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Stops the engine: SIGTERM, then SIGKILL after `timeout`. dockerd stops its
+    /// containers on SIGTERM within its own shutdown timeout (15 s by default), so
+    /// `timeout` should exceed that.
+    pub async fn stop(mut self, timeout: Duration) {
+        if let Some(pid) = self.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(_) => log::info!("{} engine stopped", self.spec.name),
+            Err(_) => {
+                log::warn!(
+                    "{} engine did not stop within {}s; killing it",
+                    self.spec.name,
+                    timeout.as_secs()
+                );
+                let _ = self.child.kill().await;
+            }
+        }
+    }
+}
+
+/// After dockerd died without stopping them, its managed containerd lingers (re-parented
+/// to PID 1) and a new dockerd times out talking to it. Stop it first: SIGTERM, then
+/// SIGKILL after 5 s. Returns the pid stopped, if any.
+pub async fn stop_leftover_containerd(spec: &EngineSpec) -> Option<i32> {
+    let pidfile = spec.exec_root.join("containerd/containerd.pid");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let pid = Pid::from_raw(pid);
+    if kill(pid, None).is_err() {
+        return None;
+    }
+    log::warn!(
+        "stopping the {} engine's leftover containerd (pid {pid})",
+        spec.name
+    );
+    let _ = kill(pid, Signal::SIGTERM);
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if kill(pid, None).is_err() {
+            return Some(pid.as_raw());
+        }
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    Some(pid.as_raw())
+}
+
+/// Connects to an engine's socket, with the API version negotiated down to what the
+/// engine speaks (Debian 12's dockerd 20.10 speaks 1.41).
+pub async fn connect(spec: &EngineSpec) -> Result<Docker> {
+    let api = |source| ManagerError::Api {
+        engine: spec.name.clone(),
+        socket: spec.socket.clone(),
+        source,
+    };
+    let socket = spec.socket.to_string_lossy();
+    let docker =
+        Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION).map_err(api)?;
+    docker.negotiate_version().await.map_err(api)
+}
+
+/// Waits until the engine answers `/_ping`, polling every 50 ms. Returns a connected client.
+pub async fn wait_ready(spec: &EngineSpec, within: Duration) -> Result<Docker> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(docker) = connect(spec).await {
+            if docker.ping().await.is_ok() {
+                return Ok(docker);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ManagerError::NotReady {
+                engine: spec.name.clone(),
+                socket: spec.socket.clone(),
+                seconds: within.as_secs(),
+                log: spec.log_file.clone(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_engine_has_its_own_paths_and_no_bridge_or_iptables() {
+        let args = EngineSpec::system().args();
+        for want in [
+            "--host=unix:///run/system-docker.sock",
+            "--data-root=/var/lib/system-docker",
+            "--exec-root=/run/system-docker",
+            "--bridge=none",
+            "--iptables=false",
+        ] {
+            assert!(
+                args.iter().any(|a| a == want),
+                "{want} missing from {args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_move_under_a_test_root() {
+        let spec = EngineSpec::system_at(Path::new("/tmp/x"));
+        assert_eq!(spec.socket, Path::new("/tmp/x/run/system-docker.sock"));
+        assert_eq!(spec.data_root, Path::new("/tmp/x/var/lib/system-docker"));
+    }
+}

@@ -1,0 +1,34 @@
+//! The manager's error type: one variant per operation, naming the engine and what failed.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("starting the {engine} engine ('{program}') failed: {source}; is docker.io in the root image?")]
+    StartEngine {
+        engine: String,
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening the {engine} engine's log '{path}' failed: {source}")]
+    EngineLog {
+        engine: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the {engine} engine did not answer on '{socket}' within {seconds}s; see '{log}'")]
+    NotReady {
+        engine: String,
+        socket: PathBuf,
+        seconds: u64,
+        log: PathBuf,
+    },
+    #[error("talking to the {engine} engine on '{socket}' failed: {source}")]
+    Api {
+        engine: String,
+        socket: PathBuf,
+        source: bollard::errors::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, ManagerError>;
