@@ -36,6 +36,13 @@ impl DepMap {
         DepMap { modules, builtin }
     }
 
+    /// Every module: (name, path relative to the modules directory).
+    pub fn modules(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.modules
+            .iter()
+            .map(|(name, (path, _))| (name.as_str(), path.as_str()))
+    }
+
     /// The modules to load for `wanted`, dependencies first, each once, built-ins left
     /// out. An unknown name is an error naming the name.
     pub fn load_order(

@@ -1,1 +1,282 @@
+//! # corral-iso: bootable media
+//!
+//! Makes `corral.iso` from a kernel, an initrd and a kernel command line: isolinux for
+//! BIOS, GRUB (a standalone x86_64-efi image at the removable path
+//! `/EFI/BOOT/BOOTX64.EFI`, also inside an El Torito EFI image) for UEFI, hybrid so the
+//! same file boots from a CD or written to a disk. Both menus show the serial console
+//! and VGA, wait one second, and let the user edit the command line (Tab in isolinux,
+//! `e` in GRUB), so `corral.*` options pass through to the kernel.
+//!
+//! - **Owns:** the bootloader configurations and the layout of the ISO.
+//! - **Must not touch:** what is inside the initrd or root image (`build` makes those).
+//! - **Talks to:** host tools from Debian packages: xorriso, grub-mkstandalone
+//!   (grub-common, grub-efi-amd64-bin), isolinux, syslinux-common, mtools, dosfstools.
 
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IsoError {
+    #[error(
+        "'{path}' is missing; install it with `apt-get install {package}` (or run `make setup`)"
+    )]
+    MissingFile {
+        path: PathBuf,
+        package: &'static str,
+    },
+    #[error("running `{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("writing '{path}' failed: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, IsoError>;
+
+/// Host files the ISO is made of, with the Debian package of each.
+const ISOLINUX_BIN: (&str, &str) = ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux");
+const ISOHDPFX: (&str, &str) = ("/usr/lib/ISOLINUX/isohdpfx.bin", "isolinux");
+const LDLINUX: (&str, &str) = (
+    "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+    "syslinux-common",
+);
+const GRUB_EFI_DIR: (&str, &str) = ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin");
+
+/// The volume label; GRUB finds the ISO's files by it.
+pub const LABEL: &str = "CORRAL";
+
+/// GRUB modules the EFI image carries: enough to find the ISO (or a FAT/GPT disk), show
+/// a menu on serial and VGA, and load a Linux kernel.
+const GRUB_MODULES: &str = "part_gpt part_msdos fat iso9660 search search_label search_fs_file \
+    normal linux configfile echo serial terminal test all_video gfxterm efi_gop ls cat";
+
+/// What goes on the ISO.
+pub struct IsoInputs<'a> {
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    /// The kernel command line, without `initrd=`.
+    pub cmdline: &'a str,
+    /// A scratch directory, emptied first.
+    pub work: &'a Path,
+    pub output: &'a Path,
+}
+
+/// isolinux's configuration. TIMEOUT is in tenths of a second.
+pub fn isolinux_cfg(cmdline: &str) -> String {
+    format!(
+        "SERIAL 0 115200\n\
+         DEFAULT corral\n\
+         PROMPT 1\n\
+         TIMEOUT 10\n\
+         SAY Corral: Enter boots; type 'corral' and options (corral.*=...) to pass them to the kernel.\n\
+         LABEL corral\n  \
+           KERNEL /boot/vmlinuz\n  \
+           APPEND initrd=/boot/initrd {cmdline}\n"
+    )
+}
+
+/// GRUB's menu on the ISO.
+pub fn grub_cfg(cmdline: &str) -> String {
+    format!(
+        "serial --unit=0 --speed=115200\n\
+         terminal_input serial console\n\
+         terminal_output serial console\n\
+         set timeout=1\n\
+         menuentry \"Corral\" {{\n  \
+           linux /boot/vmlinuz {cmdline}\n  \
+           initrd /boot/initrd\n\
+         }}\n"
+    )
+}
+
+/// The configuration built into the EFI image: find the ISO by label, then read its menu.
+pub fn grub_early_cfg() -> String {
+    format!(
+        "search --no-floppy --set=root --label {LABEL}\n\
+         set prefix=($root)/boot/grub\n\
+         configfile $prefix/grub.cfg\n"
+    )
+}
+
+fn need(file: (&str, &'static str)) -> Result<PathBuf> {
+    let path = PathBuf::from(file.0);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(IsoError::MissingFile {
+            path,
+            package: file.1,
+        })
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let command = format!("{cmd:?}").replace('"', "");
+    let out = cmd.output().map_err(|e| IsoError::Command {
+        command: command.clone(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(IsoError::Command {
+            command,
+            detail: format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })
+    }
+}
+
+fn write(path: &Path, content: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|source| IsoError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    fs::write(path, content).map_err(|source| IsoError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    let content = fs::read(from).map_err(|source| IsoError::Write {
+        path: from.to_path_buf(),
+        source,
+    })?;
+    write(to, &content)
+}
+
+/// Builds GRUB's standalone EFI binary with the early configuration inside.
+pub fn grub_efi(work: &Path) -> Result<PathBuf> {
+    need(GRUB_EFI_DIR)?;
+    let early = work.join("grub-early.cfg");
+    write(&early, grub_early_cfg().as_bytes())?;
+    let out = work.join("BOOTX64.EFI");
+    run(Command::new("grub-mkstandalone")
+        .args(["-O", "x86_64-efi", "--locales=", "--themes=", "--fonts="])
+        .arg(format!("--install-modules={GRUB_MODULES}"))
+        .arg(format!("--modules={GRUB_MODULES}"))
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("boot/grub/grub.cfg={}", early.display())))?;
+    Ok(out)
+}
+
+/// A FAT image holding /EFI/BOOT/BOOTX64.EFI: the El Torito EFI boot image.
+fn efi_image(work: &Path, efi: &Path) -> Result<PathBuf> {
+    let img = work.join("efiboot.img");
+    let size = fs::metadata(efi).map(|m| m.len()).unwrap_or(0);
+    // FAT overhead plus slack; mkfs.vfat counts in KiB.
+    let kib = (size / 1024 + 512).max(1440);
+    let _ = fs::remove_file(&img);
+    run(Command::new("mkfs.vfat")
+        .args(["-C", "-n", "CORRAL_EFI", "-i", "0c0a1100"])
+        .arg(&img)
+        .arg(kib.to_string()))?;
+    run(Command::new("mmd")
+        .arg("-i")
+        .arg(&img)
+        .args(["::/EFI", "::/EFI/BOOT"]))?;
+    run(Command::new("mcopy")
+        .arg("-i")
+        .arg(&img)
+        .arg(efi)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"))?;
+    Ok(img)
+}
+
+/// Makes the ISO.
+pub fn build(inputs: &IsoInputs) -> Result<()> {
+    let isolinux = need(ISOLINUX_BIN)?;
+    let ldlinux = need(LDLINUX)?;
+    let mbr = need(ISOHDPFX)?;
+    let work = inputs.work;
+    if work.exists() {
+        fs::remove_dir_all(work).map_err(|source| IsoError::Write {
+            path: work.to_path_buf(),
+            source,
+        })?;
+    }
+    let tree = work.join("tree");
+    copy(inputs.kernel, &tree.join("boot/vmlinuz"))?;
+    copy(inputs.initrd, &tree.join("boot/initrd"))?;
+    copy(&isolinux, &tree.join("isolinux/isolinux.bin"))?;
+    copy(&ldlinux, &tree.join("isolinux/ldlinux.c32"))?;
+    write(
+        &tree.join("isolinux/isolinux.cfg"),
+        isolinux_cfg(inputs.cmdline).as_bytes(),
+    )?;
+    write(
+        &tree.join("boot/grub/grub.cfg"),
+        grub_cfg(inputs.cmdline).as_bytes(),
+    )?;
+    let efi = grub_efi(work)?;
+    copy(&efi, &tree.join("EFI/BOOT/BOOTX64.EFI"))?;
+    let img = efi_image(work, &efi)?;
+    copy(&img, &tree.join("boot/efiboot.img"))?;
+    run(Command::new("xorriso")
+        .args([
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-iso-level",
+            "3",
+            "-full-iso9660-filenames",
+        ])
+        .args(["-volid", LABEL, "-rational-rock", "-joliet"])
+        .arg("-isohybrid-mbr")
+        .arg(&mbr)
+        .args([
+            "-eltorito-boot",
+            "isolinux/isolinux.bin",
+            "-eltorito-catalog",
+            "isolinux/boot.cat",
+        ])
+        .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
+        .args([
+            "-eltorito-alt-boot",
+            "-e",
+            "boot/efiboot.img",
+            "-no-emul-boot",
+        ])
+        .arg("-isohybrid-gpt-basdat")
+        .arg("-output")
+        .arg(inputs.output)
+        .arg(&tree)
+        // Reproducible timestamps (xorriso honours SOURCE_DATE_EPOCH).
+        .env("SOURCE_DATE_EPOCH", "1700000000"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_menus_pass_the_same_command_line() {
+        let cmdline = "console=tty0 console=ttyS0,115200 corral.debug_shell=ttyS1";
+        assert!(isolinux_cfg(cmdline).contains(&format!("APPEND initrd=/boot/initrd {cmdline}")));
+        assert!(grub_cfg(cmdline).contains(&format!("linux /boot/vmlinuz {cmdline}")));
+    }
+
+    #[test]
+    fn grub_finds_the_iso_by_its_label() {
+        assert!(grub_early_cfg().contains(&format!("--label {LABEL}")));
+    }
+
+    #[test]
+    fn a_missing_host_file_names_its_package() {
+        let err = need(("/nonexistent/isolinux.bin", "isolinux")).expect_err("missing");
+        assert!(
+            err.to_string().contains("apt-get install isolinux"),
+            "{err}"
+        );
+    }
+}

@@ -1,1 +1,61 @@
+//! # corral-harness: Corral machines in QEMU
+//!
+//! Boots Corral's real artifacts (ISO, disk image, kernel + initrd) in
+//! `qemu-system-x86_64 -accel tcg`, reads the serial console with deadlines, runs commands
+//! through the debug shell on ttyS1 (`corral.debug_shell=ttyS1`), and keeps every
+//! console log under `target/e2e/<test>/`. The end-to-end tests in `tests/tests/`,
+//! `corral-build run` and the benchmarks all start machines through it.
+//!
+//! - **Owns:** QEMU command lines and the per-test log folders under `target/e2e/`.
+//! - **Must not touch:** the artifacts in `dist/` (it only reads them).
+//! - **Talks to:** qemu-system-x86_64, and the guest through its serial ports and
+//!   forwarded ports on 127.0.0.1.
 
+pub mod channel;
+pub mod qemu;
+pub mod vm;
+
+pub use qemu::{Boot, Drive, Firmware, Serial, VmConfig};
+pub use vm::Vm;
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
+    #[error("QEMU exited early: {0}; see its qemu.log")]
+    QemuExited(String),
+    #[error("`{command}` exited with {code}:\n{output}")]
+    Command {
+        command: String,
+        code: i32,
+        output: String,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, HarnessError>;
+
+/// The repository's root (the workspace directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The artifact directory, `dist/` unless CORRAL_DIST says otherwise.
+pub fn dist_dir() -> PathBuf {
+    std::env::var_os("CORRAL_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("dist"))
+}
+
+/// A fresh log folder for a test: `target/e2e/<name>/`.
+pub fn log_dir(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/e2e").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}

@@ -1,0 +1,47 @@
+# Corral's two entry points on a fresh Debian 12 machine: `make run` and `make test`.
+# Both install what they need (scripts/setup.sh) before anything else.
+
+MUSL      := x86_64-unknown-linux-musl
+SSH_PORT  ?= 2222
+BUILD     := target/release/corral-build
+# The binaries that run inside Corral, static for musl.
+IMAGE_CRATES := -p corral-init -p corral-system-docker
+
+.PHONY: all setup binaries tool dist run test lint unit e2e clean
+
+all: dist
+
+setup:
+	@bash scripts/setup.sh
+
+binaries: setup
+	cargo build --release --target $(MUSL) $(IMAGE_CRATES)
+
+tool: setup
+	cargo build --release -p corral-build
+
+## Build every artifact into dist/ without booting anything.
+dist: binaries tool
+	$(BUILD) dist
+
+## Build, then boot dist/corral.iso in QEMU with the console here.
+run: dist
+	$(BUILD) run --ssh-port $(SSH_PORT)
+
+## Everything CI runs: style, lints, unit and integration tests, then the end-to-end
+## tests that boot the real artifacts in QEMU.
+test: lint unit dist e2e
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit: setup
+	cargo test --workspace --exclude corral-harness
+	cargo test -p corral-harness --lib
+
+e2e: dist
+	cargo test -p corral-harness --test '*' -- --test-threads=1
+
+clean:
+	rm -rf dist target/corral target/e2e

@@ -1,0 +1,404 @@
+//! `corral-build dist`: Debian packages in, `dist/` out. Each stage is skipped when its
+//! inputs are unchanged (see [`crate::stage`]), so a second build after a small change
+//! redoes only what that change touches.
+
+use crate::apt::{Apt, Deb};
+use crate::cpio::{Archive, Node};
+use crate::error::{BuildError, Result};
+use crate::kernel::Kernel;
+use crate::manifest::{Artifact, Manifest};
+use crate::progress::Step;
+use crate::spec::RootfsSpec;
+use crate::stage::{fresh, mark, Fingerprint};
+use crate::{deb, host, lock, rootfs};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Corral's version, in /etc/os-release and the manifest.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The kernel command line both boot menus pass. ttyS0 is last, so it is /dev/console:
+/// what QEMU's serial, EC2's get-console-output and the harness read.
+pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8";
+
+/// Corral's own binaries in the root: (built binary, path in the root).
+const BINARIES: &[(&str, &str)] = &[
+    ("corral-init", "usr/sbin/corral-init"),
+    ("corral-manager", "usr/bin/corral-manager"),
+];
+
+/// Busybox applets that must not be linked: PID 1's own commands stop the machine.
+const NOT_APPLETS: &[&str] = &["init", "linuxrc", "poweroff", "reboot", "halt"];
+
+/// Where things are.
+pub struct Paths {
+    pub repo: PathBuf,
+    /// Downloaded and unpacked packages, shared by builds (~/.cache/corral).
+    pub cache: PathBuf,
+    /// Intermediate outputs (target/corral).
+    pub work: PathBuf,
+    /// Static musl builds of Corral's binaries.
+    pub binaries: PathBuf,
+    pub dist: PathBuf,
+}
+
+pub struct Options {
+    /// Overrides kernel.flavour from build/rootfs.yml.
+    pub kernel_flavour: Option<String>,
+    /// Fail instead of warn when packages drift from build/packages.lock.
+    pub locked: bool,
+    /// Rewrite build/packages.lock with what apt resolved.
+    pub update_lock: bool,
+}
+
+/// The resolved inputs of a build.
+pub struct Resolved {
+    pub spec: RootfsSpec,
+    pub debs: Vec<Deb>,
+    pub kernel: Deb,
+}
+
+/// Resolves the package set and the kernel, and compares them with the lock file.
+pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apt, Resolved)> {
+    let mut spec = RootfsSpec::load(&paths.repo.join("build/rootfs.yml"))?;
+    if let Some(flavour) = &opts.kernel_flavour {
+        spec.kernel.flavour = flavour.clone();
+    }
+    let meta = spec.kernel.metapackage()?;
+    let apt = Apt::new(&paths.cache)?;
+    let step = Step::start("resolving packages", 0);
+    let debs = apt.resolve(&spec.packages)?;
+    let suffix = format!("-{}-amd64", spec.kernel.flavour);
+    let kernel = apt
+        .resolve(std::slice::from_ref(&meta))?
+        .into_iter()
+        .find(|d| {
+            d.name != meta && d.name.starts_with("linux-image-6") && d.name.ends_with(&suffix)
+        })
+        .ok_or_else(|| BuildError::Resolve {
+            packages: meta.clone(),
+            detail: "apt did not resolve it to a linux-image-<version> package".into(),
+        })?;
+    step.done(&format!(
+        "{} packages, kernel {}",
+        debs.len() + 1,
+        kernel.name
+    ));
+    let mut all = debs.clone();
+    all.push(kernel.clone());
+    let lock_path = paths.repo.join("build/packages.lock");
+    let locked = fs::read_to_string(&lock_path).map(|t| lock::parse(&t)).ok();
+    match locked {
+        Some(locked) if !opts.update_lock => {
+            let drift = lock::drift(&locked, &all);
+            if !drift.is_empty() {
+                if opts.locked {
+                    return Err(BuildError::Locked {
+                        drift: drift.join("\n"),
+                    });
+                }
+                eprintln!(
+                    "warning: packages differ from build/packages.lock (run `corral-build lock` to record them):\n  {}",
+                    drift.join("\n  ")
+                );
+            }
+        }
+        _ => {
+            fs::write(&lock_path, lock::render(&all)).map_err(BuildError::write(&lock_path))?;
+            eprintln!("  wrote {}", lock_path.display());
+        }
+    }
+    Ok((apt, Resolved { spec, debs, kernel }))
+}
+
+/// Builds everything into `dist/`.
+pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
+    for (tool, _) in host::TOOLS {
+        host::require(tool)?;
+    }
+    for (name, _) in BINARIES {
+        let bin = paths.binaries.join(name);
+        if !bin.exists() {
+            return Err(BuildError::Spec {
+                path: bin,
+                detail: "missing; build it with `make dist` (cargo build --release --target x86_64-unknown-linux-musl)".into(),
+            });
+        }
+    }
+    fs::create_dir_all(&paths.work).map_err(BuildError::write(&paths.work))?;
+    fs::create_dir_all(&paths.dist).map_err(BuildError::write(&paths.dist))?;
+    let (apt, r) = resolve(paths, opts)?;
+    let mut all = r.debs.clone();
+    all.push(r.kernel.clone());
+
+    let step = Step::start("fetching packages", all.len() as u64);
+    apt.fetch_all(&all, &|d| {
+        step.set_detail(&d.name);
+        step.inc();
+    })?;
+    let total: u64 = all.iter().map(|d| d.size).sum();
+    step.done(&format!(
+        "{} packages, {:.1} MB, in {}",
+        all.len(),
+        total as f64 / 1e6,
+        paths.cache.join("debs").display()
+    ));
+
+    let step = Step::start("unpacking packages", all.len() as u64);
+    let mut trees = Vec::new();
+    for d in &all {
+        step.set_detail(&d.name);
+        trees.push((d.clone(), deb::unpack(&paths.cache, d, &apt.path(d))?));
+        step.inc();
+    }
+    step.done("done");
+    let kernel_tree = trees
+        .iter()
+        .find(|(d, _)| d.name == r.kernel.name)
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| BuildError::Modules {
+            detail: "kernel package not unpacked".into(),
+        })?;
+    let kernel = Kernel::open(&kernel_tree)?;
+
+    // Root image.
+    let squashfs = paths.work.join("root.squashfs");
+    let mut fp = Fingerprint::new("root");
+    fp.text("version", VERSION)
+        .text("spec", &format!("{:?}", r.spec))
+        .text("rootfs.rs", include_str!("rootfs.rs"))
+        .text("dist.rs", include_str!("dist.rs"));
+    for d in &all {
+        fp.text(&d.name, &d.sha256);
+    }
+    for (name, _) in BINARIES {
+        fp.file(&paths.binaries.join(name))?;
+    }
+    let root_fp = fp.finish();
+    if fresh(&squashfs, &root_fp) {
+        eprintln!("  {:<28} unchanged", "root image");
+    } else {
+        let root = paths.work.join("rootfs");
+        let step = Step::start("assembling the root", trees.len() as u64);
+        rootfs::create(&root)?;
+        let mut files = 0;
+        for (d, tree) in &trees {
+            if d.name == r.kernel.name || r.spec.skip.contains(&d.name) {
+                step.inc();
+                continue;
+            }
+            step.set_detail(&d.name);
+            files += rootfs::merge(&root, tree)?;
+            step.inc();
+        }
+        for rel in &r.spec.drop {
+            let p = root.join(rel.trim_start_matches('/'));
+            if p.is_dir() {
+                fs::remove_dir_all(&p).map_err(BuildError::write(&p))?;
+            } else if p.symlink_metadata().is_ok() {
+                fs::remove_file(&p).map_err(BuildError::write(&p))?;
+            }
+        }
+        corral_layer(&root, paths, &r.spec, &kernel)?;
+        step.done(&format!(
+            "{files} files from {} packages",
+            trees.len() - r.spec.skip.len() - 1
+        ));
+        let step = Step::start("making the root image", 0);
+        host::run(
+            Command::new("mksquashfs")
+                .arg(&root)
+                .arg(&squashfs)
+                .args(["-noappend", "-no-progress", "-quiet", "-all-root"])
+                // zstd decompresses fastest of squashfs' compressors, which counts under TCG.
+                .args(["-comp", "zstd", "-Xcompression-level", "15", "-b", "256K"])
+                .args(["-mkfs-time", "0", "-all-time", "0", "-processors", "2"]),
+        )?;
+        mark(&squashfs, &root_fp)?;
+        step.done(&format!(
+            "{} ({:.1} MB)",
+            squashfs.display(),
+            size(&squashfs) as f64 / 1e6
+        ));
+    }
+
+    // Initrd.
+    let initrd = paths.dist.join("initrd");
+    let busybox = trees
+        .iter()
+        .find(|(d, _)| d.name == "busybox-static")
+        .map(|(_, t)| t.join("bin/busybox"))
+        .ok_or_else(|| BuildError::Spec {
+            path: paths.repo.join("build/rootfs.yml"),
+            detail: "busybox-static must be in packages (the initrd's recovery shell)".into(),
+        })?;
+    let boot_modules = kernel.boot_modules(&r.spec.kernel)?;
+    let mut fp = Fingerprint::new("initrd");
+    fp.text("root", &root_fp)
+        .text("modules", &boot_modules.join(","))
+        .text("dist.rs", include_str!("dist.rs"));
+    fp.file(&paths.binaries.join("corral-init"))?;
+    let initrd_fp = fp.finish();
+    if fresh(&initrd, &initrd_fp) {
+        eprintln!("  {:<28} unchanged", "initrd");
+    } else {
+        let step = Step::start("making the initrd", 0);
+        let mut a = Archive::default();
+        a.add(
+            "init",
+            0o755,
+            Node::File(paths.binaries.join("corral-init")),
+        );
+        a.add("bin/busybox", 0o755, Node::File(busybox));
+        a.add("bin/sh", 0o777, Node::Symlink("busybox".into()));
+        a.add("dev/console", 0o600, Node::CharDev { major: 5, minor: 1 });
+        a.add("dev/null", 0o666, Node::CharDev { major: 1, minor: 3 });
+        a.add(
+            "dev/kmsg",
+            0o644,
+            Node::CharDev {
+                major: 1,
+                minor: 11,
+            },
+        );
+        for dir in ["proc", "sys", "run", "sysroot", "tmp"] {
+            a.add(dir, 0o755, Node::Dir);
+        }
+        let names: Vec<String> = r.spec.kernel.boot.clone();
+        a.add(
+            "etc/corral/modules.boot",
+            0o644,
+            Node::Data((names.join("\n") + "\n").into_bytes()),
+        );
+        let mdir = format!("lib/modules/{}", kernel.release);
+        a.add(
+            &format!("{mdir}/modules.dep"),
+            0o644,
+            Node::Data(kernel.dep_lines(&boot_modules)?.into_bytes()),
+        );
+        let builtin = kernel.modules_dir.join("modules.builtin");
+        a.add(
+            &format!("{mdir}/modules.builtin"),
+            0o644,
+            Node::File(builtin),
+        );
+        for m in &boot_modules {
+            a.add(
+                &format!("{mdir}/{m}"),
+                0o644,
+                Node::File(kernel.modules_dir.join(m)),
+            );
+        }
+        a.add("root.squashfs", 0o644, Node::File(squashfs.clone()));
+        a.write_to(&initrd)?;
+        mark(&initrd, &initrd_fp)?;
+        step.done(&format!(
+            "{} ({:.1} MB)",
+            initrd.display(),
+            size(&initrd) as f64 / 1e6
+        ));
+    }
+
+    let vmlinuz = paths.dist.join("vmlinuz");
+    fs::copy(&kernel.vmlinuz, &vmlinuz).map_err(BuildError::write(&vmlinuz))?;
+
+    // ISO.
+    let iso = paths.dist.join("corral.iso");
+    let mut fp = Fingerprint::new("iso");
+    fp.text("initrd", &initrd_fp)
+        .text("kernel", &r.kernel.sha256)
+        .text("cmdline", CMDLINE)
+        .text("iso", include_str!("../../iso/src/lib.rs"));
+    let iso_fp = fp.finish();
+    if fresh(&iso, &iso_fp) {
+        eprintln!("  {:<28} unchanged", "ISO");
+    } else {
+        let step = Step::start("making the ISO", 0);
+        corral_iso::build(&corral_iso::IsoInputs {
+            kernel: &vmlinuz,
+            initrd: &initrd,
+            cmdline: CMDLINE,
+            work: &paths.work.join("iso"),
+            output: &iso,
+        })?;
+        mark(&iso, &iso_fp)?;
+        step.done(&format!(
+            "{} ({:.1} MB)",
+            iso.display(),
+            size(&iso) as f64 / 1e6
+        ));
+    }
+
+    let mut manifest = Manifest::new(VERSION, &kernel.release, CMDLINE, &all);
+    for p in [&iso, &vmlinuz, &initrd, &squashfs] {
+        manifest.artifacts.push(Artifact::of(p)?);
+    }
+    manifest.write(&paths.dist.join("manifest.json"))?;
+    Ok(manifest)
+}
+
+fn size(p: &Path) -> u64 {
+    fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Corral's files on top of the packages: binaries, command links, /etc, modules.
+fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) -> Result<()> {
+    for (name, dest) in BINARIES {
+        let bytes = fs::read(paths.binaries.join(name))
+            .map_err(BuildError::read(paths.binaries.join(name)))?;
+        rootfs::write(root, dest, &bytes, 0o755)?;
+    }
+    for cmd in ["poweroff", "reboot", "halt"] {
+        rootfs::link(root, &format!("usr/sbin/{cmd}"), "corral-init")?;
+    }
+    busybox_links(root)?;
+    // Debian's iptables picks its backend with update-alternatives, which never runs here.
+    for (cmd, target) in [
+        ("iptables", "xtables-nft-multi"),
+        ("iptables-save", "xtables-nft-multi"),
+        ("iptables-restore", "xtables-nft-multi"),
+        ("ip6tables", "xtables-nft-multi"),
+        ("ip6tables-save", "xtables-nft-multi"),
+        ("ip6tables-restore", "xtables-nft-multi"),
+    ] {
+        if root.join("usr/sbin").join(target).exists() {
+            rootfs::link(root, &format!("usr/sbin/{cmd}"), target)?;
+        }
+    }
+    for (rel, content, mode) in rootfs::etc_files(VERSION) {
+        rootfs::write(root, rel, content.as_bytes(), mode)?;
+    }
+    rootfs::link(root, "etc/mtab", "../proc/self/mounts")?;
+    rootfs::write(
+        root,
+        "etc/corral/modules",
+        (spec.kernel.load.join("\n") + "\n").as_bytes(),
+        0o644,
+    )?;
+    kernel.install(root, &kernel.root_modules(&spec.kernel)?)
+}
+
+/// Links every busybox applet that no package provides (sh, modprobe, ps, ...), so the
+/// recovery and debug shells have a userland.
+fn busybox_links(root: &Path) -> Result<()> {
+    let busybox = root.join("usr/bin/busybox");
+    let list = host::run(Command::new(&busybox).arg("--list-full"))?;
+    for applet in list.lines() {
+        let name = applet.rsplit('/').next().unwrap_or(applet);
+        if NOT_APPLETS.contains(&name) {
+            continue;
+        }
+        let Some(dest) = rootfs::map_path(Path::new(applet)) else {
+            continue;
+        };
+        if root.join(&dest).symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(dir) = root.join(&dest).parent() {
+            fs::create_dir_all(dir).map_err(BuildError::write(dir))?;
+        }
+        rootfs::link(root, &dest.to_string_lossy(), "/usr/bin/busybox")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! corral-build's error type: one variant per operation, each naming the file, package or
+//! tool, and the fix.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("host tool '{tool}' is missing; install it with `apt-get install {package}` (or run `make setup`)")]
+    MissingTool { tool: String, package: String },
+    #[error("running `{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("reading '{path}' failed: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing '{path}' failed: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("'{path}' is not valid: {detail}")]
+    Spec { path: PathBuf, detail: String },
+    #[error("apt could not resolve {packages}: {detail}\nfix: run `apt-get update`, check the package names in build/rootfs.yml")]
+    Resolve { packages: String, detail: String },
+    #[error("downloading Debian package '{package}' ({version}) failed: {detail}\nfix: run `apt-get update` and check the network, then run the build again")]
+    Download {
+        package: String,
+        version: String,
+        detail: String,
+    },
+    #[error("'{path}' has sha256 {actual}, apt expects {expected}; it was deleted, run the build again to fetch it anew")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("the packages differ from build/packages.lock and --locked was given:\n{drift}\nfix: run `corral-build lock` to record the new versions")]
+    Locked { drift: String },
+    #[error("kernel modules: {detail}")]
+    Modules { detail: String },
+    #[error(transparent)]
+    Iso(#[from] corral_iso::IsoError),
+}
+
+pub type Result<T> = std::result::Result<T, BuildError>;
+
+impl BuildError {
+    pub fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let path = path.into();
+        move |source| BuildError::Read { path, source }
+    }
+    pub fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let path = path.into();
+        move |source| BuildError::Write { path, source }
+    }
+}

@@ -1,0 +1,143 @@
+//! `corral-build`: `dist` builds every artifact, `lock` records package versions, `run`
+//! boots the ISO in QEMU with the console on this terminal.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use corral_build::dist::{self, Options, Paths};
+use corral_harness::{Boot, Firmware, Serial, VmConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "corral-build",
+    about = "Build Corral from Debian 12 packages",
+    version
+)]
+struct Cli {
+    /// Repository root (default: the current directory).
+    #[arg(long, global = true, default_value = ".")]
+    repo: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build dist/: corral.iso, vmlinuz, initrd and manifest.json.
+    Dist {
+        /// Kernel flavour: cloud (default) or generic.
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Fail if packages differ from build/packages.lock.
+        #[arg(long)]
+        locked: bool,
+    },
+    /// Resolve packages and rewrite build/packages.lock.
+    Lock {
+        #[arg(long)]
+        kernel: Option<String>,
+    },
+    /// Boot dist/corral.iso in QEMU, console here (Ctrl-A X quits).
+    Run {
+        /// Host port on 127.0.0.1 forwarded to the guest's ssh.
+        #[arg(long, default_value_t = 2222)]
+        ssh_port: u16,
+        /// Boot with OVMF (UEFI) instead of SeaBIOS.
+        #[arg(long)]
+        uefi: bool,
+        #[arg(long, default_value_t = 2048)]
+        memory: u32,
+    },
+}
+
+fn paths(repo: PathBuf) -> Paths {
+    let cache = std::env::var_os("CORRAL_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/corral")))
+        .unwrap_or_else(|| repo.join(".cache"));
+    Paths {
+        binaries: repo.join("target/x86_64-unknown-linux-musl/release"),
+        work: repo.join("target/corral"),
+        dist: repo.join("dist"),
+        cache,
+        repo,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corral-build: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let repo = std::fs::canonicalize(&cli.repo)
+        .with_context(|| format!("opening the repository at '{}'", cli.repo.display()))?;
+    let paths = paths(repo);
+    match cli.command {
+        Cmd::Dist { kernel, locked } => {
+            let opts = Options {
+                kernel_flavour: kernel,
+                locked,
+                update_lock: false,
+            };
+            let m = dist::dist(&paths, &opts).context("building dist/")?;
+            println!("\nbuilt Corral {} (kernel {}):", m.version, m.kernel);
+            for a in &m.artifacts {
+                println!(
+                    "  {:<16} {:>7.1} MB  sha256 {}  {}",
+                    a.name,
+                    a.size as f64 / 1e6,
+                    &a.sha256[..16],
+                    a.path
+                );
+            }
+            println!("  manifest: {}", paths.dist.join("manifest.json").display());
+        }
+        Cmd::Lock { kernel } => {
+            let opts = Options {
+                kernel_flavour: kernel,
+                locked: false,
+                update_lock: true,
+            };
+            dist::resolve(&paths, &opts).context("resolving packages for the lock file")?;
+        }
+        Cmd::Run {
+            ssh_port,
+            uefi,
+            memory,
+        } => {
+            let iso = paths.dist.join("corral.iso");
+            anyhow::ensure!(
+                iso.exists(),
+                "'{}' is missing; run `make dist` first",
+                iso.display()
+            );
+            let mut cfg = VmConfig::new(Boot::Iso(iso.clone()));
+            cfg.ssh_port = Some(ssh_port);
+            cfg.memory_mb = memory;
+            cfg.no_reboot = false;
+            if uefi {
+                cfg.firmware = Firmware::Uefi;
+            }
+            println!(
+                "booting {} in QEMU (TCG, 2 cores, {memory} MB)",
+                iso.display()
+            );
+            println!("  serial console below; quit QEMU with Ctrl-A then X");
+            println!("  ssh forward: 127.0.0.1:{ssh_port} -> guest port 22 (ssh -p {ssh_port} corral@127.0.0.1)\n");
+            let status = std::process::Command::new("qemu-system-x86_64")
+                .args(cfg.args(&Serial::Stdio))
+                .status()
+                .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+            anyhow::ensure!(status.success(), "QEMU exited with {status}");
+        }
+    }
+    Ok(())
+}
