@@ -63,8 +63,7 @@ impl Archive {
 
     /// Writes the archive. BTreeMap order puts every parent before its children.
     pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
-        let mut ino = 1u32;
-        for (path, (mode, node)) in &self.entries {
+        for (ino, (path, (mode, node))) in (1u32..).zip(&self.entries) {
             let (kind, size, rdev) = match node {
                 Node::Dir => (S_IFDIR, 0, (0, 0)),
                 Node::File(src) => (S_IFREG, std::fs::metadata(src)?.len(), (0, 0)),
@@ -92,7 +91,6 @@ impl Archive {
                 Node::Dir | Node::CharDev { .. } => {}
             }
             pad(w, size as usize)?;
-            ino += 1;
         }
         header(w, 0, 0, 1, 0, (0, 0), "TRAILER!!!")
     }

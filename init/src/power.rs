@@ -12,13 +12,15 @@ pub enum Action {
 }
 
 impl Action {
-    /// The request a signal to PID 1 stands for. SIGTERM powers off (what `docker stop`
-    /// and DESIGN.md expect); SIGINT is Ctrl-Alt-Del, so it reboots; SIGUSR1 and SIGUSR2
-    /// are busybox init's halt and poweroff.
+    /// The request a signal to PID 1 stands for. These are busybox init's signals
+    /// (SIGTERM reboot, SIGUSR1 halt, SIGUSR2 poweroff), so busybox's own `reboot`,
+    /// `halt` and `poweroff` applets, which a busybox shell prefers over PATH, agree with
+    /// Corral's commands. SIGINT is Ctrl-Alt-Del: reboot. SIGPWR (a UPS daemon's
+    /// signal): poweroff.
     pub fn from_signal(signal: Signal) -> Option<Action> {
         match signal {
-            Signal::SIGTERM | Signal::SIGUSR2 | Signal::SIGPWR => Some(Action::Poweroff),
-            Signal::SIGINT => Some(Action::Reboot),
+            Signal::SIGUSR2 | Signal::SIGPWR => Some(Action::Poweroff),
+            Signal::SIGTERM | Signal::SIGINT => Some(Action::Reboot),
             Signal::SIGUSR1 => Some(Action::Halt),
             _ => None,
         }
@@ -28,7 +30,7 @@ impl Action {
     pub fn signal(self) -> Signal {
         match self {
             Action::Poweroff => Signal::SIGUSR2,
-            Action::Reboot => Signal::SIGINT,
+            Action::Reboot => Signal::SIGTERM,
             Action::Halt => Signal::SIGUSR1,
         }
     }
@@ -84,8 +86,10 @@ mod tests {
     }
 
     #[test]
-    fn sigterm_powers_off_and_sigint_reboots() {
-        assert_eq!(Action::from_signal(Signal::SIGTERM), Some(Action::Poweroff));
+    fn signals_follow_busybox_init() {
+        assert_eq!(Action::from_signal(Signal::SIGTERM), Some(Action::Reboot));
+        assert_eq!(Action::from_signal(Signal::SIGUSR2), Some(Action::Poweroff));
+        assert_eq!(Action::from_signal(Signal::SIGUSR1), Some(Action::Halt));
         assert_eq!(Action::from_signal(Signal::SIGINT), Some(Action::Reboot));
         assert_eq!(Action::from_signal(Signal::SIGCHLD), None);
     }

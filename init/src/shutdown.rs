@@ -45,17 +45,19 @@ pub fn shutdown(
         let Some(pid) = child.pid.take() else {
             continue;
         };
-        if let Err(e) = kill(pid, Signal::SIGTERM) {
+        let (signal, within) = child.stop;
+        let within = within.unwrap_or(timeout);
+        if let Err(e) = kill(pid, signal) {
             log::warn!("asking {} to stop failed: {e}", child.name);
             continue;
         }
         let mut gone = false;
-        let stopped = wait_until(Instant::now() + timeout, |reaped| {
+        let stopped = wait_until(Instant::now() + within, |reaped| {
             gone |= reaped.iter().any(|(p, _)| *p == pid);
             gone
         });
         if !stopped {
-            log::warn!("{} did not stop within {}s", child.name, timeout.as_secs());
+            log::warn!("{} did not stop within {}s", child.name, within.as_secs());
         }
     }
     // kill(-1) reaches every process but PID 1 and kernel threads.

@@ -35,6 +35,9 @@ pub struct Respawn {
     pub args: Vec<String>,
     pub tty: Option<PathBuf>,
     pub pid: Option<Pid>,
+    /// How it is asked to stop at shutdown, and how long it gets (`None`: the shutdown
+    /// timeout from the boot options).
+    pub stop: (Signal, Option<Duration>),
     started: Instant,
     failures: u32,
     next_start: Option<Instant>,
@@ -48,6 +51,7 @@ impl Respawn {
             args: args.iter().map(|s| s.to_string()).collect(),
             tty,
             pid: None,
+            stop: (Signal::SIGTERM, None),
             started: Instant::now(),
             failures: 0,
             next_start: Some(Instant::now()),

@@ -64,6 +64,11 @@ pub struct IsoInputs<'a> {
     pub output: &'a Path,
 }
 
+/// Options of the second boot entry: a root shell on the second serial port, for
+/// debugging and for the test harness. Choosing it needs the console, from which the
+/// command line could be edited anyway, so it grants nothing new.
+pub const DEBUG_OPTIONS: &str = "corral.debug_shell=ttyS1";
+
 /// isolinux's configuration. TIMEOUT is in tenths of a second.
 pub fn isolinux_cfg(cmdline: &str) -> String {
     format!(
@@ -71,10 +76,13 @@ pub fn isolinux_cfg(cmdline: &str) -> String {
          DEFAULT corral\n\
          PROMPT 1\n\
          TIMEOUT 10\n\
-         SAY Corral: Enter boots; type 'corral' and options (corral.*=...) to pass them to the kernel.\n\
+         SAY Corral: Enter boots. 'debug' adds a root shell on ttyS1. Type a label and options (corral.*=...) to pass them.\n\
          LABEL corral\n  \
            KERNEL /boot/vmlinuz\n  \
-           APPEND initrd=/boot/initrd {cmdline}\n"
+           APPEND initrd=/boot/initrd {cmdline}\n\
+         LABEL debug\n  \
+           KERNEL /boot/vmlinuz\n  \
+           APPEND initrd=/boot/initrd {cmdline} {DEBUG_OPTIONS}\n"
     )
 }
 
@@ -87,6 +95,10 @@ pub fn grub_cfg(cmdline: &str) -> String {
          set timeout=1\n\
          menuentry \"Corral\" {{\n  \
            linux /boot/vmlinuz {cmdline}\n  \
+           initrd /boot/initrd\n\
+         }}\n\
+         menuentry \"Corral with a root shell on ttyS1 (debugging)\" --hotkey=d {{\n  \
+           linux /boot/vmlinuz {cmdline} {DEBUG_OPTIONS}\n  \
            initrd /boot/initrd\n\
          }}\n"
     )
@@ -264,6 +276,16 @@ mod tests {
         let cmdline = "console=tty0 console=ttyS0,115200 corral.debug_shell=ttyS1";
         assert!(isolinux_cfg(cmdline).contains(&format!("APPEND initrd=/boot/initrd {cmdline}")));
         assert!(grub_cfg(cmdline).contains(&format!("linux /boot/vmlinuz {cmdline}")));
+    }
+
+    #[test]
+    fn both_menus_offer_the_debug_entry() {
+        assert!(isolinux_cfg("c").contains(&format!(
+            "LABEL debug\n  KERNEL /boot/vmlinuz\n  APPEND initrd=/boot/initrd c {DEBUG_OPTIONS}"
+        )));
+        assert!(grub_cfg("c").contains(&format!(
+            "--hotkey=d {{\n  linux /boot/vmlinuz c {DEBUG_OPTIONS}"
+        )));
     }
 
     #[test]

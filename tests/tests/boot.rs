@@ -1,0 +1,223 @@
+//! End-to-end: boot the real artifacts in QEMU (TCG) and check them from the inside
+//! through the debug shell on ttyS1. One boot per scenario; many checks per boot.
+
+use corral_harness::{dist_dir, log_dir, Boot, Firmware, Vm, VmConfig};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(240);
+const CMD: Duration = Duration::from_secs(60);
+
+fn artifact(name: &str) -> PathBuf {
+    let path = dist_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; run `make dist` first",
+        path.display()
+    );
+    path
+}
+
+/// Checks shared by every boot that reaches the system engine, then a clean poweroff.
+fn check_running_system_then_poweroff(vm: &mut Vm) {
+    // PID 1 is Corral's init: the binary behind /proc/1/exe is the one in the root.
+    vm.check("cmp /proc/1/exe /usr/sbin/corral-init", CMD)
+        .expect("PID 1 is corral-init");
+    let mounts = vm.check("cat /proc/self/mounts", CMD).expect("mounts");
+    for (target, fstype) in [
+        ("/", "overlay"),
+        ("/run/corral/lower", "squashfs"),
+        ("/sys/fs/cgroup", "cgroup2"),
+        ("/var/lib/system-docker", "tmpfs"),
+        ("/dev/pts", "devpts"),
+    ] {
+        assert!(
+            mounts.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(1) == Some(&target) && f.get(2) == Some(&fstype)
+            }),
+            "{fstype} on {target} missing from:\n{mounts}"
+        );
+    }
+    // / is shared, for container mount propagation.
+    let mountinfo = vm
+        .check("grep ' / / ' /proc/self/mountinfo", CMD)
+        .expect("mountinfo");
+    assert!(mountinfo.contains("shared:"), "/ not shared: {mountinfo}");
+    // The engine socket answers through the API, on overlay2 (not the vfs fallback).
+    let status = vm
+        .check("corral-manager status", CMD)
+        .expect("engine status");
+    assert!(status.contains("docker 20.10"), "{status}");
+    assert!(status.contains("storage driver overlay2"), "{status}");
+    let sock = vm
+        .check("stat -c '%U:%G %a' /run/system-docker.sock", CMD)
+        .expect("stat");
+    assert_eq!(
+        sock.trim(),
+        "root:root 660",
+        "system engine socket is root only"
+    );
+    // Modules were loaded from the root: virtio_net is up and modprobe works.
+    vm.check("test -d /sys/module/virtio_net", CMD)
+        .expect("virtio_net loaded");
+    vm.check("modprobe veth && test -d /sys/module/veth", CMD)
+        .expect("modprobe veth");
+    // Zombies are reaped: an orphan's exit leaves no <defunct> process behind.
+    vm.check("sh -c 'sleep 1 &' ; sleep 2", CMD)
+        .expect("orphan");
+    let zombies = vm
+        .check("ps -o stat,pid,comm | grep '^Z' || true", CMD)
+        .expect("ps");
+    assert!(zombies.trim().is_empty(), "zombies left: {zombies}");
+    // The manager restarts the system engine when it dies.
+    let from = vm.console.mark();
+    vm.check("kill -9 $(cat /run/system-docker.pid)", CMD)
+        .expect("kill dockerd");
+    vm.console
+        .wait(from, BOOT, |t| {
+            t.contains("system engine ready").then_some(())
+        })
+        .expect("the system engine comes back after a kill -9");
+    vm.check("corral-manager status", CMD)
+        .expect("engine answers again");
+
+    // poweroff asks PID 1; everything stops and QEMU exits by itself.
+    vm.shell.send("poweroff\n").expect("send poweroff");
+    let status = vm
+        .wait_exit(Duration::from_secs(120))
+        .expect("QEMU exits after poweroff");
+    assert!(status.success(), "QEMU exit status {status}");
+    let console = vm.console.text();
+    assert!(
+        console.contains("system engine stopped"),
+        "manager stopped the engine"
+    );
+    assert!(
+        console.contains("root read-only; powering off"),
+        "init finished its shutdown"
+    );
+    assert!(
+        console.contains("reboot: Power down"),
+        "the kernel powered off"
+    );
+    assert!(!console.contains("Kernel panic"), "no panic");
+    assert!(
+        !console.contains("failed: EBUSY"),
+        "every unmount succeeded"
+    );
+    assert!(
+        !console.contains("did not stop within"),
+        "manager and shell stopped in time"
+    );
+    assert!(
+        console.contains(" 0 failed; root read-only"),
+        "no unmount failed"
+    );
+}
+
+#[test]
+fn iso_boots_by_bios_to_the_system_engine_and_powers_off_cleanly() {
+    let cfg = VmConfig::new(Boot::Iso(artifact("corral.iso")));
+    // isolinux waits one second at "boot:"; the harness picks the debug entry.
+    let answers = vec![("boot:".to_string(), "debug\n".to_string())];
+    let mut vm = Vm::start("iso-bios", &cfg, &log_dir("iso-bios"), answers).expect("start QEMU");
+    let at = vm
+        .wait_for("system engine ready", BOOT)
+        .expect("system engine ready");
+    eprintln!("iso-bios: system engine ready {at:.1}s after QEMU started");
+    let cmdline = vm.check("cat /proc/cmdline", CMD).expect("cmdline");
+    assert!(cmdline.contains("console=ttyS0"), "{cmdline}");
+    check_running_system_then_poweroff(&mut vm);
+}
+
+#[test]
+fn iso_boots_by_uefi_to_the_system_engine_and_powers_off_cleanly() {
+    let mut cfg = VmConfig::new(Boot::Iso(artifact("corral.iso")));
+    cfg.firmware = Firmware::Uefi;
+    // GRUB shows its menu for one second; 'd' is the debug entry's hotkey.
+    let answers = vec![("Corral with a root shell".to_string(), "d".to_string())];
+    let mut vm = Vm::start("iso-uefi", &cfg, &log_dir("iso-uefi"), answers).expect("start QEMU");
+    let at = vm
+        .wait_for("system engine ready", BOOT)
+        .expect("system engine ready");
+    eprintln!("iso-uefi: system engine ready {at:.1}s after QEMU started");
+    vm.check("test -d /sys/firmware/efi", CMD)
+        .expect("booted by UEFI");
+    check_running_system_then_poweroff(&mut vm);
+}
+
+#[test]
+fn kernel_options_apply_and_bad_ones_do_not_stop_the_boot() {
+    let boot = Boot::Kernel {
+        kernel: artifact("vmlinuz"),
+        initrd: artifact("initrd"),
+        cmdline: "console=ttyS0,115200n8 corral.debug_shell=ttyS1 corral.hostname=e2e-node \
+                  corral.cgroup=v9 corral.no_such_option=1 corral.modules=dummy"
+            .into(),
+    };
+    let cfg = VmConfig::new(boot);
+    let dir = log_dir("kernel-options");
+    let mut vm = Vm::start("kernel-options", &cfg, &dir, Vec::new()).expect("start QEMU");
+    vm.wait_for("system engine ready", BOOT)
+        .expect("boots despite bad options");
+    assert_eq!(
+        vm.check("hostname", CMD).expect("hostname").trim(),
+        "e2e-node"
+    );
+    vm.check("test -d /sys/module/dummy", CMD)
+        .expect("corral.modules loaded dummy");
+    let console = vm.console.text();
+    assert!(
+        console.contains("ignoring kernel option corral.cgroup=\"v9\": use v1 or v2"),
+        "warning on the console"
+    );
+    vm.check("grep -q cgroup2 /proc/self/mounts", CMD)
+        .expect("default cgroup2 kept");
+    vm.shell.send("reboot\n").expect("send reboot");
+    // -no-reboot turns the guest's reboot into QEMU's exit.
+    vm.wait_exit(Duration::from_secs(120))
+        .expect("QEMU exits after reboot");
+    assert!(vm.console.text().contains("root read-only; rebooting"));
+}
+
+#[test]
+fn a_boot_that_cannot_go_on_opens_a_recovery_shell_instead_of_panicking() {
+    // An initrd without the root image: stage one must fail and say why.
+    let dir = log_dir("recovery");
+    let unpacked = dir.join("initrd");
+    std::fs::create_dir_all(&unpacked).expect("mkdir");
+    let sh = |script: &str| {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&unpacked)
+            .status()
+            .expect("sh");
+        assert!(status.success(), "{script}");
+    };
+    let initrd = artifact("initrd");
+    sh(&format!("cpio -id --quiet < {}", initrd.display()));
+    sh("rm root.squashfs && find . | cpio -o -H newc --quiet > ../broken-initrd");
+    let cfg = VmConfig::new(Boot::Kernel {
+        kernel: artifact("vmlinuz"),
+        initrd: dir.join("broken-initrd"),
+        cmdline: "console=ttyS0,115200n8".into(),
+    });
+    let vm = Vm::start("recovery", &cfg, &dir, Vec::new()).expect("start QEMU");
+    vm.wait_for(
+        "the root image '/root.squashfs' is missing from the initrd",
+        BOOT,
+    )
+    .expect("the reason is on the console");
+    vm.wait_for("opening a recovery shell", CMD)
+        .expect("recovery shell announced");
+    std::thread::sleep(Duration::from_secs(1));
+    vm.console
+        .send("echo recovery-$((40+2))\n")
+        .expect("type in the shell");
+    vm.wait_for("recovery-42", CMD)
+        .expect("the recovery shell runs commands");
+    assert!(!vm.console.text().contains("Kernel panic"), "no panic");
+}
