@@ -15,7 +15,7 @@ setup:
 	@bash scripts/setup.sh
 
 binaries: setup
-	cargo build --release --target $(MUSL) $(IMAGE_CRATES)
+	cargo build --profile image --target $(MUSL) $(IMAGE_CRATES)
 
 tool: setup
 	cargo build --release -p corral-build

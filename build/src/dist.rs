@@ -122,7 +122,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         if !bin.exists() {
             return Err(BuildError::Spec {
                 path: bin,
-                detail: "missing; build it with `make dist` (cargo build --release --target x86_64-unknown-linux-musl)".into(),
+                detail: "missing; build it with `make dist` (cargo build --profile image --target x86_64-unknown-linux-musl)".into(),
             });
         }
     }

@@ -57,7 +57,7 @@ fn paths(repo: PathBuf) -> Paths {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/corral")))
         .unwrap_or_else(|| repo.join(".cache"));
     Paths {
-        binaries: repo.join("target/x86_64-unknown-linux-musl/release"),
+        binaries: repo.join("target/x86_64-unknown-linux-musl/image"),
         work: repo.join("target/corral"),
         dist: repo.join("dist"),
         cache,

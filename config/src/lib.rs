@@ -1,1 +1,3 @@
-
+//! # corral-config
+//!
+//! Lands with its issue; see README.md in this folder for what it will own.

@@ -112,12 +112,11 @@ pub fn run() -> ! {
     let mut manager = Respawn::new("manager", supervisor::MANAGER, &[], None);
     let mut shell = opts.debug_shell.as_ref().map(|tty| {
         log::warn!("debug shell enabled on {tty} (corral.debug_shell)");
-        Respawn::new(
-            "debug shell",
-            "/bin/sh",
-            &[],
-            Some(PathBuf::from("/dev").join(tty)),
-        )
+        let tty = Some(PathBuf::from("/dev").join(tty));
+        let mut shell = Respawn::new("debug shell", "/bin/sh", &[], tty);
+        // An interactive shell ignores SIGTERM; it holds no state worth a grace period.
+        shell.stop = (Signal::SIGKILL, Some(Duration::from_secs(2)));
+        shell
     });
     let mut children: Vec<&mut Respawn> = vec![&mut manager];
     if let Some(shell) = shell.as_mut() {

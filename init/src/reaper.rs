@@ -2,7 +2,7 @@
 //! to PID 1). Signals coalesce, so one SIGCHLD may stand for many exits: drain with
 //! non-blocking waits until none is left (kata's `signal.rs` does the same).
 
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 /// A child's exit as a shell would report it: its code, or 128 + the signal number.
@@ -33,15 +33,11 @@ pub fn reap_all() -> Vec<(Pid, i32)> {
     reaped
 }
 
-/// Whether PID 1 has any child left.
+/// Whether this process has any child left, running or exited. WNOWAIT leaves an exited
+/// child for [`reap_all`]; it is valid with waitid(2) only, not waitpid(2).
 pub fn has_children() -> bool {
-    !matches!(
-        waitpid(
-            Pid::from_raw(-1),
-            Some(WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT)
-        ),
-        Err(nix::Error::ECHILD)
-    )
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    !matches!(waitid(Id::All, flags), Err(nix::Error::ECHILD))
 }
 
 #[cfg(test)]
@@ -61,7 +57,7 @@ mod tests {
     }
 
     #[test]
-    fn reap_all_collects_every_exited_child() {
+    fn reap_all_collects_every_exited_child_and_then_none_is_left() {
         let children: Vec<_> = (0..3)
             .map(|i| {
                 std::process::Command::new("sh")
@@ -83,5 +79,14 @@ mod tests {
         }
         codes.sort();
         assert_eq!(codes, [0, 1, 2]);
+        // This test is the only one in the crate that starts processes.
+        assert!(!has_children(), "every child was reaped");
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        assert!(has_children(), "a running child counts");
+        sleeper.kill().expect("kill");
+        sleeper.wait().expect("wait");
     }
 }

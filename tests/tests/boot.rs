@@ -149,6 +149,25 @@ fn iso_boots_by_uefi_to_the_system_engine_and_powers_off_cleanly() {
 }
 
 #[test]
+fn the_hybrid_iso_written_to_a_disk_boots() {
+    // `dd if=corral.iso of=/dev/sdX` gives this disk: isohdpfx's MBR starts isolinux.
+    let dir = log_dir("iso-as-disk");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let disk = dir.join("disk.img");
+    std::fs::copy(artifact("corral.iso"), &disk).expect("copy the ISO to a disk image");
+    let cfg = VmConfig::new(Boot::Disk(disk));
+    let answers = vec![("boot:".to_string(), "debug\n".to_string())];
+    let mut vm = Vm::start("iso-as-disk", &cfg, &dir, answers).expect("start QEMU");
+    vm.wait_for("system engine ready", BOOT)
+        .expect("boots from the disk");
+    vm.check("corral-manager status", CMD)
+        .expect("engine answers");
+    vm.shell.send("poweroff\n").expect("send poweroff");
+    vm.wait_exit(Duration::from_secs(120))
+        .expect("QEMU exits after poweroff");
+}
+
+#[test]
 fn kernel_options_apply_and_bad_ones_do_not_stop_the_boot() {
     let boot = Boot::Kernel {
         kernel: artifact("vmlinuz"),
