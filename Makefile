@@ -41,7 +41,7 @@ unit: setup
 	cargo test -p corral-harness --lib
 
 e2e: dist
-	cargo test -p corral-harness --test '*' -- --test-threads=1
+	cargo test -p corral-harness --test '*' -- --test-threads=1 --nocapture
 
 clean:
 	rm -rf dist target/corral target/e2e

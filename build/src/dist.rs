@@ -181,7 +181,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     } else {
         let root = paths.work.join("rootfs");
         let step = Step::start("assembling the root", trees.len() as u64);
-        rootfs::create(&root)?;
+        rootfs::create(&root, rootfs::HOST_DIRS)?;
         let mut files = 0;
         for (d, tree) in &trees {
             if d.name == r.kernel.name || r.spec.skip.contains(&d.name) {
@@ -192,14 +192,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
             files += rootfs::merge(&root, tree)?;
             step.inc();
         }
-        for rel in &r.spec.drop {
-            let p = root.join(rel.trim_start_matches('/'));
-            if p.is_dir() {
-                fs::remove_dir_all(&p).map_err(BuildError::write(&p))?;
-            } else if p.symlink_metadata().is_ok() {
-                fs::remove_file(&p).map_err(BuildError::write(&p))?;
-            }
-        }
+        rootfs::drop_paths(&root, &r.spec.drop)?;
         corral_layer(&root, paths, &r.spec, &kernel)?;
         step.done(&format!(
             "{files} files from {} packages",

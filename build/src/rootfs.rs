@@ -39,42 +39,78 @@ pub fn map_path(rel: &Path) -> Option<PathBuf> {
     Some(mapped)
 }
 
-/// Starts an empty root at `root` with the merged-/usr links and the mount points.
-pub fn create(root: &Path) -> Result<()> {
+/// The host root's directories: merged /usr, mount points, engines' data roots.
+pub const HOST_DIRS: &[&str] = &[
+    "usr/bin",
+    "usr/sbin",
+    "usr/lib",
+    "usr/lib64",
+    "etc/corral",
+    "proc",
+    "sys",
+    "dev",
+    "run",
+    "tmp",
+    "root",
+    "home",
+    "var/lib/system-docker",
+    "var/lib/docker",
+    "var/log",
+    "var/tmp",
+    "mnt",
+    "opt",
+    "media",
+];
+
+/// A system image's directories.
+pub const IMAGE_DIRS: &[&str] = &[
+    "usr/bin",
+    "usr/sbin",
+    "usr/lib",
+    "usr/lib64",
+    "etc",
+    "proc",
+    "sys",
+    "dev",
+    "run",
+    "tmp",
+    "root",
+    "var/tmp",
+    "var/log",
+];
+
+/// Starts an empty root at `root`: the merged-/usr links and `dirs`.
+pub fn create(root: &Path, dirs: &[&str]) -> Result<()> {
     if root.exists() {
         fs::remove_dir_all(root).map_err(BuildError::write(root))?;
     }
-    for dir in [
-        "usr/bin",
-        "usr/sbin",
-        "usr/lib",
-        "usr/lib64",
-        "etc/corral",
-        "proc",
-        "sys",
-        "dev",
-        "run",
-        "tmp",
-        "root",
-        "home",
-        "var/lib/system-docker",
-        "var/lib/docker",
-        "var/log",
-        "var/tmp",
-        "mnt",
-        "opt",
-        "media",
-    ] {
+    for dir in dirs {
         let p = root.join(dir);
         fs::create_dir_all(&p).map_err(BuildError::write(&p))?;
     }
     for (dir, mode) in [("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700)] {
         let p = root.join(dir);
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(BuildError::write(&p))?;
+        if p.is_dir() {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+                .map_err(BuildError::write(&p))?;
+        }
     }
     for link in MERGED {
         let p = root.join(link);
         symlink(format!("usr/{link}"), &p).map_err(BuildError::write(&p))?;
+    }
+    Ok(())
+}
+
+/// Removes `paths` (relative to the root) if they exist: the `drop:` lists.
+pub fn drop_paths(root: &Path, paths: &[String]) -> Result<()> {
+    for rel in paths {
+        let p = root.join(rel.trim_start_matches('/'));
+        if p.is_dir() && !p.is_symlink() {
+            fs::remove_dir_all(&p).map_err(BuildError::write(&p))?;
+        } else if p.symlink_metadata().is_ok() {
+            fs::remove_file(&p).map_err(BuildError::write(&p))?;
+        }
     }
     Ok(())
 }
@@ -190,7 +226,7 @@ mod tests {
     fn merge_keeps_links_modes_and_maps_paths() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (root, tree) = (tmp.path().join("root"), tmp.path().join("tree"));
-        create(&root).expect("create");
+        create(&root, HOST_DIRS).expect("create");
         fs::create_dir_all(tree.join("bin")).expect("mkdir");
         fs::create_dir_all(tree.join("usr/share/doc/x")).expect("mkdir");
         write(&tree, "bin/tool", b"x", 0o755).expect("write");

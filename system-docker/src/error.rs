@@ -23,6 +23,14 @@ pub enum ManagerError {
         seconds: u64,
         log: PathBuf,
     },
+    #[error("reading the image index '{path}' failed: {detail}")]
+    ImageIndex { path: PathBuf, detail: String },
+    #[error("image {name} ('{path}'): {detail}")]
+    Image {
+        name: String,
+        path: PathBuf,
+        detail: String,
+    },
     #[error("talking to the {engine} engine on '{socket}' failed: {source}")]
     Api {
         engine: String,

@@ -15,4 +15,5 @@
 
 pub mod engine;
 pub mod error;
+pub mod images;
 pub mod supervise;
