@@ -5,12 +5,14 @@
 use crate::apt::{Apt, Deb};
 use crate::cpio::{Archive, Node};
 use crate::error::{BuildError, Result};
+use crate::image::{self, ImageSpec};
 use crate::kernel::Kernel;
 use crate::manifest::{Artifact, Manifest};
 use crate::progress::Step;
 use crate::spec::RootfsSpec;
 use crate::stage::{fresh, mark, Fingerprint};
 use crate::{deb, host, lock, rootfs};
+use corral_system_docker::images::{Archive as ImageArchive, IMAGES_DIR};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,6 +59,22 @@ pub struct Resolved {
     pub spec: RootfsSpec,
     pub debs: Vec<Deb>,
     pub kernel: Deb,
+    /// Each system image: its folder, spec and packages.
+    pub images: Vec<(PathBuf, ImageSpec, Vec<Deb>)>,
+}
+
+impl Resolved {
+    /// Every package the build uses, each once.
+    pub fn all(&self) -> Vec<Deb> {
+        let mut all: Vec<Deb> = self.debs.clone();
+        all.push(self.kernel.clone());
+        for (_, _, debs) in &self.images {
+            all.extend(debs.iter().cloned());
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
 }
 
 /// Resolves the package set and the kernel, and compares them with the lock file.
@@ -80,13 +98,25 @@ pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apt, Resolved)> {
             packages: meta.clone(),
             detail: "apt did not resolve it to a linux-image-<version> package".into(),
         })?;
+    let mut images = Vec::new();
+    for dir in image::list(&paths.repo.join("images"))? {
+        let spec = ImageSpec::load(&dir)?;
+        let debs = image::resolve(&apt, &spec)?;
+        images.push((dir, spec, debs));
+    }
+    let r = Resolved {
+        spec,
+        debs,
+        kernel,
+        images,
+    };
+    let all = r.all();
     step.done(&format!(
-        "{} packages, kernel {}",
-        debs.len() + 1,
-        kernel.name
+        "{} packages, kernel {}, {} images",
+        all.len(),
+        r.kernel.name,
+        r.images.len()
     ));
-    let mut all = debs.clone();
-    all.push(kernel.clone());
     let lock_path = paths.repo.join("build/packages.lock");
     let locked = fs::read_to_string(&lock_path).map(|t| lock::parse(&t)).ok();
     match locked {
@@ -109,7 +139,7 @@ pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apt, Resolved)> {
             eprintln!("  wrote {}", lock_path.display());
         }
     }
-    Ok((apt, Resolved { spec, debs, kernel }))
+    Ok((apt, r))
 }
 
 /// Builds everything into `dist/`.
@@ -129,8 +159,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     fs::create_dir_all(&paths.work).map_err(BuildError::write(&paths.work))?;
     fs::create_dir_all(&paths.dist).map_err(BuildError::write(&paths.dist))?;
     let (apt, r) = resolve(paths, opts)?;
-    let mut all = r.debs.clone();
-    all.push(r.kernel.clone());
+    let all = r.all();
 
     let step = Step::start("fetching packages", all.len() as u64);
     apt.fetch_all(&all, &|d| {
@@ -145,9 +174,11 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         paths.cache.join("debs").display()
     ));
 
-    let step = Step::start("unpacking packages", all.len() as u64);
+    let mut root_debs = r.debs.clone();
+    root_debs.push(r.kernel.clone());
+    let step = Step::start("unpacking packages", root_debs.len() as u64);
     let mut trees = Vec::new();
-    for d in &all {
+    for d in &root_debs {
         step.set_detail(&d.name);
         trees.push((d.clone(), deb::unpack(&paths.cache, d, &apt.path(d))?));
         step.inc();
@@ -162,6 +193,39 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         })?;
     let kernel = Kernel::open(&kernel_tree)?;
 
+    // System images, shipped in the root and loaded by the manager at boot.
+    let step = Step::start("building system images", r.images.len() as u64);
+    let inputs = image::ImageInputs {
+        apt: &apt,
+        cache: &paths.cache,
+        work: &paths.work.join("images"),
+        binaries: &paths.binaries,
+        version: VERSION,
+    };
+    let mut archives = Vec::new();
+    for (dir, spec, debs) in &r.images {
+        step.set_detail(&spec.name);
+        let built = image::build(&inputs, dir, spec, debs)?;
+        archives.push((
+            built.archive.clone(),
+            ImageArchive {
+                name: spec.name.clone(),
+                reference: built.reference,
+                image_id: built.image_id,
+                archive_sha256: built.archive_sha256,
+                file: format!("{}.tar", spec.name),
+            },
+        ));
+        step.inc();
+    }
+    let images_size: u64 = archives.iter().map(|(p, _)| size(p)).sum();
+    let names: Vec<&str> = archives.iter().map(|(_, a)| a.name.as_str()).collect();
+    step.done(&format!(
+        "{} ({:.1} MB)",
+        names.join(", "),
+        images_size as f64 / 1e6
+    ));
+
     // Root image.
     let squashfs = paths.work.join("root.squashfs");
     let mut fp = Fingerprint::new("root");
@@ -174,6 +238,9 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     }
     for (name, _) in BINARIES {
         fp.file(&paths.binaries.join(name))?;
+    }
+    for (_, a) in &archives {
+        fp.text(&a.name, &a.archive_sha256);
     }
     let root_fp = fp.finish();
     if fresh(&squashfs, &root_fp) {
@@ -194,6 +261,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         }
         rootfs::drop_paths(&root, &r.spec.drop)?;
         corral_layer(&root, paths, &r.spec, &kernel)?;
+        ship_images(&root, &archives)?;
         step.done(&format!(
             "{files} files from {} packages",
             trees.len() - r.spec.skip.len() - 1
@@ -324,6 +392,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     }
 
     let mut manifest = Manifest::new(VERSION, &kernel.release, CMDLINE, &all);
+    manifest.images = archives.iter().map(|(_, a)| a.clone()).collect();
     for p in [&iso, &vmlinuz, &initrd, &squashfs] {
         manifest.artifacts.push(Artifact::of(p)?);
     }
@@ -345,7 +414,7 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
     for cmd in ["poweroff", "reboot", "halt"] {
         rootfs::link(root, &format!("usr/sbin/{cmd}"), "corral-init")?;
     }
-    busybox_links(root)?;
+    rootfs::busybox_links(root, NOT_APPLETS)?;
     // Debian's iptables picks its backend with update-alternatives, which never runs here.
     for (cmd, target) in [
         ("iptables", "xtables-nft-multi"),
@@ -372,26 +441,15 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
     kernel.install(root, &kernel.root_modules(&spec.kernel)?)
 }
 
-/// Links every busybox applet that no package provides (sh, modprobe, ps, ...), so the
-/// recovery and debug shells have a userland.
-fn busybox_links(root: &Path) -> Result<()> {
-    let busybox = root.join("usr/bin/busybox");
-    let list = host::run(Command::new(&busybox).arg("--list-full"))?;
-    for applet in list.lines() {
-        let name = applet.rsplit('/').next().unwrap_or(applet);
-        if NOT_APPLETS.contains(&name) {
-            continue;
-        }
-        let Some(dest) = rootfs::map_path(Path::new(applet)) else {
-            continue;
-        };
-        if root.join(&dest).symlink_metadata().is_ok() {
-            continue;
-        }
-        if let Some(dir) = root.join(&dest).parent() {
-            fs::create_dir_all(dir).map_err(BuildError::write(dir))?;
-        }
-        rootfs::link(root, &dest.to_string_lossy(), "/usr/bin/busybox")?;
+/// Copies the image archives into the root's image folder with their index.
+fn ship_images(root: &Path, archives: &[(PathBuf, ImageArchive)]) -> Result<()> {
+    let dir = root.join(IMAGES_DIR.trim_start_matches('/'));
+    fs::create_dir_all(&dir).map_err(BuildError::write(&dir))?;
+    for (path, a) in archives {
+        let dest = dir.join(&a.file);
+        fs::copy(path, &dest).map_err(BuildError::write(&dest))?;
     }
-    Ok(())
+    let index: Vec<&ImageArchive> = archives.iter().map(|(_, a)| a).collect();
+    let json = serde_json::to_vec_pretty(&index).unwrap_or_default();
+    rootfs::write(root, &format!("{IMAGES_DIR}/index.json"), &json, 0o644)
 }

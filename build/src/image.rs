@@ -29,6 +29,9 @@ pub struct ImageSpec {
     /// Corral's own binaries to put in /usr/bin (from the musl build).
     #[serde(default)]
     pub binaries: Vec<String>,
+    /// Link every busybox applet (needs busybox-static in packages).
+    #[serde(default)]
+    pub busybox_applets: bool,
     #[serde(default)]
     pub config: RuntimeConfig,
 }
@@ -119,6 +122,9 @@ impl ImageSpec {
                 ));
             }
         }
+        if self.busybox_applets && !self.packages.iter().any(|p| p == "busybox-static") {
+            return Err("busybox_applets needs busybox-static in packages".into());
+        }
         for s in &self.skip {
             if self.packages.contains(s) {
                 return Err(format!("{s:?} is both in packages and in skip; keep one"));
@@ -162,21 +168,17 @@ pub struct ImageInputs<'a> {
     pub version: &'a str,
 }
 
-/// Builds `images/<name>` into `<work>/<name>.tar`, unless its inputs are unchanged.
-/// Returns the archive and the packages it holds.
+/// Builds `images/<name>` into `<work>/<name>.tar` from its resolved packages (see
+/// [`resolve`]), unless its inputs are unchanged.
 pub fn build(
     inputs: &ImageInputs,
     dir: &Path,
     spec: &ImageSpec,
-) -> Result<(crate::docker_archive::Built, Vec<crate::apt::Deb>)> {
+    debs: &[crate::apt::Deb],
+) -> Result<crate::docker_archive::Built> {
     use crate::stage::{fresh, mark, Fingerprint};
     use crate::{deb, docker_archive, rootfs};
-    let debs = if spec.packages.is_empty() {
-        Vec::new()
-    } else {
-        inputs.apt.resolve(&spec.packages)?
-    };
-    inputs.apt.fetch_all(&debs, &|_| {})?;
+    inputs.apt.fetch_all(debs, &|_| {})?;
     std::fs::create_dir_all(inputs.work).map_err(BuildError::write(inputs.work))?;
     let archive = inputs.work.join(format!("{}.tar", spec.name));
     let record = inputs.work.join(format!("{}.json", spec.name));
@@ -186,7 +188,7 @@ pub fn build(
         .text("image.rs", include_str!("image.rs"))
         .text("docker_archive.rs", include_str!("docker_archive.rs"))
         .text("rootfs.rs", include_str!("rootfs.rs"));
-    for d in &debs {
+    for d in debs {
         fp.text(&d.name, &d.sha256);
     }
     for f in &spec.files {
@@ -202,7 +204,7 @@ pub fn build(
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(())
         {
-            return Ok((built, debs));
+            return Ok(built);
         }
     }
     let root = inputs.work.join(format!("{}.root", spec.name));
@@ -212,6 +214,9 @@ pub fn build(
         rootfs::merge(&root, &tree)?;
     }
     rootfs::drop_paths(&root, &spec.drop)?;
+    if spec.busybox_applets {
+        rootfs::busybox_links(&root, &["init", "linuxrc"])?;
+    }
     for f in &spec.files {
         let src = dir.join(&f.src);
         let bytes = std::fs::read(&src).map_err(BuildError::read(&src))?;
@@ -233,7 +238,15 @@ pub fn build(
     let json = serde_json::to_vec_pretty(&built).unwrap_or_default();
     std::fs::write(&record, json).map_err(BuildError::write(&record))?;
     mark(&archive, &fingerprint)?;
-    Ok((built, debs))
+    Ok(built)
+}
+
+/// The packages of an image, with dependencies (none when it lists no packages).
+pub fn resolve(apt: &crate::apt::Apt, spec: &ImageSpec) -> Result<Vec<crate::apt::Deb>> {
+    if spec.packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    apt.resolve(&spec.packages)
 }
 
 #[cfg(test)]

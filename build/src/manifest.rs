@@ -20,6 +20,8 @@ pub struct Manifest {
     pub kernel: String,
     pub cmdline: String,
     pub artifacts: Vec<Artifact>,
+    /// The system images in the root, with their digests.
+    pub images: Vec<corral_system_docker::images::Archive>,
     pub packages: Vec<String>,
 }
 
@@ -47,6 +49,7 @@ impl Manifest {
             kernel: kernel.into(),
             cmdline: cmdline.into(),
             artifacts: Vec::new(),
+            images: Vec::new(),
             packages: debs
                 .iter()
                 .map(|d| format!("{} {}", d.name, d.version))

@@ -191,6 +191,31 @@ pub fn etc_files(version: &str) -> Vec<(&'static str, String, u32)> {
     ]
 }
 
+/// Links every busybox applet that no package provides (sh, modprobe, ps, ...) to
+/// `/usr/bin/busybox`, except those in `except`. Asks the root's own busybox (a static
+/// binary, so the build host can run it) for the list.
+pub fn busybox_links(root: &Path, except: &[&str]) -> Result<()> {
+    let busybox = root.join("usr/bin/busybox");
+    let list = crate::host::run(std::process::Command::new(&busybox).arg("--list-full"))?;
+    for applet in list.lines() {
+        let name = applet.rsplit('/').next().unwrap_or(applet);
+        if except.contains(&name) {
+            continue;
+        }
+        let Some(dest) = map_path(Path::new(applet)) else {
+            continue;
+        };
+        if root.join(&dest).symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(dir) = root.join(&dest).parent() {
+            fs::create_dir_all(dir).map_err(BuildError::write(dir))?;
+        }
+        link(root, &dest.to_string_lossy(), "/usr/bin/busybox")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,8 @@ fn build_base(root: &Path, cache: &Path) -> (corral_build::docker_archive::Built
         binaries: &root.join("no-binaries"),
         version: "test",
     };
-    let (built, debs) = image::build(&inputs, &dir, &spec).expect("image builds");
+    let debs = image::resolve(&apt, &spec).expect("resolve");
+    let built = image::build(&inputs, &dir, &spec, &debs).expect("image builds");
     assert!(debs.iter().any(|d| d.name == "busybox-static"));
     (built, spec)
 }

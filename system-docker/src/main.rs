@@ -3,7 +3,8 @@
 use anyhow::Context;
 use corral_init::kmsg::KmsgLogger;
 use corral_system_docker::engine::EngineSpec;
-use corral_system_docker::supervise::supervise;
+use corral_system_docker::images;
+use corral_system_docker::supervise::{supervise, EngineEvent};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -37,6 +38,12 @@ fn status() -> anyhow::Result<()> {
             .info()
             .await
             .context("asking the system engine for its info")?;
+        let images = docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .context("listing the system engine's images")?;
+        let mut tags: Vec<String> = images.into_iter().flat_map(|i| i.repo_tags).collect();
+        tags.sort();
         println!(
             "system engine: docker {}, API {}, storage driver {}, {} containers, data root {}",
             version.version.unwrap_or_default(),
@@ -45,6 +52,7 @@ fn status() -> anyhow::Result<()> {
             info.containers.unwrap_or_default(),
             info.docker_root_dir.unwrap_or_default(),
         );
+        println!("images: {}", tags.join(" "));
         Ok(())
     })
 }
@@ -60,10 +68,21 @@ fn manage() -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let engine = tokio::spawn(supervise(EngineSpec::system(), stop_rx, None));
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let spec = EngineSpec::system();
+        let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                Some(event) = events.recv() => {
+                    if let EngineEvent::Ready { .. } = event {
+                        // Every start of the engine (the first, or after a crash) gets
+                        // the images; the loader skips what is already there.
+                        on_engine_ready(&spec).await;
+                    }
+                }
+            }
         }
         log::info!("stopping: system engine");
         let _ = stop_tx.send(true);
@@ -73,4 +92,37 @@ fn manage() -> anyhow::Result<()> {
         log::info!("stopped");
         Ok(())
     })
+}
+
+/// What follows each start of the system engine: load the system images.
+async fn on_engine_ready(spec: &EngineSpec) {
+    let started = std::time::Instant::now();
+    let docker = match corral_system_docker::engine::connect(spec).await {
+        Ok(d) => d,
+        Err(e) => return log::error!("{e}"),
+    };
+    let dir = std::path::Path::new(images::IMAGES_DIR);
+    match images::load_all(&docker, dir).await {
+        Ok(results) => {
+            let mut loaded = Vec::new();
+            for (name, outcome) in results {
+                match outcome {
+                    Ok(images::Outcome::Loaded) => loaded.push(name),
+                    Ok(images::Outcome::AlreadyPresent) => {}
+                    Err(e) => log::error!("{e}; the other images still load"),
+                }
+            }
+            log::info!(
+                "system images loaded in {:.2}s: {} (at {:.2}s since boot)",
+                started.elapsed().as_secs_f64(),
+                if loaded.is_empty() {
+                    "none new".to_string()
+                } else {
+                    loaded.join(", ")
+                },
+                corral_init::since_boot()
+            );
+        }
+        Err(e) => log::error!("{e}"),
+    }
 }

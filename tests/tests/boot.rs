@@ -51,6 +51,20 @@ fn check_running_system_then_poweroff(vm: &mut Vm) {
         .expect("engine status");
     assert!(status.contains("docker 20.10"), "{status}");
     assert!(status.contains("storage driver overlay2"), "{status}");
+    // The system images shipped in the root were loaded, their digests checked.
+    vm.wait_for("system images loaded", BOOT)
+        .expect("images loaded");
+    let status = vm
+        .check("corral-manager status", CMD)
+        .expect("engine status");
+    assert!(
+        status.contains("corral/base:"),
+        "base image loaded: {status}"
+    );
+    assert!(
+        !vm.console.text().contains("corrupt"),
+        "no archive was corrupt"
+    );
     let sock = vm
         .check("stat -c '%U:%G %a' /run/system-docker.sock", CMD)
         .expect("stat");
@@ -80,6 +94,11 @@ fn check_running_system_then_poweroff(vm: &mut Vm) {
             t.contains("system engine ready").then_some(())
         })
         .expect("the system engine comes back after a kill -9");
+    vm.console
+        .wait(from, BOOT, |t| {
+            t.contains("system images loaded").then_some(())
+        })
+        .expect("and the manager checks the images again");
     vm.check("corral-manager status", CMD)
         .expect("engine answers again");
 
