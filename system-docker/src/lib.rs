@@ -18,4 +18,5 @@ pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod images;
+pub mod services;
 pub mod supervise;

@@ -1,0 +1,415 @@
+//! Bringing services up on an engine. Each service is one container named after it. A
+//! container whose definition is unchanged (same `io.corral.config-hash` label) is left
+//! alone; a changed one is removed and created again. Services start as soon as what
+//! they wait for is done, so independent services start in parallel; a one-shot
+//! (`io.rancher.os.detach=false`) is waited for, and when it fails its dependents do not
+//! start. Restarts after a crash are dockerd's own restart policy, which backs off
+//! (doubling from 100 ms) by itself.
+
+use crate::compose::{Service, ServicesFile, Ulimit};
+use crate::graph::Graph;
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, HostConfig, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
+};
+use bollard::Docker;
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The label holding a hash of the container's definition.
+pub const CONFIG_HASH: &str = "io.corral.config-hash";
+/// The label naming the service a container belongs to.
+pub const SERVICE: &str = "io.corral.service";
+
+/// Where a service ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Running; `recreated` when its definition changed, `unchanged` when left alone.
+    Running { action: Action },
+    /// A createonly service's container exists.
+    Created { action: Action },
+    /// A one-shot exited 0.
+    Completed,
+    /// Could not be brought up; the reason names the problem.
+    Failed(String),
+    /// Not started because a service it waits for failed or is blocked.
+    Skipped(String),
+    /// In a dependency cycle (or waiting on one).
+    Blocked(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Recreated,
+    Unchanged,
+}
+
+impl Outcome {
+    fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Running { .. } | Outcome::Created { .. } | Outcome::Completed
+        )
+    }
+}
+
+/// compose's environment list: `KEY=VALUE`, or a bare `KEY` taken from the manager's own
+/// environment (left out when unset there).
+fn environment(s: &Service) -> Vec<String> {
+    match &s.environment {
+        crate::compose::MapOrList::List(items) => items
+            .iter()
+            .filter_map(|i| match i.split_once('=') {
+                Some(_) => Some(i.clone()),
+                None => std::env::var(i).ok().map(|v| format!("{i}={v}")),
+            })
+            .collect(),
+        map => map
+            .to_map()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+    }
+}
+
+fn restart_policy(restart: Option<&str>) -> Result<Option<RestartPolicy>, String> {
+    let Some(r) = restart else { return Ok(None) };
+    let (name, count) = match r.split_once(':') {
+        Some((n, c)) => (
+            n,
+            Some(
+                c.parse::<i64>()
+                    .map_err(|_| format!("restart: {r:?} has a bad retry count"))?,
+            ),
+        ),
+        None => (r, None),
+    };
+    let name = match name {
+        "no" | "" => RestartPolicyNameEnum::NO,
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        other => {
+            return Err(format!(
+                "restart: {other:?} is not no, always, unless-stopped or on-failure[:N]"
+            ))
+        }
+    };
+    Ok(Some(RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: count,
+    }))
+}
+
+fn device(spec: &str) -> DeviceMapping {
+    let mut parts = spec.splitn(3, ':');
+    let host = parts.next().unwrap_or_default().to_string();
+    let inside = parts
+        .next()
+        .map(str::to_string)
+        .unwrap_or_else(|| host.clone());
+    let perms = parts.next().unwrap_or("rwm").to_string();
+    DeviceMapping {
+        path_on_host: Some(host),
+        path_in_container: Some(inside),
+        cgroup_permissions: Some(perms),
+    }
+}
+
+/// The container definition for a service, with its config hash among the labels.
+pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, String> {
+    let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    let ulimits: Vec<ResourcesUlimits> = s
+        .ulimits
+        .iter()
+        .map(|(n, u)| {
+            let (soft, hard) = match u {
+                Ulimit::Single(v) => (*v, *v),
+                Ulimit::Pair { soft, hard } => (*soft, *hard),
+            };
+            ResourcesUlimits {
+                name: Some(n.clone()),
+                soft: Some(soft),
+                hard: Some(hard),
+            }
+        })
+        .collect();
+    let host = HostConfig {
+        privileged: Some(s.privileged),
+        network_mode: s.network().map(str::to_string),
+        pid_mode: s.pid.clone(),
+        ipc_mode: s.ipc.clone(),
+        uts_mode: s.uts.clone(),
+        binds: non_empty(s.volumes.clone()),
+        volumes_from: non_empty(s.volumes_from.clone()),
+        cap_add: non_empty(s.cap_add.clone()),
+        devices: (!s.devices.is_empty()).then(|| s.devices.iter().map(|d| device(d)).collect()),
+        restart_policy: restart_policy(s.restart.as_deref())?,
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        readonly_rootfs: Some(s.read_only),
+        oom_score_adj: s.oom_score_adj,
+        ..Default::default()
+    };
+    let mut labels: HashMap<String, String> = s.labels.to_map().into_iter().collect();
+    labels.insert(SERVICE.into(), name.into());
+    let mut body = ContainerCreateBody {
+        image: Some(s.image.clone()),
+        cmd: non_empty(s.command.to_vec()),
+        entrypoint: non_empty(s.entrypoint.to_vec()),
+        env: non_empty(environment(s)),
+        working_dir: s.working_dir.clone(),
+        user: s.user.clone(),
+        tty: Some(s.tty),
+        open_stdin: Some(s.stdin_open),
+        labels: Some(labels.clone()),
+        host_config: Some(host),
+        ..Default::default()
+    };
+    // serde_json's maps are sorted, so the hash does not depend on HashMap order.
+    let canonical = serde_json::to_value(&body)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    labels.insert(
+        CONFIG_HASH.into(),
+        hex::encode(Sha256::digest(canonical.as_bytes())),
+    );
+    body.labels = Some(labels);
+    Ok(body)
+}
+
+/// Makes one service's container match its definition and starts it as its kind asks.
+pub async fn ensure(docker: &Docker, name: &str, s: &Service) -> Outcome {
+    let body = match container_body(name, s) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let want = body
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(CONFIG_HASH))
+        .cloned();
+    let mut action = Action::Created;
+    let mut running = false;
+    if let Ok(existing) = docker.inspect_container(name, None).await {
+        let have = existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(CONFIG_HASH))
+            .cloned();
+        if have.is_some() && have == want {
+            action = Action::Unchanged;
+            running = existing.state.and_then(|st| st.running).unwrap_or(false);
+        } else {
+            let opts = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            if let Err(e) = docker.remove_container(name, Some(opts)).await {
+                return Outcome::Failed(format!("removing the old container failed: {e}"));
+            }
+            action = Action::Recreated;
+        }
+    }
+    if action != Action::Unchanged {
+        let opts = CreateContainerOptions {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = docker.create_container(Some(opts), body).await {
+            let text = e.to_string();
+            return Outcome::Failed(if text.contains("No such image") {
+                format!(
+                    "image {} is not loaded; build it into images/ or load it first",
+                    s.image
+                )
+            } else {
+                format!("creating the container failed: {text}")
+            });
+        }
+    }
+    if s.create_only() {
+        return Outcome::Created { action };
+    }
+    if running && !s.one_shot() {
+        return Outcome::Running { action };
+    }
+    if let Err(e) = docker
+        .start_container(name, None::<StartContainerOptions>)
+        .await
+    {
+        return Outcome::Failed(format!("starting failed: {e}"));
+    }
+    if !s.one_shot() {
+        return Outcome::Running { action };
+    }
+    let mut wait = docker.wait_container(name, None::<WaitContainerOptions>);
+    let mut code = None;
+    while let Some(r) = wait.next().await {
+        code = Some(match r {
+            Ok(r) => r.status_code,
+            // bollard reports a non-zero exit as an error carrying the code.
+            Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => code,
+            Err(e) => return Outcome::Failed(format!("waiting for it failed: {e}")),
+        });
+    }
+    match code {
+        Some(0) => Outcome::Completed,
+        Some(c) => Outcome::Failed(format!("exited with code {c}")),
+        None => Outcome::Failed("no exit status".into()),
+    }
+}
+
+/// Brings every service of `file` up in dependency order. Returns each one's outcome.
+pub async fn up(docker: &Docker, file: &ServicesFile) -> BTreeMap<String, Outcome> {
+    let graph = Graph::new(&file.services);
+    let mut outcomes = BTreeMap::new();
+    for cycle in graph.cycles() {
+        let text = format!(
+            "{}: dependency cycle {}",
+            file.path.display(),
+            cycle.join(" -> ")
+        );
+        for n in &cycle {
+            outcomes.insert(n.clone(), Outcome::Blocked(text.clone()));
+        }
+    }
+    for n in graph.blocked() {
+        outcomes
+            .entry(n.clone())
+            .or_insert_with(|| Outcome::Blocked("waits on a service in a dependency cycle".into()));
+    }
+    let mut started: BTreeSet<String> = outcomes.keys().cloned().collect();
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start everything whose dependencies are done; skip what can no longer start.
+        for (name, deps) in &graph.deps {
+            if started.contains(name) {
+                continue;
+            }
+            if let Some(bad) = deps
+                .iter()
+                .find(|d| outcomes.get(*d).is_some_and(|o| !o.succeeded()))
+            {
+                outcomes.insert(
+                    name.clone(),
+                    Outcome::Skipped(format!("{bad} did not come up")),
+                );
+                started.insert(name.clone());
+                continue;
+            }
+            if deps
+                .iter()
+                .all(|d| outcomes.get(d).is_some_and(Outcome::succeeded))
+            {
+                started.insert(name.clone());
+                let service = file.services[name].clone();
+                let name = name.clone();
+                running.push(async move {
+                    let outcome = ensure(docker, &name, &service).await;
+                    (name, outcome)
+                });
+            }
+        }
+        match running.next().await {
+            Some((name, outcome)) => {
+                outcomes.insert(name, outcome);
+            }
+            None if started.len() == graph.deps.len() => return outcomes,
+            // Nothing running and nothing startable: the rest is skipped.
+            None => {
+                for name in graph.deps.keys() {
+                    if started.insert(name.clone()) {
+                        outcomes.insert(
+                            name.clone(),
+                            Outcome::Skipped("its dependencies never came up".into()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::parse;
+
+    fn service(yaml: &str) -> Service {
+        parse("s.yml", &format!("services:\n  a:\n    image: x\n{yaml}"))
+            .expect("parses")
+            .services["a"]
+            .clone()
+    }
+
+    #[test]
+    fn the_hash_changes_with_the_definition_only() {
+        let a = container_body(
+            "a",
+            &service("    labels: {k: v, l: w}\n    command: [a, b]\n"),
+        )
+        .expect("body");
+        let b = container_body(
+            "a",
+            &service("    labels: {l: w, k: v}\n    command: [a, b]\n"),
+        )
+        .expect("body");
+        let c = container_body(
+            "a",
+            &service("    labels: {k: v, l: w}\n    command: [a, c]\n"),
+        )
+        .expect("body");
+        let hash =
+            |b: &ContainerCreateBody| b.labels.as_ref().and_then(|l| l.get(CONFIG_HASH)).cloned();
+        assert_eq!(hash(&a), hash(&b), "label order does not matter");
+        assert_ne!(hash(&a), hash(&c), "the command does");
+        assert_eq!(
+            a.labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE))
+                .map(String::as_str),
+            Some("a")
+        );
+    }
+
+    #[test]
+    fn compose_fields_map_onto_the_container() {
+        let b = container_body(
+            "a",
+            &service(
+                "    net: host\n    pid: host\n    privileged: true\n    restart: on-failure:3\n\
+                 \x20   volumes: [/var/log:/var/log]\n    devices: [/dev/kmsg]\n    ulimits: {nofile: 100}\n\
+                 \x20   environment: [A=1]\n    read_only: true\n",
+            ),
+        )
+        .expect("body");
+        let h = b.host_config.expect("host config");
+        assert_eq!(h.network_mode.as_deref(), Some("host"));
+        assert_eq!(h.pid_mode.as_deref(), Some("host"));
+        assert_eq!(h.privileged, Some(true));
+        assert_eq!(h.readonly_rootfs, Some(true));
+        let r = h.restart_policy.expect("restart");
+        assert_eq!(
+            (r.name, r.maximum_retry_count),
+            (Some(RestartPolicyNameEnum::ON_FAILURE), Some(3))
+        );
+        assert_eq!(h.binds, Some(vec!["/var/log:/var/log".to_string()]));
+        let d = &h.devices.expect("devices")[0];
+        assert_eq!(d.path_in_container.as_deref(), Some("/dev/kmsg"));
+        assert_eq!(h.ulimits.expect("ulimits")[0].hard, Some(100));
+        assert_eq!(b.env, Some(vec!["A=1".to_string()]));
+    }
+
+    #[test]
+    fn a_bad_restart_policy_is_named() {
+        let err = container_body("a", &service("    restart: sometimes\n")).expect_err("bad");
+        assert!(err.contains("\"sometimes\""), "{err}");
+    }
+}

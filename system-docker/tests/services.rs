@@ -1,0 +1,227 @@
+//! Services on a real dockerd (Debian's docker.io) on a private socket, with the `base`
+//! system image built from Debian's busybox by corral-build. Containers are unprivileged:
+//! the build machines lack CAP_SYS_RESOURCE (privileged services are tested in QEMU).
+
+use bollard::Docker;
+use corral_build::apt::Apt;
+use corral_build::image::{self, ImageInputs, ImageSpec};
+use corral_system_docker::compose::parse;
+use corral_system_docker::engine::{wait_ready, Engine, EngineSpec};
+use corral_system_docker::images::{load_all, Archive};
+use corral_system_docker::services::{up, Action, Outcome};
+use futures_util::StreamExt;
+use std::path::Path;
+use std::time::Duration;
+
+async fn engine_with_base(tmp: &Path) -> (Engine, Docker) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = repo.join("images/base");
+    let spec = ImageSpec::load(&dir).expect("images/base");
+    let cache = std::env::var_os("HOME")
+        .map(|h| Path::new(&h).join(".cache/corral"))
+        .unwrap_or_else(|| tmp.join("cache"));
+    let apt = Apt::new(&cache).expect("apt");
+    let debs = image::resolve(&apt, &spec).expect("resolve");
+    let inputs = ImageInputs {
+        apt: &apt,
+        cache: &cache,
+        work: &tmp.join("images"),
+        binaries: &tmp.join("bin"),
+        version: "test",
+    };
+    let built = image::build(&inputs, &dir, &spec, &debs).expect("build base");
+    let index = vec![Archive {
+        name: "base".into(),
+        reference: built.reference.clone(),
+        image_id: built.image_id.clone(),
+        archive_sha256: built.archive_sha256.clone(),
+        file: "base.tar".into(),
+    }];
+    std::fs::write(
+        tmp.join("images/index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("index");
+    let engine_spec = EngineSpec::system_at(&tmp.join("engine"));
+    let engine = Engine::start(&engine_spec).expect("dockerd starts");
+    let docker = wait_ready(&engine_spec, Duration::from_secs(90))
+        .await
+        .expect("ready");
+    for (name, r) in load_all(&docker, &tmp.join("images")).await.expect("load") {
+        r.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    (engine, docker)
+}
+
+async fn container(docker: &Docker, name: &str) -> (String, bool, i64) {
+    let c = docker.inspect_container(name, None).await.expect("inspect");
+    let state = c.state.expect("state");
+    (
+        c.id.expect("id"),
+        state.running.unwrap_or(false),
+        c.restart_count.unwrap_or(0),
+    )
+}
+
+fn services(data: &Path, app_cmd: &str) -> String {
+    format!(
+        r#"
+services:
+  data:
+    image: corral/base:test
+    command: "true"
+    labels: {{io.rancher.os.createonly: "true"}}
+    volumes: ["{data}:/data"]
+  setup:
+    image: corral/base:test
+    command: [sh, -c, "echo prepared > /data/setup"]
+    labels: {{io.rancher.os.detach: "false"}}
+    volumes_from: [data]
+  app:
+    image: corral/base:test
+    command: [sh, -c, "{app_cmd}"]
+    restart: always
+    labels: {{io.rancher.os.after: setup}}
+    volumes_from: [data]
+  broken:
+    image: corral/base:test
+    command: [sh, -c, "exit 3"]
+    labels: {{io.rancher.os.detach: "false"}}
+  after-broken:
+    image: corral/base:test
+    command: [sleep, "1000"]
+    labels: {{io.rancher.os.after: broken}}
+  missing-image:
+    image: corral/nope:1
+  loop-a:
+    image: corral/base:test
+    labels: {{io.rancher.os.after: loop-b}}
+  loop-b:
+    image: corral/base:test
+    labels: {{io.rancher.os.after: loop-a}}
+"#,
+        data = data.display()
+    )
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn services_come_up_in_order_and_are_kept_as_defined() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (engine, docker) = engine_with_base(tmp.path()).await;
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let app = "cat /data/setup; exec sleep 1000";
+    let file = parse("test.yml", &services(&data, app)).expect("parses");
+    let out = up(&docker, &file).await;
+
+    assert_eq!(
+        out["data"],
+        Outcome::Created {
+            action: Action::Created
+        }
+    );
+    assert_eq!(out["setup"], Outcome::Completed);
+    assert_eq!(
+        out["app"],
+        Outcome::Running {
+            action: Action::Created
+        }
+    );
+    assert_eq!(out["broken"], Outcome::Failed("exited with code 3".into()));
+    assert_eq!(
+        out["after-broken"],
+        Outcome::Skipped("broken did not come up".into())
+    );
+    assert!(
+        matches!(&out["missing-image"], Outcome::Failed(e) if e.contains("corral/nope:1 is not loaded")),
+        "{:?}",
+        out["missing-image"]
+    );
+    assert!(
+        matches!(&out["loop-a"], Outcome::Blocked(e) if e.contains("test.yml: dependency cycle loop-a -> loop-b -> loop-a")),
+        "{:?}",
+        out["loop-a"]
+    );
+    assert!(
+        docker
+            .inspect_container("after-broken", None)
+            .await
+            .is_err(),
+        "never created"
+    );
+
+    // app started after the one-shot had written its file.
+    let logs: Vec<String> = docker
+        .logs(
+            "app",
+            Some(bollard::query_parameters::LogsOptions {
+                stdout: true,
+                ..Default::default()
+            }),
+        )
+        .map(|l| l.map(|l| l.to_string()).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(logs.concat(), "prepared\n");
+
+    // A crash (the process killed from outside) is followed by dockerd's restart.
+    let (app_id, running, restarts) = container(&docker, "app").await;
+    assert!(running);
+    let pid = docker
+        .inspect_container("app", None)
+        .await
+        .expect("inspect")
+        .state
+        .and_then(|s| s.pid)
+        .expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill app");
+    let mut restarted = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (id, running, count) = container(&docker, "app").await;
+        if running && count > restarts {
+            assert_eq!(id, app_id, "restarted, not recreated");
+            restarted = true;
+            break;
+        }
+    }
+    assert!(restarted, "app restarted after it was killed");
+
+    // The same file again: nothing running is touched.
+    let out = up(&docker, &file).await;
+    assert_eq!(
+        out["app"],
+        Outcome::Running {
+            action: Action::Unchanged
+        }
+    );
+    assert_eq!(
+        out["data"],
+        Outcome::Created {
+            action: Action::Unchanged
+        }
+    );
+    assert_eq!(container(&docker, "app").await.0, app_id);
+
+    // A changed definition: app is recreated, the rest left alone.
+    let file = parse("test.yml", &services(&data, "exec sleep 999")).expect("parses");
+    let out = up(&docker, &file).await;
+    assert_eq!(
+        out["app"],
+        Outcome::Running {
+            action: Action::Recreated
+        }
+    );
+    assert_ne!(container(&docker, "app").await.0, app_id);
+    assert_eq!(
+        out["data"],
+        Outcome::Created {
+            action: Action::Unchanged
+        }
+    );
+    engine.stop(Duration::from_secs(25)).await;
+}
