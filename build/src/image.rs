@@ -263,6 +263,25 @@ mod tests {
     }
 
     #[test]
+    fn every_built_in_service_has_its_image_folder() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text =
+            std::fs::read_to_string(repo.join("system-docker/os-config.yml")).expect("os-config");
+        for line in text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("image: corral/"))
+        {
+            let name = line.split(':').next().unwrap_or_default();
+            let spec = ImageSpec::load(&repo.join("images").join(name))
+                .expect("images/<name> exists and parses");
+            assert_eq!(spec.name, name);
+        }
+        for dir in list(&repo.join("images")).expect("images/") {
+            ImageSpec::load(&dir).expect("every image folder parses");
+        }
+    }
+
+    #[test]
     fn a_full_spec_parses() {
         let tmp = folder(
             "console",

@@ -429,6 +429,22 @@ services:
     }
 
     #[test]
+    fn the_built_in_services_parse_and_form_a_graph() {
+        let text = include_str!("../os-config.yml").replace("{{VERSION}}", "0.0.0");
+        let f = parse("os-config.yml", &text).expect("built-in os-config.yml parses");
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        let g = crate::graph::Graph::new(&f.services);
+        assert!(g.cycles().is_empty() && g.warnings.is_empty(), "{g:?}");
+        for s in f.services.values() {
+            assert!(
+                s.image.starts_with("corral/") && s.image.ends_with(":0.0.0"),
+                "{}",
+                s.image
+            );
+        }
+    }
+
+    #[test]
     fn unsupported_keys_are_warnings() {
         let f = parse("s.yml", "services:\n  a:\n    image: x\n    healthcheck: {test: true}\n    log_driver: json-file\n")
             .expect("parses");

@@ -53,6 +53,29 @@ fn status() -> anyhow::Result<()> {
             info.docker_root_dir.unwrap_or_default(),
         );
         println!("images: {}", tags.join(" "));
+        let options = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let containers = docker
+            .list_containers(Some(options))
+            .await
+            .context("listing the system engine's containers")?;
+        let mut lines: Vec<String> = containers
+            .into_iter()
+            .map(|c| {
+                let name = c
+                    .names
+                    .unwrap_or_default()
+                    .join(",")
+                    .trim_start_matches('/')
+                    .to_string();
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                format!("{name}={state}")
+            })
+            .collect();
+        lines.sort();
+        println!("services: {}", lines.join(" "));
         Ok(())
     })
 }
@@ -124,5 +147,39 @@ async fn on_engine_ready(spec: &EngineSpec) {
             );
         }
         Err(e) => log::error!("{e}"),
+    }
+    bring_up_services(&docker).await;
+}
+
+/// The built-in system services, with the OS version filled in.
+fn builtin_services() -> String {
+    include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Brings the built-in services up and logs where each one ended.
+async fn bring_up_services(docker: &bollard::Docker) {
+    use corral_system_docker::services::Outcome;
+    let file =
+        match corral_system_docker::compose::parse("built-in os-config.yml", &builtin_services()) {
+            Ok(f) => f,
+            Err(e) => return log::error!("{e}"),
+        };
+    for w in &file.warnings {
+        log::warn!("{w}");
+    }
+    for (name, outcome) in corral_system_docker::services::up(docker, &file).await {
+        let at = corral_init::since_boot();
+        match outcome {
+            Outcome::Running { action } => {
+                log::info!("service {name}: running ({action:?}) at {at:.2}s")
+            }
+            Outcome::Created { action } => {
+                log::info!("service {name}: created ({action:?}) at {at:.2}s")
+            }
+            Outcome::Completed => log::info!("service {name}: completed at {at:.2}s"),
+            Outcome::Failed(why) => log::error!("service {name}: failed: {why}"),
+            Outcome::Skipped(why) => log::error!("service {name}: not started: {why}"),
+            Outcome::Blocked(why) => log::error!("service {name}: not started: {why}"),
+        }
     }
 }

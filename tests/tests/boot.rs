@@ -65,6 +65,33 @@ fn check_running_system_then_poweroff(vm: &mut Vm) {
         !vm.console.text().contains("corrupt"),
         "no archive was corrupt"
     );
+    // The built-in services run on the system engine.
+    vm.wait_for("service ntp: running", BOOT).expect("ntp up");
+    vm.wait_for("service syslog: running", BOOT)
+        .expect("syslog up");
+    let status = vm
+        .check("corral-manager status", CMD)
+        .expect("engine status");
+    for service in ["ntp=running", "syslog=running"] {
+        assert!(status.contains(service), "{service}: {status}");
+    }
+    // syslog: a host process's message reaches /var/log/messages.
+    vm.check("logger corral-e2e-hello", CMD).expect("logger");
+    let wait_log = "for i in $(seq 50); do grep -q corral-e2e-hello /var/log/messages && break; \
+                    sleep 0.2; done; grep corral-e2e-hello /var/log/messages";
+    vm.check(wait_log, CMD)
+        .expect("the message is in /var/log/messages");
+    // ntp: killed from outside, dockerd's restart policy brings it back.
+    let before = vm.check("pidof chronyd", CMD).expect("chronyd runs");
+    vm.check("kill -9 $(pidof chronyd)", CMD)
+        .expect("kill chronyd");
+    let wait_new = format!(
+        "for i in $(seq 100); do p=$(pidof chronyd) && [ \"$p\" != \"{}\" ] && echo $p && exit 0; \
+         sleep 0.2; done; exit 1",
+        before.trim()
+    );
+    let after = vm.check(&wait_new, CMD).expect("chronyd is running again");
+    assert_ne!(before.trim(), after.trim(), "a new chronyd process");
     let sock = vm
         .check("stat -c '%U:%G %a' /run/system-docker.sock", CMD)
         .expect("stat");
