@@ -276,12 +276,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
                 .args(["-comp", "zstd", "-Xcompression-level", "15", "-b", "256K"])
                 .args(["-mkfs-time", "0", "-all-time", "0", "-processors", "2"]),
         )?;
-        mark(&squashfs, &root_fp)?;
-        step.done(&format!(
-            "{} ({:.1} MB)",
-            squashfs.display(),
-            size(&squashfs) as f64 / 1e6
-        ));
+        made(step, &squashfs, &root_fp)?;
     }
 
     // Initrd.
@@ -353,12 +348,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         }
         a.add("root.squashfs", 0o644, Node::File(squashfs.clone()));
         a.write_to(&initrd)?;
-        mark(&initrd, &initrd_fp)?;
-        step.done(&format!(
-            "{} ({:.1} MB)",
-            initrd.display(),
-            size(&initrd) as f64 / 1e6
-        ));
+        made(step, &initrd, &initrd_fp)?;
     }
 
     let vmlinuz = paths.dist.join("vmlinuz");
@@ -383,12 +373,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
             work: &paths.work.join("iso"),
             output: &iso,
         })?;
-        mark(&iso, &iso_fp)?;
-        step.done(&format!(
-            "{} ({:.1} MB)",
-            iso.display(),
-            size(&iso) as f64 / 1e6
-        ));
+        made(step, &iso, &iso_fp)?;
     }
 
     let mut manifest = Manifest::new(VERSION, &kernel.release, CMDLINE, &all);
@@ -398,6 +383,17 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     }
     manifest.write(&paths.dist.join("manifest.json"))?;
     Ok(manifest)
+}
+
+/// Ends a stage: records its fingerprint next to `output` and reports path and size.
+fn made(step: Step, output: &Path, fingerprint: &str) -> Result<()> {
+    mark(output, fingerprint)?;
+    step.done(&format!(
+        "{} ({:.1} MB)",
+        output.display(),
+        size(output) as f64 / 1e6
+    ));
+    Ok(())
 }
 
 fn size(p: &Path) -> u64 {
