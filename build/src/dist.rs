@@ -13,6 +13,7 @@ use crate::spec::RootfsSpec;
 use crate::stage::{fresh, mark, Fingerprint};
 use crate::{deb, host, lock, rootfs};
 use corral_system_docker::images::{Archive as ImageArchive, IMAGES_DIR};
+use corral_system_docker::seed::{self, SEED_DIR};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -218,6 +219,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         ));
         step.inc();
     }
+    let seed = seed_store(paths, &archives)?;
     let images_size: u64 = archives.iter().map(|(p, _)| size(p)).sum();
     let names: Vec<&str> = archives.iter().map(|(_, a)| a.name.as_str()).collect();
     step.done(&format!(
@@ -242,6 +244,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     for (_, a) in &archives {
         fp.text(&a.name, &a.archive_sha256);
     }
+    fp.text("seed", &seed.1);
     let root_fp = fp.finish();
     if fresh(&squashfs, &root_fp) {
         eprintln!("  {:<28} unchanged", "root image");
@@ -261,7 +264,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         }
         rootfs::drop_paths(&root, &r.spec.drop)?;
         corral_layer(&root, paths, &r.spec, &kernel)?;
-        ship_images(&root, &archives)?;
+        ship_images(&root, &archives, &seed.0)?;
         step.done(&format!(
             "{files} files from {} packages",
             trees.len() - r.spec.skip.len() - 1
@@ -437,15 +440,54 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
     kernel.install(root, &kernel.root_modules(&spec.kernel)?)
 }
 
-/// Copies the image archives into the root's image folder with their index.
-fn ship_images(root: &Path, archives: &[(PathBuf, ImageArchive)]) -> Result<()> {
-    let dir = root.join(IMAGES_DIR.trim_start_matches('/'));
-    fs::create_dir_all(&dir).map_err(BuildError::write(&dir))?;
-    for (path, a) in archives {
-        let dest = dir.join(&a.file);
-        fs::copy(path, &dest).map_err(BuildError::write(&dest))?;
-    }
+/// Writes `index.json` for the archives into `dir`.
+fn write_index(dir: &Path, archives: &[(PathBuf, ImageArchive)]) -> Result<()> {
     let index: Vec<&ImageArchive> = archives.iter().map(|(_, a)| a).collect();
     let json = serde_json::to_vec_pretty(&index).unwrap_or_default();
-    rootfs::write(root, &format!("{IMAGES_DIR}/index.json"), &json, 0o644)
+    fs::create_dir_all(dir).map_err(BuildError::write(dir))?;
+    let path = dir.join("index.json");
+    fs::write(&path, json).map_err(BuildError::write(path))
+}
+
+/// Loads the archives into a private dockerd on the build host and keeps its image
+/// store (see `corral_system_docker::seed`). Returns the store and its fingerprint.
+fn seed_store(paths: &Paths, archives: &[(PathBuf, ImageArchive)]) -> Result<(PathBuf, String)> {
+    let images = paths.work.join("images");
+    write_index(&images, archives)?;
+    let out = paths.work.join("seed");
+    let mut fp = Fingerprint::new("seed");
+    fp.text("seed.rs", include_str!("../../system-docker/src/seed.rs"));
+    for (_, a) in archives {
+        fp.text(&a.name, &a.image_id);
+    }
+    let fingerprint = fp.finish();
+    if fresh(&out, &fingerprint) {
+        return Ok((out, fingerprint));
+    }
+    let step = Step::start("seeding the image store", 0);
+    host::require("dockerd")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BuildError::write(&out))?;
+    let scratch = paths.work.join("seed-engine");
+    runtime
+        .block_on(seed::make(&images, &scratch, &out))
+        .map_err(|e| BuildError::Seed {
+            detail: e.to_string(),
+        })?;
+    mark(&out, &fingerprint)?;
+    step.done(&format!("{}", out.display()));
+    Ok((out, fingerprint))
+}
+
+/// Puts the image index and the seeded store into the root. The archives themselves
+/// stay out: the seed holds the same images, and the ISO has a size budget.
+fn ship_images(root: &Path, archives: &[(PathBuf, ImageArchive)], seed_dir: &Path) -> Result<()> {
+    write_index(&root.join(IMAGES_DIR.trim_start_matches('/')), archives)?;
+    let dest = root.join(SEED_DIR.trim_start_matches('/'));
+    seed::copy_tree(seed_dir, &dest).map_err(|e| BuildError::Seed {
+        detail: e.to_string(),
+    })?;
+    Ok(())
 }

@@ -37,6 +37,8 @@ pub enum BuildError {
     },
     #[error("the packages differ from build/packages.lock and --locked was given:\n{drift}\nfix: run `corral-build lock` to record the new versions")]
     Locked { drift: String },
+    #[error("{detail}\nfix: the build loads the system images into a private dockerd; check that `dockerd` runs here (make setup installs docker.io)")]
+    Seed { detail: String },
     #[error("kernel modules: {detail}")]
     Modules { detail: String },
     #[error(transparent)]

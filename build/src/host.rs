@@ -16,6 +16,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("mkfs.vfat", "dosfstools"),
     ("mcopy", "mtools"),
     ("qemu-system-x86_64", "qemu-system-x86"),
+    ("dockerd", "docker.io"),
 ];
 
 /// Finds `tool` in PATH (and the sbin directories, which a non-root PATH may lack).

@@ -23,6 +23,8 @@ pub enum ManagerError {
         seconds: u64,
         log: PathBuf,
     },
+    #[error("seeding the image store at '{path}' failed: {detail}")]
+    Seed { path: PathBuf, detail: String },
     #[error("reading the image index '{path}' failed: {detail}")]
     ImageIndex { path: PathBuf, detail: String },
     #[error("image {name} ('{path}'): {detail}")]

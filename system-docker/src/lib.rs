@@ -18,5 +18,6 @@ pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod images;
+pub mod seed;
 pub mod services;
 pub mod supervise;

@@ -93,6 +93,20 @@ fn manage() -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let spec = EngineSpec::system();
+        let started = std::time::Instant::now();
+        match corral_system_docker::seed::install(
+            std::path::Path::new(corral_system_docker::seed::SEED_DIR),
+            &spec.data_root,
+        ) {
+            Ok(Some(bytes)) => log::info!(
+                "image store seeded: {:.1} MB in {:.2}s",
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(None) => {}
+            // The images still load from their archives, if there are any.
+            Err(e) => log::error!("{e}"),
+        }
         let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
         loop {
             tokio::select! {
