@@ -219,7 +219,6 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         ));
         step.inc();
     }
-    let seed = seed_store(paths, &archives)?;
     let images_size: u64 = archives.iter().map(|(p, _)| size(p)).sum();
     let names: Vec<&str> = archives.iter().map(|(_, a)| a.name.as_str()).collect();
     step.done(&format!(
@@ -227,6 +226,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         names.join(", "),
         images_size as f64 / 1e6
     ));
+    let seed = seed_store(paths, &archives)?;
 
     // Root image.
     let squashfs = paths.work.join("root.squashfs");
@@ -470,7 +470,9 @@ fn seed_store(paths: &Paths, archives: &[(PathBuf, ImageArchive)]) -> Result<(Pa
         .enable_all()
         .build()
         .map_err(BuildError::write(&out))?;
-    let scratch = paths.work.join("seed-engine");
+    // A short path: dockerd's and containerd's sockets live under it, and a unix socket
+    // path must fit in 108 bytes, which a deep checkout would not leave room for.
+    let scratch = std::env::temp_dir().join(format!("corral-seed-{}", std::process::id()));
     runtime
         .block_on(seed::make(&images, &scratch, &out))
         .map_err(|e| BuildError::Seed {

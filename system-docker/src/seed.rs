@@ -88,7 +88,10 @@ pub async fn make(images_dir: &Path, scratch: &Path, out: &Path) -> Result<()> {
     fs::create_dir_all(out).map_err(io_err(out, "making the directory"))?;
     for part in PARTS {
         let from = spec.data_root.join(part);
-        fs::rename(&from, out.join(part)).map_err(io_err(&from, "moving"))?;
+        // The scratch engine may sit on another filesystem (a tmpfs /tmp).
+        if fs::rename(&from, out.join(part)).is_err() {
+            copy_tree(&from, &out.join(part))?;
+        }
     }
     let _ = fs::remove_dir_all(scratch);
     Ok(())
