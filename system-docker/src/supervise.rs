@@ -56,43 +56,41 @@ pub async fn supervise(
             }
         };
         let pid = engine.pid().unwrap_or(0);
-        tokio::select! {
-            ready = wait_ready(&spec, READY_WITHIN) => match ready {
+        // Set once the wait for the API has ended, by an answer or by its timeout.
+        let settled = std::sync::atomic::AtomicBool::new(false);
+        let report_ready = async {
+            match wait_ready(&spec, READY_WITHIN).await {
                 Ok(docker) => {
                     let version = match docker.version().await {
                         Ok(v) => v.version.unwrap_or_default(),
                         Err(_) => String::new(),
                     };
                     let at = since_boot();
-                    log::info!("{} engine ready at {at:.2}s since boot (pid {pid}, docker {version})", spec.name);
-                    send(EngineEvent::Ready { pid, version, since_boot: at });
+                    log::info!(
+                        "{} engine ready at {at:.2}s since boot (pid {pid}, docker {version})",
+                        spec.name
+                    );
+                    send(EngineEvent::Ready {
+                        pid,
+                        version,
+                        since_boot: at,
+                    });
                 }
                 Err(e) => log::error!("{e}"),
-            },
-            status = engine.child.wait() => {
-                let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
-                log::error!("{} engine (pid {pid}) exited with code {code} before it was ready; see '{}'", spec.name, spec.log_file.display());
-                send(EngineEvent::Exited { pid, code });
-                stop_leftover_containerd(&spec).await;
-                failures = failures.saturating_add(1);
-                if wait_or_shutdown(&mut shutdown, backoff(failures - 1)).await {
-                    break;
-                }
-                continue;
             }
-            _ = shutdown.changed() => {
-                engine.stop(STOP_WITHIN).await;
-                send(EngineEvent::Stopped);
-                return;
-            }
-        }
+            settled.store(true, std::sync::atomic::Ordering::Relaxed);
+            // Nothing more to report; the other arms end this run.
+            std::future::pending::<()>().await
+        };
         tokio::select! {
+            _ = report_ready => {}
             status = engine.child.wait() => {
                 let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
-                log::error!("{} engine (pid {pid}) exited with code {code}; see '{}'", spec.name, spec.log_file.display());
+                let when = if settled.load(std::sync::atomic::Ordering::Relaxed) { "" } else { " before it was ready" };
+                log::error!("{} engine (pid {pid}) exited with code {code}{when}; see '{}'", spec.name, spec.log_file.display());
                 send(EngineEvent::Exited { pid, code });
                 stop_leftover_containerd(&spec).await;
-                if started.elapsed() >= HEALTHY_RUN {
+                if settled.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() >= HEALTHY_RUN {
                     failures = 0;
                 }
                 let delay = backoff(failures);
