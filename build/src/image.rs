@@ -169,7 +169,8 @@ pub struct ImageInputs<'a> {
 }
 
 /// Builds `images/<name>` into `<work>/<name>.tar` from its resolved packages (see
-/// [`resolve`]), unless its inputs are unchanged.
+/// [`resolve`]), unless its inputs are unchanged. The packages must be in the cache
+/// already (`Apt::fetch_all`; `dist` fetches every package of the build in one step).
 pub fn build(
     inputs: &ImageInputs,
     dir: &Path,
@@ -178,7 +179,6 @@ pub fn build(
 ) -> Result<crate::docker_archive::Built> {
     use crate::stage::{fresh, mark, Fingerprint};
     use crate::{deb, docker_archive, rootfs};
-    inputs.apt.fetch_all(debs, &|_| {})?;
     std::fs::create_dir_all(inputs.work).map_err(BuildError::write(inputs.work))?;
     let archive = inputs.work.join(format!("{}.tar", spec.name));
     let record = inputs.work.join(format!("{}.json", spec.name));

@@ -34,6 +34,7 @@ fn build_base(root: &Path, cache: &Path) -> (corral_build::docker_archive::Built
         version: "test",
     };
     let debs = image::resolve(&apt, &spec).expect("resolve");
+    apt.fetch_all(&debs, &|_| {}).expect("fetch");
     let built = image::build(&inputs, &dir, &spec, &debs).expect("image builds");
     assert!(debs.iter().any(|d| d.name == "busybox-static"));
     (built, spec)

@@ -22,6 +22,7 @@ async fn engine_with_base(tmp: &Path) -> (Engine, Docker) {
         .unwrap_or_else(|| tmp.join("cache"));
     let apt = Apt::new(&cache).expect("apt");
     let debs = image::resolve(&apt, &spec).expect("resolve");
+    apt.fetch_all(&debs, &|_| {}).expect("fetch");
     let inputs = ImageInputs {
         apt: &apt,
         cache: &cache,
