@@ -121,10 +121,11 @@ pub fn fatal(error: &dyn std::fmt::Display, recovery: Recovery) -> ! {
     eprintln!("corral-init: opening a recovery shell on the console; `exit` powers off.");
     match spawn(Path::new("/bin/sh"), &[], Some(Path::new("/dev/console"))) {
         Ok(shell) => {
-            wait_until(
-                Instant::now() + Duration::from_secs(u64::MAX / 4),
-                |reaped| reaped.iter().any(|(p, _)| *p == shell),
-            );
+            // No deadline: the shell is the operator's, for as long as they need it.
+            // Other children are reaped meanwhile.
+            while !reaper::reap_all().iter().any(|(p, _)| *p == shell) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         Err(e) => {
             eprintln!("corral-init: no recovery shell ({e}); powering off in 30 s");
