@@ -1,10 +1,10 @@
 //! `corral-build`: `dist` builds every artifact, `lock` records package versions, `run`
-//! boots the ISO in QEMU with the console on this terminal.
+//! boots them in QEMU with the console on this terminal and an ssh line.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use corral_build::dist::{self, Options, Paths};
-use corral_harness::{Boot, Firmware, Serial, VmConfig};
+use corral_harness::{Boot, Firmware, KeyPair, Serial, Ssh, VmConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,12 +38,16 @@ enum Cmd {
         #[arg(long)]
         kernel: Option<String>,
     },
-    /// Boot dist/corral.iso in QEMU, console here (Ctrl-A X quits).
+    /// Boot dist/vmlinuz + dist/initrd in QEMU with a development ssh key authorized,
+    /// console here (Ctrl-A X quits).
     Run {
         /// Host port on 127.0.0.1 forwarded to the guest's ssh.
         #[arg(long, default_value_t = 2222)]
         ssh_port: u16,
-        /// Boot with OVMF (UEFI) instead of SeaBIOS.
+        /// Boot dist/corral.iso instead (its boot menu; no key is passed).
+        #[arg(long)]
+        iso: bool,
+        /// Boot the ISO with OVMF (UEFI) instead of SeaBIOS (implies --iso).
         #[arg(long)]
         uefi: bool,
         #[arg(long, default_value_t = 2048)]
@@ -110,34 +114,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Run {
             ssh_port,
+            iso,
             uefi,
             memory,
-        } => {
-            let iso = paths.dist.join("corral.iso");
-            anyhow::ensure!(
-                iso.exists(),
-                "'{}' is missing; run `make dist` first",
-                iso.display()
-            );
-            let mut cfg = VmConfig::new(Boot::Iso(iso.clone()));
-            cfg.ssh_port = Some(ssh_port);
-            cfg.memory_mb = memory;
-            cfg.no_reboot = false;
-            if uefi {
-                cfg.firmware = Firmware::Uefi;
-            }
-            println!(
-                "booting {} in QEMU (TCG, 2 cores, {memory} MB)",
-                iso.display()
-            );
-            println!("  serial console below; quit QEMU with Ctrl-A then X");
-            println!("  ssh forward: 127.0.0.1:{ssh_port} -> guest port 22 (ssh -p {ssh_port} corral@127.0.0.1)\n");
-            let status = std::process::Command::new("qemu-system-x86_64")
-                .args(cfg.args(&Serial::Stdio))
-                .status()
-                .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
-            anyhow::ensure!(status.success(), "QEMU exited with {status}");
-        }
+        } => boot(&paths, ssh_port, iso || uefi, uefi, memory)?,
     }
+    Ok(())
+}
+
+/// `corral-build run`: boots dist/ in QEMU, the serial console on this terminal.
+fn boot(paths: &Paths, ssh_port: u16, iso: bool, uefi: bool, memory: u32) -> anyhow::Result<()> {
+    let artifact = |name: &str| {
+        let p = paths.dist.join(name);
+        anyhow::ensure!(
+            p.exists(),
+            "'{}' is missing; run `make dist` first",
+            p.display()
+        );
+        Ok(p)
+    };
+    // The development key pair: made once, kept in dist/ (never in an image).
+    let key = KeyPair::ensure(&paths.dist.join("id_ed25519"), "corral-dev")
+        .context("making the development key pair in dist/")?;
+    let (boot, what) = if iso {
+        let iso = artifact("corral.iso")?;
+        let what = iso.display().to_string();
+        (Boot::Iso(iso), what)
+    } else {
+        let kernel = artifact("vmlinuz")?;
+        let initrd = artifact("initrd")?;
+        let what = format!("{} + {}", kernel.display(), initrd.display());
+        let cmdline = format!("{} {}", dist::CMDLINE, key.kernel_option());
+        (
+            Boot::Kernel {
+                kernel,
+                initrd,
+                cmdline,
+            },
+            what,
+        )
+    };
+    let mut cfg = VmConfig::new(boot);
+    cfg.ssh_port = Some(ssh_port);
+    cfg.memory_mb = memory;
+    cfg.no_reboot = false;
+    if uefi {
+        cfg.firmware = Firmware::Uefi;
+    }
+    let ssh = Ssh {
+        port: ssh_port,
+        user: "corral".into(),
+        key: key.private.clone(),
+    };
+    println!("booting {what} in QEMU (TCG, 2 cores, {memory} MB)");
+    println!("  serial console below; quit QEMU with Ctrl-A then X");
+    if iso {
+        println!(
+            "  to log in over ssh, add {} at the boot prompt (after the entry name)",
+            key.kernel_option()
+        );
+    }
+    println!("  ssh (once the console shows 'service console: running'):");
+    println!("    {}\n", ssh.command_line());
+    let status = std::process::Command::new("qemu-system-x86_64")
+        .args(cfg.args(&Serial::Stdio))
+        .status()
+        .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+    anyhow::ensure!(status.success(), "QEMU exited with {status}");
     Ok(())
 }

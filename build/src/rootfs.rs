@@ -99,6 +99,12 @@ pub fn create(root: &Path, dirs: &[&str]) -> Result<()> {
         let p = root.join(link);
         symlink(format!("usr/{link}"), &p).map_err(BuildError::write(&p))?;
     }
+    // FHS: /var/run is /run (docker's /var/run/docker.sock, daemons' pid files).
+    let var_run = root.join("var/run");
+    if let Some(var) = var_run.parent() {
+        fs::create_dir_all(var).map_err(BuildError::write(var))?;
+    }
+    symlink("/run", &var_run).map_err(BuildError::write(&var_run))?;
     Ok(())
 }
 

@@ -1,3 +1,10 @@
 //! # corral-cli
 //!
-//! Lands with its issue; see README.md in this folder for what it will own.
+//! The `corral` command. Today it is the console container's entrypoint
+//! (`corral console-init`, RancherOS's `ros console-init`): it prepares the `corral`
+//! user's ssh access and the host keys, then runs sshd and the gettys and keeps them
+//! running. The host CLI proper (`corral config`, `corral service`, ...) lands with its
+//! issue. See README.md for what this crate owns.
+
+pub mod console;
+pub mod passwd;

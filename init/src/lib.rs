@@ -53,7 +53,7 @@ pub fn since_boot() -> f64 {
 }
 
 /// The signals PID 1 reads through its signalfd.
-fn handled_signals() -> SigSet {
+pub fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGCHLD,

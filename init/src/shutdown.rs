@@ -8,7 +8,7 @@ use crate::mounts::unmount_order;
 use crate::power::Action;
 use crate::reaper;
 use crate::spawn::spawn;
-use crate::supervisor::Respawn;
+use crate::supervisor::{stop, wait_until, Respawn};
 use crate::sys::Sys;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::signal::{kill, Signal};
@@ -19,20 +19,6 @@ use std::time::{Duration, Instant};
 /// How long processes get between SIGTERM and SIGKILL once the manager is gone.
 const TERM_GRACE: Duration = Duration::from_secs(3);
 
-/// Reaps until `done` holds or the deadline passes; true when `done` held.
-fn wait_until(deadline: Instant, mut done: impl FnMut(&[(Pid, i32)]) -> bool) -> bool {
-    loop {
-        let reaped = reaper::reap_all();
-        if done(&reaped) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Stops everything and ends with reboot(2) in the requested mode. Never returns.
 pub fn shutdown(
     sys: &dyn Sys,
@@ -41,25 +27,7 @@ pub fn shutdown(
     timeout: Duration,
 ) -> ! {
     log::info!("shutting down: {}", action.verb());
-    for child in children.iter_mut() {
-        let Some(pid) = child.pid.take() else {
-            continue;
-        };
-        let (signal, within) = child.stop;
-        let within = within.unwrap_or(timeout);
-        if let Err(e) = kill(pid, signal) {
-            log::warn!("asking {} to stop failed: {e}", child.name);
-            continue;
-        }
-        let mut gone = false;
-        let stopped = wait_until(Instant::now() + within, |reaped| {
-            gone |= reaped.iter().any(|(p, _)| *p == pid);
-            gone
-        });
-        if !stopped {
-            log::warn!("{} did not stop within {}s", child.name, within.as_secs());
-        }
-    }
+    stop(children, timeout);
     // kill(-1) reaches every process but PID 1 and kernel threads.
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
     if !wait_until(Instant::now() + TERM_GRACE, |_| !reaper::has_children()) {

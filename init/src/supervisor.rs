@@ -30,7 +30,7 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// A program PID 1 keeps running.
 #[derive(Debug)]
 pub struct Respawn {
-    pub name: &'static str,
+    pub name: String,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub tty: Option<PathBuf>,
@@ -44,9 +44,9 @@ pub struct Respawn {
 }
 
 impl Respawn {
-    pub fn new(name: &'static str, program: &str, args: &[&str], tty: Option<PathBuf>) -> Self {
+    pub fn new(name: &str, program: &str, args: &[&str], tty: Option<PathBuf>) -> Self {
         Respawn {
-            name,
+            name: name.to_string(),
             program: program.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
             tty,
@@ -119,6 +119,44 @@ fn drain_signals(sfd: &SignalFd, children: &mut [&mut Respawn]) -> Option<Action
         }
     }
     request
+}
+
+/// Reaps until `done` holds or the deadline passes; true when `done` held.
+pub fn wait_until(deadline: Instant, mut done: impl FnMut(&[(Pid, i32)]) -> bool) -> bool {
+    loop {
+        let reaped = reaper::reap_all();
+        if done(&reaped) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops the children one by one, in order: each gets its stop signal and its time
+/// (`timeout` when it has none of its own) before the next is asked.
+pub fn stop(children: &mut [&mut Respawn], timeout: Duration) {
+    for child in children.iter_mut() {
+        let Some(pid) = child.pid.take() else {
+            continue;
+        };
+        let (signal, within) = child.stop;
+        let within = within.unwrap_or(timeout);
+        if let Err(e) = nix::sys::signal::kill(pid, signal) {
+            log::warn!("asking {} to stop failed: {e}", child.name);
+            continue;
+        }
+        let mut gone = false;
+        let stopped = wait_until(Instant::now() + within, |reaped| {
+            gone |= reaped.iter().any(|(p, _)| *p == pid);
+            gone
+        });
+        if !stopped {
+            log::warn!("{} did not stop within {}s", child.name, within.as_secs());
+        }
+    }
 }
 
 /// Runs until a shutdown is requested; returns the request.

@@ -13,9 +13,11 @@
 
 pub mod channel;
 pub mod qemu;
+pub mod ssh;
 pub mod vm;
 
 pub use qemu::{Boot, Drive, Firmware, Serial, VmConfig};
+pub use ssh::{free_port, KeyPair, Ssh};
 pub use vm::Vm;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,275 @@
+//! The console container's set-up, as `corral console-init` does it at each start: the
+//! `corral` user's `authorized_keys` from the configuration, the ssh host keys (made once,
+//! kept in a directory the service bind-mounts from the host), sshd's run directory, and
+//! the list of programs to keep running (sshd, a getty per console). Every path is taken
+//! under a root so that tests run it on a temporary tree.
+
+use crate::passwd::Account;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The user people log in as.
+pub const USER: &str = "corral";
+/// Where the host keys live; the console service bind-mounts it from the host, where a
+/// state partition keeps it across reboots.
+pub const HOST_KEY_DIR: &str = "/var/lib/corral/ssh";
+/// Host key types made at first boot. RSA is left out: its key generation takes tens of
+/// seconds on a slow machine, and every OpenSSH since 6.5 (2014) speaks ed25519.
+pub const HOST_KEY_TYPES: &[&str] = &["ed25519", "ecdsa"];
+/// The consoles that get a getty, when their device exists: the first virtual terminal
+/// (what `console=tty0` shows) and the first serial port.
+pub const CONSOLES: &[&str] = &["tty1", "ttyS0"];
+/// busybox, whose `getty` and `login` the console uses.
+pub const BUSYBOX: &str = "/usr/bin/busybox";
+/// The login program of an autologin console: `login -f corral`.
+pub const AUTOLOGIN: &str = "/usr/libexec/corral/autologin";
+/// OpenSSH's keygen and daemon.
+pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("making the host key {key}: {detail}")]
+    Keygen { key: PathBuf, detail: String },
+}
+
+type Result<T> = std::result::Result<T, ConsoleError>;
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ConsoleError + 'a {
+    move |source| ConsoleError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `abs` (an absolute path on the machine) under `root`.
+pub fn under(root: &Path, abs: &Path) -> PathBuf {
+    root.join(abs.strip_prefix("/").unwrap_or(abs))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io("setting the mode of", path))
+}
+
+fn give(path: &Path, account: &Account) -> Result<()> {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(account.uid)),
+        Some(nix::unistd::Gid::from_raw(account.gid)),
+    )
+    .map_err(|e| ConsoleError::Io {
+        what: "changing the owner of",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// The text of `authorized_keys` for these keys.
+pub fn authorized_keys_text(keys: &[String]) -> String {
+    let mut text = String::from(
+        "# Written by `corral console-init` at each start from the configuration\n\
+         # (ssh_authorized_keys); edits here are replaced at the next start.\n",
+    );
+    for k in keys {
+        text.push_str(k);
+        text.push('\n');
+    }
+    text
+}
+
+/// Makes the account's home (if missing) and `.ssh/authorized_keys` holding `keys`, all
+/// owned by the account, with the modes sshd's StrictModes wants. Returns the file.
+pub fn install_authorized_keys(root: &Path, account: &Account, keys: &[String]) -> Result<PathBuf> {
+    let home = under(root, &account.home);
+    if !home.exists() {
+        fs::create_dir_all(&home).map_err(io("creating", &home))?;
+        set_mode(&home, 0o750)?;
+    }
+    // A home kept from an earlier boot stays as its owner left it, but must be theirs.
+    give(&home, account)?;
+    let ssh = home.join(".ssh");
+    fs::create_dir_all(&ssh).map_err(io("creating", &ssh))?;
+    set_mode(&ssh, 0o700)?;
+    give(&ssh, account)?;
+    let file = ssh.join("authorized_keys");
+    let tmp = ssh.join(".authorized_keys.new");
+    fs::write(&tmp, authorized_keys_text(keys)).map_err(io("writing", &tmp))?;
+    set_mode(&tmp, 0o600)?;
+    give(&tmp, account)?;
+    fs::rename(&tmp, &file).map_err(io("replacing", &file))?;
+    Ok(file)
+}
+
+/// Makes every missing host key in `dir` with `keygen`; returns the keys it made.
+pub fn ensure_host_keys(dir: &Path, keygen: &Path) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    set_mode(dir, 0o700)?;
+    let mut made = Vec::new();
+    for t in HOST_KEY_TYPES {
+        let key = dir.join(format!("ssh_host_{t}_key"));
+        if key.exists() {
+            continue;
+        }
+        let out = Command::new(keygen)
+            .args(["-q", "-t", t, "-N", "", "-C", "corral host key", "-f"])
+            .arg(&key)
+            .output()
+            .map_err(io("running", keygen))?;
+        if !out.status.success() {
+            return Err(ConsoleError::Keygen {
+                key,
+                detail: format!(
+                    "{} exited with {}: {}",
+                    keygen.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        made.push(key);
+    }
+    Ok(made)
+}
+
+/// The fingerprint line of a public key (`256 SHA256:... (ED25519)`), for the console.
+pub fn fingerprint(keygen: &Path, public: &Path) -> Option<String> {
+    let out = Command::new(keygen).arg("-lf").arg(public).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// busybox getty's arguments for a console; with `autologin`, no prompt: `corral` is
+/// logged in at once.
+pub fn getty_args(tty: &str, autologin: bool) -> Vec<String> {
+    let serial = tty.starts_with("ttyS") || tty.starts_with("hvc");
+    let mut args: Vec<String> = vec!["getty".into()];
+    if serial {
+        // A local line: no modem control, no waiting for carrier.
+        args.push("-L".into());
+    }
+    if autologin {
+        args.extend(["-n".into(), "-l".into(), AUTOLOGIN.into()]);
+    }
+    let (baud, term) = if serial {
+        ("115200", "vt102")
+    } else {
+        ("38400", "linux")
+    };
+    args.extend([baud.into(), tty.into(), term.into()]);
+    args
+}
+
+/// The consoles of [`CONSOLES`] whose device exists under `root`.
+pub fn consoles(root: &Path) -> Vec<&'static str> {
+    CONSOLES
+        .iter()
+        .copied()
+        .filter(|tty| root.join("dev").join(tty).exists())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn me(home: &str) -> Account {
+        Account {
+            name: USER.into(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            home: home.into(),
+        }
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).expect("stat").mode() & 0o7777
+    }
+
+    #[test]
+    fn keys_land_in_a_strict_ssh_directory_and_are_replaced_each_start() {
+        let root = tempfile::tempdir().expect("tmp");
+        let account = me("/home/corral");
+        let file = install_authorized_keys(root.path(), &account, &["ssh-ed25519 AAAA a".into()])
+            .expect("install");
+        assert_eq!(file, root.path().join("home/corral/.ssh/authorized_keys"));
+        assert_eq!(mode(&root.path().join("home/corral")), 0o750);
+        assert_eq!(mode(&root.path().join("home/corral/.ssh")), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(fs::metadata(&file).expect("stat").uid(), account.uid);
+        let text = fs::read_to_string(&file).expect("read");
+        assert!(text.ends_with("\nssh-ed25519 AAAA a\n"), "{text}");
+        install_authorized_keys(root.path(), &account, &["ssh-ed25519 BBBB b".into()])
+            .expect("again");
+        let text = fs::read_to_string(&file).expect("read");
+        assert!(!text.contains("AAAA") && text.contains("BBBB"), "{text}");
+        // No keys: the file holds only its header, so nobody logs in.
+        install_authorized_keys(root.path(), &account, &[]).expect("empty");
+        let text = fs::read_to_string(&file).expect("read");
+        assert!(text.lines().all(|l| l.starts_with('#')), "{text}");
+    }
+
+    #[test]
+    fn host_keys_are_made_once_and_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keys = dir.path().join("ssh");
+        let made = ensure_host_keys(&keys, Path::new("ssh-keygen")).expect("keygen");
+        assert_eq!(made.len(), HOST_KEY_TYPES.len());
+        assert_eq!(mode(&keys), 0o700);
+        let ed = keys.join("ssh_host_ed25519_key");
+        assert_eq!(mode(&ed), 0o600);
+        let before = fs::read(&ed).expect("read");
+        let fp = fingerprint(
+            Path::new("ssh-keygen"),
+            &keys.join("ssh_host_ed25519_key.pub"),
+        )
+        .expect("fingerprint");
+        assert!(fp.contains("SHA256:") && fp.contains("(ED25519)"), "{fp}");
+        let again = ensure_host_keys(&keys, Path::new("ssh-keygen")).expect("again");
+        assert!(again.is_empty(), "existing keys are kept: {again:?}");
+        assert_eq!(fs::read(&ed).expect("read"), before);
+    }
+
+    #[test]
+    fn a_failing_keygen_is_reported_with_its_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = ensure_host_keys(&dir.path().join("ssh"), Path::new("false")).expect_err("fails");
+        assert!(err.to_string().contains("ssh_host_ed25519_key"), "{err}");
+    }
+
+    #[test]
+    fn getty_lines_for_serial_and_virtual_consoles() {
+        assert_eq!(
+            getty_args("ttyS0", false),
+            ["getty", "-L", "115200", "ttyS0", "vt102"]
+        );
+        assert_eq!(
+            getty_args("tty1", false),
+            ["getty", "38400", "tty1", "linux"]
+        );
+        assert_eq!(
+            getty_args("tty1", true),
+            ["getty", "-n", "-l", AUTOLOGIN, "38400", "tty1", "linux"]
+        );
+    }
+
+    #[test]
+    fn only_existing_consoles_get_a_getty() {
+        let root = tempfile::tempdir().expect("tmp");
+        fs::create_dir_all(root.path().join("dev")).expect("mkdir");
+        fs::write(root.path().join("dev/ttyS0"), "").expect("touch");
+        assert_eq!(consoles(root.path()), ["ttyS0"]);
+    }
+}
