@@ -70,11 +70,33 @@ pub fn root_stage(sys: &dyn Sys, opts: &BootOptions) -> Result<()> {
     if let Err(e) = sys.set_hostname(&opts.hostname) {
         log::warn!("{e}");
     }
+    name_in_hosts(sys, &opts.hostname);
     let mut wanted = names(sys, ROOT_MODULES);
     wanted.extend(opts.modules.iter().cloned());
     load_modules(sys, &wanted)?;
     log::info!("system ready for the manager at {:.2}s", since_boot());
     Ok(())
+}
+
+/// /etc/hosts with the host name on 127.0.1.1 (Debian's convention), so that programs
+/// that look their own name up (sudo, for one) find it. Containers on the host network
+/// get a copy of this file.
+pub fn hosts_with_name(hosts: &str, hostname: &str) -> String {
+    let mut out: String = hosts
+        .lines()
+        .filter(|l| !l.starts_with("127.0.1.1"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("127.0.1.1 {hostname}\n"));
+    out
+}
+
+fn name_in_hosts(sys: &dyn Sys, hostname: &str) {
+    let path = Path::new("/etc/hosts");
+    let hosts = sys.read_to_string(path).unwrap_or_default();
+    if let Err(e) = sys.write(path, &hosts_with_name(&hosts, hostname)) {
+        log::warn!("{e}");
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +149,18 @@ mod tests {
         let opts = BootOptions::parse("corral.hostname=node7");
         root_stage(&sys, &opts).expect("unknown modules are warnings");
         assert!(sys.calls().contains(&Call::SetHostname("node7".into())));
+        let hosts = sys
+            .read_to_string(Path::new("/etc/hosts"))
+            .expect("written");
+        assert_eq!(hosts, "127.0.1.1 node7\n");
+    }
+
+    #[test]
+    fn the_host_name_replaces_an_earlier_127_0_1_1_line() {
+        let hosts = "127.0.0.1 localhost\n127.0.1.1 old\n::1 localhost\n";
+        assert_eq!(
+            hosts_with_name(hosts, "new"),
+            "127.0.0.1 localhost\n::1 localhost\n127.0.1.1 new\n"
+        );
     }
 }

@@ -207,6 +207,9 @@ pub struct ServicesFile {
     pub path: PathBuf,
     pub services: BTreeMap<String, Service>,
     pub warnings: Vec<String>,
+    /// Services left out because their definition is bad, each message naming the file,
+    /// the service and the problem. The file's other services still apply.
+    pub errors: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -240,9 +243,17 @@ pub fn parse(file: &str, text: &str) -> Result<ServicesFile, ComposeError> {
             service: name.clone(),
             detail,
         };
-        let service: Service = yaml_serde::from_value(value).map_err(|e| err(e.to_string()))?;
+        let service: Service = match yaml_serde::from_value(value) {
+            Ok(s) => s,
+            Err(e) => {
+                out.errors.push(err(e.to_string()).to_string());
+                continue;
+            }
+        };
         if service.image.is_empty() {
-            return Err(err("has no image; add `image: <name>`".into()));
+            out.errors
+                .push(err("has no image; add `image: <name>`".into()).to_string());
+            continue;
         }
         for key in service
             .other
@@ -256,6 +267,38 @@ pub fn parse(file: &str, text: &str) -> Result<ServicesFile, ComposeError> {
         out.services.insert(name, service);
     }
     Ok(out)
+}
+
+/// Puts several files' services together, in order: a later file's service replaces an
+/// earlier one of the same name (so a user's file can replace a built-in service), with a
+/// warning saying so.
+pub fn merge(files: Vec<ServicesFile>) -> ServicesFile {
+    let mut out = ServicesFile {
+        path: PathBuf::from(
+            files
+                .iter()
+                .map(|f| f.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
+        ),
+        ..Default::default()
+    };
+    let mut from: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for f in files {
+        out.warnings.extend(f.warnings);
+        out.errors.extend(f.errors);
+        for (name, service) in f.services {
+            if let Some(earlier) = from.insert(name.clone(), f.path.clone()) {
+                out.warnings.push(format!(
+                    "{}: service {name} replaces the one from {}",
+                    f.path.display(),
+                    earlier.display()
+                ));
+            }
+            out.services.insert(name, service);
+        }
+    }
+    out
 }
 
 /// Reads and parses a services file.
@@ -399,8 +442,9 @@ services:
 
     #[test]
     fn bad_files_name_the_file_the_service_and_the_problem() {
+        let err = parse("s.yml", "services: [a").expect_err("a file-level error");
+        assert!(err.to_string().starts_with("s.yml: "), "{err}");
         let cases = [
-            ("services: [a", "s.yml"),
             (
                 "services:\n  a:\n    command: x\n",
                 "service a: has no image",
@@ -415,12 +459,21 @@ services:
             ),
         ];
         for (text, want) in cases {
-            let err = parse("s.yml", text).expect_err(text).to_string();
+            let text = format!("{text}  good:\n    image: y\n");
+            let f = parse("s.yml", &text).expect("the file parses");
+            assert_eq!(f.errors.len(), 1, "{text}: {:?}", f.errors);
+            let err = &f.errors[0];
             assert!(
                 err.contains(want) && err.starts_with("s.yml"),
                 "{text}: {err}"
             );
+            assert!(
+                f.services.contains_key("good") && !f.services.contains_key("a"),
+                "the bad service is left out, the good one kept"
+            );
         }
+        let err = parse("s.yml", "services:\n  a: [\n").expect_err("not YAML");
+        assert!(err.to_string().contains("line"), "{err}");
         let huge = "#".repeat(MAX_FILE + 1);
         assert!(matches!(
             parse("s.yml", &huge),
@@ -442,6 +495,21 @@ services:
                 s.image
             );
         }
+    }
+
+    #[test]
+    fn a_later_file_replaces_a_service_and_says_so() {
+        let a = parse(
+            "a.yml",
+            "services:\n  x:\n    image: one\n  y:\n    image: y\n",
+        )
+        .expect("a");
+        let b = parse("b.yml", "services:\n  x:\n    image: two\n").expect("b");
+        let m = merge(vec![a, b]);
+        assert_eq!(m.services["x"].image, "two");
+        assert_eq!(m.services["y"].image, "y");
+        assert_eq!(m.warnings, ["b.yml: service x replaces the one from a.yml"]);
+        assert_eq!(m.path, PathBuf::from("a.yml + b.yml"));
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod images;
+pub mod restart;
 pub mod seed;
 pub mod services;
 pub mod supervise;
+pub mod watch;

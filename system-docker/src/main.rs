@@ -80,6 +80,10 @@ fn status() -> anyhow::Result<()> {
     })
 }
 
+/// Where users' services files live (`*.yml`, read in name order after the built-in
+/// ones); a state partition keeps them.
+const SERVICES_DIR: &str = "/var/lib/corral/conf/services";
+
 /// The manager proper, as PID 1 runs it.
 fn manage() -> anyhow::Result<()> {
     KmsgLogger::init("corral-manager", log::LevelFilter::Info);
@@ -91,6 +95,8 @@ fn manage() -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Ends the service watchers at shutdown, before the services are stopped.
+        let (quiet_tx, quiet_rx) = watch::channel(false);
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let spec = EngineSpec::system();
         let started = std::time::Instant::now();
@@ -108,6 +114,7 @@ fn manage() -> anyhow::Result<()> {
             Err(e) => log::error!("{e}"),
         }
         let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
+        let mut services = None;
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -115,11 +122,15 @@ fn manage() -> anyhow::Result<()> {
                 Some(event) = events.recv() => {
                     if let EngineEvent::Ready { .. } = event {
                         // Every start of the engine (the first, or after a crash) gets
-                        // the images; the loader skips what is already there.
-                        on_engine_ready(&spec).await;
+                        // the images and the services; both skip what is already there.
+                        services = on_engine_ready(&spec, quiet_rx.clone()).await;
                     }
                 }
             }
+        }
+        let _ = quiet_tx.send(true);
+        if let Some(file) = services {
+            stop_services(&spec, &file).await;
         }
         log::info!("stopping: system engine");
         let _ = stop_tx.send(true);
@@ -131,12 +142,19 @@ fn manage() -> anyhow::Result<()> {
     })
 }
 
-/// What follows each start of the system engine: load the system images.
-async fn on_engine_ready(spec: &EngineSpec) {
+/// What follows each start of the system engine: load the system images, bring the
+/// services up, and watch them. Returns the services it brought up.
+async fn on_engine_ready(
+    spec: &EngineSpec,
+    quiet: watch::Receiver<bool>,
+) -> Option<corral_system_docker::compose::ServicesFile> {
     let started = std::time::Instant::now();
     let docker = match corral_system_docker::engine::connect(spec).await {
         Ok(d) => d,
-        Err(e) => return log::error!("{e}"),
+        Err(e) => {
+            log::error!("{e}");
+            return None;
+        }
     };
     let dir = std::path::Path::new(images::IMAGES_DIR);
     match images::load_all(&docker, dir).await {
@@ -162,7 +180,16 @@ async fn on_engine_ready(spec: &EngineSpec) {
         }
         Err(e) => log::error!("{e}"),
     }
-    bring_up_services(&docker).await;
+    let file = services_files(std::path::Path::new(SERVICES_DIR));
+    let since = corral_system_docker::watch::now_stamp();
+    bring_up_services(&docker, &file).await;
+    tokio::spawn(corral_system_docker::watch::run(
+        docker,
+        file.clone(),
+        since,
+        quiet,
+    ));
+    Some(file)
 }
 
 /// The built-in system services, with the OS version filled in.
@@ -170,18 +197,46 @@ fn builtin_services() -> String {
     include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Brings the built-in services up and logs where each one ended.
-async fn bring_up_services(docker: &bollard::Docker) {
+/// The built-in services, then every `*.yml` in `dir` in name order. A file that cannot
+/// be read or parsed is logged by name and left out; the others apply.
+fn services_files(dir: &std::path::Path) -> corral_system_docker::compose::ServicesFile {
+    use corral_system_docker::compose;
+    let mut files = Vec::new();
+    match compose::parse("built-in os-config.yml", &builtin_services()) {
+        Ok(f) => files.push(f),
+        Err(e) => log::error!("{e}"),
+    }
+    let mut extra: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    extra.sort();
+    for path in extra {
+        match compose::load(&path) {
+            Ok(f) => files.push(f),
+            Err(e) => log::error!("{e}; its services are left out, the others start"),
+        }
+    }
+    compose::merge(files)
+}
+
+/// Brings the services up and logs where each one ended.
+async fn bring_up_services(
+    docker: &bollard::Docker,
+    file: &corral_system_docker::compose::ServicesFile,
+) {
     use corral_system_docker::services::Outcome;
-    let file =
-        match corral_system_docker::compose::parse("built-in os-config.yml", &builtin_services()) {
-            Ok(f) => f,
-            Err(e) => return log::error!("{e}"),
-        };
     for w in &file.warnings {
         log::warn!("{w}");
     }
-    for (name, outcome) in corral_system_docker::services::up(docker, &file).await {
+    for e in &file.errors {
+        log::error!("{e}; the other services still start");
+    }
+    for (name, outcome) in corral_system_docker::services::up(docker, file).await {
         let at = corral_init::since_boot();
         match outcome {
             Outcome::Running { action } => {
@@ -196,4 +251,27 @@ async fn bring_up_services(docker: &bollard::Docker) {
             Outcome::Blocked(why) => log::error!("service {name}: not started: {why}"),
         }
     }
+}
+
+/// Stops the services before the engine, the console last.
+async fn stop_services(spec: &EngineSpec, file: &corral_system_docker::compose::ServicesFile) {
+    let Ok(docker) = corral_system_docker::engine::connect(spec).await else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let names: Vec<String> = file.services.keys().cloned().collect();
+    let failed = corral_system_docker::services::stop_all(
+        &docker,
+        &names,
+        "console",
+        corral_system_docker::watch::STOP_TIMEOUT,
+    )
+    .await;
+    for (name, why) in &failed {
+        log::warn!("service {name}: stopping failed: {why}");
+    }
+    log::info!(
+        "services stopped in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }

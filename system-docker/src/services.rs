@@ -3,8 +3,8 @@
 //! alone; a changed one is removed and created again. Services start as soon as what
 //! they wait for is done, so independent services start in parallel; a one-shot
 //! (`io.rancher.os.detach=false`) is waited for, and when it fails its dependents do not
-//! start. Restarts after a crash are dockerd's own restart policy, which backs off
-//! (doubling from 100 ms) by itself.
+//! start. Restarts after a crash are the manager's (`restart` and `watch`), not dockerd's,
+//! so each one is logged and backs off like PID 1's.
 
 use crate::compose::{Service, ServicesFile, Ulimit};
 use crate::graph::Graph;
@@ -13,7 +13,8 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
+    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    WaitContainerOptions,
 };
 use bollard::Docker;
 use futures_util::stream::FuturesUnordered;
@@ -25,6 +26,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub const CONFIG_HASH: &str = "io.corral.config-hash";
 /// The label naming the service a container belongs to.
 pub const SERVICE: &str = "io.corral.service";
+/// The label holding the service's `restart:` policy, which the manager applies.
+pub const RESTART: &str = "io.corral.restart";
 
 /// Where a service ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,35 +81,6 @@ fn environment(s: &Service) -> Vec<String> {
     }
 }
 
-fn restart_policy(restart: Option<&str>) -> Result<Option<RestartPolicy>, String> {
-    let Some(r) = restart else { return Ok(None) };
-    let (name, count) = match r.split_once(':') {
-        Some((n, c)) => (
-            n,
-            Some(
-                c.parse::<i64>()
-                    .map_err(|_| format!("restart: {r:?} has a bad retry count"))?,
-            ),
-        ),
-        None => (r, None),
-    };
-    let name = match name {
-        "no" | "" => RestartPolicyNameEnum::NO,
-        "always" => RestartPolicyNameEnum::ALWAYS,
-        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-        other => {
-            return Err(format!(
-                "restart: {other:?} is not no, always, unless-stopped or on-failure[:N]"
-            ))
-        }
-    };
-    Ok(Some(RestartPolicy {
-        name: Some(name),
-        maximum_retry_count: count,
-    }))
-}
-
 fn device(spec: &str) -> DeviceMapping {
     let mut parts = spec.splitn(3, ':');
     let host = parts.next().unwrap_or_default().to_string();
@@ -150,14 +124,23 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
         volumes_from: non_empty(s.volumes_from.clone()),
         cap_add: non_empty(s.cap_add.clone()),
         devices: (!s.devices.is_empty()).then(|| s.devices.iter().map(|d| device(d)).collect()),
-        restart_policy: restart_policy(s.restart.as_deref())?,
+        // The manager restarts services itself (crate::watch); dockerd must not as well.
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        }),
         ulimits: (!ulimits.is_empty()).then_some(ulimits),
         readonly_rootfs: Some(s.read_only),
         oom_score_adj: s.oom_score_adj,
         ..Default::default()
     };
+    crate::restart::Policy::parse(s.restart.as_deref())?;
     let mut labels: HashMap<String, String> = s.labels.to_map().into_iter().collect();
     labels.insert(SERVICE.into(), name.into());
+    labels.insert(
+        RESTART.into(),
+        s.restart.clone().unwrap_or_else(|| "no".into()),
+    );
     let mut body = ContainerCreateBody {
         image: Some(s.image.clone()),
         cmd: non_empty(s.command.to_vec()),
@@ -337,6 +320,43 @@ pub async fn up(docker: &Docker, file: &ServicesFile) -> BTreeMap<String, Outcom
     }
 }
 
+/// Stops the services at shutdown: all at once, then `last` (the console, so that a
+/// session on it sees the machine go down). Each gets `timeout` before dockerd kills it.
+/// Returns the ones that failed to stop, with why.
+pub async fn stop_all(
+    docker: &Docker,
+    names: &[String],
+    last: &str,
+    timeout: std::time::Duration,
+) -> Vec<(String, String)> {
+    let stop = |name: String| async move {
+        let opts = StopContainerOptions {
+            t: Some(timeout.as_secs() as i32),
+            signal: None,
+        };
+        match docker.stop_container(&name, Some(opts)).await {
+            Ok(()) => None,
+            // Already stopped (304) or never created (404): nothing to do.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => None,
+            Err(e) => Some((name, e.to_string())),
+        }
+    };
+    let first: Vec<String> = names.iter().filter(|n| *n != last).cloned().collect();
+    let mut failed: Vec<(String, String)> =
+        futures_util::future::join_all(first.into_iter().map(stop))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+    if names.iter().any(|n| n == last) {
+        failed.extend(stop(last.to_string()).await);
+    }
+    failed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,8 +417,14 @@ mod tests {
         assert_eq!(h.readonly_rootfs, Some(true));
         let r = h.restart_policy.expect("restart");
         assert_eq!(
-            (r.name, r.maximum_retry_count),
-            (Some(RestartPolicyNameEnum::ON_FAILURE), Some(3))
+            r.name,
+            Some(RestartPolicyNameEnum::NO),
+            "the manager restarts"
+        );
+        let labels = b.labels.expect("labels");
+        assert_eq!(
+            labels.get(RESTART).map(String::as_str),
+            Some("on-failure:3")
         );
         assert_eq!(h.binds, Some(vec!["/var/log:/var/log".to_string()]));
         let d = &h.devices.expect("devices")[0];

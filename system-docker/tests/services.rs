@@ -64,6 +64,28 @@ async fn container(docker: &Docker, name: &str) -> (String, bool, i64) {
     )
 }
 
+async fn app_pid(docker: &Docker) -> i64 {
+    docker
+        .inspect_container("app", None)
+        .await
+        .expect("inspect")
+        .state
+        .and_then(|s| s.pid)
+        .unwrap_or(0)
+}
+
+/// Waits (up to 5 s) for app to run with a pid other than `old`; its new pid.
+async fn running_again(docker: &Docker, old: i64) -> Option<i64> {
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pid = app_pid(docker).await;
+        if container(docker, "app").await.1 && pid != 0 && pid != old {
+            return Some(pid);
+        }
+    }
+    None
+}
+
 fn services(data: &Path, app_cmd: &str) -> String {
     format!(
         r#"
@@ -165,34 +187,57 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         .await;
     assert_eq!(logs.concat(), "prepared\n");
 
-    // A crash (the process killed from outside) is followed by dockerd's restart.
-    let (app_id, running, restarts) = container(&docker, "app").await;
+    // The manager's watcher restarts a crashed service: the process killed from outside,
+    // then the container killed through the API. A `docker stop` is respected.
+    let (quiet_tx, quiet_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(corral_system_docker::watch::run(
+        docker.clone(),
+        file.clone(),
+        corral_system_docker::watch::now_stamp(),
+        quiet_rx,
+    ));
+    let (app_id, running, _) = container(&docker, "app").await;
     assert!(running);
-    let pid = docker
-        .inspect_container("app", None)
-        .await
-        .expect("inspect")
-        .state
-        .and_then(|s| s.pid)
-        .expect("pid");
+    let pid = app_pid(&docker).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill app");
-    let mut restarted = false;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let (id, running, count) = container(&docker, "app").await;
-        if running && count > restarts {
-            assert_eq!(id, app_id, "restarted, not recreated");
-            restarted = true;
-            break;
-        }
-    }
-    assert!(restarted, "app restarted after it was killed");
+    let pid2 = running_again(&docker, pid)
+        .await
+        .expect("app restarted after a kill -9");
+    assert_eq!(
+        container(&docker, "app").await.0,
+        app_id,
+        "restarted, not recreated"
+    );
+    docker
+        .kill_container(
+            "app",
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .expect("docker kill app");
+    let pid3 = running_again(&docker, pid2)
+        .await
+        .expect("app restarted after docker kill");
+    docker
+        .stop_container(
+            "app",
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .expect("docker stop app");
+    assert_eq!(
+        running_again(&docker, pid3).await,
+        None,
+        "a stopped service stays stopped"
+    );
+    let _ = quiet_tx.send(true);
+    watcher.await.expect("the watcher ends at shutdown");
 
-    // The same file again: nothing running is touched.
+    // The same file again: nothing running is touched, and the stopped app is started.
     let out = up(&docker, &file).await;
     assert_eq!(
         out["app"],

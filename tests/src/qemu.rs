@@ -43,8 +43,13 @@ pub struct Drive {
 pub enum Serial {
     /// ttyS0 on the terminal, with QEMU's monitor (Ctrl-A X quits): for `make run`.
     Stdio,
-    /// ttyS0 and ttyS1 on unix sockets that QEMU waits for a client on: for the harness.
-    Sockets { console: PathBuf, shell: PathBuf },
+    /// ttyS0 and ttyS1 on unix sockets that QEMU waits for a client on, and QEMU's
+    /// monitor on a third (for `system_powerdown`): for the harness.
+    Sockets {
+        console: PathBuf,
+        shell: PathBuf,
+        monitor: PathBuf,
+    },
 }
 
 /// A machine's configuration.
@@ -126,11 +131,17 @@ impl VmConfig {
         }
         match serial {
             Serial::Stdio => push(&["-serial", "mon:stdio"]),
-            Serial::Sockets { console, shell } => {
+            Serial::Sockets {
+                console,
+                shell,
+                monitor,
+            } => {
                 let con = format!("socket,id=con,path={},server=on,wait=on", console.display());
                 let sh = format!("socket,id=sh,path={},server=on,wait=on", shell.display());
+                let mon = format!("unix:{},server=on,wait=off", monitor.display());
                 push(&["-chardev", &con, "-serial", "chardev:con"]);
                 push(&["-chardev", &sh, "-serial", "chardev:sh"]);
+                push(&["-monitor", &mon]);
             }
         }
         push(&["-device", "virtio-scsi-pci,id=scsi0"]);
@@ -245,9 +256,11 @@ mod tests {
             &Serial::Sockets {
                 console: "/t/c.sock".into(),
                 shell: "/t/s.sock".into(),
+                monitor: "/t/m.sock".into(),
             },
         );
         assert!(a.contains("socket,id=con,path=/t/c.sock,server=on,wait=on"));
+        assert!(a.contains("-monitor unix:/t/m.sock,server=on,wait=off"));
         assert!(a.contains("-append console=ttyS0"));
         assert!(a.contains("nvme,drive=d0,serial=corral0"));
     }

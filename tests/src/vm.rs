@@ -55,9 +55,12 @@ impl Vm {
         for s in [&console_sock, &shell_sock] {
             let _ = std::fs::remove_file(s);
         }
+        let monitor = dir.join("monitor.sock");
+        let _ = std::fs::remove_file(&monitor);
         let serial = Serial::Sockets {
             console: console_sock.clone(),
             shell: shell_sock.clone(),
+            monitor: monitor.clone(),
         };
         let qemu_log = dir.join("qemu.log");
         let log =
@@ -90,6 +93,28 @@ impl Vm {
             counter: 0,
             shell_ready: false,
         })
+    }
+
+    /// Sends one command to QEMU's monitor (`system_powerdown` presses the ACPI power
+    /// button) and returns what the monitor printed.
+    pub fn monitor(&self, command: &str) -> Result<String> {
+        use std::io::{Read, Write};
+        let path = self.dir.join("monitor.sock");
+        let io = |e| HarnessError::Io(path.clone(), e);
+        let mut s = UnixStream::connect(&path).map_err(io)?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .map_err(io)?;
+        s.write_all(format!("{command}\n").as_bytes()).map_err(io)?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The monitor never closes; read until it has been quiet for a moment.
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// Waits for `needle` on the console; returns the seconds since QEMU started.

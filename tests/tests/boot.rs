@@ -1,13 +1,15 @@
 //! End-to-end: boot the real artifacts in QEMU (TCG) and check them from the inside
 //! through the debug shell on ttyS1. One boot per scenario; many checks per boot.
 
-use corral_harness::{dist_dir, log_dir, Boot, Firmware, Vm, VmConfig};
+use corral_harness::{dist_dir, free_port, log_dir, Boot, Firmware, KeyPair, Ssh, Vm, VmConfig};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(240);
 const CMD: Duration = Duration::from_secs(60);
+/// The built-in services.
+const SERVICES: [&str; 5] = ["network", "syslog", "ntp", "acpid", "console"];
 
 fn artifact(name: &str) -> PathBuf {
     let path = dist_dir().join(name);
@@ -19,8 +21,8 @@ fn artifact(name: &str) -> PathBuf {
     path
 }
 
-/// Checks shared by every boot that reaches the system engine, then a clean poweroff.
-fn check_running_system_then_poweroff(vm: &mut Vm) {
+/// Checks shared by every boot that reaches the system engine and its services.
+fn check_running_system(vm: &mut Vm) {
     // PID 1 is Corral's init: the binary behind /proc/1/exe is the one in the root.
     vm.check("cmp /proc/1/exe /usr/sbin/corral-init", CMD)
         .expect("PID 1 is corral-init");
@@ -66,22 +68,36 @@ fn check_running_system_then_poweroff(vm: &mut Vm) {
         "no archive was corrupt"
     );
     // The built-in services run on the system engine.
-    vm.wait_for("service ntp: running", BOOT).expect("ntp up");
-    vm.wait_for("service syslog: running", BOOT)
-        .expect("syslog up");
+    for service in SERVICES {
+        vm.wait_for(&format!("service {service}: running"), BOOT)
+            .unwrap_or_else(|e| panic!("{service} up: {e}"));
+    }
     let status = vm
         .check("corral-manager status", CMD)
         .expect("engine status");
-    for service in ["ntp=running", "syslog=running"] {
-        assert!(status.contains(service), "{service}: {status}");
+    for service in SERVICES {
+        assert!(
+            status.contains(&format!("{service}=running")),
+            "{service}: {status}"
+        );
     }
+    // The network service got a DHCP lease from QEMU's user network.
+    let addr = vm
+        .check(
+            "for i in $(seq 100); do ip -4 addr show eth0 | grep -q 'inet ' && break; sleep 0.2; done; \
+             ip -4 addr show eth0; cat /etc/resolv.conf",
+            CMD,
+        )
+        .expect("eth0");
+    assert!(addr.contains("inet 10.0.2.15/24"), "{addr}");
+    assert!(addr.contains("nameserver 10.0.2.3"), "{addr}");
     // syslog: a host process's message reaches /var/log/messages.
     vm.check("logger corral-e2e-hello", CMD).expect("logger");
     let wait_log = "for i in $(seq 50); do grep -q corral-e2e-hello /var/log/messages && break; \
                     sleep 0.2; done; grep corral-e2e-hello /var/log/messages";
     vm.check(wait_log, CMD)
         .expect("the message is in /var/log/messages");
-    // ntp: killed from outside, dockerd's restart policy brings it back.
+    // ntp: its process killed from outside, the manager's watcher brings it back.
     let before = vm.check("pidof chronyd", CMD).expect("chronyd runs");
     vm.check("kill -9 $(pidof chronyd)", CMD)
         .expect("kill chronyd");
@@ -138,14 +154,27 @@ fn check_running_system_then_poweroff(vm: &mut Vm) {
         .expect("and the manager checks the images again");
     vm.check("corral-manager status", CMD)
         .expect("engine answers again");
+    for service in SERVICES {
+        vm.console
+            .wait(from, BOOT, |t| {
+                t.contains(&format!("service {service}: running"))
+                    .then_some(())
+            })
+            .unwrap_or_else(|| panic!("{service} back after the engine restart"));
+    }
+}
 
-    // poweroff asks PID 1; everything stops and QEMU exits by itself.
-    vm.shell.send("poweroff\n").expect("send poweroff");
+/// After a poweroff was asked for: everything stops and QEMU exits by itself.
+fn check_clean_poweroff(vm: &mut Vm) {
     let status = vm
         .wait_exit(Duration::from_secs(120))
         .expect("QEMU exits after poweroff");
     assert!(status.success(), "QEMU exit status {status}");
     let console = vm.console.text();
+    assert!(
+        console.contains("services stopped in"),
+        "manager stopped the services"
+    );
     assert!(
         console.contains("system engine stopped"),
         "manager stopped the engine"
@@ -174,22 +203,150 @@ fn check_running_system_then_poweroff(vm: &mut Vm) {
 }
 
 #[test]
-fn iso_boots_by_bios_to_the_system_engine_and_powers_off_cleanly() {
-    let cfg = VmConfig::new(Boot::Iso(artifact("corral.iso")));
-    // isolinux waits one second at "boot:"; the harness picks the debug entry.
-    let answers = vec![("boot:".to_string(), "debug\n".to_string())];
-    let mut vm = Vm::start("iso-bios", &cfg, &log_dir("iso-bios"), answers).expect("start QEMU");
+fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
+    let dir = log_dir("iso-bios");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-e2e").expect("key pair");
+    let mut cfg = VmConfig::new(Boot::Iso(artifact("corral.iso")));
+    let port = free_port().expect("a free port");
+    cfg.ssh_port = Some(port);
+    // isolinux waits one second at "boot:"; the harness picks the debug entry and adds
+    // the key, as a user would type it.
+    let answers = vec![(
+        "boot:".to_string(),
+        format!("debug {}\n", key.kernel_option()),
+    )];
+    let mut vm = Vm::start("iso-bios", &cfg, &dir, answers).expect("start QEMU");
     let at = vm
         .wait_for("system engine ready", BOOT)
         .expect("system engine ready");
     eprintln!("iso-bios: system engine ready {at:.1}s after QEMU started");
     let cmdline = vm.check("cat /proc/cmdline", CMD).expect("cmdline");
     assert!(cmdline.contains("console=ttyS0"), "{cmdline}");
-    check_running_system_then_poweroff(&mut vm);
+    let ssh = Ssh {
+        port,
+        user: "corral".into(),
+        key: key.private.clone(),
+    };
+    let ready = ssh.wait_ready(BOOT).expect("sshd accepts the key");
+    eprintln!(
+        "iso-bios: sshd accepted the key {:.1}s after QEMU started",
+        ready.duration_since(vm.started).as_secs_f64()
+    );
+    check_console_over_ssh(&mut vm, &ssh);
+    check_running_system(&mut vm);
+    // The user powers the machine off from the ssh session (the console came back
+    // with the engine restart above).
+    ssh.wait_ready(BOOT).expect("sshd back after the engine restart");
+    let _ = ssh.run("sudo poweroff", CMD);
+    check_clean_poweroff(&mut vm);
+}
+
+/// What a user sees logged in over ssh as corral.
+fn check_console_over_ssh(vm: &mut Vm, ssh: &Ssh) {
+    let id = ssh.check("id", CMD).expect("id");
+    assert!(id.starts_with("uid=1100(corral)"), "{id}");
+    for group in ["27(sudo)", "233(docker)"] {
+        assert!(id.contains(group), "{group} in {id}");
+    }
+    assert_eq!(
+        ssh.check("echo $HOME; pwd", CMD).expect("home").trim(),
+        "/home/corral\n/home/corral"
+    );
+    // sudo without a password; no complaint about the host name.
+    let whoami = ssh.check("sudo -n whoami 2>&1", CMD).expect("sudo");
+    assert_eq!(whoami.trim(), "root", "{whoami}");
+    // Keys only, no root: the running sshd's effective settings, and real attempts.
+    let t = ssh.check("sudo sshd -T", CMD).expect("sshd -T");
+    for line in [
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "permitrootlogin no",
+        "pubkeyauthentication yes",
+    ] {
+        assert!(t.contains(line), "{line} in sshd -T");
+    }
+    let root = Ssh {
+        user: "root".into(),
+        ..ssh.clone()
+    };
+    let (code, out) = root.run("true", CMD).expect("ssh as root");
+    assert_ne!(code, 0, "root cannot log in: {out}");
+    let password = Command::new("ssh")
+        .args(ssh.args())
+        .args([
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+            "true",
+        ])
+        .output()
+        .expect("ssh without the key");
+    let said = String::from_utf8_lossy(&password.stderr);
+    assert!(!password.status.success(), "no login without the key");
+    assert!(said.contains("Permission denied (publickey)"), "{said}");
+    // The host keys were made at first boot, in the directory a state disk keeps.
+    let keys = ssh
+        .check("sudo ls /var/lib/corral/ssh", CMD)
+        .expect("host keys");
+    assert!(keys.contains("ssh_host_ed25519_key.pub"), "{keys}");
+    // Every system service runs, seen through `system-docker` as a user would.
+    let ps = ssh
+        .check(
+            "sudo system-docker ps --format '{{.Names}} {{.Status}}'",
+            CMD,
+        )
+        .expect("system-docker ps");
+    for service in SERVICES {
+        assert!(
+            ps.lines().any(|l| l.starts_with(&format!("{service} Up"))),
+            "{service} running in:\n{ps}"
+        );
+    }
+    // The ntp container killed through the engine: the manager starts it again and says so.
+    let from = vm.console.mark();
+    ssh.check("sudo system-docker kill ntp", CMD)
+        .expect("kill ntp");
+    vm.console
+        .wait(from, CMD, |t| {
+            t.contains("service ntp: exited with code 137")
+                .then_some(())
+        })
+        .expect("the exit is logged");
+    vm.console
+        .wait(from, CMD, |t| {
+            t.contains("service ntp: started at").then_some(())
+        })
+        .expect("and the restart");
+    let state = ssh
+        .check(
+            "sudo system-docker inspect -f '{{.State.Running}}' ntp",
+            CMD,
+        )
+        .expect("inspect ntp");
+    assert_eq!(state.trim(), "true");
+    // logger in the console reaches the syslog service's /var/log/messages.
+    ssh.check("logger corral-ssh-hello", CMD).expect("logger");
+    ssh.check(
+        "for i in $(seq 50); do grep -q corral-ssh-hello /var/log/messages && exit 0; sleep 0.2; done; exit 1",
+        CMD,
+    )
+    .expect("the message is in /var/log/messages");
+    // The console has the docker CLI and the corral command.
+    let v = ssh
+        .check(
+            "docker --version; test -x /usr/bin/corral && echo corral-cli",
+            CMD,
+        )
+        .expect("tools");
+    assert!(
+        v.contains("Docker version 20.10") && v.contains("corral-cli"),
+        "{v}"
+    );
 }
 
 #[test]
-fn iso_boots_by_uefi_to_the_system_engine_and_powers_off_cleanly() {
+fn iso_boots_by_uefi_and_the_power_button_powers_off_cleanly() {
     let mut cfg = VmConfig::new(Boot::Iso(artifact("corral.iso")));
     cfg.firmware = Firmware::Uefi;
     // GRUB shows its menu for one second; 'd' is the debug entry's hotkey.
@@ -201,7 +358,17 @@ fn iso_boots_by_uefi_to_the_system_engine_and_powers_off_cleanly() {
     eprintln!("iso-uefi: system engine ready {at:.1}s after QEMU started");
     vm.check("test -d /sys/firmware/efi", CMD)
         .expect("booted by UEFI");
-    check_running_system_then_poweroff(&mut vm);
+    check_running_system(&mut vm);
+    // The ACPI power button (what an EC2 stop sends): acpid asks PID 1 for a poweroff.
+    vm.monitor("system_powerdown")
+        .expect("press the power button");
+    check_clean_poweroff(&mut vm);
+    assert!(
+        vm.console
+            .text()
+            .contains("corral-init: SIGUSR2 received: powering off"),
+        "acpid's poweroff reached PID 1"
+    );
 }
 
 #[test]
