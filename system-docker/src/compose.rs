@@ -142,6 +142,10 @@ pub struct Service {
     pub cap_add: Vec<String>,
     #[serde(default)]
     pub devices: Vec<String>,
+    /// Fresh tmpfs mounts at each start (`/run` or `/run:size=1m`), for pid files and
+    /// sockets that must not outlive a crash.
+    #[serde(default)]
+    pub tmpfs: StringOrList,
     #[serde(default)]
     pub user: Option<String>,
     #[serde(default)]

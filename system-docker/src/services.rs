@@ -124,6 +124,18 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
         volumes_from: non_empty(s.volumes_from.clone()),
         cap_add: non_empty(s.cap_add.clone()),
         devices: (!s.devices.is_empty()).then(|| s.devices.iter().map(|d| device(d)).collect()),
+        tmpfs: {
+            let mounts: HashMap<String, String> = s
+                .tmpfs
+                .to_vec()
+                .into_iter()
+                .map(|t| match t.split_once(':') {
+                    Some((path, opts)) => (path.to_string(), opts.to_string()),
+                    None => (t, String::new()),
+                })
+                .collect();
+            (!mounts.is_empty()).then_some(mounts)
+        },
         // The manager restarts services itself (crate::watch); dockerd must not as well.
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
@@ -406,7 +418,7 @@ mod tests {
             &service(
                 "    net: host\n    pid: host\n    privileged: true\n    restart: on-failure:3\n\
                  \x20   volumes: [/var/log:/var/log]\n    devices: [/dev/kmsg]\n    ulimits: {nofile: 100}\n\
-                 \x20   environment: [A=1]\n    read_only: true\n",
+                 \x20   environment: [A=1]\n    read_only: true\n    tmpfs: [/run, '/tmp:size=1m']\n",
             ),
         )
         .expect("body");
@@ -431,6 +443,9 @@ mod tests {
         assert_eq!(d.path_in_container.as_deref(), Some("/dev/kmsg"));
         assert_eq!(h.ulimits.expect("ulimits")[0].hard, Some(100));
         assert_eq!(b.env, Some(vec!["A=1".to_string()]));
+        let t = h.tmpfs.expect("tmpfs");
+        assert_eq!(t["/run"], "");
+        assert_eq!(t["/tmp"], "size=1m");
     }
 
     #[test]
