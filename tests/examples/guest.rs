@@ -4,7 +4,8 @@
 //!     cargo run -p corral-harness --example guest -- 'dmesg | tail' 'ssh:sudo system-docker ps'
 //!
 //! An argument is a root shell command on the debug shell; with `ssh:` in front it runs
-//! over ssh as `corral` instead. Extra kernel options go in CORRAL_APPEND.
+//! over ssh as `corral` instead; with `monitor:`, it goes to QEMU's monitor. Extra kernel
+//! options go in CORRAL_APPEND.
 
 use corral_harness::{dist_dir, free_port, log_dir, repo_root, Boot, KeyPair, Ssh, Vm, VmConfig};
 use std::time::Duration;
@@ -40,6 +41,10 @@ fn main() {
         Err(e) => eprintln!("guest: {e}"),
     }
     for cmd in std::env::args().skip(1) {
+        if let Some(m) = cmd.strip_prefix("monitor:") {
+            println!("(monitor) {m}\n{:?}", vm.monitor(m));
+            continue;
+        }
         let result = match cmd.strip_prefix("ssh:") {
             Some(remote) => ssh
                 .wait_ready(Duration::from_secs(240))

@@ -236,7 +236,8 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
     check_running_system(&mut vm);
     // The user powers the machine off from the ssh session (the console came back
     // with the engine restart above).
-    ssh.wait_ready(BOOT).expect("sshd back after the engine restart");
+    ssh.wait_ready(BOOT)
+        .expect("sshd back after the engine restart");
     let _ = ssh.run("sudo poweroff", CMD);
     check_clean_poweroff(&mut vm);
 }
@@ -360,6 +361,13 @@ fn iso_boots_by_uefi_and_the_power_button_powers_off_cleanly() {
         .expect("booted by UEFI");
     check_running_system(&mut vm);
     // The ACPI power button (what an EC2 stop sends): acpid asks PID 1 for a poweroff.
+    // acpid came back with the engine restart above; press once it listens.
+    vm.check(
+        "for i in $(seq 100); do p=$(pidof acpid) && ls -l /proc/$p/fd | grep -q /dev/input && exit 0; \
+         sleep 0.2; done; exit 1",
+        CMD,
+    )
+    .expect("acpid listens on the input devices");
     vm.monitor("system_powerdown")
         .expect("press the power button");
     check_clean_poweroff(&mut vm);
