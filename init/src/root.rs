@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 pub const ROOT_IMAGE: &str = "/root.squashfs";
 /// Where the new root is assembled before the switch.
 pub const NEW_ROOT: &str = "/sysroot";
-const LOWER: &str = "/run/corral/lower";
+/// Where the root image (squashfs) stays mounted, read-only, after the switch.
+pub const LOWER: &str = "/run/corral/lower";
 const RW: &str = "/run/corral/rw";
 
 /// Mounts the root image read-only with a tmpfs upper layer at [`NEW_ROOT`].

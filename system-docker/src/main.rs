@@ -100,12 +100,21 @@ fn manage() -> anyhow::Result<()> {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let spec = EngineSpec::system();
         let started = std::time::Instant::now();
-        match corral_system_docker::seed::install(
-            std::path::Path::new(corral_system_docker::seed::SEED_DIR),
-            &spec.data_root,
-        ) {
+        // The seed on the root's squashfs itself (PID 1 mounts it there): its layers
+        // are linked, not copied. Without it (a root that is not a squashfs), copied.
+        let on_squashfs = std::path::Path::new(corral_init::root::LOWER)
+            .join(corral_system_docker::seed::SEED_DIR.trim_start_matches('/'));
+        let seeded = if on_squashfs.is_dir() {
+            corral_system_docker::seed::install_linked(&on_squashfs, &spec.data_root)
+        } else {
+            corral_system_docker::seed::install(
+                std::path::Path::new(corral_system_docker::seed::SEED_DIR),
+                &spec.data_root,
+            )
+        };
+        match seeded {
             Ok(Some(bytes)) => log::info!(
-                "image store seeded: {:.1} MB in {:.2}s",
+                "image store seeded: {:.1} MB copied in {:.2}s",
                 bytes as f64 / 1e6,
                 started.elapsed().as_secs_f64()
             ),

@@ -66,6 +66,41 @@ pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
     Ok(Some(bytes))
 }
 
+/// At boot, when the seed sits on a read-only filesystem that overlayfs accepts as a
+/// lower layer (the root's squashfs): like [`install`], but each image layer's `diff/`
+/// (nearly all the bytes) is a symlink to the seed's instead of a copy. Only dockerd's
+/// metadata is copied; the layers stay compressed on the squashfs and cost no RAM.
+/// dockerd only ever mounts image layers as lower directories, so they are never written.
+pub fn install_linked(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
+    if !seed.join("image").is_dir() || data_root.join("image").exists() {
+        return Ok(None);
+    }
+    let mut bytes = copy_tree(&seed.join("image"), &data_root.join("image"))?;
+    let from = seed.join("overlay2");
+    let to = data_root.join("overlay2");
+    fs::create_dir_all(&to).map_err(io_err(&to, "making the directory"))?;
+    for entry in fs::read_dir(&from).map_err(io_err(&from, "listing"))? {
+        let entry = entry.map_err(io_err(&from, "listing"))?;
+        let layer = entry.path();
+        let dest = to.join(entry.file_name());
+        if entry.file_name() == "l" || !layer.join("diff").is_dir() {
+            bytes += copy_tree(&layer, &dest)?;
+            continue;
+        }
+        fs::create_dir_all(&dest).map_err(io_err(&dest, "making the directory"))?;
+        for part in fs::read_dir(&layer).map_err(io_err(&layer, "listing"))? {
+            let part = part.map_err(io_err(&layer, "listing"))?;
+            let target = dest.join(part.file_name());
+            if part.file_name() == "diff" {
+                symlink(part.path(), &target).map_err(io_err(&target, "making the link"))?;
+            } else {
+                bytes += copy_tree(&part.path(), &target)?;
+            }
+        }
+    }
+    Ok(Some(bytes))
+}
+
 /// At build time: loads the archives of `images_dir` into a private dockerd under
 /// `scratch` and moves its store to `out`.
 pub async fn make(images_dir: &Path, scratch: &Path, out: &Path) -> Result<()> {
@@ -136,5 +171,27 @@ mod tests {
             install(&tmp.path().join("none"), &data).expect("no seed"),
             None
         );
+        // Linked: the same store, with the layer's diff pointing into the seed.
+        let linked = tmp.path().join("linked");
+        fs::write(seed.join("overlay2/abc/link"), "SHORT").expect("write");
+        assert!(install_linked(&seed, &linked).expect("install").is_some());
+        assert_eq!(
+            fs::read_link(linked.join("overlay2/abc/diff")).expect("diff is a link"),
+            seed.join("overlay2/abc/diff")
+        );
+        assert_eq!(
+            fs::read_to_string(linked.join("overlay2/abc/diff/usr/bin/tool")).expect("read"),
+            "x"
+        );
+        assert_eq!(
+            fs::read_to_string(linked.join("overlay2/abc/link")).expect("copied"),
+            "SHORT"
+        );
+        assert_eq!(
+            fs::read_link(linked.join("overlay2/l/SHORT")).expect("link"),
+            Path::new("../abc/diff")
+        );
+        assert!(linked.join("image/overlay2").is_dir());
+        assert_eq!(install_linked(&seed, &linked).expect("again"), None);
     }
 }
