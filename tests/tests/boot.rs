@@ -233,7 +233,27 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
         ready.duration_since(vm.started).as_secs_f64()
     );
     check_console_over_ssh(&mut vm, &ssh);
+    // Bad services files, read at the next engine start (the kill -9 below): each error
+    // names its file, service and problem; everything else still comes up.
+    vm.check(
+        "mkdir -p /var/lib/corral/conf/services && cd /var/lib/corral/conf/services && \
+         printf 'services: [oops\\n' > broken.yml && \
+         printf 'services:\\n  ghost:\\n    image: corral/ghost:1\\n  noimage:\\n    command: x\\n' > missing.yml && \
+         printf 'services:\\n  ping:\\n    image: corral/base:0.1.0\\n    labels: {io.rancher.os.after: pong}\\n  pong:\\n    image: corral/base:0.1.0\\n    labels: {io.rancher.os.after: ping}\\n' > cycle.yml",
+        CMD,
+    )
+    .expect("write bad services files");
     check_running_system(&mut vm);
+    let console = vm.console.text();
+    for expected in [
+        "/var/lib/corral/conf/services/broken.yml: ",
+        "its services are left out, the others start",
+        "/var/lib/corral/conf/services/missing.yml: service noimage: has no image",
+        "service ghost: failed: image corral/ghost:1 is not loaded",
+        "dependency cycle ping -> pong -> ping",
+    ] {
+        assert!(console.contains(expected), "{expected:?} on the console");
+    }
     // The user powers the machine off from the ssh session (the console came back
     // with the engine restart above).
     ssh.wait_ready(BOOT)
