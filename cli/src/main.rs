@@ -26,9 +26,7 @@ fn main() -> anyhow::Result<()> {
 fn console_init() -> anyhow::Result<()> {
     corral_init::kmsg::KmsgLogger::init("corral-console", log::LevelFilter::Info);
     let root = Path::new("/");
-    let text = std::fs::read_to_string(corral_config::PROC_CMDLINE)
-        .with_context(|| format!("reading {}", corral_config::PROC_CMDLINE))?;
-    let (config, errors) = corral_config::cmdline::parse(&text);
+    let (config, errors) = corral_config::load().context("reading the configuration")?;
     for e in errors {
         log::error!("{e}");
     }

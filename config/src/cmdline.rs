@@ -95,20 +95,20 @@ pub fn parse(cmdline: &str) -> (CloudConfig, Vec<ConfigError>) {
     (config, errors)
 }
 
-/// The configuration the command line sets; the first bad option is an error.
-pub fn config(cmdline: &str) -> Result<CloudConfig, ConfigError> {
-    let (config, mut errors) = parse(cmdline);
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(errors.remove(0))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Autologin;
+
+    /// The command line's configuration; the first bad option is an error.
+    fn config(cmdline: &str) -> Result<CloudConfig, ConfigError> {
+        let (config, mut errors) = parse(cmdline);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors.remove(0))
+        }
+    }
 
     #[test]
     fn keys_with_spaces_come_through_quotes() {

@@ -15,9 +15,10 @@ pub use schema::{Autologin, CloudConfig};
 /// Where the kernel command line is read from.
 pub const PROC_CMDLINE: &str = "/proc/cmdline";
 
-/// The configuration in force on this machine: the kernel command line's options.
-pub fn load() -> Result<CloudConfig, ConfigError> {
+/// The configuration in force on this machine: the kernel command line's options, and
+/// an error for each option that was left out (see [`cmdline::parse`]).
+pub fn load() -> Result<(CloudConfig, Vec<ConfigError>), ConfigError> {
     let text = std::fs::read_to_string(PROC_CMDLINE)
         .map_err(|e| ConfigError::Read(PROC_CMDLINE.into(), e))?;
-    cmdline::config(&text)
+    Ok(cmdline::parse(&text))
 }

@@ -114,22 +114,17 @@ impl Tracker {
         {
             s.failures = 0;
         }
-        let restart = match policy {
+        match policy {
             Policy::No => return Decision::Leave("restart: no".into()),
-            Policy::Always | Policy::UnlessStopped => true,
-            Policy::OnFailure(max) => {
-                if code == 0 {
-                    return Decision::Leave("exited 0 and restart is on-failure".into());
-                }
-                match max {
-                    Some(max) if s.failures >= max => {
-                        return Decision::Leave(format!("gave up after {max} restarts"))
-                    }
-                    _ => true,
-                }
+            Policy::Always | Policy::UnlessStopped => {}
+            Policy::OnFailure(_) if code == 0 => {
+                return Decision::Leave("exited 0 and restart is on-failure".into())
             }
-        };
-        debug_assert!(restart);
+            Policy::OnFailure(Some(max)) if s.failures >= max => {
+                return Decision::Leave(format!("gave up after {max} restarts"))
+            }
+            Policy::OnFailure(_) => {}
+        }
         let delay = backoff(s.failures);
         s.failures = s.failures.saturating_add(1);
         Decision::Restart(delay)
