@@ -8,6 +8,7 @@
 pub mod cmdline;
 pub mod error;
 pub mod schema;
+pub mod userdata;
 
 pub use error::ConfigError;
 pub use schema::{Autologin, CloudConfig};

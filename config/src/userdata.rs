@@ -1,0 +1,258 @@
+//! User-data: what a datasource hands over, in the forms RancherOS and cloud-init take:
+//! `#cloud-config` YAML, `#!` scripts, `#compose` services files, and gzip of any of
+//! them. It is untrusted input: capped at [`MAX_USER_DATA`] before and after
+//! decompression, text only, YAML errors with line and column, never a panic.
+
+use crate::{CloudConfig, ConfigError};
+use std::io::Read;
+
+/// The most user-data Corral reads (EC2 itself allows 16 KiB).
+pub const MAX_USER_DATA: usize = 1 << 20;
+
+/// What a piece of user-data is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserData {
+    /// Nothing (empty or blank): no configuration from this source.
+    Empty,
+    /// `#cloud-config`: the configuration, and warnings for keys Corral does not apply.
+    CloudConfig {
+        config: CloudConfig,
+        warnings: Vec<String>,
+    },
+    /// `#!`: a script, run once per boot in the console.
+    Script(String),
+    /// `#compose`: a services file for the manager.
+    Compose(String),
+}
+
+/// Keys Corral reads today, at the top level and under `corral:` (or `rancher:`).
+const TOP_KEYS: &[&str] = &["ssh_authorized_keys", "hostname", "corral", "rancher"];
+const CORRAL_KEYS: &[&str] = &["ssh_authorized_keys", "autologin"];
+
+/// Parses user-data from `source` (a path or a datasource's name, for messages).
+pub fn parse(source: &str, bytes: &[u8]) -> Result<UserData, ConfigError> {
+    let too_large = |size| ConfigError::TooLarge {
+        origin: source.to_string(),
+        size,
+    };
+    if bytes.len() > MAX_USER_DATA {
+        return Err(too_large(bytes.len()));
+    }
+    let unpacked;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .take(MAX_USER_DATA as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| ConfigError::Gzip {
+                origin: source.to_string(),
+                detail: e.to_string(),
+            })?;
+        if out.len() > MAX_USER_DATA {
+            return Err(too_large(out.len()));
+        }
+        unpacked = out;
+        &unpacked[..]
+    } else {
+        bytes
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::NotText {
+        origin: source.to_string(),
+        offset: e.valid_up_to(),
+    })?;
+    if text.trim().is_empty() {
+        return Ok(UserData::Empty);
+    }
+    let first = text.lines().next().unwrap_or_default().trim_end();
+    if first == "#cloud-config" {
+        cloud_config(source, text)
+    } else if first.starts_with("#!") {
+        Ok(UserData::Script(text.to_string()))
+    } else if first == "#compose" {
+        Ok(UserData::Compose(text.to_string()))
+    } else {
+        Err(ConfigError::UnknownForm {
+            origin: source.to_string(),
+            first_line: first.chars().take(40).collect(),
+        })
+    }
+}
+
+fn yaml_error(source: &str, e: yaml_serde::Error) -> ConfigError {
+    let mut detail = e.to_string();
+    let at = match e.location() {
+        Some(l) => {
+            // The parser's text repeats the position at its end; say it once, up front.
+            let suffix = format!(" at line {} column {}", l.line(), l.column());
+            if let Some(i) = detail.find(&suffix) {
+                detail.replace_range(i..i + suffix.len(), "");
+            }
+            format!("line {} column {}: ", l.line(), l.column())
+        }
+        None => String::new(),
+    };
+    ConfigError::Yaml {
+        origin: source.to_string(),
+        at,
+        detail,
+    }
+}
+
+fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
+    // Syntax first (with positions), then the schema's types (with positions too).
+    let value: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| yaml_error(source, e))?;
+    let config: CloudConfig =
+        match &value {
+            yaml_serde::Value::Null => CloudConfig::default(),
+            yaml_serde::Value::Mapping(_) => {
+                yaml_serde::from_str(text).map_err(|e| yaml_error(source, e))?
+            }
+            _ => return Err(ConfigError::Yaml {
+                origin: source.to_string(),
+                at: "line 2 column 1: ".into(),
+                detail:
+                    "a cloud-config is a mapping of keys (`hostname: n1`), not a list or a value"
+                        .into(),
+            }),
+        };
+    Ok(UserData::CloudConfig {
+        config,
+        warnings: unknown_keys(source, &value),
+    })
+}
+
+/// Warnings for keys Corral does not read (RancherOS and cloud-init have many).
+fn unknown_keys(source: &str, value: &yaml_serde::Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let keys = |v: &yaml_serde::Value| -> Vec<String> {
+        v.as_mapping()
+            .map(|m| {
+                m.keys()
+                    .map(|k| {
+                        k.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{k:?}"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for k in keys(value) {
+        if !TOP_KEYS.contains(&k.as_str()) {
+            warnings.push(format!("{source}: `{k}` is not supported and is ignored"));
+        }
+    }
+    for section in ["corral", "rancher"] {
+        if let Some(inner) = value.get(section) {
+            for k in keys(inner) {
+                if !CORRAL_KEYS.contains(&k.as_str()) {
+                    warnings.push(format!(
+                        "{source}: `{section}.{k}` is not supported and is ignored"
+                    ));
+                }
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    #[test]
+    fn the_forms_are_told_apart() {
+        let c = parse(
+            "user-data",
+            b"#cloud-config\nhostname: n1\nssh_authorized_keys: [k]\nrancher:\n  autologin: ttyS0\n",
+        )
+        .expect("parses");
+        let UserData::CloudConfig { config, warnings } = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(config.hostname.as_deref(), Some("n1"));
+        assert_eq!(config.authorized_keys(), ["k"]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            parse("u", b"#!/bin/sh\necho hi\n").expect("script"),
+            UserData::Script("#!/bin/sh\necho hi\n".into())
+        );
+        assert!(matches!(
+            parse("u", b"#compose\nservices: {}\n").expect("compose"),
+            UserData::Compose(_)
+        ));
+        assert_eq!(parse("u", b"  \n\n").expect("blank"), UserData::Empty);
+        assert_eq!(
+            parse("u", b"#cloud-config\n").expect("only the header"),
+            UserData::CloudConfig {
+                config: CloudConfig::default(),
+                warnings: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn gzip_of_any_form_is_unpacked() {
+        let c = parse("u", &gzip(b"#cloud-config\nhostname: zipped\n")).expect("gzip");
+        assert!(
+            matches!(c, UserData::CloudConfig { config, .. } if config.hostname.as_deref() == Some("zipped"))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_not_failures() {
+        let c = parse("u", b"#cloud-config\nusers: []\nrancher:\n  docker: {}\n").expect("parses");
+        let UserData::CloudConfig { warnings, .. } = c else {
+            panic!()
+        };
+        assert_eq!(
+            warnings,
+            [
+                "u: `users` is not supported and is ignored",
+                "u: `rancher.docker` is not supported and is ignored"
+            ]
+        );
+    }
+
+    /// Malformed user-data: each gives its exact error, none panics.
+    #[test]
+    fn malformed_user_data_is_named_precisely() {
+        let bomb = "#cloud-config\na: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n\
+                    c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n\
+                    e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n\
+                    g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n";
+        let huge = format!("#cloud-config\n#{}\n", "x".repeat(MAX_USER_DATA));
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"#cloud-config\nhostname: [a\n".to_vec(), "u: line 3 column 1: did not find expected ',' or ']', while parsing a flow sequence at line 2 column 11"),
+            (b"#cloud-config\n  - a\nb: 1\n".to_vec(), "u: deserializing from YAML containing more than one document is not supported"),
+            (b"#cloud-config\nhostname: a\nhostname: b\n".to_vec(), "u: line 2 column 1: duplicate entry with key \"hostname\""),
+            (b"#cloud-config\nssh_authorized_keys: 3\n".to_vec(), "u: line 2 column 22: ssh_authorized_keys: invalid type: integer `3`, expected a sequence"),
+            (b"#cloud-config\nssh_authorized_keys: {a: 1}\n".to_vec(), "u: line 2 column 22: ssh_authorized_keys: invalid type: map, expected a sequence"),
+            (b"#cloud-config\nrancher:\n  autologin: {a: 1}\n".to_vec(), "u: line 3 column 3: rancher: expected true, false, a tty name or a list of them"),
+            (b"#cloud-config\n- a\n- b\n".to_vec(), "u: line 2 column 1: a cloud-config is a mapping of keys"),
+            (b"#cloud-config\njust text\n".to_vec(), "u: line 2 column 1: a cloud-config is a mapping of keys"),
+            (bomb.as_bytes().to_vec(), "u: repetition limit exceeded"),
+            (huge.into_bytes(), "u: is 1048592 bytes; user-data may be at most 1048576 (1 MiB)"),
+            (gzip(&vec![b'#'; MAX_USER_DATA + 10]), "u: is 1048577 bytes; user-data may be at most"),
+            (vec![0x1f, 0x8b, 0x08, 0, 1, 2, 3], "u: not valid gzip (unexpected end of file)"),
+            (vec![0xff, 0xfe, 0x00, 0x41], "u: not text (invalid UTF-8 at byte 0)"),
+            (b"hostname: n1\n".to_vec(), "u: user-data starting with \"hostname: n1\" is not a form Corral knows"),
+            (b"#cloud-config\n\t- tab\n".to_vec(), "u: line 2 column 1: found character that cannot start any token, while scanning for the next token"),
+            (b"#cloud-config\nhostname: \"unterminated\n".to_vec(), "u: line 3 column 1: found unexpected end of stream, while scanning a quoted scalar at line 2 column 11"),
+        ];
+        for (bytes, want) in cases {
+            let err = parse("u", &bytes).expect_err(want).to_string();
+            assert!(
+                err.starts_with(want),
+                "want {want:?} at the start of {err:?}"
+            );
+        }
+    }
+}
