@@ -111,13 +111,18 @@ pub fn install_authorized_keys(root: &Path, account: &Account, keys: &[String]) 
     Ok(file)
 }
 
+/// The private host key of type `t` in `dir` (its public half adds `.pub`).
+pub fn host_key(dir: &Path, t: &str) -> PathBuf {
+    dir.join(format!("ssh_host_{t}_key"))
+}
+
 /// Makes every missing host key in `dir` with `keygen`; returns the keys it made.
 pub fn ensure_host_keys(dir: &Path, keygen: &Path) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir).map_err(io("creating", dir))?;
     set_mode(dir, 0o700)?;
     let mut made = Vec::new();
     for t in HOST_KEY_TYPES {
-        let key = dir.join(format!("ssh_host_{t}_key"));
+        let key = host_key(dir, t);
         if key.exists() {
             continue;
         }

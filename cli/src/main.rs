@@ -54,7 +54,7 @@ fn console_init() -> anyhow::Result<()> {
         log::info!("made the ssh host key {}", key.display());
     }
     for t in console::HOST_KEY_TYPES {
-        let public = dir.join(format!("ssh_host_{t}_key.pub"));
+        let public = console::host_key(dir, t).with_extension("pub");
         if let Some(fp) = console::fingerprint(keygen, &public) {
             log::info!("ssh host key {fp}");
         }
