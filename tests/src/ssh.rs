@@ -116,18 +116,19 @@ impl Ssh {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| HarnessError::Io("ssh".into(), e))?;
-        let mut out = child.stdout.take();
-        let mut err = child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(o) = out.as_mut() {
-                let _ = o.read_to_string(&mut text);
-            }
-            if let Some(e) = err.as_mut() {
-                let _ = e.read_to_string(&mut text);
-            }
-            text
-        });
+        // One reader per pipe: read in turn, a full stderr pipe would stall ssh while
+        // stdout is being drained.
+        fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_string(&mut text);
+                }
+                text
+            })
+        }
+        let out = drain(child.stdout.take());
+        let err = drain(child.stderr.take());
         let deadline = Instant::now() + timeout;
         let status = loop {
             match child.try_wait() {
@@ -142,7 +143,8 @@ impl Ssh {
                 }
             }
         };
-        let text = reader.join().unwrap_or_default();
+        let mut text = out.join().unwrap_or_default();
+        text.push_str(&err.join().unwrap_or_default());
         Ok((status.code().unwrap_or(-1), text))
     }
 
