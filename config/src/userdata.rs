@@ -25,10 +25,6 @@ pub enum UserData {
     Compose(String),
 }
 
-/// Keys Corral reads today, at the top level and under `corral:` (or `rancher:`).
-const TOP_KEYS: &[&str] = &["ssh_authorized_keys", "hostname", "corral", "rancher"];
-const CORRAL_KEYS: &[&str] = &["ssh_authorized_keys", "autologin"];
-
 /// Parses user-data from `source` (a path or a datasource's name, for messages).
 pub fn parse(source: &str, bytes: &[u8]) -> Result<UserData, ConfigError> {
     let too_large = |size| ConfigError::TooLarge {
@@ -124,36 +120,71 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
 /// Warnings for keys Corral does not read (RancherOS and cloud-init have many).
 fn unknown_keys(source: &str, value: &yaml_serde::Value) -> Vec<String> {
     let mut warnings = Vec::new();
-    let keys = |v: &yaml_serde::Value| -> Vec<String> {
-        v.as_mapping()
-            .map(|m| {
-                m.keys()
-                    .map(|k| {
-                        k.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| format!("{k:?}"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for k in keys(value) {
-        if !TOP_KEYS.contains(&k.as_str()) {
-            warnings.push(format!("{source}: `{k}` is not supported and is ignored"));
+    for (section, known) in crate::schema::KNOWN_KEYS {
+        let mut spellings = vec![section.to_string()];
+        if let Some(rest) = section.strip_prefix("corral") {
+            spellings.push(format!("rancher{rest}"));
         }
-    }
-    for section in ["corral", "rancher"] {
-        if let Some(inner) = value.get(section) {
-            for k in keys(inner) {
-                if !CORRAL_KEYS.contains(&k.as_str()) {
-                    warnings.push(format!(
-                        "{source}: `{section}.{k}` is not supported and is ignored"
-                    ));
+        for spelled in spellings {
+            let path: Vec<&str> = spelled.split('.').filter(|p| !p.is_empty()).collect();
+            for (at, node) in nodes_at(value, &path, String::new()) {
+                let Some(map) = node.as_mapping() else {
+                    continue;
+                };
+                for k in map.keys() {
+                    let name = k
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("{k:?}"));
+                    if !known.contains(&name.as_str()) {
+                        let full = if at.is_empty() {
+                            name
+                        } else {
+                            format!("{at}.{name}")
+                        };
+                        warnings.push(format!(
+                            "{source}: `{full}` is not supported and is ignored"
+                        ));
+                    }
                 }
             }
         }
     }
     warnings
+}
+
+/// The values at `path` (`*` is every entry of a mapping or list), with their paths.
+fn nodes_at<'a>(
+    value: &'a yaml_serde::Value,
+    path: &[&str],
+    at: String,
+) -> Vec<(String, &'a yaml_serde::Value)> {
+    let Some((first, rest)) = path.split_first() else {
+        return vec![(at, value)];
+    };
+    let join = |name: &str| {
+        if at.is_empty() {
+            name.to_string()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
+    match (*first, value) {
+        ("*", yaml_serde::Value::Mapping(m)) => m
+            .iter()
+            .flat_map(|(k, v)| nodes_at(v, rest, join(k.as_str().unwrap_or("?"))))
+            .collect(),
+        ("*", yaml_serde::Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| nodes_at(v, rest, format!("{at}[{i}]")))
+            .collect(),
+        (name, yaml_serde::Value::Mapping(m)) => match m.get(name) {
+            Some(v) => nodes_at(v, rest, join(name)),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -207,8 +238,21 @@ mod tests {
     }
 
     #[test]
+    fn the_full_example_has_no_unknown_keys() {
+        let c = parse("full.yml", include_bytes!("../examples/full.yml")).expect("parses");
+        let UserData::CloudConfig { warnings, .. } = c else {
+            panic!("{c:?}")
+        };
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
     fn unknown_keys_are_warnings_not_failures() {
-        let c = parse("u", b"#cloud-config\nusers: []\nrancher:\n  docker: {}\n").expect("parses");
+        let c = parse(
+            "u",
+            b"#cloud-config\nusers: []\nrancher:\n  upgrade: {}\n  network:\n    interfaces:\n      eth0: {dhcp: true, bond: x}\nwrite_files:\n  - {path: /a, mode: 1}\n",
+        )
+        .expect("parses");
         let UserData::CloudConfig { warnings, .. } = c else {
             panic!()
         };
@@ -216,7 +260,9 @@ mod tests {
             warnings,
             [
                 "u: `users` is not supported and is ignored",
-                "u: `rancher.docker` is not supported and is ignored"
+                "u: `rancher.upgrade` is not supported and is ignored",
+                "u: `rancher.network.interfaces.eth0.bond` is not supported and is ignored",
+                "u: `write_files[0].mode` is not supported and is ignored",
             ]
         );
     }
