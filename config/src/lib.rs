@@ -6,6 +6,7 @@
 //! the cloud-config issue.
 
 pub mod cmdline;
+pub mod datasource;
 pub mod error;
 pub mod merge;
 pub mod schema;

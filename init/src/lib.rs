@@ -28,6 +28,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod error;
 pub mod kmsg;
+pub mod label;
 pub mod modules;
 pub mod mounts;
 pub mod power;

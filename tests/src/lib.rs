@@ -12,6 +12,7 @@
 //!   forwarded ports on 127.0.0.1.
 
 pub mod channel;
+pub mod imds;
 pub mod qemu;
 pub mod ssh;
 pub mod vm;
