@@ -10,6 +10,7 @@ pub mod datasource;
 pub mod error;
 pub mod merge;
 pub mod schema;
+pub mod store;
 pub mod userdata;
 
 pub use error::ConfigError;

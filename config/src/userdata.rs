@@ -17,6 +17,8 @@ pub enum UserData {
     /// `#cloud-config`: the configuration, and warnings for keys Corral does not apply.
     CloudConfig {
         config: CloudConfig,
+        /// The document as written, for merging with the other layers.
+        value: yaml_serde::Value,
         warnings: Vec<String>,
     },
     /// `#!`: a script, run once per boot in the console.
@@ -111,9 +113,11 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
                         .into(),
             }),
         };
+    let warnings = unknown_keys(source, &value);
     Ok(UserData::CloudConfig {
         config,
-        warnings: unknown_keys(source, &value),
+        value,
+        warnings,
     })
 }
 
@@ -205,7 +209,10 @@ mod tests {
             b"#cloud-config\nhostname: n1\nssh_authorized_keys: [k]\nrancher:\n  autologin: ttyS0\n",
         )
         .expect("parses");
-        let UserData::CloudConfig { config, warnings } = c else {
+        let UserData::CloudConfig {
+            config, warnings, ..
+        } = c
+        else {
             panic!("{c:?}")
         };
         assert_eq!(config.hostname.as_deref(), Some("n1"));
@@ -224,6 +231,7 @@ mod tests {
             parse("u", b"#cloud-config\n").expect("only the header"),
             UserData::CloudConfig {
                 config: CloudConfig::default(),
+                value: yaml_serde::Value::Null,
                 warnings: vec![]
             }
         );

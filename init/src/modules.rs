@@ -76,6 +76,8 @@ impl DepMap {
 }
 
 /// Loads `wanted` and their dependencies from `modules_dir` (`/lib/modules/<release>`).
+/// An entry may carry parameters after the name (`loop max_loop=64`), as
+/// `/etc/modules` does; they go to that module only.
 /// A module that fails to load is logged and the rest still load; the count of failures
 /// is returned so the caller can decide whether that is fatal.
 pub fn load(sys: &dyn Sys, modules_dir: &Path, wanted: &[String]) -> Result<usize> {
@@ -87,8 +89,17 @@ pub fn load(sys: &dyn Sys, modules_dir: &Path, wanted: &[String]) -> Result<usiz
     let map = DepMap::parse(&deps, &builtin);
     let mut failures = 0;
     let mut order = Vec::new();
-    for name in wanted {
-        match map.load_order(std::slice::from_ref(name)) {
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    for entry in wanted {
+        let (name, args) = entry
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((entry.trim(), ""));
+        let name = name.to_string();
+        if !args.trim().is_empty() {
+            params.insert(module_name(&name), args.trim().to_string());
+        }
+        match map.load_order(std::slice::from_ref(&name)) {
             Ok(more) => order.extend(more),
             Err(missing) => {
                 failures += 1;
@@ -107,7 +118,8 @@ pub fn load(sys: &dyn Sys, modules_dir: &Path, wanted: &[String]) -> Result<usiz
         if !loaded.insert(name.clone()) || sys.exists(&PathBuf::from("/sys/module").join(&name)) {
             continue;
         }
-        if let Err(e) = sys.load_module(&name, &modules_dir.join(&rel), "") {
+        let args = params.get(&name).map(String::as_str).unwrap_or_default();
+        if let Err(e) = sys.load_module(&name, &modules_dir.join(&rel), args) {
             failures += 1;
             log::warn!("{e}");
         }
@@ -168,7 +180,7 @@ mod tests {
         let failures = load(
             &sys,
             Path::new("/lib/modules/6.1"),
-            &["bridge".into(), "nosuch".into()],
+            &["bridge forward_delay=0".into(), "nosuch".into()],
         )
         .expect("modules.dep is readable");
         assert_eq!(failures, 1);
@@ -180,7 +192,7 @@ mod tests {
                     "/lib/modules/6.1/kernel/net/802/stp.ko".into()
                 ),
                 Call::LoadModule(
-                    "bridge".into(),
+                    "bridge forward_delay=0".into(),
                     "/lib/modules/6.1/kernel/net/bridge/bridge.ko".into()
                 ),
             ]

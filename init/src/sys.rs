@@ -160,7 +160,7 @@ impl Sys for Linux {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fake"))]
 pub mod fake {
     //! A fake that records every call as a typed value and can be told to fail calls.
 
@@ -265,8 +265,13 @@ pub mod fake {
         fn exists(&self, path: &Path) -> bool {
             self.files.borrow().contains_key(path)
         }
-        fn load_module(&self, name: &str, path: &Path, _params: &str) -> Result<()> {
-            self.record(Call::LoadModule(name.to_string(), path.to_path_buf()), path)
+        fn load_module(&self, name: &str, path: &Path, params: &str) -> Result<()> {
+            let name = if params.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name} {params}")
+            };
+            self.record(Call::LoadModule(name, path.to_path_buf()), path)
         }
         fn attach_loop(&self, file: &Path) -> Result<PathBuf> {
             self.record(Call::AttachLoop(file.to_path_buf()), file)?;

@@ -13,11 +13,13 @@
 //! - **Talks to:** dockerd through its socket (bollard), PID 1 (it is PID 1's child and
 //!   stops on SIGTERM), the kernel log.
 
+pub mod apply;
 pub mod compose;
 pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod images;
+pub mod network;
 pub mod restart;
 pub mod seed;
 pub mod services;
