@@ -116,6 +116,36 @@ pub fn host_key(dir: &Path, t: &str) -> PathBuf {
     dir.join(format!("ssh_host_{t}_key"))
 }
 
+/// Installs a host key given in `corral.ssh.keys` (`ed25519`, `ed25519-pub`, `ecdsa`,
+/// `ecdsa-pub`): private keys 0600, public 0644. Returns where it went.
+pub fn install_host_key(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
+    let (kind, public) = match name.strip_suffix("-pub") {
+        Some(k) => (k, true),
+        None => (name, false),
+    };
+    if !HOST_KEY_TYPES.contains(&kind) {
+        return Err(ConsoleError::Io {
+            what: "installing the host key",
+            path: PathBuf::from(name),
+            source: std::io::Error::other(format!(
+                "not a key type Corral's sshd uses; use one of {}",
+                HOST_KEY_TYPES.join(", ")
+            )),
+        });
+    }
+    fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    set_mode(dir, 0o700)?;
+    let mut path = host_key(dir, kind);
+    if public {
+        path.set_extension("pub");
+    }
+    let mut body = text.trim_end().to_string();
+    body.push('\n');
+    fs::write(&path, body).map_err(io("writing", &path))?;
+    set_mode(&path, if public { 0o644 } else { 0o600 })?;
+    Ok(path)
+}
+
 /// Makes every missing host key in `dir` with `keygen`; returns the keys it made.
 pub fn ensure_host_keys(dir: &Path, keygen: &Path) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir).map_err(io("creating", dir))?;
@@ -276,5 +306,26 @@ mod tests {
         fs::create_dir_all(root.path().join("dev")).expect("mkdir");
         fs::write(root.path().join("dev/ttyS0"), "").expect("touch");
         assert_eq!(consoles(root.path()), ["ttyS0"]);
+    }
+
+    #[test]
+    fn host_keys_from_the_configuration_get_their_modes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("ssh");
+        let private =
+            install_host_key(&keys, "ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n")
+                .expect("installs");
+        assert_eq!(private, keys.join("ssh_host_ed25519_key"));
+        assert_eq!(fs::metadata(&private).expect("stat").mode() & 0o777, 0o600);
+        let public =
+            install_host_key(&keys, "ed25519-pub", "ssh-ed25519 AAAA host").expect("installs");
+        assert_eq!(public, keys.join("ssh_host_ed25519_key.pub"));
+        assert_eq!(
+            fs::read_to_string(&public).expect("read"),
+            "ssh-ed25519 AAAA host\n"
+        );
+        assert_eq!(fs::metadata(&public).expect("stat").mode() & 0o777, 0o644);
+        assert!(install_host_key(&keys, "rsa", "x").is_err());
     }
 }

@@ -7,4 +7,7 @@
 //! issue. See README.md for what this crate owns.
 
 pub mod console;
+pub mod files;
 pub mod passwd;
+pub mod usercmd;
+pub mod validate;

@@ -1,4 +1,5 @@
-//! `corral`: today the console container's entrypoint, `corral console-init`.
+//! `corral`: `corral config validate`, and the console container's entrypoint
+//! (`corral console-init`, which starts `corral runcmd`).
 
 use anyhow::Context;
 use corral_cli::console::{self, USER};
@@ -11,14 +12,49 @@ use std::time::Duration;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("console-init") => console_init(),
-        Some(other) => anyhow::bail!(
-            "unknown command {other:?}; the commands are: console-init (the console \
-             service's entrypoint)"
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["console-init"] => console_init(),
+        ["runcmd"] => runcmd(),
+        ["config", "validate"] => {
+            let report = corral_cli::validate::this_machine();
+            if !corral_cli::validate::print("this machine's configuration", &report) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        ["config", "validate", "-i", file] | ["config", "validate", "--input", file] => {
+            let report = corral_cli::validate::file(Path::new(file))
+                .with_context(|| format!("reading {file}"))?;
+            if !corral_cli::validate::print(file, &report) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "usage: corral config validate [-i FILE] (FILE - reads stdin)\n       \
+             corral console-init (the console service's entrypoint)\n       \
+             corral runcmd (runs runcmd and a user-data script; console-init starts it)"
         ),
-        None => anyhow::bail!("usage: corral console-init"),
     }
+}
+
+/// runcmd, then a `#!` user-data script, each to the end; the console starts this.
+fn runcmd() -> anyhow::Result<()> {
+    corral_init::kmsg::KmsgLogger::init("corral-runcmd", log::LevelFilter::Info);
+    let (config, _) = corral_config::load().context("reading the configuration")?;
+    let script = Path::new(corral_cli::usercmd::SCRIPT);
+    let script = script.exists().then_some(script);
+    if config.runcmd.is_empty() && script.is_none() {
+        return Ok(());
+    }
+    let report = corral_cli::usercmd::run(&config.runcmd, script);
+    for line in &report {
+        log::info!("{line}");
+    }
+    let log_file = Path::new(corral_cli::usercmd::LOG);
+    corral_cli::usercmd::record(log_file, &report)
+        .with_context(|| format!("writing {}", log_file.display()))
 }
 
 /// Sets up ssh access, then keeps sshd and the gettys running until the container is
@@ -48,8 +84,20 @@ fn console_init() -> anyhow::Result<()> {
             file.display()
         );
     }
+    for f in config.write_files.iter().filter(|f| f.container.is_none()) {
+        match corral_cli::files::write(root, f) {
+            Ok(()) => log::info!("wrote {}", f.path),
+            Err(e) => log::error!("{e}"),
+        }
+    }
     let keygen = Path::new(console::SSH_KEYGEN);
     let dir = Path::new(console::HOST_KEY_DIR);
+    for (name, text) in &config.corral.ssh.keys {
+        match console::install_host_key(dir, name, text) {
+            Ok(path) => log::info!("ssh host key {} from corral.ssh.keys", path.display()),
+            Err(e) => log::error!("corral.ssh.keys.{name}: {e}"),
+        }
+    }
     for key in console::ensure_host_keys(dir, keygen).context("making the ssh host keys")? {
         log::info!("made the ssh host key {}", key.display());
     }
@@ -66,7 +114,19 @@ fn console_init() -> anyhow::Result<()> {
         .context("blocking signals")?;
     let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .context("opening a signalfd")?;
-    let mut children = vec![Respawn::new("sshd", console::SSHD, &["-D", "-e"], None)];
+    let ssh = &config.corral.ssh;
+    let mut sshd_args: Vec<String> = vec!["-D".into(), "-e".into()];
+    sshd_args.extend(["-p".into(), ssh.port.unwrap_or(22).to_string()]);
+    if let Some(a) = ssh.listen_address {
+        sshd_args.extend(["-o".into(), format!("ListenAddress={a}")]);
+    }
+    let sshd_args: Vec<&str> = sshd_args.iter().map(String::as_str).collect();
+    let mut children = Vec::new();
+    if ssh.daemon.unwrap_or(true) {
+        children.push(Respawn::new("sshd", console::SSHD, &sshd_args, None));
+    } else {
+        log::warn!("corral.ssh.daemon is false: no sshd");
+    }
     for tty in console::consoles(root) {
         let autologin = config.corral.autologin.covers(tty);
         let args = console::getty_args(tty, autologin);
@@ -78,6 +138,16 @@ fn console_init() -> anyhow::Result<()> {
             log::warn!("autologin of {USER} on {tty} (corral.autologin)");
         }
         children.push(getty);
+    }
+    // runcmd and a user-data script run beside sshd and the gettys, once; the
+    // supervisor below reaps the process when it ends.
+    if !config.runcmd.is_empty() || Path::new(corral_cli::usercmd::SCRIPT).exists() {
+        match std::env::current_exe()
+            .and_then(|exe| std::process::Command::new(exe).arg("runcmd").spawn())
+        {
+            Ok(child) => log::info!("runcmd started (pid {})", child.id()),
+            Err(e) => log::error!("starting runcmd: {e}"),
+        }
     }
     let mut refs: Vec<&mut Respawn> = children.iter_mut().collect();
     let action = supervisor::run(&sfd, &mut refs);

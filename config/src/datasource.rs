@@ -333,7 +333,7 @@ pub fn ec2(base: &str, timeout: Duration) -> Result<Fetched, FetchError> {
             Some(t.trim().to_string())
         }
         // 403/404/405: IMDSv2 is off or absent; IMDSv1 it is.
-        Ok(r) if matches!(r.status().as_u16(), 403 | 404 | 405) => None,
+        Ok(r) if matches!(r.status().as_u16(), 403..=405) => None,
         Ok(r) => {
             return Err(FetchError::Retry(format!(
                 "ec2: PUT {token_url}: HTTP {}",

@@ -649,15 +649,25 @@ pub struct Mtu(pub u32);
 
 impl<'de> Deserialize<'de> for Mtu {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = u32::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("mtu is a number, like 1500"))?;
-        if (68..=65535).contains(&n) {
-            Ok(Mtu(n))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "mtu {n} is out of range; use 68 to 65535 (1500 on most networks)"
-            )))
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Mtu;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an mtu, a number like 1500")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Mtu, E> {
+                match u32::try_from(n) {
+                    Ok(n) if (68..=65535).contains(&n) => Ok(Mtu(n)),
+                    _ => Err(E::custom(format!(
+                        "mtu {n} is out of range; use 68 to 65535 (1500 on most networks)"
+                    ))),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Mtu, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
         }
+        d.deserialize_u32(V)
     }
 }
 
@@ -1052,7 +1062,7 @@ mod tests {
         assert_eq!(k.network.dns.nameservers.len(), 2);
         assert_eq!(k.network.dns.search[0].0, "corp.example");
         assert_eq!(k.services["hello"].0["restart"], "always");
-        assert_eq!(k.services_include[&ServiceName("extra".into())], false);
+        assert!(!k.services_include[&ServiceName("extra".into())]);
         assert_eq!(k.modules[0].0, "br_netfilter");
         assert_eq!(k.sysctl[&SysctlKey("net.ipv4.ip_forward".into())].0, "1");
         assert_eq!(

@@ -16,7 +16,7 @@ pub enum UserData {
     Empty,
     /// `#cloud-config`: the configuration, and warnings for keys Corral does not apply.
     CloudConfig {
-        config: CloudConfig,
+        config: Box<CloudConfig>,
         /// The document as written, for merging with the other layers.
         value: yaml_serde::Value,
         warnings: Vec<String>,
@@ -115,7 +115,7 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
         };
     let warnings = unknown_keys(source, &value);
     Ok(UserData::CloudConfig {
-        config,
+        config: Box::new(config),
         value,
         warnings,
     })
@@ -230,7 +230,7 @@ mod tests {
         assert_eq!(
             parse("u", b"#cloud-config\n").expect("only the header"),
             UserData::CloudConfig {
-                config: CloudConfig::default(),
+                config: Box::default(),
                 value: yaml_serde::Value::Null,
                 warnings: vec![]
             }

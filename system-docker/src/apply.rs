@@ -191,6 +191,43 @@ pub async fn run_commands(what: &str, commands: &[Command], limit: Duration) -> 
     report
 }
 
+/// A one-file tar archive of a `write_files` entry, for a service's container (the
+/// engine makes missing parent directories). Owners are numeric there (`1000:1000`) or
+/// `root`: the host cannot look names up in a container's /etc/passwd.
+pub fn file_tar(f: &corral_config::schema::WriteFile) -> Result<Vec<u8>, String> {
+    let id = |s: &str| -> Result<u64, String> {
+        if s == "root" {
+            return Ok(0);
+        }
+        s.parse().map_err(|_| {
+            format!(
+                "owner {s:?}: files written into a service take numeric ids (1000:1000) or root"
+            )
+        })
+    };
+    let (uid, gid) = match f.owner.as_deref() {
+        None => (0, 0),
+        Some(o) => match o.split_once(':') {
+            Some((u, g)) => (id(u)?, id(g)?),
+            None => {
+                let u = id(o)?;
+                (u, u)
+            }
+        },
+    };
+    let mut header = tar::Header::new_gnu();
+    header.set_size(f.content.len() as u64);
+    header.set_mode(f.permissions.0);
+    header.set_uid(uid);
+    header.set_gid(gid);
+    header.set_mtime(0);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_data(&mut header, f.path.trim_start_matches('/'), &f.content[..])
+        .map_err(|e| e.to_string())?;
+    builder.into_inner().map_err(|e| e.to_string())
+}
+
 fn indent(text: &str) -> String {
     let text = text.trim_end();
     if text.is_empty() {
@@ -297,6 +334,34 @@ mod tests {
             errors[0].starts_with("mounts: /mnt/data: mounting fake on"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn a_file_for_a_service_is_a_one_entry_tar() {
+        let files: Vec<corral_config::schema::WriteFile> = yaml_serde::from_str(
+            "- {path: /etc/x/y, content: hi, permissions: '0600', owner: '1000:50'}\n- {path: /a, owner: corral}\n",
+        )
+        .expect("yaml");
+        let tar_bytes = file_tar(&files[0]).expect("tar");
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let mut entries = archive.entries().expect("entries");
+        let mut e = entries.next().expect("one").expect("entry");
+        assert_eq!(e.path().expect("path").to_str(), Some("etc/x/y"));
+        assert_eq!(e.header().mode().expect("mode"), 0o600);
+        assert_eq!(
+            (
+                e.header().uid().expect("uid"),
+                e.header().gid().expect("gid")
+            ),
+            (1000, 50)
+        );
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut e, &mut body).expect("read");
+        assert_eq!(body, "hi");
+        assert!(entries.next().is_none());
+        assert!(file_tar(&files[1])
+            .expect_err("named owner")
+            .contains("numeric ids"));
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@
 //!   stops on SIGTERM), the kernel log.
 
 pub mod apply;
+pub mod assemble;
 pub mod compose;
 pub mod engine;
 pub mod error;

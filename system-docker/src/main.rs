@@ -1,10 +1,13 @@
 //! `corral-manager`: started by PID 1; runs until SIGTERM.
 
 use anyhow::Context;
+use corral_config::datasource;
+use corral_config::store::{self, Effective, Store};
 use corral_init::kmsg::KmsgLogger;
 use corral_system_docker::engine::EngineSpec;
 use corral_system_docker::images;
 use corral_system_docker::supervise::{supervise, EngineEvent};
+use corral_system_docker::{apply, assemble, network};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -124,6 +127,9 @@ fn manage() -> anyhow::Result<()> {
         }
         let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
         let mut services = None;
+        // The configuration, fetched and applied once per boot (not again when the
+        // engine restarts).
+        let mut configured: Option<Effective> = None;
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -132,14 +138,20 @@ fn manage() -> anyhow::Result<()> {
                     if let EngineEvent::Ready { .. } = event {
                         // Every start of the engine (the first, or after a crash) gets
                         // the images and the services; both skip what is already there.
-                        services = on_engine_ready(&spec, quiet_rx.clone()).await;
+                        services =
+                            on_engine_ready(&spec, quiet_rx.clone(), &mut configured).await;
                     }
                 }
             }
         }
         let _ = quiet_tx.send(true);
         if let Some(file) = services {
-            stop_services(&spec, &file).await;
+            let timeout = configured
+                .as_ref()
+                .and_then(|c| c.config.corral.shutdown_timeout)
+                .map(|s| std::time::Duration::from_secs(s.into()))
+                .unwrap_or(corral_system_docker::watch::STOP_TIMEOUT);
+            stop_services(&spec, &file, timeout).await;
         }
         log::info!("stopping: system engine");
         let _ = stop_tx.send(true);
@@ -151,11 +163,13 @@ fn manage() -> anyhow::Result<()> {
     })
 }
 
-/// What follows each start of the system engine: load the system images, bring the
-/// services up, and watch them. Returns the services it brought up.
+/// What follows each start of the system engine: load the system images; the first
+/// time, bring the network up, fetch and apply the configuration; then bring the
+/// services up and watch them. Returns the services it brought up.
 async fn on_engine_ready(
     spec: &EngineSpec,
     quiet: watch::Receiver<bool>,
+    configured: &mut Option<Effective>,
 ) -> Option<corral_system_docker::compose::ServicesFile> {
     let started = std::time::Instant::now();
     let docker = match corral_system_docker::engine::connect(spec).await {
@@ -189,9 +203,34 @@ async fn on_engine_ready(
         }
         Err(e) => log::error!("{e}"),
     }
-    let file = services_files(std::path::Path::new(SERVICES_DIR));
+    let links = network::wired_links(std::path::Path::new("/sys/class/net"));
+    let effective = match configured {
+        Some(e) => e.clone(),
+        None => {
+            // The network first, as the saved configuration has it: the datasources
+            // that live on the network need it.
+            let saved = current_config();
+            let early = services_for(&saved, &links);
+            let network = corral_system_docker::compose::ServicesFile {
+                services: early
+                    .services
+                    .into_iter()
+                    .filter(|(name, _)| name == "network")
+                    .collect(),
+                ..Default::default()
+            };
+            bring_up_services(&docker, &network).await;
+            let e = configure(&saved).await;
+            *configured = Some(e.clone());
+            e
+        }
+    };
+    let file = services_for(&effective, &links);
     let since = corral_system_docker::watch::now_stamp();
     bring_up_services(&docker, &file).await;
+    for line in container_files(&docker, &effective).await {
+        log::error!("{line}");
+    }
     tokio::spawn(corral_system_docker::watch::run(
         docker,
         file.clone(),
@@ -201,36 +240,197 @@ async fn on_engine_ready(
     Some(file)
 }
 
+/// The configuration from what is saved and the kernel command line.
+fn current_config() -> Effective {
+    let cmdline = std::fs::read_to_string(corral_config::PROC_CMDLINE).unwrap_or_default();
+    store::effective(
+        &Store::new(store::CONF_DIR),
+        std::path::Path::new(store::OEM_FILE),
+        &cmdline,
+    )
+}
+
+/// Where a `#!` user-data waits for the console (the CLI's `usercmd::SCRIPT`).
+const SCRIPT: &str = "/run/corral/user-data.script";
+
+/// Where the boot's configuration report goes (root only).
+const REPORT: &str = "/var/log/cloud-config.log";
+
+/// How long the datasources get, all together, before the boot goes on without them.
+const DATASOURCE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long one bootcmd may run.
+const BOOTCMD_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Fetches user-data from the datasources, saves it (or rejects it, keeping the last
+/// good one), and applies the result on the host: hostname, sysctl, modules, mounts,
+/// bootcmd. Everything it did and every problem goes to the log and to [`REPORT`].
+async fn configure(saved: &Effective) -> Effective {
+    let mut report: Vec<String> = Vec::new();
+    let corral = &saved.config.corral;
+    let explicit = corral.cloud_init.datasources.is_some();
+    let sources = corral
+        .cloud_init
+        .datasources
+        .clone()
+        .unwrap_or_else(corral_config::schema::default_datasources);
+    let env = datasource::Env::real(
+        corral.cloud_config_url.as_ref().map(|u| u.0.clone()),
+        explicit,
+    );
+    let names: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+    let started = std::time::Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || {
+        datasource::first_answer(&sources, &env, DATASOURCE_DEADLINE)
+    })
+    .await
+    .unwrap_or_default();
+    for f in &outcome.failures {
+        report.push(format!("warning: datasource: {f}"));
+    }
+    let store = Store::new(store::CONF_DIR);
+    match &outcome.fetched {
+        Some(fetched) => {
+            report.push(format!(
+                "info: user-data from {} ({} bytes) in {:.1}s",
+                fetched.source,
+                fetched.user_data.len(),
+                started.elapsed().as_secs_f64()
+            ));
+            match store.save(fetched) {
+                Ok(store::Verdict::Accepted { warnings }) => {
+                    report.extend(warnings.into_iter().map(|w| format!("warning: {w}")))
+                }
+                Ok(store::Verdict::Rejected(e)) => report.push(format!(
+                    "error: {e}; this user-data is rejected whole and the machine boots with \
+                     the last good configuration (see `corral config validate`)"
+                )),
+                Err(e) => report.push(format!(
+                    "error: saving the user-data in {}: {e}",
+                    store.dir.display()
+                )),
+            }
+        }
+        None => report.push(format!(
+            "info: no datasource had user-data (tried {}); the saved configuration applies",
+            names.join(", ")
+        )),
+    }
+    let effective = current_config();
+    report.extend(effective.errors.iter().map(|e| format!("error: {e}")));
+    report.extend(effective.warnings.iter().map(|w| format!("warning: {w}")));
+    match yaml_serde::to_string(&effective.value) {
+        Ok(text) => {
+            let _ = std::fs::create_dir_all("/run/corral");
+            let path = std::path::Path::new(store::EFFECTIVE);
+            if let Err(e) = store::write_private(path, text.as_bytes()) {
+                report.push(format!("error: writing {}: {e}", store::EFFECTIVE));
+            }
+        }
+        Err(e) => report.push(format!("error: {}: {e}", store::EFFECTIVE)),
+    }
+    // A `#!` user-data for the console to run (`corral runcmd`).
+    let script = std::path::Path::new(SCRIPT);
+    match &effective.script {
+        Some(text) => {
+            let written = store::write_private(script, text.as_bytes()).and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o700))
+            });
+            if let Err(e) = written {
+                report.push(format!("error: writing {SCRIPT}: {e}"));
+            }
+        }
+        None => {
+            let _ = std::fs::remove_file(script);
+        }
+    }
+    let sys = corral_init::sys::Linux;
+    let c = &effective.config;
+    let mut problems = Vec::new();
+    if let Some(name) = &c.hostname {
+        problems.extend(apply::hostname(&sys, name));
+        report.push(format!("info: hostname {name}"));
+    }
+    problems.extend(apply::sysctl(&sys, &c.corral.sysctl));
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    problems.extend(apply::modules(&sys, release.trim(), &c.corral.modules));
+    problems.extend(apply::mounts(&sys, &c.mounts));
+    report.extend(problems.into_iter().map(|p| format!("error: {p}")));
+    for line in apply::run_commands("bootcmd", &c.bootcmd, BOOTCMD_LIMIT).await {
+        report.push(format!("info: {line}"));
+    }
+    for line in &report {
+        match line.split_once(": ") {
+            Some(("error", rest)) => log::error!("cloud-config: {rest}"),
+            Some(("warning", rest)) => log::warn!("cloud-config: {rest}"),
+            Some((_, rest)) => log::info!("cloud-config: {rest}"),
+            None => log::info!("cloud-config: {line}"),
+        }
+    }
+    let _ = std::fs::write(REPORT, report.join("\n") + "\n");
+    effective
+}
+
 /// The built-in system services, with the OS version filled in.
 fn builtin_services() -> String {
     include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The built-in services, then every `*.yml` in `dir` in name order. A file that cannot
-/// be read or parsed is logged by name and left out; the others apply.
-fn services_files(dir: &std::path::Path) -> corral_system_docker::compose::ServicesFile {
-    use corral_system_docker::compose;
-    let mut files = Vec::new();
-    match compose::parse("built-in os-config.yml", &builtin_services()) {
-        Ok(f) => files.push(f),
-        Err(e) => log::error!("{e}"),
-    }
-    let mut extra: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    extra.sort();
-    for path in extra {
-        match compose::load(&path) {
-            Ok(f) => files.push(f),
-            Err(e) => log::error!("{e}; its services are left out, the others start"),
+/// Every service this boot runs, with the configuration's environment and network plan.
+fn services_for(
+    effective: &Effective,
+    links: &[network::Link],
+) -> corral_system_docker::compose::ServicesFile {
+    let builtin = builtin_services();
+    let available: Vec<std::path::PathBuf> = assemble::AVAILABLE_DIRS
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    assemble::services(
+        effective,
+        &assemble::Sources {
+            builtin: &builtin,
+            user_dir: std::path::Path::new(SERVICES_DIR),
+            available: &available,
+            network_env: network::environment(&effective.config.corral.network, links),
+        },
+    )
+}
+
+/// `write_files` entries with `container:`, copied into their service's container.
+/// Returns a line per failure.
+async fn container_files(docker: &bollard::Docker, effective: &Effective) -> Vec<String> {
+    let mut failures = Vec::new();
+    for f in &effective.config.write_files {
+        let Some(container) = &f.container else {
+            continue;
+        };
+        let result = async {
+            if f.append {
+                return Err(
+                    "append is not supported with container:; write the whole file".to_string(),
+                );
+            }
+            let tar = apply::file_tar(f)?;
+            let options = bollard::query_parameters::UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            docker
+                .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(()) => log::info!("cloud-config: wrote {} into service {container}", f.path),
+            Err(e) => failures.push(format!(
+                "cloud-config: write_files {} into service {container}: {e}",
+                f.path
+            )),
         }
     }
-    compose::merge(files)
+    failures
 }
 
 /// Brings the services up and logs where each one ended.
@@ -263,19 +463,18 @@ async fn bring_up_services(
 }
 
 /// Stops the services before the engine, the console last.
-async fn stop_services(spec: &EngineSpec, file: &corral_system_docker::compose::ServicesFile) {
+async fn stop_services(
+    spec: &EngineSpec,
+    file: &corral_system_docker::compose::ServicesFile,
+    timeout: std::time::Duration,
+) {
     let Ok(docker) = corral_system_docker::engine::connect(spec).await else {
         return;
     };
     let started = std::time::Instant::now();
     let names: Vec<String> = file.services.keys().cloned().collect();
-    let failed = corral_system_docker::services::stop_all(
-        &docker,
-        &names,
-        "console",
-        corral_system_docker::watch::STOP_TIMEOUT,
-    )
-    .await;
+    let failed =
+        corral_system_docker::services::stop_all(&docker, &names, "console", timeout).await;
     for (name, why) in &failed {
         log::warn!("service {name}: stopping failed: {why}");
     }

@@ -65,7 +65,8 @@ fn serve(stream: TcpStream, instance: &Instance, log: &Mutex<Vec<String>>) -> st
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
-    loop {
+    // One request per connection (the answer says `Connection: close`).
+    {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
@@ -121,7 +122,7 @@ fn serve(stream: TcpStream, instance: &Instance, log: &Mutex<Vec<String>>) -> st
         )?;
         stream.write_all(&body)?;
         stream.flush()?;
-        return Ok(());
+        Ok(())
     }
 }
 

@@ -1,0 +1,133 @@
+//! `write_files` in the console, where users look for them: each entry's parent
+//! directories are made, the file written whole (or appended to), then its mode and
+//! owner set. Names in `owner` are looked up in the console's /etc/passwd and
+//! /etc/group. Every path is taken under a root so tests run on a temporary tree.
+
+use crate::passwd;
+use corral_config::schema::WriteFile;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// `user`, `user:group`, or numeric ids, as uid and gid.
+pub fn owner_ids(root: &Path, owner: &str) -> Result<(u32, u32), String> {
+    let (user, group) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => {
+            let a = passwd::lookup(root, user)
+                .map_err(|e| format!("reading /etc/passwd: {e}"))?
+                .ok_or_else(|| format!("owner {owner:?}: no user {user} in /etc/passwd"))?;
+            (a.uid, a.gid)
+        }
+    };
+    let gid = match group {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => std::fs::read_to_string(root.join("etc/group"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse().ok())
+                        .flatten()
+                })
+                .ok_or_else(|| format!("owner {owner:?}: no group {g} in /etc/group"))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Writes one entry under `root`.
+pub fn write(root: &Path, f: &WriteFile) -> Result<(), String> {
+    let path = root.join(f.path.trim_start_matches('/'));
+    let fail = |what: &str, e: std::io::Error| format!("write_files {}: {what}: {e}", f.path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| fail("making its directory", e))?;
+    }
+    let ids = f
+        .owner
+        .as_deref()
+        .map(|o| owner_ids(root, o))
+        .transpose()
+        .map_err(|e| format!("write_files {}: {e}", f.path))?;
+    if f.append {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(&f.content))
+            .map_err(|e| fail("appending", e))?;
+    } else {
+        let tmp = path.with_file_name(format!(
+            ".{}.corral-tmp",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        std::fs::write(&tmp, &f.content).map_err(|e| fail("writing", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| fail("writing", e))?;
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.permissions.0))
+        .map_err(|e| fail("setting its mode", e))?;
+    if let Some((uid, gid)) = ids {
+        nix::unistd::chown(
+            &path,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| fail("setting its owner", e.into()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn files(yaml: &str) -> Vec<WriteFile> {
+        yaml_serde::from_str(yaml).expect("yaml")
+    }
+
+    #[test]
+    fn writes_appends_and_sets_mode_and_owner() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let me = nix::unistd::getuid().as_raw();
+        let group = nix::unistd::getgid().as_raw();
+        std::fs::create_dir_all(root.path().join("etc")).expect("mkdir");
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            format!("me:x:{me}:{group}::/home/me:/bin/sh\n"),
+        )
+        .expect("w");
+        std::fs::write(root.path().join("etc/group"), format!("mine:x:{group}:\n")).expect("w");
+        let fs = files(&format!(
+            "- {{path: /opt/a/b.txt, content: one, permissions: '0600', owner: 'me:mine'}}\n\
+             - {{path: /opt/a/b.txt, content: ' two', append: true, permissions: '0640'}}\n\
+             - {{path: /opt/c, encoding: b64, content: aGk=, owner: '{me}'}}\n\
+             - {{path: /opt/d, owner: nobody}}\n"
+        ));
+        for f in &fs[..3] {
+            write(root.path(), f).expect("writes");
+        }
+        let b = root.path().join("opt/a/b.txt");
+        assert_eq!(std::fs::read_to_string(&b).expect("read"), "one two");
+        let meta = std::fs::metadata(&b).expect("stat");
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+        assert_eq!((meta.uid(), meta.gid()), (me, group));
+        assert_eq!(
+            std::fs::read(root.path().join("opt/c")).expect("read"),
+            b"hi"
+        );
+        let err = write(root.path(), &fs[3]).expect_err("unknown user");
+        assert_eq!(
+            err,
+            "write_files /opt/d: owner \"nobody\": no user nobody in /etc/passwd"
+        );
+        assert!(!root.path().join("opt/d").exists());
+    }
+}

@@ -1,0 +1,99 @@
+//! `runcmd` and a `#!` user-data script, run in the console after it starts, every
+//! boot, one after the other, as RancherOS did. Each command's exit code and output go
+//! to the log and to [`LOG`]; a failing command does not stop the next.
+
+use corral_config::schema::Command;
+use std::io::Write;
+use std::path::Path;
+
+/// Where the manager leaves a `#!` user-data script for the console.
+pub const SCRIPT: &str = "/run/corral/user-data.script";
+/// The commands' record.
+pub const LOG: &str = "/var/log/runcmd.log";
+
+/// Runs the commands, then the script if there is one; returns a report line each.
+pub fn run(commands: &[Command], script: Option<&Path>) -> Vec<String> {
+    let mut report = Vec::new();
+    let mut argvs: Vec<(String, Vec<String>)> = commands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("runcmd[{i}] `{c}`"), c.argv()))
+        .collect();
+    if let Some(s) = script {
+        argvs.push((
+            format!("user-data script {}", s.display()),
+            vec![s.display().to_string()],
+        ));
+    }
+    for (what, argv) in argvs {
+        let line = match std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+        {
+            Err(e) => format!("{what}: could not start: {e}"),
+            Ok(out) => {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                let code = out
+                    .status
+                    .code()
+                    .map(|c| format!("exit {c}"))
+                    .unwrap_or_else(|| "killed by a signal".into());
+                let body: String = text
+                    .trim_end()
+                    .lines()
+                    .map(|l| format!("\n    {l}"))
+                    .collect();
+                format!("{what}: {code}{body}")
+            }
+        };
+        report.push(line);
+    }
+    report
+}
+
+/// Appends the report to `log`.
+pub fn record(log: &Path, report: &[String]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    for line in report {
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn commands_then_the_script_each_with_its_exit_and_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("s");
+        std::fs::write(&script, "#!/bin/sh\necho from script\n").expect("w");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let marker = dir.path().join("m");
+        let cmds: Vec<Command> = yaml_serde::from_str(&format!(
+            "- echo hi > {m}\n- [sh, -c, 'echo oops >&2; exit 2']\n- [/nonexistent/prog]\n",
+            m = marker.display()
+        ))
+        .expect("yaml");
+        let report = run(&cmds, Some(&script));
+        assert!(marker.exists(), "the first command ran");
+        assert!(report[0].ends_with(": exit 0"), "{report:?}");
+        assert_eq!(
+            report[1],
+            "runcmd[1] `sh -c echo oops >&2; exit 2`: exit 2\n    oops"
+        );
+        assert!(report[2].contains("could not start"), "{report:?}");
+        assert!(report[3].ends_with("exit 0\n    from script"), "{report:?}");
+        let log = dir.path().join("log");
+        record(&log, &report).expect("record");
+        assert!(std::fs::read_to_string(&log)
+            .expect("read")
+            .contains("from script"));
+    }
+}

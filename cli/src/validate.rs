@@ -1,0 +1,116 @@
+//! `corral config validate`: every problem in a cloud-config, with its file, line,
+//! column, key and a hint. `-i FILE` checks a file (on a laptop, before it is used);
+//! without it, the machine's own configuration: the saved layers, the last rejected
+//! user-data and the kernel command line.
+
+use corral_config::store::{self, Store};
+use corral_config::validate::{self, Report};
+use std::io::Read;
+use std::path::Path;
+
+/// Checks one file.
+pub fn file(path: &Path) -> std::io::Result<Report> {
+    let mut bytes = Vec::new();
+    let reader = if path == Path::new("-") {
+        Box::new(std::io::stdin()) as Box<dyn Read>
+    } else {
+        Box::new(std::fs::File::open(path)?)
+    };
+    reader
+        .take(corral_config::userdata::MAX_USER_DATA as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(validate::layer(&path.display().to_string(), &bytes))
+}
+
+/// Checks the machine's configuration as the manager reads it at boot.
+pub fn machine(store: &Store, oem: &Path, cmdline: &str) -> Report {
+    let mut all = Report::default();
+    let mut add = |r: Report| {
+        all.errors.extend(r.errors);
+        all.warnings.extend(r.warnings);
+    };
+    for path in [oem.to_path_buf(), store.set_path()] {
+        if let Ok(bytes) = std::fs::read(&path) {
+            add(validate::layer(&path.display().to_string(), &bytes));
+        }
+    }
+    for path in [store.user_data_path(), store.rejected_path()] {
+        if let Ok(bytes) = std::fs::read(&path) {
+            add(validate::user_data(&path.display().to_string(), &bytes));
+        }
+    }
+    let (_, option_errors) = corral_config::cmdline::parse(cmdline);
+    add(Report {
+        errors: option_errors.iter().map(|e| e.to_string()).collect(),
+        warnings: Vec::new(),
+    });
+    all
+}
+
+/// The machine's report with the real paths.
+pub fn this_machine() -> Report {
+    let cmdline = std::fs::read_to_string(corral_config::PROC_CMDLINE).unwrap_or_default();
+    machine(
+        &Store::new(store::CONF_DIR),
+        Path::new(store::OEM_FILE),
+        &cmdline,
+    )
+}
+
+/// Prints the report; true when there are no errors.
+pub fn print(what: &str, r: &Report) -> bool {
+    for e in &r.errors {
+        println!("error: {e}");
+    }
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    if r.errors.is_empty() {
+        println!("{what}: valid ({} warnings)", r.warnings.len());
+    } else {
+        println!(
+            "{what}: {} errors, {} warnings",
+            r.errors.len(),
+            r.warnings.len()
+        );
+    }
+    r.errors.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machine_report_covers_every_layer_and_the_rejected_user_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path());
+        std::fs::write(store.set_path(), "corral:\n  console: ubuntu\n").expect("w");
+        std::fs::write(store.user_data_path(), "#cloud-config\nusers: []\n").expect("w");
+        std::fs::write(store.rejected_path(), "#cloud-config\nhostname: [x\n").expect("w");
+        let r = machine(
+            &store,
+            Path::new("/nonexistent"),
+            "corral.shutdown_timeout=x",
+        );
+        assert_eq!(r.errors.len(), 3, "{:?}", r.errors);
+        assert!(r.errors[0].contains("cloud-config.yml: line 2 column 12: corral.console"));
+        assert!(r.errors[1].contains("user-data.rejected: line 3 column 1"));
+        assert!(r.errors[2].starts_with("kernel command line: corral.shutdown_timeout"));
+        assert_eq!(r.warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_file_is_checked_with_or_without_its_header() {
+        let f = tempfile::NamedTempFile::new().expect("temp");
+        std::fs::write(f.path(), "hostname: web1\n").expect("w");
+        assert!(file(f.path()).expect("reads").errors.is_empty());
+        std::fs::write(f.path(), "#cloud-config\nhostname: web_1\n").expect("w");
+        let r = file(f.path()).expect("reads");
+        assert!(
+            r.errors[0].contains("line 2 column 11: hostname"),
+            "{:?}",
+            r.errors
+        );
+    }
+}

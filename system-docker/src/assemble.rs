@@ -1,0 +1,201 @@
+//! The services a boot runs, put together from every place they come from, in order
+//! (a later definition of a name replaces an earlier one): the built-in
+//! `os-config.yml`; users' files in `/var/lib/corral/conf/services/`; optional services
+//! turned on by `corral.services_include`; `corral.services` in the cloud-config; a
+//! `#compose` user-data. Then the configuration's environment goes to every service
+//! (a service's own value wins) and the network plan to the network service.
+
+use crate::compose::{self, MapOrList, ServicesFile};
+use corral_config::store::Effective;
+use std::path::{Path, PathBuf};
+
+/// Where optional services are looked up by name (`<dir>/<name>.yml`), in order.
+pub const AVAILABLE_DIRS: &[&str] = &[
+    "/usr/share/corral/services",
+    "/var/lib/corral/conf/services-available",
+];
+
+/// Inputs that are not in the configuration itself.
+pub struct Sources<'a> {
+    /// The built-in services file's text.
+    pub builtin: &'a str,
+    /// Users' services files (`/var/lib/corral/conf/services`).
+    pub user_dir: &'a Path,
+    /// Where `services_include` looks.
+    pub available: &'a [PathBuf],
+    /// The network service's environment (see [`crate::network::environment`]).
+    pub network_env: Vec<(String, String)>,
+}
+
+/// Every `*.yml` in `dir`, in name order.
+fn yml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The services for this boot; files that do not parse are named in `errors` and left
+/// out, the others apply.
+pub fn services(effective: &Effective, src: &Sources) -> ServicesFile {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut add = |r: Result<ServicesFile, compose::ComposeError>, errors: &mut Vec<String>| match r
+    {
+        Ok(f) => files.push(f),
+        Err(e) => errors.push(format!("{e}; its services are left out, the others start")),
+    };
+    add(
+        compose::parse("built-in os-config.yml", src.builtin),
+        &mut errors,
+    );
+    for path in yml_files(src.user_dir) {
+        add(compose::load(&path), &mut errors);
+    }
+    let corral = &effective.config.corral;
+    for (name, on) in &corral.services_include {
+        if !on {
+            continue;
+        }
+        let found = src
+            .available
+            .iter()
+            .map(|d| d.join(format!("{name}.yml")))
+            .find(|p| p.is_file());
+        match found {
+            Some(path) => add(compose::load(&path), &mut errors),
+            None => errors.push(format!(
+                "corral.services_include.{name}: no such optional service; put its file at {}/{name}.yml",
+                src.available
+                    .last()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            )),
+        }
+    }
+    if !corral.services.is_empty() {
+        let mut map = yaml_serde::Mapping::new();
+        for (name, spec) in &corral.services {
+            map.insert(yaml_serde::Value::String(name.clone()), spec.0.clone());
+        }
+        let mut top = yaml_serde::Mapping::new();
+        top.insert("services".into(), yaml_serde::Value::Mapping(map));
+        match yaml_serde::to_string(&top) {
+            Ok(text) => add(
+                compose::parse("cloud-config corral.services", &text),
+                &mut errors,
+            ),
+            Err(e) => errors.push(format!("cloud-config corral.services: {e}")),
+        }
+    }
+    if let Some(text) = &effective.compose {
+        add(compose::parse("#compose user-data", text), &mut errors);
+    }
+    let mut file = compose::merge(files);
+    file.errors.extend(errors);
+    let env: Vec<(String, String)> = corral
+        .environment
+        .iter()
+        .map(|(k, v)| (k.0.clone(), v.0.clone()))
+        .collect();
+    for service in file.services.values_mut() {
+        for (k, v) in &env {
+            set_env(&mut service.environment, k, v, false);
+        }
+    }
+    if let Some(network) = file.services.get_mut("network") {
+        for (k, v) in &src.network_env {
+            set_env(&mut network.environment, k, v, true);
+        }
+    }
+    file
+}
+
+/// Sets `key` in a compose environment; an existing value stays unless `replace`.
+pub fn set_env(env: &mut MapOrList, key: &str, value: &str, replace: bool) {
+    let mut map = env.to_map();
+    if replace || !map.contains_key(key) {
+        map.insert(key.to_string(), value.to_string());
+    }
+    *env = MapOrList::List(map.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUILTIN: &str = "services:\n  network:\n    image: corral/network:1\n  console:\n    image: corral/console:1\n    environment: [HTTP_PROXY=own]\n";
+
+    fn effective(yaml: &str, compose: Option<&str>) -> Effective {
+        let value: yaml_serde::Value = yaml_serde::from_str(yaml).expect("yaml");
+        Effective {
+            config: yaml_serde::from_value(value.clone()).expect("config"),
+            value,
+            compose: compose.map(str::to_string),
+            ..Effective::default()
+        }
+    }
+
+    #[test]
+    fn every_source_adds_services_and_later_ones_replace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let user = dir.path().join("services");
+        let avail = dir.path().join("available");
+        std::fs::create_dir_all(&user).expect("mkdir");
+        std::fs::create_dir_all(&avail).expect("mkdir");
+        std::fs::write(
+            user.join("a.yml"),
+            "services:\n  mine:\n    image: mine:1\n",
+        )
+        .expect("w");
+        std::fs::write(user.join("b.yml"), "services: [broken").expect("w");
+        std::fs::write(
+            avail.join("extra.yml"),
+            "services:\n  extra:\n    image: extra:1\n",
+        )
+        .expect("w");
+        let e = effective(
+            "corral:\n  services_include: {extra: true, off: false, missing: true}\n  services:\n    \
+             hello: {image: 'hello:1'}\n    mine: {image: 'mine:2'}\n  environment: {HTTP_PROXY: http://p:3128, NO_PROXY: local}\n",
+            Some("#compose\nservices:\n  composed:\n    image: c:1\n"),
+        );
+        let available = [avail.clone()];
+        let src = Sources {
+            builtin: BUILTIN,
+            user_dir: &user,
+            available: &available,
+            network_env: vec![("CORRAL_NETWORK".into(), "eth0 dhcp".into())],
+        };
+        let f = services(&e, &src);
+        let names: Vec<&str> = f.services.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["composed", "console", "extra", "hello", "mine", "network"]
+        );
+        assert_eq!(
+            f.services["mine"].image, "mine:2",
+            "cloud-config over the user's file"
+        );
+        assert_eq!(f.errors.len(), 2, "{:?}", f.errors);
+        assert!(f.errors.iter().any(|e| e.contains("b.yml")));
+        assert!(f
+            .errors
+            .iter()
+            .any(|e| e.starts_with("corral.services_include.missing: no such optional service")));
+        let console_env = f.services["console"].environment.to_map();
+        assert_eq!(
+            console_env["HTTP_PROXY"], "own",
+            "a service's own value wins"
+        );
+        assert_eq!(console_env["NO_PROXY"], "local");
+        let net_env = f.services["network"].environment.to_map();
+        assert_eq!(net_env["CORRAL_NETWORK"], "eth0 dhcp");
+        assert_eq!(net_env["HTTP_PROXY"], "http://p:3128");
+    }
+}
