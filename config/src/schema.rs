@@ -55,9 +55,14 @@ pub struct Corral {
     /// Optional services to turn on (`true`) or off, by name.
     #[serde(default, deserialize_with = "null_is_default")]
     pub services_include: BTreeMap<ServiceName, bool>,
-    /// Kernel modules to load at boot.
-    #[serde(default, deserialize_with = "null_is_default")]
+    /// Kernel modules to load at boot (a list, or `a,b` as PID 1 takes it from the
+    /// kernel command line).
+    #[serde(default, deserialize_with = "list_or_commas")]
     pub modules: Vec<ModuleName>,
+    /// The host name from the kernel command line (`corral.hostname=`); wins over
+    /// `hostname:`.
+    #[serde(default)]
+    pub hostname: Option<Hostname>,
     /// Kernel parameters (`net.ipv4.ip_forward: 1`).
     #[serde(default, deserialize_with = "null_is_default")]
     pub sysctl: BTreeMap<SysctlKey, Scalar>,
@@ -86,6 +91,39 @@ pub struct Corral {
     /// User-data from this URL (`corral.cloud_config_url=` on the kernel command line).
     #[serde(default)]
     pub cloud_config_url: Option<Url>,
+}
+
+/// A list, or one string of comma-separated items (`corral.modules=a,b`).
+fn list_or_commas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ModuleName>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<ModuleName>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of module names, or names separated by commas")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(m) = seq.next_element::<ModuleName>()? {
+                out.push(m);
+            }
+            Ok(out)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let check = ScalarVisitor(check_module);
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| check.accept(p.to_string()).map(ModuleName))
+                .collect()
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// `null` (a key with nothing after it) reads as the type's default.
@@ -193,19 +231,23 @@ checked_string!(
 checked_string!(
     /// A kernel module name (`br_netfilter`), optionally with parameters after a space.
     ModuleName,
-    |s| {
-        let name = s.split_whitespace().next().unwrap_or_default();
-        if !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            Ok(())
-        } else {
-            Err(format!("{s:?} is not a module name; write the name as modprobe takes it, like br_netfilter"))
-        }
-    }
+    check_module
 );
+
+fn check_module(s: &str) -> Result<(), String> {
+    let name = s.split_whitespace().next().unwrap_or_default();
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a module name; write the name as modprobe takes it, like br_netfilter"
+        ))
+    }
+}
 
 checked_string!(
     /// A sysctl key, dotted (`net.ipv4.ip_forward`) or as a path under /proc/sys.
@@ -890,6 +932,12 @@ pub fn default_datasources() -> Vec<Datasource> {
 }
 
 impl CloudConfig {
+    /// The host name to set: `corral.hostname` (the kernel command line's) or
+    /// `hostname`.
+    pub fn host_name(&self) -> Option<&Hostname> {
+        self.corral.hostname.as_ref().or(self.hostname.as_ref())
+    }
+
     /// Every authorized key, from both places, each once, in order.
     pub fn authorized_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = Vec::new();
@@ -942,6 +990,11 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "shutdown_timeout",
             "cloud_init",
             "cloud_config_url",
+            "hostname",
+            // Boot options PID 1 reads from the kernel command line.
+            "cgroup",
+            "debug_shell",
+            "recovery",
         ],
     ),
     ("corral.network", &["interfaces", "dns"]),
@@ -1098,6 +1151,21 @@ mod tests {
         // RancherOS's spelling reads the same.
         let rancher = parse(&text.replace("\ncorral:\n", "\nrancher:\n"));
         assert_eq!(rancher, c);
+    }
+
+    #[test]
+    fn modules_as_pid_1_takes_them_and_the_command_line_hostname() {
+        let c = parse("hostname: a\ncorral: {modules: 'dummy, loop', hostname: b}");
+        assert_eq!(
+            c.corral.modules,
+            [ModuleName("dummy".into()), ModuleName("loop".into())]
+        );
+        assert_eq!(c.host_name().map(|h| &h.0[..]), Some("b"));
+        assert_eq!(
+            parse("hostname: a").host_name().map(|h| &h.0[..]),
+            Some("a")
+        );
+        assert!(error("corral: {modules: ['a/b']}").contains("is not a module name"));
     }
 
     #[test]

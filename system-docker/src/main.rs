@@ -347,7 +347,7 @@ async fn configure(saved: &Effective) -> Effective {
     let sys = corral_init::sys::Linux;
     let c = &effective.config;
     let mut problems = Vec::new();
-    if let Some(name) = &c.hostname {
+    if let Some(name) = c.host_name() {
         problems.extend(apply::hostname(&sys, name));
         report.push(format!("info: hostname {name}"));
     }
