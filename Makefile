@@ -7,7 +7,7 @@ BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-system-docker -p corral-cli
 
-.PHONY: all setup binaries tool dist run test lint unit e2e clean
+.PHONY: all setup binaries tool dist run test lint unit e2e fuzz clean
 
 all: dist
 
@@ -45,3 +45,11 @@ e2e: dist
 
 clean:
 	rm -rf dist target/corral target/e2e
+
+# The cargo-fuzz targets (user-data and kernel command line parsers), a minute each.
+# Needs a nightly toolchain and cargo-fuzz; `make test` runs a stable mutation test of
+# the same parsers instead (config/src/validate.rs).
+fuzz:
+	cd fuzz && cargo +nightly fuzz run user_data -- -max_total_time=60
+	cd fuzz && cargo +nightly fuzz run cmdline -- -max_total_time=60
+

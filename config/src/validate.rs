@@ -183,4 +183,50 @@ mod tests {
         assert_eq!(r.warnings, ["u: `foo` is not supported and is ignored"]);
         assert!(r.errors.is_empty());
     }
+
+    /// The fuzz targets' property on stable, in every test run: mutations of real
+    /// inputs (bytes flipped, cut, repeated) never make the parsers panic.
+    #[test]
+    fn mutated_inputs_never_panic() {
+        let seeds: [&[u8]; 4] = [
+            include_bytes!("../examples/full.yml"),
+            b"#cloud-config\nhostname: a\nrancher: {network: {interfaces: {eth0: {dhcp: true}}}}\n",
+            b"#!/bin/sh\necho hi\n",
+            b"corral.ssh_authorized_keys=[a] \"rancher.network.dns.nameservers=[1.1.1.1]\" corral.modules=a,b",
+        ];
+        const SPECIAL: &[u8] = b"[{:&*!-'\"\n\t#";
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for seed in seeds {
+            for _ in 0..300 {
+                let mut data = seed.to_vec();
+                for _ in 0..(next() % 8 + 1) {
+                    let at = (next() as usize) % data.len().max(1);
+                    match next() % 4 {
+                        0 if !data.is_empty() => data[at] = next() as u8,
+                        1 => data.truncate(at),
+                        2 => data
+                            .insert(at.min(data.len()), SPECIAL[next() as usize % SPECIAL.len()]),
+                        _ => {
+                            let piece: Vec<u8> = data[at.min(data.len())..]
+                                .iter()
+                                .take(40)
+                                .copied()
+                                .collect();
+                            data.extend(piece);
+                        }
+                    }
+                }
+                let _ = userdata::parse("m", &data);
+                let _ = user_data("m", &data);
+                let _ = layer("m", &data);
+                let _ = crate::cmdline::parse(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
 }

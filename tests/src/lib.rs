@@ -62,3 +62,31 @@ pub fn log_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
+
+/// A NoCloud seed: an ISO 9660 volume labelled `cidata` holding `user-data` and
+/// `meta-data`, as cloud-localds makes it (built with xorriso).
+pub fn nocloud_iso(dir: &Path, user_data: &[u8], meta_data: &str) -> Result<PathBuf> {
+    let seed = dir.join("cidata");
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| HarnessError::Io(p, e)
+    };
+    std::fs::create_dir_all(&seed).map_err(io(&seed))?;
+    std::fs::write(seed.join("user-data"), user_data).map_err(io(&seed))?;
+    std::fs::write(seed.join("meta-data"), meta_data).map_err(io(&seed))?;
+    let iso = dir.join("cidata.iso");
+    let out = std::process::Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-r", "-o"])
+        .arg(&iso)
+        .arg(&seed)
+        .output()
+        .map_err(io(Path::new("xorriso")))?;
+    if !out.status.success() {
+        return Err(HarnessError::Command {
+            command: "xorriso -as mkisofs".into(),
+            code: out.status.code().unwrap_or(-1),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(iso)
+}

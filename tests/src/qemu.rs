@@ -68,6 +68,8 @@ pub struct VmConfig {
     /// network becomes 169.254.0.0/16.
     pub metadata_port: Option<u16>,
     pub drives: Vec<Drive>,
+    /// The SMBIOS system manufacturer (`Amazon EC2` makes the guest believe it is on EC2).
+    pub smbios_vendor: Option<String>,
     /// Exit QEMU instead of rebooting the guest.
     pub no_reboot: bool,
 }
@@ -83,6 +85,7 @@ impl VmConfig {
             forwards: Vec::new(),
             metadata_port: None,
             drives: Vec::new(),
+            smbios_vendor: None,
             no_reboot: true,
         }
     }
@@ -143,6 +146,9 @@ impl VmConfig {
                 push(&["-chardev", &sh, "-serial", "chardev:sh"]);
                 push(&["-monitor", &mon]);
             }
+        }
+        if let Some(vendor) = &self.smbios_vendor {
+            push(&["-smbios", &format!("type=1,manufacturer={vendor}")]);
         }
         push(&["-device", "virtio-scsi-pci,id=scsi0"]);
         push(&["-device", "virtio-rng-pci"]);

@@ -1,0 +1,279 @@
+//! End-to-end: cloud-config from each kind of source, in QEMU. One boot per scenario:
+//! a NoCloud `cidata` ISO, a fake EC2 metadata service (IMDSv2) reached through
+//! `guestfwd`, and a broken user-data that must not stop the machine.
+
+use corral_harness::imds::{FakeImds, Instance};
+use corral_harness::{
+    dist_dir, free_port, log_dir, nocloud_iso, Boot, Drive, KeyPair, Ssh, Vm, VmConfig,
+};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const BOOT: Duration = Duration::from_secs(240);
+const CMD: Duration = Duration::from_secs(60);
+
+fn artifact(name: &str) -> PathBuf {
+    let path = dist_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; run `make dist` first",
+        path.display()
+    );
+    path
+}
+
+/// The kernel and initrd with the debug shell on ttyS1 and `extra` options.
+fn kernel_boot(extra: &str) -> Boot {
+    Boot::Kernel {
+        kernel: artifact("vmlinuz"),
+        initrd: artifact("initrd"),
+        cmdline: format!("console=ttyS0,115200n8 corral.debug_shell=ttyS1 {extra}"),
+    }
+}
+
+/// Runs `command` in the debug shell until it succeeds or `timeout` passes.
+fn eventually(vm: &mut Vm, command: &str, timeout: Duration) -> String {
+    let end = Instant::now() + timeout;
+    loop {
+        match vm.run(command, CMD) {
+            Ok((0, out)) => return out,
+            other if Instant::now() > end => panic!("`{command}` never succeeded: {other:?}"),
+            _ => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+fn ssh_as_corral(port: u16, key: &Path) -> Ssh {
+    Ssh {
+        port,
+        user: "corral".into(),
+        key: key.to_path_buf(),
+    }
+}
+
+#[test]
+fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
+    let dir = log_dir("nocloud");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-nocloud").expect("key pair");
+    let user_data = format!(
+        "#cloud-config\n\
+         hostname: nocloud-node\n\
+         ssh_authorized_keys:\n  - {key}\n\
+         write_files:\n\
+         \x20 - path: /home/corral/hello.txt\n\
+         \x20   owner: corral:corral\n\
+         \x20   permissions: \"0640\"\n\
+         \x20   content: hello from cidata\n\
+         \x20 - path: /var/lib/corral/blob\n\
+         \x20   encoding: b64\n\
+         \x20   content: aGVsbG8gYjY0\n\
+         \x20 - path: /etc/from-cloud-config\n\
+         \x20   container: syslog\n\
+         \x20   content: into syslog\n\
+         bootcmd:\n  - echo bootcmd > /run/bootcmd-ran\n\
+         runcmd:\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
+         users: []\n\
+         rancher:\n\
+         \x20 network:\n\
+         \x20   dns:\n\
+         \x20     nameservers: [10.0.2.3, 9.9.9.9]\n\
+         \x20     search: [corral.test]\n\
+         \x20 sysctl:\n\
+         \x20   vm.swappiness: 13\n\
+         \x20 environment:\n\
+         \x20   CORRAL_E2E: yes-env\n\
+         \x20 services:\n\
+         \x20   hello:\n\
+         \x20     image: corral/base:{version}\n\
+         \x20     command: [sleep, '3600']\n\
+         \x20     restart: always\n",
+        key = key.public,
+        version = env!("CARGO_PKG_VERSION"),
+    );
+    let seed = nocloud_iso(
+        &dir,
+        user_data.as_bytes(),
+        "instance-id: iid-e2e-01\nlocal-hostname: meta-name\n",
+    )
+    .expect("cidata ISO");
+    let mut cfg = VmConfig::new(kernel_boot(""));
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    cfg.drives.push(Drive {
+        file: seed,
+        kind: "cdrom",
+    });
+    let mut vm = Vm::start("nocloud", &cfg, &dir, Vec::new()).expect("start QEMU");
+    // The only key is the one in the seed: ssh working proves it arrived.
+    let ssh = ssh_as_corral(port, &key.private);
+    ssh.wait_ready(BOOT).expect("sshd accepts the seed's key");
+    assert_eq!(
+        ssh.check("hostname", CMD).expect("hostname").trim(),
+        "nocloud-node"
+    );
+    assert_eq!(
+        ssh.check("cat ~/hello.txt; echo; stat -c '%a %U' ~/hello.txt", CMD)
+            .expect("write_files"),
+        "hello from cidata\n640 corral\n"
+    );
+    let resolv = ssh.check("cat /etc/resolv.conf", CMD).expect("resolv.conf");
+    assert!(
+        resolv.contains("nameserver 9.9.9.9") && resolv.contains("search corral.test"),
+        "{resolv}"
+    );
+    let report = ssh
+        .check("sudo corral config validate", CMD)
+        .expect("validate exits 0");
+    assert!(report.contains("valid (1 warnings)"), "{report}");
+    assert!(report.contains("`users` is not supported"), "{report}");
+    // From the host side (the debug shell).
+    assert_eq!(
+        vm.check("cat /var/lib/corral/blob", CMD).expect("b64 file"),
+        "hello b64"
+    );
+    vm.check("test -f /run/bootcmd-ran", CMD)
+        .expect("bootcmd ran on the host");
+    eventually(
+        &mut vm,
+        "test -f /run/runcmd-ran && test -f /home/corral/runcmd-argv",
+        CMD,
+    );
+    assert_eq!(
+        vm.check("cat /proc/sys/vm/swappiness", CMD)
+            .expect("sysctl")
+            .trim(),
+        "13"
+    );
+    let log = vm
+        .check("cat /var/log/cloud-config.log", CMD)
+        .expect("report");
+    assert!(log.contains("user-data from nocloud:/dev/sr"), "{log}");
+    assert_eq!(
+        vm.check(
+            "stat -c %a /var/lib/corral/conf /var/lib/corral/conf/user-data",
+            CMD
+        )
+        .expect("modes"),
+        "700\n600\n"
+    );
+    let status = eventually(
+        &mut vm,
+        "corral-manager status | grep -o 'hello=running'",
+        Duration::from_secs(120),
+    );
+    assert_eq!(status.trim(), "hello=running");
+    // corral.environment reached the services; the file reached the syslog container.
+    vm.check(
+        "for p in /proc/[0-9]*; do grep -qa CORRAL_E2E=yes-env $p/environ 2>/dev/null && exit 0; done; exit 1",
+        CMD,
+    )
+    .expect("a service process has CORRAL_E2E");
+    vm.check(
+        "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = syslogd ] && \
+         grep -q 'into syslog' $p/root/etc/from-cloud-config && exit 0; done; exit 1",
+        CMD,
+    )
+    .expect("write_files with container: syslog");
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(120))
+        .expect("QEMU exits after poweroff");
+}
+
+#[test]
+fn ec2_metadata_over_imdsv2_gives_the_key_and_the_hostname() {
+    let dir = log_dir("ec2-imds");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-ec2").expect("key pair");
+    let fake = FakeImds::start(Instance {
+        instance_id: "i-0123456789abcdef0".into(),
+        local_hostname: "ip-10-0-0-7.ec2.internal".into(),
+        region: "eu-west-1".into(),
+        public_keys: vec![("e2e".into(), key.public.clone())],
+        user_data: Some(b"#cloud-config\nruncmd:\n  - echo from-ec2 > /run/ec2-runcmd\n".to_vec()),
+        require_token: true,
+        v1_only: false,
+    })
+    .expect("fake IMDS");
+    let mut cfg = VmConfig::new(kernel_boot(""));
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    cfg.metadata_port = Some(fake.port);
+    cfg.smbios_vendor = Some("Amazon EC2".into());
+    let mut vm = Vm::start("ec2-imds", &cfg, &dir, Vec::new()).expect("start QEMU");
+    let ssh = ssh_as_corral(port, &key.private);
+    ssh.wait_ready(BOOT)
+        .expect("sshd accepts the key from the metadata");
+    assert_eq!(
+        ssh.check("hostname", CMD).expect("hostname").trim(),
+        "ip-10-0-0-7.ec2.internal"
+    );
+    eventually(&mut vm, "grep -q from-ec2 /run/ec2-runcmd", CMD);
+    let requests = fake.requests();
+    assert_eq!(
+        requests.first().map(String::as_str),
+        Some("PUT /latest/api/token token=no"),
+        "{requests:?}"
+    );
+    assert!(
+        requests[1..].iter().all(|r| r.ends_with("token=yes")),
+        "every GET carries the token: {requests:?}"
+    );
+    assert!(requests
+        .iter()
+        .any(|r| r.starts_with("GET /latest/user-data")));
+    let log = vm
+        .check("cat /var/log/cloud-config.log", CMD)
+        .expect("report");
+    assert!(log.contains("user-data from ec2 "), "{log}");
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(120))
+        .expect("QEMU exits after poweroff");
+}
+
+#[test]
+fn broken_user_data_is_rejected_and_the_machine_still_boots() {
+    let dir = log_dir("broken-user-data");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-broken").expect("key pair");
+    let seed = nocloud_iso(
+        &dir,
+        b"#cloud-config\nhostname: broken-node\nwrite_files:\n  - path: relative/path\nrancher:\n  network: [oops\n",
+        "instance-id: iid-broken\n",
+    )
+    .expect("cidata ISO");
+    let mut cfg = VmConfig::new(kernel_boot(&key.kernel_option()));
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    cfg.drives.push(Drive {
+        file: seed,
+        kind: "cdrom",
+    });
+    let mut vm = Vm::start("broken-user-data", &cfg, &dir, Vec::new()).expect("start QEMU");
+    let ssh = ssh_as_corral(port, &key.private);
+    ssh.wait_ready(BOOT)
+        .expect("sshd accepts the command line's key despite the bad user-data");
+    assert_ne!(
+        ssh.check("hostname", CMD).expect("hostname").trim(),
+        "broken-node",
+        "nothing of the rejected user-data applies"
+    );
+    let (code, out) = ssh
+        .run("sudo corral config validate", CMD)
+        .expect("validate runs");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("/var/lib/corral/conf/user-data.rejected: line 7 column 1"),
+        "{out}"
+    );
+    let console = vm.console.text();
+    assert!(
+        console.contains("cloud-config: user-data from nocloud:/dev/sr")
+            && console.contains("rejected whole"),
+        "the error is on the console"
+    );
+    let log = vm
+        .check("cat /var/log/cloud-config.log", CMD)
+        .expect("report");
+    assert!(log.contains("error: user-data from nocloud"), "{log}");
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(120))
+        .expect("QEMU exits after poweroff");
+}
