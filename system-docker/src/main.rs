@@ -297,9 +297,8 @@ async fn configure(saved: &Effective) -> Effective {
                 started.elapsed().as_secs_f64()
             ));
             match store.save(fetched) {
-                Ok(store::Verdict::Accepted { warnings }) => {
-                    report.extend(warnings.into_iter().map(|w| format!("warning: {w}")))
-                }
+                // Its warnings come with the merged configuration's, below.
+                Ok(store::Verdict::Accepted { .. }) => {}
                 Ok(store::Verdict::Rejected(e)) => report.push(format!(
                     "error: {e}; this user-data is rejected whole and the machine boots with \
                      the last good configuration (see `corral config validate`)"

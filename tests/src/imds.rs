@@ -62,14 +62,19 @@ impl FakeImds {
 }
 
 fn serve(stream: TcpStream, instance: &Instance, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
-    // One request per connection (the answer says `Connection: close`).
-    {
+    // Requests one after the other on the same stream, until the peer closes it:
+    // QEMU's guestfwd keeps a single connection to this server and sends every guest
+    // connection's bytes down it in turn, so the stream must stay open.
+    loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
+        }
+        if line.trim().is_empty() {
+            continue;
         }
         let mut parts = line.split_whitespace();
         let (method, path) = (
@@ -117,12 +122,11 @@ fn serve(stream: TcpStream, instance: &Instance, log: &Mutex<Vec<String>>) -> st
         };
         write!(
             stream,
-            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n",
             body.len()
         )?;
         stream.write_all(&body)?;
         stream.flush()?;
-        Ok(())
     }
 }
 

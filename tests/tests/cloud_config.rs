@@ -169,7 +169,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     )
     .expect("a service process has CORRAL_E2E");
     vm.check(
-        "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = syslogd ] && \
+        "for p in /proc/[0-9]*; do grep -qa /var/log/messages $p/cmdline 2>/dev/null && \
          grep -q 'into syslog' $p/root/etc/from-cloud-config && exit 0; done; exit 1",
         CMD,
     )
