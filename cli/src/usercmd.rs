@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// Where the manager leaves a `#!` user-data script for the console.
-pub const SCRIPT: &str = "/run/corral/user-data.script";
+pub const SCRIPT: &str = corral_config::store::USER_SCRIPT;
 /// The commands' record.
 pub const LOG: &str = "/var/log/runcmd.log";
 
@@ -31,21 +31,7 @@ pub fn run(commands: &[Command], script: Option<&Path>) -> Vec<String> {
             .output()
         {
             Err(e) => format!("{what}: could not start: {e}"),
-            Ok(out) => {
-                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&out.stderr));
-                let code = out
-                    .status
-                    .code()
-                    .map(|c| format!("exit {c}"))
-                    .unwrap_or_else(|| "killed by a signal".into());
-                let body: String = text
-                    .trim_end()
-                    .lines()
-                    .map(|l| format!("\n    {l}"))
-                    .collect();
-                format!("{what}: {code}{body}")
-            }
+            Ok(out) => corral_config::schema::outcome_line(&what, &out),
         };
         report.push(line);
     }

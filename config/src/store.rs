@@ -23,6 +23,8 @@ pub const OEM_FILE: &str = "/usr/share/corral/oem/cloud-config.yml";
 /// The configuration in force, written by the manager at boot for the console and the
 /// CLI (root only).
 pub const EFFECTIVE: &str = "/run/corral/cloud-config.yml";
+/// A `#!` user-data, left by the manager for the console to run (`corral runcmd`).
+pub const USER_SCRIPT: &str = "/run/corral/user-data.script";
 
 /// The files in [`CONF_DIR`].
 #[derive(Debug, Clone)]
@@ -155,22 +157,11 @@ pub fn read_layer(path: &Path) -> Result<Option<UserData>, ConfigError> {
         .map_err(|e| match e {
             ConfigError::Yaml { origin, at, detail } => ConfigError::Yaml {
                 origin,
-                at: shift_line(&at),
+                at: crate::validate::shift_line(&at),
                 detail,
             },
             other => other,
         })
-}
-
-fn shift_line(at: &str) -> String {
-    let Some(rest) = at.strip_prefix("line ") else {
-        return at.to_string();
-    };
-    let (n, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-    match n.parse::<usize>() {
-        Ok(n) if n > 1 => format!("line {} {tail}", n - 1),
-        _ => at.to_string(),
-    }
 }
 
 /// The configuration in force and how it came about.

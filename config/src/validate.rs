@@ -62,7 +62,7 @@ pub fn layer(origin: &str, bytes: &[u8]) -> Report {
 }
 
 /// `... line N column C ...` with N one less (the added header line taken back out).
-fn shift_line(message: &str) -> String {
+pub(crate) fn shift_line(message: &str) -> String {
     let Some(at) = message.find("line ") else {
         return message.to_string();
     };

@@ -175,16 +175,7 @@ pub async fn run_commands(what: &str, commands: &[Command], limit: Duration) -> 
         let line = match tokio::time::timeout(limit, cmd.output()).await {
             Err(_) => format!("{what}[{i}] `{c}`: still running after {limit:?}; killed"),
             Ok(Err(e)) => format!("{what}[{i}] `{c}`: could not start: {e}"),
-            Ok(Ok(out)) => {
-                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&out.stderr));
-                let code = out
-                    .status
-                    .code()
-                    .map(|c| format!("exit {c}"))
-                    .unwrap_or_else(|| "killed by a signal".into());
-                format!("{what}[{i}] `{c}`: {code}{}", indent(&text))
-            }
+            Ok(Ok(out)) => corral_config::schema::outcome_line(&format!("{what}[{i}] `{c}`"), &out),
         };
         report.push(line);
     }
@@ -226,14 +217,6 @@ pub fn file_tar(f: &corral_config::schema::WriteFile) -> Result<Vec<u8>, String>
         .append_data(&mut header, f.path.trim_start_matches('/'), &f.content[..])
         .map_err(|e| e.to_string())?;
     builder.into_inner().map_err(|e| e.to_string())
-}
-
-fn indent(text: &str) -> String {
-    let text = text.trim_end();
-    if text.is_empty() {
-        return String::new();
-    }
-    text.lines().map(|l| format!("\n    {l}")).collect()
 }
 
 #[cfg(test)]

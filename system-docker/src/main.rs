@@ -250,9 +250,6 @@ fn current_config() -> Effective {
     )
 }
 
-/// Where a `#!` user-data waits for the console (the CLI's `usercmd::SCRIPT`).
-const SCRIPT: &str = "/run/corral/user-data.script";
-
 /// Where the boot's configuration report goes (root only).
 const REPORT: &str = "/var/log/cloud-config.log";
 
@@ -328,7 +325,7 @@ async fn configure(saved: &Effective) -> Effective {
         Err(e) => report.push(format!("error: {}: {e}", store::EFFECTIVE)),
     }
     // A `#!` user-data for the console to run (`corral runcmd`).
-    let script = std::path::Path::new(SCRIPT);
+    let script = std::path::Path::new(store::USER_SCRIPT);
     match &effective.script {
         Some(text) => {
             let written = store::write_private(script, text.as_bytes()).and_then(|()| {
@@ -336,7 +333,7 @@ async fn configure(saved: &Effective) -> Effective {
                 std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o700))
             });
             if let Err(e) = written {
-                report.push(format!("error: writing {SCRIPT}: {e}"));
+                report.push(format!("error: writing {}: {e}", store::USER_SCRIPT));
             }
         }
         None => {
