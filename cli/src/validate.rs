@@ -39,7 +39,7 @@ pub fn machine(store: &Store, oem: &Path, cmdline: &str) -> Report {
             add(validate::user_data(&path.display().to_string(), &bytes));
         }
     }
-    let (_, option_errors) = corral_config::cmdline::parse(cmdline);
+    let (_, option_errors) = corral_config::cmdline::checked(cmdline);
     add(Report {
         errors: option_errors.iter().map(|e| e.to_string()).collect(),
         warnings: Vec::new(),

@@ -77,9 +77,9 @@ pub fn document(settings: &[Setting]) -> Value {
     Value::Mapping(root)
 }
 
-/// The configuration the command line sets, plus an error for each option that does not
-/// fit the schema; those options are left out and the others still apply.
-pub fn parse(cmdline: &str) -> (CloudConfig, Vec<ConfigError>) {
+/// The options that fit the schema, and an error for each that does not (checked one
+/// by one, so a bad option never takes a good one with it).
+pub fn checked(cmdline: &str) -> (Vec<Setting>, Vec<ConfigError>) {
     let mut good = Vec::new();
     let mut errors = Vec::new();
     for s in settings(cmdline) {
@@ -87,10 +87,17 @@ pub fn parse(cmdline: &str) -> (CloudConfig, Vec<ConfigError>) {
             Ok(_) => good.push(s),
             Err(e) => errors.push(ConfigError::Option {
                 option: s.option.clone(),
-                problem: format!("{e}; see docs/services.md for the option's form"),
+                problem: format!("{e}; see docs/cloud-config.md for the option's form"),
             }),
         }
     }
+    (good, errors)
+}
+
+/// The configuration the command line sets, plus an error for each option that does not
+/// fit the schema; those options are left out and the others still apply.
+pub fn parse(cmdline: &str) -> (CloudConfig, Vec<ConfigError>) {
+    let (good, errors) = checked(cmdline);
     let config = yaml_serde::from_value(document(&good)).unwrap_or_default();
     (config, errors)
 }

@@ -188,17 +188,9 @@ pub fn effective(store: &Store, oem: &Path, cmdline_text: &str) -> Effective {
     let oem = take(read_layer(oem), &mut out);
     let user = take(store.user_data(), &mut out);
     let set = take(read_layer(&store.set_path()), &mut out);
-    let (_, option_errors) = cmdline::parse(cmdline_text);
+    let (good, option_errors) = cmdline::checked(cmdline_text);
     out.errors
         .extend(option_errors.iter().map(|e| e.to_string()));
-    let good: Vec<cmdline::Setting> = cmdline::settings(cmdline_text)
-        .into_iter()
-        .filter(|s| {
-            !option_errors
-                .iter()
-                .any(|e| matches!(e, ConfigError::Option { option, .. } if *option == s.option))
-        })
-        .collect();
     let meta = store.metadata();
     let below_set = merge::layers(oem.into_iter().chain(user));
     let with_meta = merge::with_metadata(below_set, None, &meta.public_keys);
