@@ -56,6 +56,18 @@ pub fn dist_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("dist"))
 }
 
+/// An artifact in [`dist_dir`]; panics with the fix when it has not been built (the
+/// end-to-end tests' precondition).
+pub fn artifact(name: &str) -> PathBuf {
+    let path = dist_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; run `make dist` first",
+        path.display()
+    );
+    path
+}
+
 /// A fresh log folder for a test: `target/e2e/<name>/`.
 pub fn log_dir(name: &str) -> PathBuf {
     let dir = repo_root().join("target/e2e").join(name);

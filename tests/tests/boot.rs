@@ -1,8 +1,7 @@
 //! End-to-end: boot the real artifacts in QEMU (TCG) and check them from the inside
 //! through the debug shell on ttyS1. One boot per scenario; many checks per boot.
 
-use corral_harness::{dist_dir, free_port, log_dir, Boot, Firmware, KeyPair, Ssh, Vm, VmConfig};
-use std::path::PathBuf;
+use corral_harness::{artifact, free_port, log_dir, Boot, Firmware, KeyPair, Ssh, Vm, VmConfig};
 use std::process::Command;
 use std::time::Duration;
 
@@ -10,16 +9,6 @@ const BOOT: Duration = Duration::from_secs(240);
 const CMD: Duration = Duration::from_secs(60);
 /// The built-in services.
 const SERVICES: [&str; 5] = ["network", "syslog", "ntp", "acpid", "console"];
-
-fn artifact(name: &str) -> PathBuf {
-    let path = dist_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing; run `make dist` first",
-        path.display()
-    );
-    path
-}
 
 /// Checks shared by every boot that reaches the system engine and its services.
 fn check_running_system(vm: &mut Vm) {

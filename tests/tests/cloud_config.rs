@@ -4,23 +4,13 @@
 
 use corral_harness::imds::{FakeImds, Instance};
 use corral_harness::{
-    dist_dir, free_port, log_dir, nocloud_iso, Boot, Drive, KeyPair, Ssh, Vm, VmConfig,
+    artifact, free_port, log_dir, nocloud_iso, Boot, Drive, KeyPair, Ssh, Vm, VmConfig,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const BOOT: Duration = Duration::from_secs(240);
 const CMD: Duration = Duration::from_secs(60);
-
-fn artifact(name: &str) -> PathBuf {
-    let path = dist_dir().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing; run `make dist` first",
-        path.display()
-    );
-    path
-}
 
 /// The kernel and initrd with the debug shell on ttyS1 and `extra` options.
 fn kernel_boot(extra: &str) -> Boot {
@@ -41,6 +31,19 @@ fn eventually(vm: &mut Vm, command: &str, timeout: Duration) -> String {
             _ => std::thread::sleep(Duration::from_secs(2)),
         }
     }
+}
+
+/// A kernel boot with `extra` options, an ssh forward and the NoCloud `seed` as a CD;
+/// returns the configuration and the forwarded port.
+fn seeded(extra: &str, seed: PathBuf) -> (VmConfig, u16) {
+    let mut cfg = VmConfig::new(kernel_boot(extra));
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    cfg.drives.push(Drive {
+        file: seed,
+        kind: "cdrom",
+    });
+    (cfg, port)
 }
 
 fn ssh_as_corral(port: u16, key: &Path) -> Ssh {
@@ -96,13 +99,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         "instance-id: iid-e2e-01\nlocal-hostname: meta-name\n",
     )
     .expect("cidata ISO");
-    let mut cfg = VmConfig::new(kernel_boot(""));
-    let port = free_port().expect("port");
-    cfg.ssh_port = Some(port);
-    cfg.drives.push(Drive {
-        file: seed,
-        kind: "cdrom",
-    });
+    let (cfg, port) = seeded("", seed);
     let mut vm = Vm::start("nocloud", &cfg, &dir, Vec::new()).expect("start QEMU");
     // The only key is the one in the seed: ssh working proves it arrived.
     let ssh = ssh_as_corral(port, &key.private);
@@ -239,13 +236,7 @@ fn broken_user_data_is_rejected_and_the_machine_still_boots() {
         "instance-id: iid-broken\n",
     )
     .expect("cidata ISO");
-    let mut cfg = VmConfig::new(kernel_boot(&key.kernel_option()));
-    let port = free_port().expect("port");
-    cfg.ssh_port = Some(port);
-    cfg.drives.push(Drive {
-        file: seed,
-        kind: "cdrom",
-    });
+    let (cfg, port) = seeded(&key.kernel_option(), seed);
     let mut vm = Vm::start("broken-user-data", &cfg, &dir, Vec::new()).expect("start QEMU");
     let ssh = ssh_as_corral(port, &key.private);
     ssh.wait_ready(BOOT)
