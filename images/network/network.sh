@@ -5,8 +5,8 @@
 #   eth1 static addr=A/N[,B/M] [gw=G] [gw6=G6] [mtu=N]
 #   eth2 none [mtu=N]                      up, no address
 # and, when configured, CORRAL_DNS / CORRAL_DNS_SEARCH (space-separated), which replace
-# what DHCP says. Without a plan (run by hand), DHCP on every wired interface: one
-# that sits on a bus (virtio, ENA, PCI NICs), not bridges, veths or tunnels.
+# what DHCP says. Which interfaces are wired, and what each gets, the manager decides
+# (system-docker/src/network.rs); an interface the plan leaves out is left alone.
 # Leases are applied by udhcpc.script; /etc/resolv.conf is the host's, bind-mounted.
 
 ip link set lo up
@@ -18,16 +18,6 @@ stop() {
     exit 0
 }
 trap stop TERM INT
-
-if [ -z "$CORRAL_NETWORK" ]; then
-    for dev in /sys/class/net/*; do
-        name=${dev##*/}
-        [ "$name" = lo ] && continue
-        [ -e "$dev/device" ] || continue
-        [ "$(cat "$dev/type" 2>/dev/null)" = 1 ] || continue
-        CORRAL_NETWORK="$CORRAL_NETWORK;$name dhcp"
-    done
-fi
 
 if [ -n "$CORRAL_DNS" ]; then
     # Written in place: /etc/resolv.conf is the host's file, bind-mounted.
