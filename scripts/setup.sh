@@ -11,6 +11,8 @@ PACKAGES=(
   xorriso isolinux syslinux-common grub-common grub-pc-bin grub-efi-amd64-bin mtools dosfstools
   # root image and initrd
   squashfs-tools zstd cpio kmod e2fsprogs fdisk
+  # C in Rust crates built for the musl target (ring, for the user engine's TLS)
+  musl-tools
   # integration tests run a real dockerd on a private socket
   docker.io
   # the end-to-end tests reach guests over ssh

@@ -787,8 +787,52 @@ pub struct Engine {
     pub debug: Option<bool>,
     #[serde(default)]
     pub tls: Option<bool>,
+    /// dockerd's TLS flags when `tls` is on, instead of Corral's (RancherOS's key; file
+    /// names are relative to the TLS folder).
+    #[serde(default)]
+    pub tls_args: Option<Vec<Scalar>>,
+    /// The engine image (`corral/engine:<version>` when unset).
     #[serde(default)]
     pub engine: Option<String>,
+    /// The bridge containers attach to (`none`: no default bridge).
+    #[serde(default)]
+    pub bridge: Option<String>,
+    #[serde(default)]
+    pub live_restore: Option<bool>,
+    #[serde(default)]
+    pub userland_proxy: Option<bool>,
+    /// More sockets for the engine to listen on (`tcp://0.0.0.0:2375`).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub host: Vec<String>,
+    /// PEM texts to use instead of generated TLS files (RancherOS's keys).
+    #[serde(default)]
+    pub ca_cert: Option<String>,
+    #[serde(default)]
+    pub ca_key: Option<String>,
+    #[serde(default)]
+    pub server_cert: Option<String>,
+    #[serde(default)]
+    pub server_key: Option<String>,
+    /// RancherOS's keys that place the engine's files or pick its process model; Corral
+    /// fixes those, so the engine reports any of them as an error naming the key.
+    #[serde(default)]
+    pub graph: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub exec_root: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub pid_file: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub config_file: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub containerd: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub restart: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub selinux_enabled: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub storage_context: Option<yaml_serde::Value>,
+    #[serde(default)]
+    pub exec: Option<yaml_serde::Value>,
 }
 
 /// Environment as compose writes it: `[K=V, ...]` or `{K: V}`.
@@ -1070,7 +1114,25 @@ const ENGINE_KEYS: &[&str] = &[
     "group",
     "debug",
     "tls",
+    "tls_args",
     "engine",
+    "bridge",
+    "live_restore",
+    "userland_proxy",
+    "host",
+    "ca_cert",
+    "ca_key",
+    "server_cert",
+    "server_key",
+    "graph",
+    "exec_root",
+    "pid_file",
+    "config_file",
+    "containerd",
+    "restart",
+    "selinux_enabled",
+    "storage_context",
+    "exec",
 ];
 
 #[cfg(test)]
