@@ -32,6 +32,10 @@ pub struct ImageSpec {
     /// Link every busybox applet (needs busybox-static in packages).
     #[serde(default)]
     pub busybox_applets: bool,
+    /// Symlinks made after the packages, where Debian would run update-alternatives
+    /// (which never runs here): `{path: /usr/sbin/iptables, target: xtables-nft-multi}`.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
     #[serde(default)]
     pub config: RuntimeConfig,
 }
@@ -50,6 +54,15 @@ pub struct FileSpec {
 
 fn default_mode() -> String {
     "0644".into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Absolute path of the link in the image.
+    pub path: String,
+    /// What it points to, as `ln -s` takes it.
+    pub target: String,
 }
 
 /// The image's runtime defaults, as in an OCI image config.
@@ -119,6 +132,14 @@ impl ImageSpec {
                     "files: src {:?} is not a file in {}",
                     f.src,
                     dir.display()
+                ));
+            }
+        }
+        for l in &self.links {
+            if !l.path.starts_with('/') || l.target.is_empty() {
+                return Err(format!(
+                    "links: {:?} -> {:?}: the path must be absolute and the target not empty",
+                    l.path, l.target
                 ));
             }
         }
@@ -226,6 +247,9 @@ pub fn build(
         let src = inputs.binaries.join(b);
         let bytes = std::fs::read(&src).map_err(BuildError::read(&src))?;
         rootfs::write(&root, &format!("usr/bin/{b}"), &bytes, 0o755)?;
+    }
+    for l in &spec.links {
+        rootfs::link(&root, &l.path, &l.target)?;
     }
     let built = docker_archive::build(
         &root,

@@ -26,3 +26,4 @@ pub mod seed;
 pub mod services;
 pub mod supervise;
 pub mod watch;
+pub mod user_engine;

@@ -7,7 +7,7 @@ use corral_init::kmsg::KmsgLogger;
 use corral_system_docker::engine::EngineSpec;
 use corral_system_docker::images;
 use corral_system_docker::supervise::{supervise, EngineEvent};
-use corral_system_docker::{apply, assemble, network};
+use corral_system_docker::{apply, assemble, network, user_engine};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -151,6 +151,18 @@ fn manage() -> anyhow::Result<()> {
                 .and_then(|c| c.config.corral.shutdown_timeout)
                 .map(|s| std::time::Duration::from_secs(s.into()))
                 .unwrap_or(corral_system_docker::watch::STOP_TIMEOUT);
+            // Workloads first, while their engine still runs to stop them cleanly.
+            let started = std::time::Instant::now();
+            let (stopped, failures) = user_engine::stop_workloads(timeout).await;
+            for f in failures {
+                log::warn!("user engine: stopping {f}");
+            }
+            if stopped > 0 {
+                log::info!(
+                    "user engine: {stopped} containers stopped in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
             stop_services(&spec, &file, timeout).await;
         }
         log::info!("stopping: system engine");
@@ -225,9 +237,13 @@ async fn on_engine_ready(
             e
         }
     };
-    let file = services_for(&effective, &links);
+    let mut file = services_for(&effective, &links);
+    prepare_user_engine(&docker, &effective, &mut file).await;
     let since = corral_system_docker::watch::now_stamp();
     bring_up_services(&docker, &file).await;
+    if file.services.contains_key(user_engine::SERVICE) {
+        tokio::spawn(user_engine::when_ready(USER_ENGINE_WAIT));
+    }
     for line in container_files(&docker, &effective).await {
         log::error!("{line}");
     }
@@ -238,6 +254,32 @@ async fn on_engine_ready(
         quiet,
     ));
     Some(file)
+}
+
+/// How long the user engine gets to answer after its service started.
+const USER_ENGINE_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Fills in the user engine's service from `corral.docker`, and reports how.
+async fn prepare_user_engine(
+    docker: &bollard::Docker,
+    effective: &Effective,
+    file: &mut corral_system_docker::compose::ServicesFile,
+) {
+    let mut report = Vec::new();
+    let plan = user_engine::plan(effective, &mut report);
+    report.extend(user_engine::configure_service(
+        file,
+        &plan,
+        &user_engine::Dirs::host(),
+        &user_engine::server_names(),
+    ));
+    let default_image = format!("corral/engine:{}", env!("CARGO_PKG_VERSION"));
+    if let Some(e) = user_engine::check_image(docker, file, &default_image).await {
+        report.push((log::Level::Error, e));
+    }
+    for (level, line) in report {
+        log::log!(level, "user engine: {line}");
+    }
 }
 
 /// The configuration from what is saved and the kernel command line.

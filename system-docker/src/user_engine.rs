@@ -1,0 +1,368 @@
+//! The `docker` service, which runs the user engine, as the manager sees it: filled in
+//! from `corral.docker` (through `corral-user-docker`) before it starts, waited for and
+//! preloaded after, and its workloads stopped first at shutdown. The manager reaches the
+//! user engine through its socket only.
+
+use crate::compose::{MapOrList, ServicesFile, StringOrList};
+use corral_config::store::Effective;
+use corral_user_docker::daemon::{self, Paths, Plan};
+use corral_user_docker::{preload, tls};
+use log::Level;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The service's name in os-config.yml.
+pub const SERVICE: &str = "docker";
+
+/// Where the service's files go on the host; tests use a temporary folder.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// `daemon.json` is written here (mounted at /etc/docker in the engine).
+    pub config: PathBuf,
+    /// The TLS files (mounted at /etc/docker/tls when TLS is on).
+    pub tls: PathBuf,
+    /// The user who gets the TLS client files, as (home's `.docker`, uid, gid).
+    pub client: Option<(PathBuf, u32, u32)>,
+}
+
+impl Dirs {
+    pub fn host() -> Dirs {
+        Dirs {
+            config: corral_user_docker::CONFIG_DIR.into(),
+            tls: corral_user_docker::TLS_DIR.into(),
+            client: Some(("/home/corral/.docker".into(), 1100, 1100)),
+        }
+    }
+}
+
+/// The engine's plan from the configuration; when the configuration asks for what the
+/// engine cannot do, every problem is reported and the engine runs with Corral's
+/// defaults, so that a bad setting never leaves the machine without its engine.
+pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
+    let corral = &effective.config.corral;
+    match daemon::plan(&corral.docker, corral.shutdown_timeout) {
+        Ok(p) => {
+            report.extend(p.warnings.iter().map(|w| (Level::Warn, w.clone())));
+            p
+        }
+        Err(errors) => {
+            for e in errors {
+                report.push((
+                    Level::Error,
+                    format!("{e}; the user engine starts with Corral's default settings"),
+                ));
+            }
+            daemon::plan(&Default::default(), corral.shutdown_timeout).unwrap_or_else(|_| Plan {
+                image: None,
+                flags: Vec::new(),
+                group: corral_user_docker::GROUP.into(),
+                daemon_json: Default::default(),
+                environment: Vec::new(),
+                tls: false,
+                supplied_tls: None,
+                warnings: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Fills in the `docker` service of `file` from `plan`: dockerd's flags as its command,
+/// the engine image, the environment, `daemon.json` (written into `dirs.config`) and,
+/// with TLS, the certificates (made once in `dirs.tls`, for the server `names`).
+/// Returns what it did and what went wrong.
+pub fn configure_service(
+    file: &mut ServicesFile,
+    plan: &Plan,
+    dirs: &Dirs,
+    names: &[String],
+) -> Vec<(Level, String)> {
+    let mut report = Vec::new();
+    let Some(service) = file.services.get_mut(SERVICE) else {
+        return report;
+    };
+    let json = plan.daemon_json_text();
+    let path = dirs.config.join("daemon.json");
+    let written = std::fs::create_dir_all(&dirs.config).and_then(|()| std::fs::write(&path, &json));
+    if let Err(e) = written {
+        report.push((Level::Error, format!("writing {}: {e}", path.display())));
+    }
+    if let Some(image) = &plan.image {
+        service.image = image.clone();
+    }
+    service.command = StringOrList::Many(plan.args(&Paths::engine()));
+    let mut env = service.environment.to_map();
+    for (k, v) in &plan.environment {
+        env.insert(k.clone(), v.clone());
+    }
+    // A changed daemon.json changes the service's definition, so the engine restarts.
+    env.insert(
+        "CORRAL_DAEMON_JSON_SHA256".into(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes())),
+    );
+    service.environment = MapOrList::List(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
+    if plan.tls {
+        match tls::ensure(&dirs.tls, names, plan.supplied_tls.as_ref()) {
+            Ok(made) => {
+                report.push((
+                    Level::Info,
+                    format!(
+                        "user engine TLS on port {}: certificates {} in {}",
+                        corral_user_docker::TLS_PORT,
+                        match made {
+                            tls::Made::Kept => "kept",
+                            tls::Made::Generated => "made",
+                            tls::Made::Supplied => "from corral.docker",
+                        },
+                        dirs.tls.display()
+                    ),
+                ));
+                if let Some((home, uid, gid)) = &dirs.client {
+                    if let Err(e) = tls::install_client(&dirs.tls, home, *uid, *gid) {
+                        report.push((Level::Error, e.to_string()));
+                    }
+                }
+                service.volumes.push(format!(
+                    "{}:{}:ro",
+                    dirs.tls.display(),
+                    corral_user_docker::TLS_IN_ENGINE
+                ));
+            }
+            Err(e) => report.push((Level::Error, format!("{e}; the user engine starts without TLS"))),
+        }
+        if report.iter().any(|(l, _)| *l == Level::Error) {
+            // Without its files dockerd would not start at all: serve the socket only.
+            service.command = StringOrList::Many(
+                Plan {
+                    flags: Vec::new(),
+                    ..plan.clone()
+                }
+                .args(&Paths::engine()),
+            );
+        }
+    }
+    report
+}
+
+/// Host names and addresses for the server certificate: the host name and every
+/// address the machine has now.
+pub fn server_names() -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        names.push(h.trim().to_string());
+    }
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let ip = a.address.as_ref().and_then(|s| {
+                s.as_sockaddr_in()
+                    .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                    .or_else(|| s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+            });
+            if let Some(ip) = ip {
+                if !ip.is_loopback() && !names.contains(&ip.to_string()) {
+                    names.push(ip.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// When the configuration picks an engine image the system engine does not have, the
+/// service keeps the built-in engine and the reason is reported.
+pub async fn check_image(
+    docker: &bollard::Docker,
+    file: &mut ServicesFile,
+    default_image: &str,
+) -> Option<String> {
+    let service = file.services.get_mut(SERVICE)?;
+    if service.image == default_image || docker.inspect_image(&service.image).await.is_ok() {
+        return None;
+    }
+    let wanted = std::mem::replace(&mut service.image, default_image.to_string());
+    Some(format!(
+        "corral.docker.engine: the image {wanted} is not in the system engine; load it \
+         (`system-docker load`) or fix the name. The user engine runs {default_image}"
+    ))
+}
+
+/// Connects to the user engine's socket.
+pub fn connect() -> Option<bollard::Docker> {
+    bollard::Docker::connect_with_unix(
+        corral_user_docker::SOCKET,
+        120,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .ok()
+}
+
+/// Waits for the user engine to answer, then loads what users preloaded. Logs the
+/// moment it answered and each archive.
+pub async fn when_ready(within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    let docker = loop {
+        if let Some(d) = connect() {
+            if d.ping().await.is_ok() {
+                if let Ok(d) = d.negotiate_version().await {
+                    break d;
+                }
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            log::error!(
+                "user engine: not answering on {} after {}s; see `system-docker logs docker`",
+                corral_user_docker::SOCKET,
+                within.as_secs()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    log::info!(
+        "user engine: ready at {:.2}s",
+        corral_init::since_boot()
+    );
+    let dir = std::path::Path::new(corral_user_docker::PRELOAD_DIR);
+    for (archive, result) in preload::load_all(&docker, dir).await {
+        match result {
+            Ok(images) => log::info!(
+                "user engine: preloaded {} ({})",
+                archive.display(),
+                images.join(", ")
+            ),
+            Err(e) => log::error!(
+                "user engine: preloading {}: {e}; it is tried again at the next boot",
+                archive.display()
+            ),
+        }
+    }
+}
+
+/// Stops the user engine's running containers (SIGTERM, then `timeout` before dockerd
+/// kills them), all at once. Returns how many were stopped and the failures.
+pub async fn stop_workloads(timeout: Duration) -> (usize, Vec<String>) {
+    let Some(docker) = connect() else {
+        return (0, Vec::new());
+    };
+    let Ok(docker) = docker.negotiate_version().await else {
+        return (0, Vec::new());
+    };
+    let Ok(running) = docker
+        .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
+        .await
+    else {
+        return (0, Vec::new());
+    };
+    let ids: Vec<String> = running.into_iter().filter_map(|c| c.id).collect();
+    let stops = ids.iter().map(|id| {
+        let docker = docker.clone();
+        async move {
+            let opts = bollard::query_parameters::StopContainerOptions {
+                t: Some(timeout.as_secs() as i32),
+                signal: None,
+            };
+            docker
+                .stop_container(id, Some(opts))
+                .await
+                .map_err(|e| format!("container {}: {e}", &id[..12.min(id.len())]))
+        }
+    });
+    let failures: Vec<String> = futures_util::future::join_all(stops)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    (ids.len() - failures.len(), failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn effective(yaml: &str) -> Effective {
+        let value: yaml_serde::Value = yaml_serde::from_str(yaml).expect("yaml");
+        Effective {
+            config: yaml_serde::from_value(value.clone()).expect("config"),
+            value,
+            ..Effective::default()
+        }
+    }
+
+    fn file() -> ServicesFile {
+        crate::compose::parse(
+            "os-config.yml",
+            "services:\n  docker:\n    image: corral/engine:1\n    volumes: [/var/lib/docker:/var/lib/docker]\n",
+        )
+        .expect("parses")
+    }
+
+    fn dirs(root: &std::path::Path) -> Dirs {
+        Dirs {
+            config: root.join("conf"),
+            tls: root.join("tls"),
+            client: Some((
+                root.join("home/.docker"),
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )),
+        }
+    }
+
+    #[test]
+    fn the_service_gets_dockerds_flags_image_and_daemon_json() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let e = effective(
+            "corral:\n  docker:\n    engine: my/engine:2\n    debug: true\n    environment: [HTTP_PROXY=http://p]\n",
+        );
+        let mut report = Vec::new();
+        let p = plan(&e, &mut report);
+        let mut f = file();
+        let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
+        assert!(report.is_empty() && lines.is_empty(), "{report:?} {lines:?}");
+        let s = &f.services[SERVICE];
+        assert_eq!(s.image, "my/engine:2");
+        assert!(s.command.to_vec().contains(&"--host=unix:///var/run/docker.sock".to_string()));
+        let env = s.environment.to_map();
+        assert_eq!(env["HTTP_PROXY"], "http://p");
+        let json = std::fs::read_to_string(tmp.path().join("conf/daemon.json")).expect("json");
+        assert!(json.contains("\"debug\": true"), "{json}");
+        // Another daemon.json, another definition: the engine restarts with it.
+        let before = env["CORRAL_DAEMON_JSON_SHA256"].clone();
+        let p = plan(&effective("corral:\n  docker:\n    debug: false\n"), &mut report);
+        let mut f = file();
+        configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
+        assert_ne!(f.services[SERVICE].environment.to_map()["CORRAL_DAEMON_JSON_SHA256"], before);
+    }
+
+    #[test]
+    fn a_setting_the_engine_cannot_honour_leaves_the_defaults_and_says_why() {
+        let mut report = Vec::new();
+        let p = plan(
+            &effective("corral:\n  docker:\n    storage_driver: zfs\n    debug: true\n"),
+            &mut report,
+        );
+        assert_eq!(report.len(), 1, "{report:?}");
+        assert_eq!(report[0].0, Level::Error);
+        assert!(report[0].1.starts_with("corral.docker.storage_driver: "), "{report:?}");
+        assert!(report[0].1.ends_with("Corral's default settings"), "{report:?}");
+        assert!(!p.daemon_json.contains_key("debug"));
+    }
+
+    #[test]
+    fn tls_makes_the_files_once_mounts_them_and_gives_the_client_its_own() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut report = Vec::new();
+        let p = plan(&effective("corral:\n  docker:\n    tls: true\n"), &mut report);
+        let mut f = file();
+        let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &["corral-1".into()]);
+        assert!(lines[0].1.contains("certificates made"), "{lines:?}");
+        let s = &f.services[SERVICE];
+        assert!(s
+            .volumes
+            .contains(&format!("{}:/etc/docker/tls:ro", tmp.path().join("tls").display())));
+        assert!(s.command.to_vec().contains(&"--tlsverify".to_string()));
+        assert!(tmp.path().join("home/.docker/key.pem").is_file());
+        let mut f = file();
+        let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
+        assert!(lines[0].1.contains("certificates kept"), "{lines:?}");
+    }
+}
