@@ -41,6 +41,7 @@ unit: setup
 	cargo test -p corral-harness --lib
 
 e2e: dist
+	$(BUILD) test-images
 	cargo test -p corral-harness --test '*' -- --test-threads=1 --nocapture
 
 clean:

@@ -440,6 +440,43 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
     kernel.install(root, &kernel.root_modules(&spec.kernel)?)
 }
 
+/// Builds every image under `tests/images/` (images the end-to-end tests load into the
+/// user engine, not part of the OS) into `<work>/test-images/<name>.tar`. Returns the
+/// archives.
+pub fn test_images(paths: &Paths) -> Result<Vec<PathBuf>> {
+    let apt = Apt::new(&paths.cache)?;
+    let mut specs = Vec::new();
+    for dir in image::list(&paths.repo.join("tests/images"))? {
+        let spec = ImageSpec::load(&dir)?;
+        let debs = image::resolve(&apt, &spec)?;
+        specs.push((dir, spec, debs));
+    }
+    let all: Vec<Deb> = specs.iter().flat_map(|(_, _, d)| d.clone()).collect();
+    let step = Step::start("fetching packages", all.len() as u64);
+    apt.fetch_all(&all, &|d| {
+        step.set_detail(&d.name);
+        step.inc();
+    })?;
+    step.done(&format!("{} packages", all.len()));
+    let work = paths.work.join("test-images");
+    let inputs = image::ImageInputs {
+        apt: &apt,
+        cache: &paths.cache,
+        work: &work,
+        binaries: &paths.binaries,
+        version: VERSION,
+    };
+    let step = Step::start("building test images", specs.len() as u64);
+    let mut out = Vec::new();
+    for (dir, spec, debs) in &specs {
+        step.set_detail(&spec.name);
+        out.push(image::build(&inputs, dir, spec, debs)?.archive);
+        step.inc();
+    }
+    step.done(&work.display().to_string());
+    Ok(out)
+}
+
 /// Writes `index.json` for the archives into `dir`.
 fn write_index(dir: &Path, archives: &[(PathBuf, ImageArchive)]) -> Result<()> {
     let index: Vec<&ImageArchive> = archives.iter().map(|(_, a)| a).collect();

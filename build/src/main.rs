@@ -40,6 +40,8 @@ enum Cmd {
     },
     /// Boot dist/vmlinuz + dist/initrd in QEMU with a development ssh key authorized,
     /// console here (Ctrl-A X quits).
+    /// Build the images under tests/images/ that the end-to-end tests load.
+    TestImages,
     Run {
         /// Host port on 127.0.0.1 forwarded to the guest's ssh.
         #[arg(long, default_value_t = 2222)]
@@ -111,6 +113,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 update_lock: true,
             };
             dist::resolve(&paths, &opts).context("resolving packages for the lock file")?;
+        }
+        Cmd::TestImages => {
+            for archive in dist::test_images(&paths).context("building the test images")? {
+                println!("  {}", archive.display());
+            }
         }
         Cmd::Run {
             ssh_port,

@@ -121,6 +121,11 @@ pub fn configure_service(
                         report.push((Level::Error, e.to_string()));
                     }
                 }
+                // The mount point, inside /etc/docker's read-only mount.
+                let point = dirs.config.join("tls");
+                if let Err(e) = std::fs::create_dir_all(&point) {
+                    report.push((Level::Error, format!("making {}: {e}", point.display())));
+                }
                 service.volumes.push(format!(
                     "{}:{}:ro",
                     dirs.tls.display(),
@@ -361,6 +366,7 @@ mod tests {
             .contains(&format!("{}:/etc/docker/tls:ro", tmp.path().join("tls").display())));
         assert!(s.command.to_vec().contains(&"--tlsverify".to_string()));
         assert!(tmp.path().join("home/.docker/key.pem").is_file());
+        assert!(tmp.path().join("conf/tls").is_dir(), "the mount point exists");
         let mut f = file();
         let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
         assert!(lines[0].1.contains("certificates kept"), "{lines:?}");

@@ -68,6 +68,20 @@ pub fn artifact(name: &str) -> PathBuf {
     path
 }
 
+/// An image archive from `tests/images/` (built by `corral-build test-images`, which
+/// `make e2e` runs); panics with the fix when it has not been built.
+pub fn test_image(name: &str) -> PathBuf {
+    let path = repo_root()
+        .join("target/corral/test-images")
+        .join(format!("{name}.tar"));
+    assert!(
+        path.exists(),
+        "{} is missing; run `target/release/corral-build test-images` (make e2e does)",
+        path.display()
+    );
+    path
+}
+
 /// A fresh log folder for a test: `target/e2e/<name>/`.
 pub fn log_dir(name: &str) -> PathBuf {
     let dir = repo_root().join("target/e2e").join(name);

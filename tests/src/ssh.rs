@@ -108,10 +108,27 @@ impl Ssh {
 
     /// Runs `command` in the guest; (exit code, stdout and stderr). Killed at `timeout`.
     pub fn run(&self, command: &str, timeout: Duration) -> Result<(i32, String)> {
+        self.run_with_input(command, None, timeout)
+    }
+
+    /// [`Ssh::run`] with the file `input` (if any) on the command's stdin: `docker load`
+    /// of an archive on the host.
+    pub fn run_with_input(
+        &self,
+        command: &str,
+        input: Option<&std::path::Path>,
+        timeout: Duration,
+    ) -> Result<(i32, String)> {
+        let stdin = match input {
+            Some(path) => Stdio::from(
+                std::fs::File::open(path).map_err(|e| HarnessError::Io(path.to_path_buf(), e))?,
+            ),
+            None => Stdio::null(),
+        };
         let mut child = Command::new("ssh")
             .args(self.args())
             .arg(command)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -8,7 +8,7 @@ use std::time::Duration;
 const BOOT: Duration = Duration::from_secs(240);
 const CMD: Duration = Duration::from_secs(60);
 /// The built-in services.
-const SERVICES: [&str; 5] = ["network", "syslog", "ntp", "acpid", "console"];
+const SERVICES: [&str; 6] = ["network", "syslog", "ntp", "acpid", "console", "docker"];
 
 /// Checks shared by every boot that reaches the system engine and its services.
 fn check_running_system(vm: &mut Vm) {

@@ -1,0 +1,282 @@
+//! End-to-end: the user engine, in QEMU, through ssh as the `corral` user. One boot
+//! configured by a NoCloud seed checks loading and running a workload, a published port
+//! reached from the build host, the two engines' separation, a console restart that
+//! leaves workloads alone, TLS on 2376, preload, an engine image that is not there, and
+//! workloads stopped first at poweroff.
+
+use corral_harness::{
+    artifact, free_port, log_dir, nocloud_iso, test_image, Boot, Drive, KeyPair, Ssh, Vm,
+    VmConfig,
+};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BOOT: Duration = Duration::from_secs(300);
+const CMD: Duration = Duration::from_secs(120);
+/// The test image's reference (tests/images/busybox, built with the OS version).
+const BUSYBOX: &str = "corral/busybox:0.1.0";
+
+/// Retries `command` over ssh until it succeeds or `timeout` passes.
+fn eventually(ssh: &Ssh, command: &str, timeout: Duration) -> String {
+    let end = Instant::now() + timeout;
+    loop {
+        match ssh.run(command, CMD) {
+            Ok((0, out)) => return out,
+            other if Instant::now() > end => panic!("`{command}` never succeeded: {other:?}"),
+            _ => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// GET / from 127.0.0.1:`port` (a QEMU hostfwd); the whole response.
+fn http_get(port: u16) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn gzip(src: &Path, dest: &Path) {
+    let out = std::process::Command::new("gzip")
+        .arg("-c")
+        .arg(src)
+        .output()
+        .expect("gzip runs");
+    assert!(out.status.success(), "gzip failed");
+    std::fs::write(dest, out.stdout).expect("write the gzipped archive");
+}
+
+#[test]
+fn the_user_engine_runs_workloads_apart_from_the_system() {
+    let dir = log_dir("user-engine");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-engine").expect("key pair");
+    let archive = test_image("busybox");
+    // The seed carries a gzipped copy of the test image, which bootcmd puts in the
+    // preload folder before the engine starts.
+    let seed = dir.join("cidata");
+    std::fs::create_dir_all(&seed).expect("seed dir");
+    gzip(&archive, &seed.join("busybox.tar.gz"));
+    let user_data = format!(
+        "#cloud-config\n\
+         ssh_authorized_keys:\n  - {key}\n\
+         bootcmd:\n\
+         \x20 - mkdir -p /run/seed /var/lib/corral/preload/docker\n\
+         \x20 - mount -o ro $(findfs LABEL=cidata) /run/seed\n\
+         \x20 - cp /run/seed/busybox.tar.gz /var/lib/corral/preload/docker/\n\
+         \x20 - umount /run/seed\n\
+         rancher:\n\
+         \x20 shutdown_timeout: 20\n\
+         \x20 docker:\n\
+         \x20   tls: true\n\
+         \x20   bip: 10.88.0.1/16\n\
+         \x20   log_opts: {{max-size: 5m}}\n\
+         \x20   engine: corral/no-such-engine:1\n",
+        key = key.public
+    );
+    let iso = nocloud_iso(&dir, user_data.as_bytes(), "instance-id: engine-1\n").expect("seed");
+    let mut cfg = VmConfig::new(Boot::Kernel {
+        kernel: artifact("vmlinuz"),
+        initrd: artifact("initrd"),
+        cmdline: "console=ttyS0,115200n8 corral.debug_shell=ttyS1".into(),
+    });
+    let port = free_port().expect("port");
+    let web = free_port().expect("port");
+    let tls = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    cfg.forwards = vec![(web, 8080), (tls, 2376)];
+    cfg.drives.push(Drive {
+        file: iso,
+        kind: "cdrom",
+    });
+    let started = Instant::now();
+    let mut vm = Vm::start("user-engine", &cfg, &dir, Vec::new()).expect("qemu starts");
+    let ssh = Ssh {
+        port,
+        user: "corral".into(),
+        key: key.private.clone(),
+    };
+    ssh.wait_ready(BOOT).expect("sshd accepts the seed's key");
+    let ready = vm
+        .wait_for("user engine: ready", BOOT)
+        .expect("the user engine answers");
+    eprintln!(
+        "user engine ready at {ready:.1}s (test saw it {:.1}s after QEMU start)",
+        started.elapsed().as_secs_f64()
+    );
+
+    // A missing engine image is a clear error, and the built-in engine runs instead.
+    vm.wait_for(
+        "corral.docker.engine: the image corral/no-such-engine:1 is not in the system engine",
+        CMD,
+    )
+    .expect("the missing engine image is named");
+
+    // The socket: group docker, mode 0660, and the corral user (in group docker) uses it.
+    let sock = ssh
+        .check("stat -L -c '%a %G' /var/run/docker.sock", CMD)
+        .expect("stat");
+    assert_eq!(sock.trim(), "660 docker");
+    let info = ssh
+        .check(
+            "docker info --format '{{.ServerVersion}} {{.Driver}} {{.DockerRootDir}} {{.LoggingDriver}}'",
+            CMD,
+        )
+        .expect("docker info as corral");
+    assert!(info.starts_with("20.10."), "{info}");
+    assert!(
+        info.contains("overlay2 /var/lib/docker json-file"),
+        "{info}"
+    );
+    // daemon.json from corral.docker: the bridge's address and the log options.
+    let bridge = ssh.check("ip -4 addr show docker0", CMD).expect("docker0");
+    assert!(bridge.contains("10.88.0.1/16"), "{bridge}");
+
+    // Preload: the gzipped archive from the seed was loaded once and marked done.
+    vm.wait_for("user engine: preloaded", CMD)
+        .expect("preloaded");
+    let marker = ssh
+        .check("sudo ls -a /var/lib/corral/preload/docker", CMD)
+        .expect("preload folder");
+    assert!(marker.contains(".busybox.tar.gz.done"), "{marker}");
+    let images = ssh
+        .check("docker images --format '{{.Repository}}:{{.Tag}}'", CMD)
+        .expect("images");
+    assert!(images.contains(BUSYBOX), "preloaded: {images}");
+
+    // `docker load` of an archive from the host, then a workload runs and is removed.
+    ssh.check(&format!("docker rmi {BUSYBOX}"), CMD)
+        .expect("remove the preloaded copy");
+    let loaded = ssh
+        .run_with_input("docker load", Some(&archive), CMD)
+        .expect("docker load");
+    assert_eq!(loaded.0, 0, "{loaded:?}");
+    assert!(loaded.1.contains(BUSYBOX), "{loaded:?}");
+    let hello = ssh
+        .check(
+            &format!("docker run --rm {BUSYBOX} echo hello from a workload"),
+            CMD,
+        )
+        .expect("docker run --rm");
+    assert!(hello.contains("hello from a workload"), "{hello}");
+    let log = ssh
+        .check(
+            &format!("docker run --name logged {BUSYBOX} true && docker inspect --format '{{{{.HostConfig.LogConfig.Config}}}}' logged"),
+            CMD,
+        )
+        .expect("log config");
+    assert!(log.contains("max-size:5m"), "{log}");
+
+    // A published port, reached from the build host through QEMU's hostfwd: NAT and
+    // docker-proxy on the engine's own bridge.
+    ssh.check(
+        &format!(
+            "docker run -d --name web -p 8080:80 {BUSYBOX} sh -c \
+             'mkdir -p /www && echo served by a corral workload > /www/index.html && exec httpd -f -p 80 -h /www'"
+        ),
+        CMD,
+    )
+    .expect("docker run -d -p 8080:80");
+    let end = Instant::now() + CMD;
+    let page = loop {
+        match http_get(web) {
+            Ok(p) if p.contains("served by a corral workload") => break p,
+            other if Instant::now() > end => panic!("no page on 127.0.0.1:{web}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_secs(1)),
+        }
+    };
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+
+    // Each engine sees its own containers only.
+    let user_ps = ssh
+        .check("docker ps -a --format '{{.Names}}'", CMD)
+        .expect("docker ps");
+    assert!(user_ps.lines().any(|l| l == "web"), "{user_ps}");
+    for system in ["console", "network", "syslog", "docker"] {
+        assert!(!user_ps.lines().any(|l| l == system), "{system} in: {user_ps}");
+    }
+    let system_ps = ssh
+        .check("sudo system-docker ps -a --format '{{.Names}}'", CMD)
+        .expect("system-docker ps");
+    for system in ["console", "network", "docker"] {
+        assert!(system_ps.lines().any(|l| l == system), "{system} missing: {system_ps}");
+    }
+    assert!(!system_ps.lines().any(|l| l == "web"), "{system_ps}");
+
+    // TLS on 2376: inside with the corral user's client files, and from the build host
+    // with a copy of them; without a client certificate the engine refuses.
+    let version = ssh
+        .check(
+            "docker --tlsverify -H tcp://127.0.0.1:2376 version --format '{{.Server.Version}}'",
+            CMD,
+        )
+        .expect("docker over TLS as corral");
+    assert!(version.trim().starts_with("20.10."), "{version}");
+    let certs = dir.join("client-tls");
+    std::fs::create_dir_all(&certs).expect("certs dir");
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        let text = ssh
+            .check(&format!("cat ~/.docker/{f}"), CMD)
+            .expect("client file");
+        std::fs::write(certs.join(f), text).expect("write client file");
+    }
+    let host = std::process::Command::new("docker")
+        .env("DOCKER_CERT_PATH", &certs)
+        .args([
+            "--tlsverify",
+            "-H",
+            &format!("tcp://127.0.0.1:{tls}"),
+            "ps",
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .expect("the host's docker CLI runs");
+    let host_ps = String::from_utf8_lossy(&host.stdout);
+    assert!(
+        host.status.success() && host_ps.lines().any(|l| l == "web"),
+        "{host_ps} {}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let anonymous = std::process::Command::new("docker")
+        .env("DOCKER_CERT_PATH", dir.join("no-such-certs"))
+        .args(["-H", &format!("tcp://127.0.0.1:{tls}"), "--tls", "ps"])
+        .output()
+        .expect("docker runs");
+    assert!(!anonymous.status.success(), "no client certificate, no entry");
+
+    // Restarting the console (where this ssh session lives) leaves workloads running.
+    let _ = ssh.run(
+        "sudo setsid sh -c 'sleep 1; system-docker restart -t 2 console' >/dev/null 2>&1 < /dev/null &",
+        CMD,
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    ssh.wait_ready(BOOT).expect("ssh after the console restart");
+    let restarted = eventually(
+        &ssh,
+        "sudo system-docker inspect --format '{{.State.StartedAt}}' console",
+        CMD,
+    );
+    assert!(!restarted.trim().is_empty());
+    let still = ssh
+        .check("docker ps --format '{{.Names}} {{.Status}}'", CMD)
+        .expect("docker ps after");
+    assert!(
+        still.lines().any(|l| l.starts_with("web Up")),
+        "web stopped with the console: {still}"
+    );
+    assert!(http_get(web)
+        .expect("page after the console restart")
+        .contains("served by a corral workload"));
+
+    // Poweroff: the workload is stopped first, then the services, then the engines.
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(BOOT).expect("QEMU exits at poweroff");
+    let console = vm.console.text();
+    assert!(
+        console.contains("user engine: 1 containers stopped"),
+        "workloads stopped first:\n{console}"
+    );
+}
