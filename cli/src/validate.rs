@@ -4,7 +4,9 @@
 //! user-data and the kernel command line.
 
 use corral_config::store::{self, Store};
+use corral_config::userdata::{self, UserData};
 use corral_config::validate::{self, Report};
+use corral_config::CloudConfig;
 use std::io::Read;
 use std::path::Path;
 
@@ -19,7 +21,32 @@ pub fn file(path: &Path) -> std::io::Result<Report> {
     reader
         .take(corral_config::userdata::MAX_USER_DATA as u64 + 1)
         .read_to_end(&mut bytes)?;
-    Ok(validate::layer(&path.display().to_string(), &bytes))
+    let origin = path.display().to_string();
+    let mut report = validate::layer(&origin, &bytes);
+    if report.errors.is_empty() {
+        let mut headed = bytes.clone();
+        if !headed.starts_with(b"#") && !headed.starts_with(&[0x1f, 0x8b]) {
+            headed.splice(0..0, b"#cloud-config\n".iter().copied());
+        }
+        if let Ok(UserData::CloudConfig { config, .. }) = userdata::parse(&origin, &headed) {
+            add_engine(&mut report, &origin, &config);
+        }
+    }
+    Ok(report)
+}
+
+/// What the user engine cannot honour in `config` (`corral.docker`), the way the
+/// manager will report it at boot.
+fn add_engine(report: &mut Report, origin: &str, config: &CloudConfig) {
+    let c = &config.corral;
+    match corral_user_docker::daemon::plan(&c.docker, c.shutdown_timeout) {
+        Ok(plan) => report
+            .warnings
+            .extend(plan.warnings.iter().map(|w| format!("{origin}: {w}"))),
+        Err(errors) => report.errors.extend(errors.iter().map(|e| {
+            format!("{origin}: {e} (at boot the user engine would start with Corral's default settings)")
+        })),
+    }
 }
 
 /// Checks the machine's configuration as the manager reads it at boot.
@@ -44,6 +71,8 @@ pub fn machine(store: &Store, oem: &Path, cmdline: &str) -> Report {
         errors: option_errors.iter().map(|e| e.to_string()).collect(),
         warnings: Vec::new(),
     });
+    let effective = store::effective(store, oem, cmdline);
+    add_engine(&mut all, "the configuration in force", &effective.config);
     all
 }
 
@@ -109,6 +138,25 @@ mod tests {
         let r = file(f.path()).expect("reads");
         assert!(
             r.errors[0].contains("line 2 column 11: hostname"),
+            "{:?}",
+            r.errors
+        );
+    }
+
+    #[test]
+    fn what_the_user_engine_cannot_honour_is_reported_by_key() {
+        let f = tempfile::NamedTempFile::new().expect("temp");
+        std::fs::write(f.path(), "rancher:\n  docker:\n    storage_driver: zfs\n    graph: /x\n")
+            .expect("w");
+        let r = file(f.path()).expect("reads");
+        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+        assert!(r.errors.iter().any(|e| e.contains("corral.docker.storage_driver: \"zfs\"")), "{:?}", r.errors);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path());
+        std::fs::write(store.set_path(), "corral:\n  docker:\n    log_driver: journald\n").expect("w");
+        let r = machine(&store, Path::new("/nonexistent"), "");
+        assert!(
+            r.errors.iter().any(|e| e.starts_with("the configuration in force: corral.docker.log_driver")),
             "{:?}",
             r.errors
         );

@@ -14,6 +14,11 @@ use std::time::Duration;
 /// The service's name in os-config.yml.
 pub const SERVICE: &str = "docker";
 
+/// Kernel modules the engine needs loaded before it starts: containers on a bridge see
+/// iptables rules only with br_netfilter (which brings `bridge`), and overlay2 needs
+/// `overlay`.
+pub const MODULES: &[&str] = &["br_netfilter", "overlay"];
+
 /// Where the service's files go on the host; tests use a temporary folder.
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -121,7 +126,7 @@ pub fn configure_service(
                         report.push((Level::Error, e.to_string()));
                     }
                 }
-                // The mount point, inside /etc/docker's read-only mount.
+                // The mount point, inside the /etc/docker mount.
                 let point = dirs.config.join("tls");
                 if let Err(e) = std::fs::create_dir_all(&point) {
                     report.push((Level::Error, format!("making {}: {e}", point.display())));
