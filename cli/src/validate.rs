@@ -146,17 +146,32 @@ mod tests {
     #[test]
     fn what_the_user_engine_cannot_honour_is_reported_by_key() {
         let f = tempfile::NamedTempFile::new().expect("temp");
-        std::fs::write(f.path(), "rancher:\n  docker:\n    storage_driver: zfs\n    graph: /x\n")
-            .expect("w");
+        std::fs::write(
+            f.path(),
+            "rancher:\n  docker:\n    storage_driver: zfs\n    graph: /x\n",
+        )
+        .expect("w");
         let r = file(f.path()).expect("reads");
         assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
-        assert!(r.errors.iter().any(|e| e.contains("corral.docker.storage_driver: \"zfs\"")), "{:?}", r.errors);
+        assert!(
+            r.errors
+                .iter()
+                .any(|e| e.contains("corral.docker.storage_driver: \"zfs\"")),
+            "{:?}",
+            r.errors
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::new(dir.path());
-        std::fs::write(store.set_path(), "corral:\n  docker:\n    log_driver: journald\n").expect("w");
+        std::fs::write(
+            store.set_path(),
+            "corral:\n  docker:\n    log_driver: journald\n",
+        )
+        .expect("w");
         let r = machine(&store, Path::new("/nonexistent"), "");
         assert!(
-            r.errors.iter().any(|e| e.starts_with("the configuration in force: corral.docker.log_driver")),
+            r.errors
+                .iter()
+                .any(|e| e.starts_with("the configuration in force: corral.docker.log_driver")),
             "{:?}",
             r.errors
         );

@@ -25,5 +25,5 @@ pub mod restart;
 pub mod seed;
 pub mod services;
 pub mod supervise;
-pub mod watch;
 pub mod user_engine;
+pub mod watch;

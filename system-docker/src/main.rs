@@ -271,7 +271,10 @@ async fn prepare_user_engine(
     let dir = std::path::Path::new("/lib/modules").join(release.trim());
     let wanted: Vec<String> = user_engine::MODULES.iter().map(|m| m.to_string()).collect();
     if let Err(e) = corral_init::modules::load(&corral_init::sys::Linux, &dir, &wanted) {
-        report.push((log::Level::Warn, format!("loading {}: {e}", wanted.join(", "))));
+        report.push((
+            log::Level::Warn,
+            format!("loading {}: {e}", wanted.join(", ")),
+        ));
     }
     let plan = user_engine::plan(effective, &mut report);
     report.extend(user_engine::configure_service(

@@ -104,7 +104,8 @@ pub fn configure_service(
         "CORRAL_DAEMON_JSON_SHA256".into(),
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes())),
     );
-    service.environment = MapOrList::List(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
+    service.environment =
+        MapOrList::List(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
     if plan.tls {
         match tls::ensure(&dirs.tls, names, plan.supplied_tls.as_ref()) {
             Ok(made) => {
@@ -137,7 +138,10 @@ pub fn configure_service(
                     corral_user_docker::TLS_IN_ENGINE
                 ));
             }
-            Err(e) => report.push((Level::Error, format!("{e}; the user engine starts without TLS"))),
+            Err(e) => report.push((
+                Level::Error,
+                format!("{e}; the user engine starts without TLS"),
+            )),
         }
         if report.iter().any(|(l, _)| *l == Level::Error) {
             // Without its files dockerd would not start at all: serve the socket only.
@@ -227,10 +231,7 @@ pub async fn when_ready(within: Duration) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    log::info!(
-        "user engine: ready at {:.2}s",
-        corral_init::since_boot()
-    );
+    log::info!("user engine: ready at {:.2}s", corral_init::since_boot());
     let dir = std::path::Path::new(corral_user_docker::PRELOAD_DIR);
     for (archive, result) in preload::load_all(&docker, dir).await {
         match result {
@@ -327,20 +328,32 @@ mod tests {
         let p = plan(&e, &mut report);
         let mut f = file();
         let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
-        assert!(report.is_empty() && lines.is_empty(), "{report:?} {lines:?}");
+        assert!(
+            report.is_empty() && lines.is_empty(),
+            "{report:?} {lines:?}"
+        );
         let s = &f.services[SERVICE];
         assert_eq!(s.image, "my/engine:2");
-        assert!(s.command.to_vec().contains(&"--host=unix:///var/run/docker.sock".to_string()));
+        assert!(s
+            .command
+            .to_vec()
+            .contains(&"--host=unix:///var/run/docker.sock".to_string()));
         let env = s.environment.to_map();
         assert_eq!(env["HTTP_PROXY"], "http://p");
         let json = std::fs::read_to_string(tmp.path().join("conf/daemon.json")).expect("json");
         assert!(json.contains("\"debug\": true"), "{json}");
         // Another daemon.json, another definition: the engine restarts with it.
         let before = env["CORRAL_DAEMON_JSON_SHA256"].clone();
-        let p = plan(&effective("corral:\n  docker:\n    debug: false\n"), &mut report);
+        let p = plan(
+            &effective("corral:\n  docker:\n    debug: false\n"),
+            &mut report,
+        );
         let mut f = file();
         configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
-        assert_ne!(f.services[SERVICE].environment.to_map()["CORRAL_DAEMON_JSON_SHA256"], before);
+        assert_ne!(
+            f.services[SERVICE].environment.to_map()["CORRAL_DAEMON_JSON_SHA256"],
+            before
+        );
     }
 
     #[test]
@@ -352,8 +365,14 @@ mod tests {
         );
         assert_eq!(report.len(), 1, "{report:?}");
         assert_eq!(report[0].0, Level::Error);
-        assert!(report[0].1.starts_with("corral.docker.storage_driver: "), "{report:?}");
-        assert!(report[0].1.ends_with("Corral's default settings"), "{report:?}");
+        assert!(
+            report[0].1.starts_with("corral.docker.storage_driver: "),
+            "{report:?}"
+        );
+        assert!(
+            report[0].1.ends_with("Corral's default settings"),
+            "{report:?}"
+        );
         assert!(!p.daemon_json.contains_key("debug"));
     }
 
@@ -361,17 +380,24 @@ mod tests {
     fn tls_makes_the_files_once_mounts_them_and_gives_the_client_its_own() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut report = Vec::new();
-        let p = plan(&effective("corral:\n  docker:\n    tls: true\n"), &mut report);
+        let p = plan(
+            &effective("corral:\n  docker:\n    tls: true\n"),
+            &mut report,
+        );
         let mut f = file();
         let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &["corral-1".into()]);
         assert!(lines[0].1.contains("certificates made"), "{lines:?}");
         let s = &f.services[SERVICE];
-        assert!(s
-            .volumes
-            .contains(&format!("{}:/etc/docker/tls:ro", tmp.path().join("tls").display())));
+        assert!(s.volumes.contains(&format!(
+            "{}:/etc/docker/tls:ro",
+            tmp.path().join("tls").display()
+        )));
         assert!(s.command.to_vec().contains(&"--tlsverify".to_string()));
         assert!(tmp.path().join("home/.docker/key.pem").is_file());
-        assert!(tmp.path().join("conf/tls").is_dir(), "the mount point exists");
+        assert!(
+            tmp.path().join("conf/tls").is_dir(),
+            "the mount point exists"
+        );
         let mut f = file();
         let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
         assert!(lines[0].1.contains("certificates kept"), "{lines:?}");

@@ -240,8 +240,14 @@ pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<
         explicit.push("log-opts");
     } else if matches!(log_driver, None | Some("json-file") | Some("local")) {
         // Logs that cannot fill the disk: 3 files of 10 MB per container.
-        json.insert("log-driver".into(), json!(log_driver.unwrap_or("json-file")));
-        json.insert("log-opts".into(), json!({"max-size": "10m", "max-file": "3"}));
+        json.insert(
+            "log-driver".into(),
+            json!(log_driver.unwrap_or("json-file")),
+        );
+        json.insert(
+            "log-opts".into(),
+            json!({"max-size": "10m", "max-file": "3"}),
+        );
     }
 
     if let Some(b) = &engine.bridge {
@@ -260,7 +266,9 @@ pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<
             if engine.bip.is_some() && b != "docker0" {
                 errors.push(err(
                     "bip",
-                    format!("bip sets docker0's address, and bridge is {b:?}; remove one of the two"),
+                    format!(
+                        "bip sets docker0's address, and bridge is {b:?}; remove one of the two"
+                    ),
                 ));
             }
         }
@@ -303,7 +311,10 @@ pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<
         Some(g) => {
             errors.push(err(
                 "group",
-                format!("{g:?} is not a group in the engine; use docker (gid {}), root or a number", crate::GROUP_ID),
+                format!(
+                    "{g:?} is not a group in the engine; use docker (gid {}), root or a number",
+                    crate::GROUP_ID
+                ),
             ));
             crate::GROUP.to_string()
         }
@@ -333,9 +344,8 @@ pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<
     match (&engine.tls_args, tls) {
         (Some(args), true) => flags.extend(args.iter().map(|a| a.0.clone())),
         (None, true) => flags.extend(default_tls_args()),
-        (Some(_), false) => warnings.push(
-            "corral.docker.tls_args: ignored, because corral.docker.tls is not true".into(),
-        ),
+        (Some(_), false) => warnings
+            .push("corral.docker.tls_args: ignored, because corral.docker.tls is not true".into()),
         (None, false) => {}
     }
     let supplied = match crate::tls::Supplied::from_engine(engine) {
@@ -463,7 +473,9 @@ mod tests {
             [("HTTP_PROXY".to_string(), "http://p:3128".to_string())]
         );
         assert_eq!(p.image.as_deref(), Some("corral/engine:test"));
-        assert!(p.args(&Paths::engine()).contains(&"--group=root".to_string()));
+        assert!(p
+            .args(&Paths::engine())
+            .contains(&"--group=root".to_string()));
     }
 
     #[test]
@@ -491,7 +503,11 @@ mod tests {
         assert!(args.contains(&"-H=0.0.0.0:2376".to_string()));
         let p = plan(&engine("    tls_args: [--tlsverify]\n"), None).expect("plan");
         assert!(!p.tls && p.flags.is_empty());
-        assert!(p.warnings[0].contains("tls_args: ignored"), "{:?}", p.warnings);
+        assert!(
+            p.warnings[0].contains("tls_args: ignored"),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]
@@ -503,9 +519,17 @@ mod tests {
         .expect("plan");
         assert!(!p.daemon_json.contains_key("log-driver"));
         assert_eq!(p.flags, ["--log-driver=none", "--mtu=1400"]);
-        assert!(p.warnings[0].contains("--log-driver overrides"), "{:?}", p.warnings);
+        assert!(
+            p.warnings[0].contains("--log-driver overrides"),
+            "{:?}",
+            p.warnings
+        );
         // A default overridden quietly; RancherOS's `args` with its leading "daemon".
-        let p = plan(&engine("    args: [daemon, --log-opt, max-size=1m]\n"), None).expect("plan");
+        let p = plan(
+            &engine("    args: [daemon, --log-opt, max-size=1m]\n"),
+            None,
+        )
+        .expect("plan");
         assert!(!p.daemon_json.contains_key("log-opts"));
         assert_eq!(p.flags, ["--log-opt", "max-size=1m"]);
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
@@ -514,18 +538,38 @@ mod tests {
     #[test]
     fn what_corral_cannot_honour_is_an_error_naming_the_key() {
         for (yaml, key, fix) in [
-            ("    storage_driver: devicemapper\n", "storage_driver", "use overlay2 or vfs"),
+            (
+                "    storage_driver: devicemapper\n",
+                "storage_driver",
+                "use overlay2 or vfs",
+            ),
             ("    log_driver: journald\n", "log_driver", "no journald"),
             ("    log_driver: splunky\n", "log_driver", "json-file"),
             ("    graph: /mnt/docker\n", "graph", "remove it"),
             ("    exec_root: /run/x\n", "exec_root", "remove it"),
-            ("    selinux_enabled: true\n", "selinux_enabled", "remove the key"),
+            (
+                "    selinux_enabled: true\n",
+                "selinux_enabled",
+                "remove the key",
+            ),
             ("    group: wheel\n", "group", "gid 233"),
             ("    bridge: 'br 0'\n", "bridge", "interface name"),
-            ("    bridge: br0\n    bip: 10.0.0.1/24\n", "bip", "remove one"),
+            (
+                "    bridge: br0\n    bip: 10.0.0.1/24\n",
+                "bip",
+                "remove one",
+            ),
             ("    host: [0.0.0.0:2375]\n", "host", "tcp://"),
-            ("    extra_args: [--data-root=/x]\n", "extra_args", "Corral's to set"),
-            ("    extra_args: [-G, wheel]\n", "extra_args", "corral.docker.group"),
+            (
+                "    extra_args: [--data-root=/x]\n",
+                "extra_args",
+                "Corral's to set",
+            ),
+            (
+                "    extra_args: [-G, wheel]\n",
+                "extra_args",
+                "corral.docker.group",
+            ),
             ("    server_cert: x\n", "ca_cert", "together"),
         ] {
             let errs = errors(yaml);

@@ -127,7 +127,11 @@ pub fn ensure(dir: &Path, names: &[String], supplied: Option<&Supplied>) -> Resu
     }
     let files = generate(names)?;
     for (name, text) in &files {
-        let mode = if name.ends_with("key.pem") { 0o600 } else { 0o644 };
+        let mode = if name.ends_with("key.pem") {
+            0o600
+        } else {
+            0o644
+        };
         write(&dir.join(name), text, mode)?;
     }
     Ok(Made::Generated)
@@ -157,9 +161,10 @@ pub fn generate(names: &[String]) -> Result<Vec<(&'static str, String)>, TlsErro
     }
     let server_key = KeyPair::generate()?;
     let mut server = CertificateParams::new(sans)?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("localhost"));
+    server.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map(String::as_str).unwrap_or("localhost"),
+    );
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     server.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -226,7 +231,12 @@ mod tests {
         let tls = dir.path().join("tls");
         let made = ensure(&tls, &["corral-1".into(), "10.0.2.15".into()], None).expect("made");
         assert_eq!(made, Made::Generated);
-        for (f, mode) in [(CA, 0o644), (CA_KEY, 0o600), (SERVER_KEY, 0o600), (CLIENT_KEY, 0o600)] {
+        for (f, mode) in [
+            (CA, 0o644),
+            (CA_KEY, 0o600),
+            (SERVER_KEY, 0o600),
+            (CLIENT_KEY, 0o600),
+        ] {
             let m = std::fs::metadata(tls.join(f)).expect(f).mode() & 0o777;
             assert_eq!(m, mode, "{f}");
         }
@@ -270,8 +280,14 @@ mod tests {
         e.ca_cert = Some("-----BEGIN CERTIFICATE-----\n".into());
         let s = Supplied::from_engine(&e).expect("ok").expect("some");
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(ensure(dir.path(), &[], Some(&s)).expect("written"), Made::Supplied);
+        assert_eq!(
+            ensure(dir.path(), &[], Some(&s)).expect("written"),
+            Made::Supplied
+        );
         assert!(dir.path().join(SERVER_KEY).is_file());
-        assert_eq!(Supplied::from_engine(&Engine::default()).expect("none"), None);
+        assert_eq!(
+            Supplied::from_engine(&Engine::default()).expect("none"),
+            None
+        );
     }
 }

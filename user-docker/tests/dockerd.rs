@@ -68,14 +68,22 @@ async fn dockerd_accepts_every_setting_and_reports_it_back() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let docker = loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("dockerd refused the configuration ({status}):\n{}", log_tail());
+            panic!(
+                "dockerd refused the configuration ({status}):\n{}",
+                log_tail()
+            );
         }
-        if let Ok(d) = bollard::Docker::connect_with_unix(&socket, 30, bollard::API_DEFAULT_VERSION) {
+        if let Ok(d) = bollard::Docker::connect_with_unix(&socket, 30, bollard::API_DEFAULT_VERSION)
+        {
             if d.ping().await.is_ok() {
                 break d.negotiate_version().await.expect("version");
             }
         }
-        assert!(Instant::now() < deadline, "dockerd never answered:\n{}", log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "dockerd never answered:\n{}",
+            log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let info = docker.info().await.expect("info");
@@ -120,7 +128,13 @@ async fn dockerd_accepts_every_setting_and_reports_it_back() {
         } else {
             c.arg("--tls");
         }
-        c.args(["-H", &format!("tcp://127.0.0.1:{port}"), "version", "--format", "{{.Server.Version}}"]);
+        c.args([
+            "-H",
+            &format!("tcp://127.0.0.1:{port}"),
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ]);
         c.output().expect("docker CLI runs")
     };
     let client = r.join("client");
@@ -138,7 +152,10 @@ async fn dockerd_accepts_every_setting_and_reports_it_back() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = cli(&r.join("nothing-here"), false);
-    assert!(!out.status.success(), "TLS without a client certificate got in");
+    assert!(
+        !out.status.success(),
+        "TLS without a client certificate got in"
+    );
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
