@@ -314,7 +314,8 @@ const BOOTCMD_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// good one), and applies the result on the host: hostname, sysctl, modules, mounts,
 /// bootcmd. Everything it did and every problem goes to the log and to [`REPORT`].
 async fn configure(saved: &Effective) -> Effective {
-    let mut report: Vec<String> = Vec::new();
+    use log::Level::{Error, Info, Warn};
+    let mut report: Vec<(log::Level, String)> = Vec::new();
     let corral = &saved.config.corral;
     let explicit = corral.cloud_init.datasources.is_some();
     let sources = corral
@@ -334,47 +335,56 @@ async fn configure(saved: &Effective) -> Effective {
     .await
     .unwrap_or_default();
     for f in &outcome.failures {
-        report.push(format!("warning: datasource: {f}"));
+        report.push((Warn, format!("datasource: {f}")));
     }
     let store = Store::new(store::CONF_DIR);
     match &outcome.fetched {
         Some(fetched) => {
-            report.push(format!(
-                "info: user-data from {} ({} bytes) in {:.1}s",
-                fetched.source,
-                fetched.user_data.len(),
-                started.elapsed().as_secs_f64()
+            report.push((
+                Info,
+                format!(
+                    "user-data from {} ({} bytes) in {:.1}s",
+                    fetched.source,
+                    fetched.user_data.len(),
+                    started.elapsed().as_secs_f64()
+                ),
             ));
             match store.save(fetched) {
                 // Its warnings come with the merged configuration's, below.
                 Ok(store::Verdict::Accepted { .. }) => {}
-                Ok(store::Verdict::Rejected(e)) => report.push(format!(
-                    "error: {e}; this user-data is rejected whole and the machine boots with \
-                     the last good configuration (see `corral config validate`)"
+                Ok(store::Verdict::Rejected(e)) => report.push((
+                    Error,
+                    format!(
+                        "{e}; this user-data is rejected whole and the machine boots with \
+                         the last good configuration (see `corral config validate`)"
+                    ),
                 )),
-                Err(e) => report.push(format!(
-                    "error: saving the user-data in {}: {e}",
-                    store.dir.display()
+                Err(e) => report.push((
+                    Error,
+                    format!("saving the user-data in {}: {e}", store.dir.display()),
                 )),
             }
         }
-        None => report.push(format!(
-            "info: no datasource had user-data (tried {}); the saved configuration applies",
-            names.join(", ")
+        None => report.push((
+            Info,
+            format!(
+                "no datasource had user-data (tried {}); the saved configuration applies",
+                names.join(", ")
+            ),
         )),
     }
     let effective = current_config();
-    report.extend(effective.errors.iter().map(|e| format!("error: {e}")));
-    report.extend(effective.warnings.iter().map(|w| format!("warning: {w}")));
+    report.extend(effective.errors.iter().map(|e| (Error, e.clone())));
+    report.extend(effective.warnings.iter().map(|w| (Warn, w.clone())));
     match yaml_serde::to_string(&effective.value) {
         Ok(text) => {
             let _ = std::fs::create_dir_all("/run/corral");
             let path = std::path::Path::new(store::EFFECTIVE);
             if let Err(e) = store::write_private(path, text.as_bytes()) {
-                report.push(format!("error: writing {}: {e}", store::EFFECTIVE));
+                report.push((Error, format!("writing {}: {e}", store::EFFECTIVE)));
             }
         }
-        Err(e) => report.push(format!("error: {}: {e}", store::EFFECTIVE)),
+        Err(e) => report.push((Error, format!("{}: {e}", store::EFFECTIVE))),
     }
     // A `#!` user-data for the console to run (`corral runcmd`).
     let script = std::path::Path::new(store::USER_SCRIPT);
@@ -385,7 +395,7 @@ async fn configure(saved: &Effective) -> Effective {
                 std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o700))
             });
             if let Err(e) = written {
-                report.push(format!("error: writing {}: {e}", store::USER_SCRIPT));
+                report.push((Error, format!("writing {}: {e}", store::USER_SCRIPT)));
             }
         }
         None => {
@@ -397,25 +407,27 @@ async fn configure(saved: &Effective) -> Effective {
     let mut problems = Vec::new();
     if let Some(name) = c.host_name() {
         problems.extend(apply::hostname(&sys, name));
-        report.push(format!("info: hostname {name}"));
+        report.push((Info, format!("hostname {name}")));
     }
     problems.extend(apply::sysctl(&sys, &c.corral.sysctl));
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     problems.extend(apply::modules(&sys, release.trim(), &c.corral.modules));
     problems.extend(apply::mounts(&sys, &c.mounts));
-    report.extend(problems.into_iter().map(|p| format!("error: {p}")));
+    report.extend(problems.into_iter().map(|p| (Error, p)));
     for line in apply::run_commands("bootcmd", &c.bootcmd, BOOTCMD_LIMIT).await {
-        report.push(format!("info: {line}"));
+        report.push((Info, line));
     }
-    for line in &report {
-        match line.split_once(": ") {
-            Some(("error", rest)) => log::error!("cloud-config: {rest}"),
-            Some(("warning", rest)) => log::warn!("cloud-config: {rest}"),
-            Some((_, rest)) => log::info!("cloud-config: {rest}"),
-            None => log::info!("cloud-config: {line}"),
-        }
+    let mut text = String::new();
+    for (level, line) in &report {
+        log::log!(*level, "cloud-config: {line}");
+        let tag = match level {
+            Error => "error",
+            Warn => "warning",
+            _ => "info",
+        };
+        text.push_str(&format!("{tag}: {line}\n"));
     }
-    let _ = std::fs::write(REPORT, report.join("\n") + "\n");
+    let _ = std::fs::write(REPORT, text);
     effective
 }
 

@@ -7,13 +7,6 @@ use corral_user_docker::daemon::{plan, Paths};
 use corral_user_docker::tls;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn dockerd_accepts_every_setting_and_reports_it_back() {
     assert!(
@@ -25,7 +18,7 @@ async fn dockerd_accepts_every_setting_and_reports_it_back() {
     );
     let root = tempfile::tempdir().expect("temp dir");
     let r = root.path();
-    let port = free_port();
+    let port = corral_harness::free_port().expect("a free port");
     // Every key a build host can take. The bridge stays off and iptables alone (through
     // extra_args), so the host's network is not touched; bip and docker0 are checked in
     // QEMU (tests/tests/user_engine.rs).
