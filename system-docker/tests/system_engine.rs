@@ -15,13 +15,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<EngineEvent>) -> EngineEvent {
 
 #[tokio::test(flavor = "current_thread")]
 async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
-    assert!(
-        std::process::Command::new("dockerd")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "dockerd is not installed; run `make setup` (Debian package docker.io)"
-    );
+    corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
     let spec = EngineSpec::system_at(root.path());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -82,6 +82,18 @@ pub fn test_image(name: &str) -> PathBuf {
     path
 }
 
+/// Panics with the fix unless the build host has Debian's dockerd, which the
+/// integration tests run on a private socket.
+pub fn require_dockerd() {
+    assert!(
+        std::process::Command::new("dockerd")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "dockerd is not installed; run `make setup` (Debian package docker.io)"
+    );
+}
+
 /// A fresh log folder for a test: `target/e2e/<name>/`.
 pub fn log_dir(name: &str) -> PathBuf {
     let dir = repo_root().join("target/e2e").join(name);

@@ -9,13 +9,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "current_thread")]
 async fn dockerd_accepts_every_setting_and_reports_it_back() {
-    assert!(
-        std::process::Command::new("dockerd")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "dockerd is not installed; run `make setup` (Debian package docker.io)"
-    );
+    corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
     let r = root.path();
     let port = corral_harness::free_port().expect("a free port");
