@@ -3,7 +3,8 @@
 //! preloaded after, and its workloads stopped first at shutdown. The manager reaches the
 //! user engine through its socket only.
 
-use crate::compose::{MapOrList, ServicesFile, StringOrList};
+use crate::assemble::set_env;
+use crate::compose::{ServicesFile, StringOrList};
 use corral_config::store::Effective;
 use corral_user_docker::daemon::{self, Paths, Plan};
 use corral_user_docker::{preload, tls};
@@ -57,16 +58,7 @@ pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
                     format!("{e}; the user engine starts with Corral's default settings"),
                 ));
             }
-            daemon::plan(&Default::default(), corral.shutdown_timeout).unwrap_or_else(|_| Plan {
-                image: None,
-                flags: Vec::new(),
-                group: corral_user_docker::GROUP.into(),
-                daemon_json: Default::default(),
-                environment: Vec::new(),
-                tls: false,
-                supplied_tls: None,
-                warnings: Vec::new(),
-            })
+            daemon::defaults(corral.shutdown_timeout)
         }
     }
 }
@@ -95,59 +87,27 @@ pub fn configure_service(
         service.image = image.clone();
     }
     service.command = StringOrList::Many(plan.args(&Paths::engine()));
-    let mut env = service.environment.to_map();
     for (k, v) in &plan.environment {
-        env.insert(k.clone(), v.clone());
+        set_env(&mut service.environment, k, v, true);
     }
     // A changed daemon.json changes the service's definition, so the engine restarts.
-    env.insert(
-        "CORRAL_DAEMON_JSON_SHA256".into(),
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes())),
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes()));
+    set_env(
+        &mut service.environment,
+        "CORRAL_DAEMON_JSON_SHA256",
+        &hash,
+        true,
     );
-    service.environment =
-        MapOrList::List(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
     if plan.tls {
-        match tls::ensure(&dirs.tls, names, plan.supplied_tls.as_ref()) {
-            Ok(made) => {
-                report.push((
-                    Level::Info,
-                    format!(
-                        "user engine TLS on port {}: certificates {} in {}",
-                        corral_user_docker::TLS_PORT,
-                        match made {
-                            tls::Made::Kept => "kept",
-                            tls::Made::Generated => "made",
-                            tls::Made::Supplied => "from corral.docker",
-                        },
-                        dirs.tls.display()
-                    ),
-                ));
-                if let Some((home, uid, gid)) = &dirs.client {
-                    if let Err(e) = tls::install_client(&dirs.tls, home, *uid, *gid) {
-                        report.push((Level::Error, e.to_string()));
-                    }
-                }
-                // The mount point, inside the /etc/docker mount.
-                let point = dirs.config.join("tls");
-                if let Err(e) = std::fs::create_dir_all(&point) {
-                    report.push((Level::Error, format!("making {}: {e}", point.display())));
-                }
-                service.volumes.push(format!(
-                    "{}:{}:ro",
-                    dirs.tls.display(),
-                    corral_user_docker::TLS_IN_ENGINE
-                ));
-            }
-            Err(e) => report.push((
+        if let Err(why) = tls_files(service, plan, dirs, names, &mut report) {
+            report.push((
                 Level::Error,
-                format!("{e}; the user engine starts without TLS"),
-            )),
-        }
-        if report.iter().any(|(l, _)| *l == Level::Error) {
-            // Without its files dockerd would not start at all: serve the socket only.
+                format!("{why}; the user engine starts without TLS"),
+            ));
+            // Without its files dockerd would not start at all: leave the TLS flags out.
             service.command = StringOrList::Many(
                 Plan {
-                    flags: Vec::new(),
+                    tls_flags: Vec::new(),
                     ..plan.clone()
                 }
                 .args(&Paths::engine()),
@@ -155,6 +115,47 @@ pub fn configure_service(
         }
     }
     report
+}
+
+/// Makes sure the engine's TLS files exist and mounts them into the service; gives the
+/// client its copy. Errors only for what dockerd itself needs.
+fn tls_files(
+    service: &mut crate::compose::Service,
+    plan: &Plan,
+    dirs: &Dirs,
+    names: &[String],
+    report: &mut Vec<(Level, String)>,
+) -> Result<(), String> {
+    let made =
+        tls::ensure(&dirs.tls, names, plan.supplied_tls.as_ref()).map_err(|e| e.to_string())?;
+    // The mount point, inside the /etc/docker mount.
+    let point = dirs.config.join("tls");
+    std::fs::create_dir_all(&point).map_err(|e| format!("making {}: {e}", point.display()))?;
+    service.volumes.push(format!(
+        "{}:{}:ro",
+        dirs.tls.display(),
+        corral_user_docker::TLS_IN_ENGINE
+    ));
+    report.push((
+        Level::Info,
+        format!(
+            "user engine TLS on port {}: certificates {} in {}",
+            corral_user_docker::TLS_PORT,
+            match made {
+                tls::Made::Kept => "kept",
+                tls::Made::Generated => "made",
+                tls::Made::Supplied => "from corral.docker",
+            },
+            dirs.tls.display()
+        ),
+    ));
+    if let Some((home, uid, gid)) = &dirs.client {
+        // The server still serves without the client's copy; other clients can connect.
+        if let Err(e) = tls::install_client(&dirs.tls, home, *uid, *gid) {
+            report.push((Level::Error, e.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Host names and addresses for the server certificate: the host name and every
@@ -401,5 +402,34 @@ mod tests {
         let mut f = file();
         let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
         assert!(lines[0].1.contains("certificates kept"), "{lines:?}");
+    }
+
+    #[test]
+    fn without_its_tls_files_the_engine_serves_its_socket_and_keeps_the_other_flags() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut d = dirs(tmp.path());
+        // A file where the TLS folder should be: the files cannot be made.
+        d.tls = tmp.path().join("not-a-dir");
+        std::fs::write(&d.tls, "").expect("w");
+        let mut report = Vec::new();
+        let p = plan(
+            &effective("corral:\n  docker:\n    tls: true\n    extra_args: [--mtu=1400]\n"),
+            &mut report,
+        );
+        let mut f = file();
+        let lines = configure_service(&mut f, &p, &d, &[]);
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == Level::Error && m.ends_with("starts without TLS")),
+            "{lines:?}"
+        );
+        let args = f.services[SERVICE].command.to_vec();
+        assert!(!args.iter().any(|a| a.starts_with("--tls")), "{args:?}");
+        assert!(args.contains(&"--mtu=1400".to_string()), "{args:?}");
+        assert!(!f.services[SERVICE]
+            .volumes
+            .iter()
+            .any(|v| v.contains("/etc/docker/tls")));
     }
 }

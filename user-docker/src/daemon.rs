@@ -102,7 +102,9 @@ const FLAG_KEYS: &[(&str, &str)] = &[
 pub struct Plan {
     /// The engine image, when the configuration picks one.
     pub image: Option<String>,
-    /// Flags after Corral's fixed ones: TLS, more sockets, `extra_args`.
+    /// dockerd's TLS flags, when TLS is on.
+    pub tls_flags: Vec<String>,
+    /// Flags after Corral's fixed ones and TLS's: more sockets, `extra_args`.
     pub flags: Vec<String>,
     /// The socket's group.
     pub group: String,
@@ -128,7 +130,7 @@ impl Plan {
             format!("--pidfile={}", paths.pidfile.display()),
             format!("--config-file={}", paths.config_file.display()),
         ];
-        args.extend(self.flags.iter().map(|f| {
+        args.extend(self.tls_flags.iter().chain(&self.flags).map(|f| {
             // TLS file names are relative to the TLS folder, as in RancherOS.
             match f.split_once('=') {
                 Some((flag @ ("--tlscacert" | "--tlscert" | "--tlskey"), file))
@@ -166,6 +168,22 @@ pub fn default_tls_args() -> Vec<String> {
 /// The plan for `engine`; `shutdown_timeout` is `corral.shutdown_timeout` (what each
 /// container gets to stop when the engine stops).
 pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<EngineError>> {
+    let (plan, errors) = build(engine, shutdown_timeout);
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Corral's own settings, what the engine runs with when the configuration's cannot be
+/// honoured.
+pub fn defaults(shutdown_timeout: Option<u32>) -> Plan {
+    build(&Engine::default(), shutdown_timeout).0
+}
+
+/// The plan and every problem with it.
+fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineError>) {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut json = Map::new();
@@ -341,13 +359,17 @@ pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<
     }
 
     let tls = engine.tls == Some(true);
-    match (&engine.tls_args, tls) {
-        (Some(args), true) => flags.extend(args.iter().map(|a| a.0.clone())),
-        (None, true) => flags.extend(default_tls_args()),
-        (Some(_), false) => warnings
-            .push("corral.docker.tls_args: ignored, because corral.docker.tls is not true".into()),
-        (None, false) => {}
-    }
+    let tls_flags = match (&engine.tls_args, tls) {
+        (Some(args), true) => args.iter().map(|a| a.0.clone()).collect(),
+        (None, true) => default_tls_args(),
+        (Some(_), false) => {
+            warnings.push(
+                "corral.docker.tls_args: ignored, because corral.docker.tls is not true".into(),
+            );
+            Vec::new()
+        }
+        (None, false) => Vec::new(),
+    };
     let supplied = match crate::tls::Supplied::from_engine(engine) {
         Ok(s) => s,
         Err(e) => {
@@ -392,11 +414,9 @@ pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<
     }
     flags.extend(user_flags.iter().map(|s| s.to_string()));
 
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(Plan {
+    let plan = Plan {
         image: engine.engine.clone(),
+        tls_flags,
         flags,
         group,
         daemon_json: json,
@@ -404,7 +424,8 @@ pub fn plan(engine: &Engine, shutdown_timeout: Option<u32>) -> Result<Plan, Vec<
         tls,
         supplied_tls: supplied,
         warnings,
-    })
+    };
+    (plan, errors)
 }
 
 #[cfg(test)]
@@ -428,6 +449,7 @@ mod tests {
     #[test]
     fn defaults_are_bounded_logs_and_the_fixed_paths() {
         let p = plan(&Engine::default(), None).expect("plan");
+        assert_eq!(p, defaults(None));
         assert_eq!(
             Value::Object(p.daemon_json.clone()),
             json!({"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}, "shutdown-timeout": 10})
@@ -502,7 +524,7 @@ mod tests {
         assert!(args.contains(&"--tlscacert=/etc/docker/tls/ca.pem".to_string()));
         assert!(args.contains(&"-H=0.0.0.0:2376".to_string()));
         let p = plan(&engine("    tls_args: [--tlsverify]\n"), None).expect("plan");
-        assert!(!p.tls && p.flags.is_empty());
+        assert!(!p.tls && p.tls_flags.is_empty() && p.flags.is_empty());
         assert!(
             p.warnings[0].contains("tls_args: ignored"),
             "{:?}",
