@@ -171,14 +171,19 @@ pub async fn stop_leftover_containerd(spec: &EngineSpec) -> Option<i32> {
 /// Connects to an engine's socket, with the API version negotiated down to what the
 /// engine speaks (Debian 12's dockerd 20.10 speaks 1.41).
 pub async fn connect(spec: &EngineSpec) -> Result<Docker> {
+    connect_to(&spec.name, &spec.socket).await
+}
+
+/// [`connect`] to an engine the manager does not run itself: `name` for messages.
+pub async fn connect_to(name: &str, socket: &Path) -> Result<Docker> {
     let api = |source| ManagerError::Api {
-        engine: spec.name.clone(),
-        socket: spec.socket.clone(),
+        engine: name.to_string(),
+        socket: socket.to_path_buf(),
         source,
     };
-    let socket = spec.socket.to_string_lossy();
+    let path = socket.to_string_lossy();
     let docker =
-        Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION).map_err(api)?;
+        Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION).map_err(api)?;
     docker.negotiate_version().await.map_err(api)
 }
 

@@ -200,14 +200,11 @@ pub async fn check_image(
     ))
 }
 
-/// Connects to the user engine's socket.
-pub fn connect() -> Option<bollard::Docker> {
-    bollard::Docker::connect_with_unix(
-        corral_user_docker::SOCKET,
-        120,
-        bollard::API_DEFAULT_VERSION,
-    )
-    .ok()
+/// Connects to the user engine's socket, the API version negotiated.
+async fn connect() -> Option<bollard::Docker> {
+    crate::engine::connect_to("user", std::path::Path::new(corral_user_docker::SOCKET))
+        .await
+        .ok()
 }
 
 /// Waits for the user engine to answer, then loads what users preloaded. Logs the
@@ -215,11 +212,9 @@ pub fn connect() -> Option<bollard::Docker> {
 pub async fn when_ready(within: Duration) {
     let deadline = std::time::Instant::now() + within;
     let docker = loop {
-        if let Some(d) = connect() {
+        if let Some(d) = connect().await {
             if d.ping().await.is_ok() {
-                if let Ok(d) = d.negotiate_version().await {
-                    break d;
-                }
+                break d;
             }
         }
         if std::time::Instant::now() > deadline {
@@ -252,10 +247,7 @@ pub async fn when_ready(within: Duration) {
 /// Stops the user engine's running containers (SIGTERM, then `timeout` before dockerd
 /// kills them), all at once. Returns how many were stopped and the failures.
 pub async fn stop_workloads(timeout: Duration) -> (usize, Vec<String>) {
-    let Some(docker) = connect() else {
-        return (0, Vec::new());
-    };
-    let Ok(docker) = docker.negotiate_version().await else {
+    let Some(docker) = connect().await else {
         return (0, Vec::new());
     };
     let Ok(running) = docker
