@@ -63,17 +63,22 @@ pub fn sysctl(sys: &dyn Sys, settings: &BTreeMap<SysctlKey, Scalar>) -> Vec<Stri
 
 /// Loads the modules (with their dependencies and parameters).
 pub fn modules(sys: &dyn Sys, release: &str, wanted: &[ModuleName]) -> Vec<String> {
-    if wanted.is_empty() {
+    let names: Vec<String> = wanted.iter().map(|m| m.0.clone()).collect();
+    load_modules(sys, release, &names, "corral.modules")
+}
+
+/// Loads `names` for `what` (named in the problems it returns).
+pub fn load_modules(sys: &dyn Sys, release: &str, names: &[String], what: &str) -> Vec<String> {
+    if names.is_empty() {
         return Vec::new();
     }
     let dir = Path::new("/lib/modules").join(release);
-    let names: Vec<String> = wanted.iter().map(|m| m.0.clone()).collect();
-    match corral_init::modules::load(sys, &dir, &names) {
+    match corral_init::modules::load(sys, &dir, names) {
         Ok(0) => Vec::new(),
         Ok(n) => vec![format!(
-            "corral.modules: {n} module(s) did not load; the kernel log says which"
+            "{what}: {n} module(s) did not load; the kernel log says which"
         )],
-        Err(e) => vec![format!("corral.modules: {e}")],
+        Err(e) => vec![format!("{what}: {e}")],
     }
 }
 

@@ -268,13 +268,10 @@ async fn prepare_user_engine(
     let mut report = Vec::new();
     // dockerd asks for these with modprobe, which the engine image does not have.
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let dir = std::path::Path::new("/lib/modules").join(release.trim());
     let wanted: Vec<String> = user_engine::MODULES.iter().map(|m| m.to_string()).collect();
-    if let Err(e) = corral_init::modules::load(&corral_init::sys::Linux, &dir, &wanted) {
-        report.push((
-            log::Level::Warn,
-            format!("loading {}: {e}", wanted.join(", ")),
-        ));
+    let what = format!("loading {}", wanted.join(", "));
+    for problem in apply::load_modules(&corral_init::sys::Linux, release.trim(), &wanted, &what) {
+        report.push((log::Level::Warn, problem));
     }
     let plan = user_engine::plan(effective, &mut report);
     report.extend(user_engine::configure_service(
