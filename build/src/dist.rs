@@ -414,19 +414,7 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
         rootfs::link(root, &format!("usr/sbin/{cmd}"), "corral-init")?;
     }
     rootfs::busybox_links(root, NOT_APPLETS)?;
-    // Debian's iptables picks its backend with update-alternatives, which never runs here.
-    for (cmd, target) in [
-        ("iptables", "xtables-nft-multi"),
-        ("iptables-save", "xtables-nft-multi"),
-        ("iptables-restore", "xtables-nft-multi"),
-        ("ip6tables", "xtables-nft-multi"),
-        ("ip6tables-save", "xtables-nft-multi"),
-        ("ip6tables-restore", "xtables-nft-multi"),
-    ] {
-        if root.join("usr/sbin").join(target).exists() {
-            rootfs::link(root, &format!("usr/sbin/{cmd}"), target)?;
-        }
-    }
+    rootfs::links(root, &spec.links)?;
     for (rel, content, mode) in rootfs::etc_files(VERSION) {
         rootfs::write(root, rel, content.as_bytes(), mode)?;
     }

@@ -32,8 +32,7 @@ pub struct ImageSpec {
     /// Link every busybox applet (needs busybox-static in packages).
     #[serde(default)]
     pub busybox_applets: bool,
-    /// Symlinks made after the packages, where Debian would run update-alternatives
-    /// (which never runs here): `{path: /usr/sbin/iptables, target: xtables-nft-multi}`.
+    /// Symlinks made after the packages: `{path: /usr/sbin/iptables, target: xtables-nft-multi}`.
     #[serde(default)]
     pub links: Vec<LinkSpec>,
     #[serde(default)]
@@ -56,13 +55,28 @@ fn default_mode() -> String {
     "0644".into()
 }
 
+/// A symlink made after the packages are unpacked, where Debian would run
+/// update-alternatives (which never runs here); the root's `links:` and each image's.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
-    /// Absolute path of the link in the image.
+    /// Absolute path of the link.
     pub path: String,
     /// What it points to, as `ln -s` takes it.
     pub target: String,
+}
+
+impl LinkSpec {
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.path.starts_with('/') && !self.target.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "links: {:?} -> {:?}: the path must be absolute and the target not empty",
+                self.path, self.target
+            ))
+        }
+    }
 }
 
 /// The image's runtime defaults, as in an OCI image config.
@@ -136,12 +150,7 @@ impl ImageSpec {
             }
         }
         for l in &self.links {
-            if !l.path.starts_with('/') || l.target.is_empty() {
-                return Err(format!(
-                    "links: {:?} -> {:?}: the path must be absolute and the target not empty",
-                    l.path, l.target
-                ));
-            }
+            l.check()?;
         }
         if self.busybox_applets && !self.packages.iter().any(|p| p == "busybox-static") {
             return Err("busybox_applets needs busybox-static in packages".into());
@@ -248,9 +257,7 @@ pub fn build(
         let bytes = std::fs::read(&src).map_err(BuildError::read(&src))?;
         rootfs::write(&root, &format!("usr/bin/{b}"), &bytes, 0o755)?;
     }
-    for l in &spec.links {
-        rootfs::link(&root, &l.path, &l.target)?;
-    }
+    rootfs::links(&root, &spec.links)?;
     let built = docker_archive::build(
         &root,
         &spec.config,

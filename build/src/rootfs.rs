@@ -171,6 +171,14 @@ pub fn write(root: &Path, rel: &str, content: &[u8], mode: u32) -> Result<()> {
     fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(BuildError::write(&p))
 }
 
+/// Makes the `links:` of a spec in the root.
+pub fn links(root: &Path, links: &[crate::image::LinkSpec]) -> Result<()> {
+    for l in links {
+        link(root, &l.path, &l.target)?;
+    }
+    Ok(())
+}
+
 /// Makes a symlink in the root, replacing what is there.
 pub fn link(root: &Path, rel: &str, target: &str) -> Result<()> {
     let p = root.join(rel.trim_start_matches('/'));

@@ -13,6 +13,9 @@ pub struct RootfsSpec {
     /// Paths (relative to the root) removed after the packages are unpacked.
     #[serde(default)]
     pub drop: Vec<String>,
+    /// Symlinks made after the packages, as images have them.
+    #[serde(default)]
+    pub links: Vec<crate::image::LinkSpec>,
     pub kernel: KernelSpec,
 }
 
@@ -49,6 +52,12 @@ impl RootfsSpec {
             detail: e.to_string(),
         })?;
         spec.kernel.metapackage()?;
+        for l in &spec.links {
+            l.check().map_err(|detail| BuildError::Spec {
+                path: path.to_path_buf(),
+                detail,
+            })?;
+        }
         Ok(spec)
     }
 }
@@ -67,6 +76,10 @@ mod tests {
             "linux-image-cloud-amd64"
         );
         assert!(spec.kernel.boot.contains(&"squashfs".to_string()));
+        assert!(spec
+            .links
+            .iter()
+            .any(|l| l.path == "/usr/sbin/iptables" && l.target == "xtables-nft-multi"));
     }
 
     #[test]
@@ -87,5 +100,12 @@ mod tests {
         .expect("write");
         let err = RootfsSpec::load(&p).expect_err("typo");
         assert!(err.to_string().contains("packagez"), "{err}");
+        std::fs::write(
+            &p,
+            "packages: []\nlinks: [{path: usr/sbin/x, target: y}]\nkernel: {flavour: cloud, boot: [], load: []}\n",
+        )
+        .expect("write");
+        let err = RootfsSpec::load(&p).expect_err("relative link");
+        assert!(err.to_string().contains("must be absolute"), "{err}");
     }
 }
