@@ -24,11 +24,8 @@ pub fn file(path: &Path) -> std::io::Result<Report> {
     let origin = path.display().to_string();
     let mut report = validate::layer(&origin, &bytes);
     if report.errors.is_empty() {
-        let mut headed = bytes.clone();
-        if !headed.starts_with(b"#") && !headed.starts_with(&[0x1f, 0x8b]) {
-            headed.splice(0..0, b"#cloud-config\n".iter().copied());
-        }
-        if let Ok(UserData::CloudConfig { config, .. }) = userdata::parse(&origin, &headed) {
+        let doc = validate::as_user_data(&bytes);
+        if let Ok(UserData::CloudConfig { config, .. }) = userdata::parse(&origin, &doc) {
             add_engine(&mut report, &origin, &config);
         }
     }

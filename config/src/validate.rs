@@ -45,20 +45,29 @@ pub fn user_data(origin: &str, bytes: &[u8]) -> Report {
 /// Checks a file Corral keeps (OEM, `corral config set`, `-i FILE`): the same as
 /// user-data, with the `#cloud-config` line optional.
 pub fn layer(origin: &str, bytes: &[u8]) -> Report {
+    let doc = as_user_data(bytes);
+    let mut r = user_data(origin, &doc);
+    if let std::borrow::Cow::Owned(_) = doc {
+        for e in &mut r.errors {
+            *e = shift_line(e);
+        }
+    }
+    r
+}
+
+/// A layer as user-data: with `#cloud-config` put first when it starts with no form's
+/// header of its own (errors then count one line too many: [`shift_line`]).
+pub fn as_user_data(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let headed = bytes.starts_with(b"#cloud-config")
         || bytes.starts_with(b"#!")
         || bytes.starts_with(b"#compose")
         || bytes.starts_with(&[0x1f, 0x8b]);
     if headed {
-        return user_data(origin, bytes);
+        return std::borrow::Cow::Borrowed(bytes);
     }
     let mut with_header = b"#cloud-config\n".to_vec();
     with_header.extend_from_slice(bytes);
-    let mut r = user_data(origin, &with_header);
-    for e in &mut r.errors {
-        *e = shift_line(e);
-    }
-    r
+    std::borrow::Cow::Owned(with_header)
 }
 
 /// `... line N column C ...` with N one less (the added header line taken back out).
