@@ -99,12 +99,7 @@ pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apt, Resolved)> {
             packages: meta.clone(),
             detail: "apt did not resolve it to a linux-image-<version> package".into(),
         })?;
-    let mut images = Vec::new();
-    for dir in image::list(&paths.repo.join("images"))? {
-        let spec = ImageSpec::load(&dir)?;
-        let debs = image::resolve(&apt, &spec)?;
-        images.push((dir, spec, debs));
-    }
+    let images = resolve_images(&apt, &paths.repo.join("images"))?;
     let r = Resolved {
         spec,
         debs,
@@ -162,18 +157,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     let (apt, r) = resolve(paths, opts)?;
     let all = r.all();
 
-    let step = Step::start("fetching packages", all.len() as u64);
-    apt.fetch_all(&all, &|d| {
-        step.set_detail(&d.name);
-        step.inc();
-    })?;
-    let total: u64 = all.iter().map(|d| d.size).sum();
-    step.done(&format!(
-        "{} packages, {:.1} MB, in {}",
-        all.len(),
-        total as f64 / 1e6,
-        paths.cache.join("debs").display()
-    ));
+    fetch(&apt, &all, paths)?;
 
     let mut root_debs = r.debs.clone();
     root_debs.push(r.kernel.clone());
@@ -433,19 +417,9 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
 /// archives.
 pub fn test_images(paths: &Paths) -> Result<Vec<PathBuf>> {
     let apt = Apt::new(&paths.cache)?;
-    let mut specs = Vec::new();
-    for dir in image::list(&paths.repo.join("tests/images"))? {
-        let spec = ImageSpec::load(&dir)?;
-        let debs = image::resolve(&apt, &spec)?;
-        specs.push((dir, spec, debs));
-    }
+    let specs = resolve_images(&apt, &paths.repo.join("tests/images"))?;
     let all: Vec<Deb> = specs.iter().flat_map(|(_, _, d)| d.clone()).collect();
-    let step = Step::start("fetching packages", all.len() as u64);
-    apt.fetch_all(&all, &|d| {
-        step.set_detail(&d.name);
-        step.inc();
-    })?;
-    step.done(&format!("{} packages", all.len()));
+    fetch(&apt, &all, paths)?;
     let work = paths.work.join("test-images");
     let inputs = image::ImageInputs {
         apt: &apt,
@@ -463,6 +437,34 @@ pub fn test_images(paths: &Paths) -> Result<Vec<PathBuf>> {
     }
     step.done(&work.display().to_string());
     Ok(out)
+}
+
+/// Every image folder in `dir` with its spec and its resolved packages.
+fn resolve_images(apt: &Apt, dir: &Path) -> Result<Vec<(PathBuf, ImageSpec, Vec<Deb>)>> {
+    let mut images = Vec::new();
+    for folder in image::list(dir)? {
+        let spec = ImageSpec::load(&folder)?;
+        let debs = image::resolve(apt, &spec)?;
+        images.push((folder, spec, debs));
+    }
+    Ok(images)
+}
+
+/// Fetches `debs` into the cache with a progress line.
+fn fetch(apt: &Apt, debs: &[Deb], paths: &Paths) -> Result<()> {
+    let step = Step::start("fetching packages", debs.len() as u64);
+    apt.fetch_all(debs, &|d| {
+        step.set_detail(&d.name);
+        step.inc();
+    })?;
+    let total: u64 = debs.iter().map(|d| d.size).sum();
+    step.done(&format!(
+        "{} packages, {:.1} MB, in {}",
+        debs.len(),
+        total as f64 / 1e6,
+        paths.cache.join("debs").display()
+    ));
+    Ok(())
 }
 
 /// Writes `index.json` for the archives into `dir`.
