@@ -5,7 +5,7 @@
 use crate::cmdline::{BootOptions, Cgroup};
 use crate::error::Result;
 use crate::sys::Sys;
-use crate::{modules, mounts, root, since_boot};
+use crate::{memcg, modules, mounts, root, since_boot};
 use std::path::{Path, PathBuf};
 
 /// Modules the initrd needs to mount the root, one name a line (written by the build).
@@ -67,6 +67,10 @@ pub fn root_stage(sys: &dyn Sys, opts: &BootOptions) -> Result<()> {
         Cgroup::V2 => String::new(),
     };
     mounts::apply(sys, &mounts::late_plan(opts, &proc_cgroups))?;
+    // Before anything else runs: see memcg.rs for why.
+    if let Err(e) = memcg::warm(sys, opts.cgroup) {
+        log::warn!("bringing the first memory cgroup online early: {e}");
+    }
     if let Err(e) = sys.set_hostname(&opts.hostname) {
         log::warn!("{e}");
     }

@@ -19,6 +19,11 @@ pub enum InitError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("removing directory '{path}' failed: {source}")]
+    Rmdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("reading '{path}' failed: {source}")]
     Read {
         path: PathBuf,

@@ -29,6 +29,7 @@ pub mod cmdline;
 pub mod error;
 pub mod kmsg;
 pub mod label;
+pub mod memcg;
 pub mod modules;
 pub mod mounts;
 pub mod power;

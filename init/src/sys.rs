@@ -25,6 +25,8 @@ pub trait Sys {
     fn umount(&self, target: &Path, flags: MntFlags) -> Result<()>;
     /// `mkdir -p` with mode 0755.
     fn mkdir_all(&self, path: &Path) -> Result<()>;
+    /// rmdir(2): removes an empty directory (or a cgroup without processes).
+    fn remove_dir(&self, path: &Path) -> Result<()>;
     /// Reads a whole file as text.
     fn read_to_string(&self, path: &Path) -> Result<String>;
     /// Writes a whole file (used for sysctls under /proc/sys).
@@ -76,6 +78,13 @@ impl Sys for Linux {
 
     fn mkdir_all(&self, path: &Path) -> Result<()> {
         fs::create_dir_all(path).map_err(|source| InitError::Mkdir {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        fs::remove_dir(path).map_err(|source| InitError::Rmdir {
             path: path.to_path_buf(),
             source,
         })
@@ -180,6 +189,7 @@ pub mod fake {
         },
         Umount(PathBuf),
         Mkdir(PathBuf),
+        Rmdir(PathBuf),
         Write(PathBuf, String),
         LoadModule(String, PathBuf),
         AttachLoop(PathBuf),
@@ -245,6 +255,9 @@ pub mod fake {
         }
         fn mkdir_all(&self, path: &Path) -> Result<()> {
             self.record(Call::Mkdir(path.to_path_buf()), path)
+        }
+        fn remove_dir(&self, path: &Path) -> Result<()> {
+            self.record(Call::Rmdir(path.to_path_buf()), path)
         }
         fn read_to_string(&self, path: &Path) -> Result<String> {
             self.files

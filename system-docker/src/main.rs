@@ -138,8 +138,18 @@ fn manage() -> anyhow::Result<()> {
                     if let EngineEvent::Ready { .. } = event {
                         // Every start of the engine (the first, or after a crash) gets
                         // the images and the services; both skip what is already there.
-                        services =
-                            on_engine_ready(&spec, quiet_rx.clone(), &mut configured).await;
+                        // A stop request does not wait for the start-up to finish: it
+                        // is dropped where it stands (the engine stops what it started).
+                        let starting = on_engine_ready(&spec, quiet_rx.clone(), &mut configured);
+                        tokio::pin!(starting);
+                        tokio::select! {
+                            file = &mut starting => services = file,
+                            _ = term.recv() => {
+                                log::warn!("stop requested during start-up; start-up abandoned");
+                                break;
+                            }
+                            _ = int.recv() => break,
+                        }
                     }
                 }
             }
