@@ -363,9 +363,42 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         made(step, &iso, &iso_fp)?;
     }
 
+    // The raw disk image (BIOS and UEFI, slots A and B, state), for disks and EC2.
+    let img = paths.dist.join("corral.img");
+    let mut fp = Fingerprint::new("disk");
+    fp.text("initrd", &initrd_fp)
+        .text("kernel", &r.kernel.sha256)
+        .text("cmdline", CMDLINE)
+        .text("disk", include_str!("../../iso/src/disk.rs"))
+        .text("layout", include_str!("../../disk/src/layout.rs"))
+        .text("gpt", include_str!("../../disk/src/gpt.rs"))
+        .text("bios", include_str!("../../disk/src/bios.rs"));
+    let img_fp = fp.finish();
+    if fresh(&img, &img_fp) {
+        eprintln!("  {:<28} unchanged", "disk image");
+    } else {
+        let step = Step::start("making the disk image", 0);
+        let mut seed = [0u8; 16];
+        for (s, b) in seed
+            .iter_mut()
+            .zip(hex::decode(&img_fp).unwrap_or_default())
+        {
+            *s = b;
+        }
+        corral_iso::disk::build_disk(&corral_iso::disk::DiskInputs {
+            kernel: &vmlinuz,
+            initrd: &initrd,
+            cmdline: CMDLINE,
+            seed,
+            work: &paths.work.join("disk"),
+            output: &img,
+        })?;
+        made(step, &img, &img_fp)?;
+    }
+
     let mut manifest = Manifest::new(VERSION, &kernel.release, CMDLINE, &all);
     manifest.images = archives.iter().map(|(_, a)| a.clone()).collect();
-    for p in [&iso, &vmlinuz, &initrd, &squashfs] {
+    for p in [&iso, &img, &vmlinuz, &initrd, &squashfs] {
         manifest.artifacts.push(Artifact::of(p)?);
     }
     manifest.write(&paths.dist.join("manifest.json"))?;

@@ -12,6 +12,8 @@
 //! - **Talks to:** host tools from Debian packages: xorriso, grub-mkstandalone
 //!   (grub-common, grub-efi-amd64-bin), isolinux, syslinux-common, mtools, dosfstools.
 
+pub mod disk;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +29,8 @@ pub enum IsoError {
     },
     #[error("running `{command}` failed: {detail}")]
     Command { command: String, detail: String },
+    #[error(transparent)]
+    Disk(#[from] corral_disk::DiskError),
     #[error("writing '{path}' failed: {source}")]
     Write {
         path: PathBuf,
@@ -43,7 +47,7 @@ const LDLINUX: (&str, &str) = (
     "/usr/lib/syslinux/modules/bios/ldlinux.c32",
     "syslinux-common",
 );
-const GRUB_EFI_DIR: (&str, &str) = ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin");
+pub(crate) const GRUB_EFI_DIR: (&str, &str) = ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin");
 
 /// The volume label; GRUB finds the ISO's files by it.
 pub const LABEL: &str = "CORRAL";
@@ -113,7 +117,7 @@ pub fn grub_early_cfg() -> String {
     )
 }
 
-fn need(file: (&str, &'static str)) -> Result<PathBuf> {
+pub(crate) fn need(file: (&str, &'static str)) -> Result<PathBuf> {
     let path = PathBuf::from(file.0);
     if path.exists() {
         Ok(path)
@@ -125,7 +129,7 @@ fn need(file: (&str, &'static str)) -> Result<PathBuf> {
     }
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let command = format!("{cmd:?}").replace('"', "");
     let out = cmd.output().map_err(|e| IsoError::Command {
         command: command.clone(),
