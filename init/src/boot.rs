@@ -5,7 +5,7 @@
 use crate::cmdline::{BootOptions, Cgroup};
 use crate::error::Result;
 use crate::sys::Sys;
-use crate::{memcg, modules, mounts, root, since_boot};
+use crate::{memcg, modules, mounts, root, since_boot, state};
 use std::path::{Path, PathBuf};
 
 /// Modules the initrd needs to mount the root, one name a line (written by the build).
@@ -78,6 +78,32 @@ pub fn root_stage(sys: &dyn Sys, opts: &BootOptions) -> Result<()> {
     let mut wanted = names(sys, ROOT_MODULES);
     wanted.extend(opts.modules.iter().cloned());
     load_modules(sys, &wanted)?;
+    match state::setup(sys, opts)? {
+        state::State::Mounted {
+            device,
+            grown_to,
+            formatted,
+        } => {
+            let how = match (formatted, grown_to) {
+                (true, _) => " (formatted now)".to_string(),
+                (false, Some(bytes)) => format!(
+                    " (partition grown to {:.1} GiB)",
+                    bytes as f64 / (1u64 << 30) as f64
+                ),
+                (false, None) => String::new(),
+            };
+            log::info!(
+                "state: {} mounted on {}{how}",
+                device.display(),
+                state::MOUNT
+            );
+        }
+        state::State::Live => log::warn!(
+            "no {} filesystem: running from RAM, nothing written survives a reboot \
+             (install to a disk with `corral install`, or see docs/disks.md)",
+            state::LABEL
+        ),
+    }
     log::info!("system ready for the manager at {:.2}s", since_boot());
     Ok(())
 }

@@ -33,6 +33,9 @@ pub struct BootOptions {
     pub debug_shell: Option<String>,
     /// Seconds the manager gets to stop services before everything is killed.
     pub shutdown_timeout: u64,
+    /// Devices that may be formatted as the state partition when blank
+    /// (`corral.state.autoformat=[/dev/vda]`, RancherOS's `rancher.state.autoformat`).
+    pub state_autoformat: Vec<std::path::PathBuf>,
     /// Problems found while parsing, to be logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -47,6 +50,7 @@ impl Default for BootOptions {
             debug_shell: None,
             // RancherOS stops services within 60 s; the manager applies it per service.
             shutdown_timeout: 60,
+            state_autoformat: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -141,6 +145,20 @@ impl BootOptions {
                     opts.debug_shell = Some(value.to_string())
                 }
                 "debug_shell" => bad("name a tty, such as ttyS1"),
+                "state.autoformat" => {
+                    for device in list(value) {
+                        if device.starts_with("/dev/") && !device.contains("..") {
+                            opts.state_autoformat.push(device.into());
+                        } else {
+                            opts_warn(
+                                &mut opts.warnings,
+                                key,
+                                &device,
+                                "name devices under /dev, such as /dev/vda",
+                            );
+                        }
+                    }
+                }
                 "shutdown_timeout" => match value.parse() {
                     Ok(n) => opts.shutdown_timeout = n,
                     Err(_) => bad("use a whole number of seconds"),

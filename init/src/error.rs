@@ -24,6 +24,10 @@ pub enum InitError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("`{command}` failed: {detail}")]
+    Run { command: String, detail: String },
+    #[error("growing '{partition}' failed: {detail}")]
+    Grow { partition: PathBuf, detail: String },
     #[error("reading '{path}' failed: {source}")]
     Read {
         path: PathBuf,

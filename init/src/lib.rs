@@ -27,6 +27,7 @@
 pub mod boot;
 pub mod cmdline;
 pub mod error;
+pub mod grow;
 pub mod kmsg;
 pub mod label;
 pub mod memcg;
@@ -37,6 +38,7 @@ pub mod reaper;
 pub mod root;
 pub mod shutdown;
 pub mod spawn;
+pub mod state;
 pub mod supervisor;
 pub mod sys;
 

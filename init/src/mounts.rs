@@ -46,11 +46,14 @@ const EARLY: &[(&str, &str, &str, MsFlags, &str)] = &[
     ("run", "/run", "tmpfs", NOSUID_NODEV, "mode=0755"),
 ];
 
-/// Mounts made in the real root after the switch, in live (RAM) mode. The engines' data
-/// roots get their own tmpfs because dockerd's overlay2 fails on an overlayfs backing and
-/// silently falls back to vfs (DESIGN.md).
-const LATE: &[(&str, &str, &str, MsFlags, &str)] = &[
-    ("tmp", "/tmp", "tmpfs", NOSUID_NODEV, "mode=1777"),
+/// Mounts made in the real root after the switch.
+const LATE: &[(&str, &str, &str, MsFlags, &str)] =
+    &[("tmp", "/tmp", "tmpfs", NOSUID_NODEV, "mode=1777")];
+
+/// Without a state partition (live mode): the engines' data roots get their own tmpfs,
+/// because dockerd's overlay2 fails on an overlayfs backing and silently falls back to
+/// vfs (DESIGN.md).
+const LIVE: &[(&str, &str, &str, MsFlags, &str)] = &[
     (
         "system-docker",
         "/var/lib/system-docker",
@@ -83,13 +86,18 @@ fn from_table(table: &[(&str, &str, &str, MsFlags, &str)]) -> Vec<Mount> {
         .collect()
 }
 
+/// The live-mode mounts (no state partition).
+pub fn live_plan() -> Vec<Mount> {
+    from_table(LIVE)
+}
+
 /// The mounts made first, in the initramfs.
 pub fn early_plan() -> Vec<Mount> {
     from_table(EARLY)
 }
 
-/// The mounts made in the real root: cgroups per the boot options, then the live-mode
-/// tmpfs mounts. `proc_cgroups` is the text of /proc/cgroups (used for v1 only).
+/// The mounts made in the real root: cgroups per the boot options, then
+/// /tmp. `proc_cgroups` is the text of /proc/cgroups (used for v1 only).
 pub fn late_plan(opts: &BootOptions, proc_cgroups: &str) -> Vec<Mount> {
     let mut plan = Vec::new();
     match opts.cgroup {
@@ -216,7 +224,8 @@ mod tests {
         let plan = late_plan(&BootOptions::default(), "");
         assert_eq!(plan[0].fstype, "cgroup2");
         assert_eq!(plan[0].target, Path::new("/sys/fs/cgroup"));
-        assert!(plan
+        assert!(plan.iter().any(|m| m.target == Path::new("/tmp")));
+        assert!(live_plan()
             .iter()
             .any(|m| m.target == Path::new("/var/lib/system-docker") && m.fstype == "tmpfs"));
     }

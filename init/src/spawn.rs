@@ -51,3 +51,38 @@ pub fn spawn(program: &Path, args: &[&str], tty: Option<&Path>) -> Result<Pid> {
     // PID 1 reaps through waitpid(-1); the Child handle is not needed.
     Ok(Pid::from_raw(child.id() as i32))
 }
+
+/// Runs `program` to its end with the same clean environment and signal mask as
+/// [`spawn`], during boot while PID 1 has no other children (it waits for this one
+/// itself). An exit other than 0 is an error with the program's stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    let command = std::iter::once(program)
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_clear().env("PATH", PATH);
+    // SAFETY: only sigprocmask runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            Ok(())
+        });
+    }
+    let out = cmd.output().map_err(|e| InitError::Run {
+        command: command.clone(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(InitError::Run {
+            command,
+            detail: format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })
+    }
+}

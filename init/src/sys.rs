@@ -41,6 +41,21 @@ pub trait Sys {
     fn switch_root(&self, new_root: &Path) -> Result<()>;
     /// sethostname(2).
     fn set_hostname(&self, name: &str) -> Result<()>;
+    /// Block devices and partitions whose filesystem carries `label`, in name order.
+    fn find_labelled(&self, label: &str) -> Vec<PathBuf>;
+    /// The first `len` bytes of a file or device (fewer if it is shorter).
+    fn read_head(&self, path: &Path, len: usize) -> Result<Vec<u8>>;
+    /// Runs a program to its end; an exit other than 0 is an error carrying its stderr.
+    fn run(&self, program: &str, args: &[&str]) -> Result<()>;
+    /// Grows `partition` to the end of its disk when it is the disk's last GPT partition
+    /// and the disk has room after it (an image written to a bigger disk); tells the
+    /// kernel the new size. Returns the new size in bytes, `None` if nothing changed.
+    fn grow_partition(&self, partition: &Path) -> Result<Option<u64>>;
+    /// Whether NVMe controllers exist whose namespaces the kernel may still be adding
+    /// (NVMe probes asynchronously).
+    fn nvme_present(&self) -> bool;
+    /// Sleeps (waiting for devices).
+    fn sleep(&self, duration: std::time::Duration);
 }
 
 /// The real system calls.
@@ -167,6 +182,43 @@ impl Sys for Linux {
             source,
         })
     }
+
+    fn find_labelled(&self, label: &str) -> Vec<PathBuf> {
+        crate::label::find(Path::new("/sys/class/block"), Path::new("/dev"), &[label])
+            .into_iter()
+            .map(|(device, _)| device)
+            .collect()
+    }
+
+    fn read_head(&self, path: &Path, len: usize) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(len);
+        File::open(path)
+            .and_then(|f| f.take(len as u64).read_to_end(&mut head))
+            .map_err(|source| InitError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(head)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<()> {
+        crate::spawn::run(program, args)
+    }
+
+    fn grow_partition(&self, partition: &Path) -> Result<Option<u64>> {
+        crate::grow::grow(partition)
+    }
+
+    fn nvme_present(&self) -> bool {
+        fs::read_dir("/sys/class/nvme")
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false)
+    }
+
+    fn sleep(&self, duration: std::time::Duration) {
+        std::thread::sleep(duration)
+    }
 }
 
 #[cfg(any(test, feature = "fake"))]
@@ -195,6 +247,8 @@ pub mod fake {
         AttachLoop(PathBuf),
         SwitchRoot(PathBuf),
         SetHostname(String),
+        Run(String),
+        Grow(PathBuf),
     }
 
     /// Records calls; serves files from a map; fails calls whose target is listed.
@@ -203,6 +257,11 @@ pub mod fake {
         pub calls: RefCell<Vec<Call>>,
         pub files: RefCell<BTreeMap<PathBuf, String>>,
         pub fail_targets: RefCell<BTreeSet<PathBuf>>,
+        /// Devices `find_labelled` reports, by label.
+        pub labelled: RefCell<BTreeMap<String, Vec<PathBuf>>>,
+        /// What `grow_partition` answers.
+        pub grown: Option<u64>,
+        pub nvme: bool,
     }
 
     impl FakeSys {
@@ -214,6 +273,14 @@ pub mod fake {
         }
         pub fn failing(self, target: &str) -> Self {
             self.fail_targets.borrow_mut().insert(PathBuf::from(target));
+            self
+        }
+        pub fn with_label(self, label: &str, device: &str) -> Self {
+            self.labelled
+                .borrow_mut()
+                .entry(label.to_string())
+                .or_default()
+                .push(PathBuf::from(device));
             self
         }
         pub fn calls(&self) -> Vec<Call> {
@@ -296,5 +363,32 @@ pub mod fake {
         fn set_hostname(&self, name: &str) -> Result<()> {
             self.record(Call::SetHostname(name.to_string()), Path::new(name))
         }
+        fn find_labelled(&self, label: &str) -> Vec<PathBuf> {
+            self.labelled
+                .borrow()
+                .get(label)
+                .cloned()
+                .unwrap_or_default()
+        }
+        fn read_head(&self, path: &Path, len: usize) -> Result<Vec<u8>> {
+            let mut bytes = self.read_to_string(path)?.into_bytes();
+            bytes.truncate(len);
+            Ok(bytes)
+        }
+        fn run(&self, program: &str, args: &[&str]) -> Result<()> {
+            let line = std::iter::once(program)
+                .chain(args.iter().copied())
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.record(Call::Run(line), Path::new(program))
+        }
+        fn grow_partition(&self, partition: &Path) -> Result<Option<u64>> {
+            self.record(Call::Grow(partition.to_path_buf()), partition)?;
+            Ok(self.grown)
+        }
+        fn nvme_present(&self) -> bool {
+            self.nvme
+        }
+        fn sleep(&self, _duration: std::time::Duration) {}
     }
 }

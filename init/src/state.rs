@@ -1,0 +1,318 @@
+//! The state partition: the one place where a machine keeps what it writes. PID 1 finds
+//! the filesystem labelled `CORRAL_STATE` (formatting a blank disk first when
+//! `corral.state.autoformat` names it), grows its partition to the end of the disk the
+//! first time (an image written to a bigger disk), mounts it at [`MOUNT`] and binds its
+//! directories over the paths in [`PERSISTED`]. Without one, Corral runs from RAM (the
+//! engines' data roots on tmpfs) and says so on the console.
+//!
+//! The root itself stays a fresh overlay every boot: what persists is the list below,
+//! nothing else (as on Bottlerocket), so a reboot always starts from the shipped OS.
+
+use crate::cmdline::BootOptions;
+use crate::error::Result;
+use crate::mounts;
+use crate::sys::Sys;
+use nix::mount::MsFlags;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The state filesystem's label (RancherOS used `RANCHER_STATE`).
+pub const LABEL: &str = "CORRAL_STATE";
+/// Where the state filesystem is mounted.
+pub const MOUNT: &str = "/run/corral/state";
+/// (directory on the state filesystem, where it appears): the engines' data, Corral's
+/// own (saved configuration, ssh host keys, TLS, preload), users' homes, /opt, logs.
+pub const PERSISTED: &[(&str, &str)] = &[
+    ("system-docker", "/var/lib/system-docker"),
+    ("docker", "/var/lib/docker"),
+    ("corral", "/var/lib/corral"),
+    ("home", "/home"),
+    ("opt", "/opt"),
+    ("log", "/var/log"),
+];
+/// A disk counts as blank when this much of its start is zeros.
+pub const BLANK_BYTES: usize = 1 << 20;
+/// How long to wait for NVMe namespaces (probed asynchronously) to show the label.
+const NVME_WAIT: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(100);
+
+/// What PID 1 ended up with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// The state filesystem on `device`, mounted; `grown_to` is the partition's new
+    /// size in bytes when this boot grew it.
+    Mounted {
+        device: PathBuf,
+        grown_to: Option<u64>,
+        formatted: bool,
+    },
+    /// No state partition: everything lives in RAM.
+    Live,
+}
+
+/// Whether a disk's first bytes are all zero. Fewer bytes than [`BLANK_BYTES`] (a tiny
+/// device) count as not blank: nothing that small is worth a state partition.
+pub fn is_blank(head: &[u8]) -> bool {
+    head.len() >= BLANK_BYTES && head.iter().all(|&b| b == 0)
+}
+
+/// Finds the state device, waiting a little for NVMe.
+fn find(sys: &dyn Sys) -> Vec<PathBuf> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let found = sys.find_labelled(LABEL);
+        if !found.is_empty() || !sys.nvme_present() || waited >= NVME_WAIT {
+            return found;
+        }
+        sys.sleep(POLL);
+        waited += POLL;
+    }
+}
+
+/// Formats the first blank device of `candidates` as the state filesystem (the whole
+/// device, no partition table, as RancherOS did). Devices that hold anything are left
+/// alone and named on the console.
+fn autoformat(sys: &dyn Sys, candidates: &[PathBuf]) -> Option<PathBuf> {
+    for device in candidates {
+        if !sys.exists(device) {
+            log::warn!(
+                "corral.state.autoformat: {} does not exist; skipped",
+                device.display()
+            );
+            continue;
+        }
+        match sys.read_head(device, BLANK_BYTES) {
+            Ok(head) if is_blank(&head) => {}
+            Ok(_) => {
+                log::warn!(
+                    "corral.state.autoformat: {} is not blank (its first MiB holds data); \
+                     it is never formatted. Label a filesystem {LABEL} to use it.",
+                    device.display()
+                );
+                continue;
+            }
+            Err(e) => {
+                log::warn!("corral.state.autoformat: {e}");
+                continue;
+            }
+        }
+        let path = device.to_string_lossy();
+        log::info!("formatting blank {path} as {LABEL} (corral.state.autoformat)");
+        match sys.run("mkfs.ext4", &["-q", "-F", "-L", LABEL, &path]) {
+            Ok(()) => return Some(device.clone()),
+            Err(e) => log::error!("{e}"),
+        }
+    }
+    None
+}
+
+/// Mounts the state filesystem and binds its directories; or, without one, the live
+/// tmpfs mounts. Errors on the state path fall back to live mode (logged): a machine
+/// whose disk fails still boots and can be reached.
+pub fn setup(sys: &dyn Sys, opts: &BootOptions) -> Result<State> {
+    let mut found = find(sys);
+    let mut formatted = false;
+    if found.is_empty() {
+        if let Some(device) = autoformat(sys, &opts.state_autoformat) {
+            found.push(device);
+            formatted = true;
+        }
+    }
+    let Some(device) = found.first().cloned() else {
+        live(sys)?;
+        return Ok(State::Live);
+    };
+    if found.len() > 1 {
+        log::warn!(
+            "{} filesystems are labelled {LABEL}; using {}",
+            found.len(),
+            device.display()
+        );
+    }
+    match mount(sys, &device) {
+        Ok(grown_to) => Ok(State::Mounted {
+            device,
+            grown_to,
+            formatted,
+        }),
+        Err(e) => {
+            log::error!(
+                "state partition {}: {e}; running from RAM instead",
+                device.display()
+            );
+            live(sys)?;
+            Ok(State::Live)
+        }
+    }
+}
+
+fn live(sys: &dyn Sys) -> Result<()> {
+    mounts::apply(sys, &mounts::live_plan())?;
+    Ok(())
+}
+
+fn mount(sys: &dyn Sys, device: &Path) -> Result<Option<u64>> {
+    let grown_to = match sys.grow_partition(device) {
+        Ok(g) => g,
+        Err(e) => {
+            // Still usable at its old size.
+            log::warn!("{e}");
+            None
+        }
+    };
+    let target = Path::new(MOUNT);
+    sys.mkdir_all(target)?;
+    sys.mount(
+        Some(&device.to_string_lossy()),
+        target,
+        Some("ext4"),
+        MsFlags::MS_NOATIME,
+        None,
+    )?;
+    if grown_to.is_some() {
+        // Online growth: the filesystem follows its partition while mounted.
+        if let Err(e) = sys.run("resize2fs", &[&device.to_string_lossy()]) {
+            log::warn!("{e}; the state filesystem keeps its old size");
+        }
+    }
+    for (dir, at) in PERSISTED {
+        let source = target.join(dir);
+        sys.mkdir_all(&source)?;
+        sys.mkdir_all(Path::new(at))?;
+        sys.mount(
+            Some(&source.to_string_lossy()),
+            Path::new(at),
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    Ok(grown_to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::{Call, FakeSys};
+
+    fn mounts_of(sys: &FakeSys) -> Vec<(Option<String>, PathBuf)> {
+        sys.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Mount { source, target, .. } => Some((source, target)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_labelled_partition_is_grown_mounted_and_bound() {
+        let mut sys = FakeSys::default().with_label(LABEL, "/dev/nvme0n1p5");
+        sys.grown = Some(4 << 30);
+        let state = setup(&sys, &BootOptions::default()).unwrap();
+        assert_eq!(
+            state,
+            State::Mounted {
+                device: "/dev/nvme0n1p5".into(),
+                grown_to: Some(4 << 30),
+                formatted: false
+            }
+        );
+        let calls = sys.calls();
+        let grow = calls
+            .iter()
+            .position(|c| *c == Call::Grow("/dev/nvme0n1p5".into()));
+        let resize = calls
+            .iter()
+            .position(|c| *c == Call::Run("resize2fs /dev/nvme0n1p5".into()));
+        assert!(grow < resize, "the partition grows before its filesystem");
+        let m = mounts_of(&sys);
+        assert_eq!(m[0], (Some("/dev/nvme0n1p5".into()), PathBuf::from(MOUNT)));
+        assert!(m.contains(&(
+            Some("/run/corral/state/docker".into()),
+            PathBuf::from("/var/lib/docker")
+        )));
+        assert!(m.contains(&(
+            Some("/run/corral/state/home".into()),
+            PathBuf::from("/home")
+        )));
+        assert_eq!(m.len(), 1 + PERSISTED.len(), "no tmpfs data roots");
+    }
+
+    #[test]
+    fn not_grown_means_no_resize() {
+        let sys = FakeSys::default().with_label(LABEL, "/dev/vda5");
+        setup(&sys, &BootOptions::default()).unwrap();
+        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Run(_))));
+    }
+
+    #[test]
+    fn no_state_partition_means_tmpfs_data_roots() {
+        let sys = FakeSys::default();
+        assert_eq!(setup(&sys, &BootOptions::default()).unwrap(), State::Live);
+        let m = mounts_of(&sys);
+        assert!(m.contains(&(
+            Some("system-docker".into()),
+            PathBuf::from("/var/lib/system-docker")
+        )));
+        assert!(!m.iter().any(|(_, t)| t == Path::new(MOUNT)));
+    }
+
+    #[test]
+    fn autoformat_formats_only_a_blank_disk() {
+        let opts = BootOptions::parse("corral.state.autoformat=[/dev/vdb,/dev/vdc]");
+        let blank = "\0".repeat(BLANK_BYTES);
+        let mut data = blank.clone();
+        data.replace_range(600_000..600_004, "DATA");
+        let sys = FakeSys::default()
+            .with_file("/dev/vdb", &data)
+            .with_file("/dev/vdc", &blank);
+        let state = setup(&sys, &opts).unwrap();
+        assert_eq!(
+            state,
+            State::Mounted {
+                device: "/dev/vdc".into(),
+                grown_to: None,
+                formatted: true
+            }
+        );
+        let runs: Vec<_> = sys
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, Call::Run(_)))
+            .collect();
+        assert_eq!(
+            runs,
+            [Call::Run("mkfs.ext4 -q -F -L CORRAL_STATE /dev/vdc".into())]
+        );
+    }
+
+    #[test]
+    fn autoformat_never_touches_a_disk_with_data_and_falls_back_to_ram() {
+        let opts = BootOptions::parse("corral.state.autoformat=/dev/vdb");
+        let mut data = "\0".repeat(BLANK_BYTES);
+        data.replace_range(BLANK_BYTES - 1.., "x");
+        let sys = FakeSys::default().with_file("/dev/vdb", &data);
+        assert_eq!(setup(&sys, &opts).unwrap(), State::Live);
+        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Run(_))));
+        // A short device is not blank either.
+        assert!(!is_blank(&[0u8; 512]));
+    }
+
+    #[test]
+    fn nvme_is_waited_for_then_given_up_on() {
+        let sys = FakeSys {
+            nvme: true,
+            ..Default::default()
+        };
+        assert_eq!(setup(&sys, &BootOptions::default()).unwrap(), State::Live);
+    }
+
+    #[test]
+    fn a_failing_mount_falls_back_to_ram() {
+        let sys = FakeSys::default()
+            .with_label(LABEL, "/dev/vda5")
+            .failing(MOUNT);
+        assert_eq!(setup(&sys, &BootOptions::default()).unwrap(), State::Live);
+    }
+}
