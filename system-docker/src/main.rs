@@ -107,7 +107,13 @@ fn manage() -> anyhow::Result<()> {
         // are linked, not copied. Without it (a root that is not a squashfs), copied.
         let on_squashfs = std::path::Path::new(corral_init::root::LOWER)
             .join(corral_system_docker::seed::SEED_DIR.trim_start_matches('/'));
-        let seeded = if on_squashfs.is_dir() {
+        // Linked layers point into this boot's root image, so they suit a data root
+        // that lives as long as the boot (tmpfs). A data root on the state partition
+        // outlives it (and an upgrade replaces the root image): it gets copies.
+        let data_root_in_ram = nix::sys::statfs::statfs(&spec.data_root)
+            .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+            .unwrap_or(false);
+        let seeded = if on_squashfs.is_dir() && data_root_in_ram {
             corral_system_docker::seed::install_linked(&on_squashfs, &spec.data_root)
         } else {
             corral_system_docker::seed::install(

@@ -11,6 +11,9 @@ pub enum Boot {
     Iso(PathBuf),
     /// A raw disk image (virtio-blk), first in the boot order.
     Disk(PathBuf),
+    /// A raw disk image on an NVMe controller (as EC2's Nitro instances present their
+    /// root volume), first in the boot order.
+    Nvme(PathBuf),
     /// Kernel and initrd given to QEMU directly, with this command line.
     Kernel {
         kernel: PathBuf,
@@ -173,6 +176,15 @@ impl VmConfig {
                     &drive,
                     "-device",
                     "virtio-blk-pci,drive=boot,bootindex=0",
+                ]);
+            }
+            Boot::Nvme(disk) => {
+                let drive = format!("if=none,id=boot,file={},format=raw", path(disk));
+                push(&[
+                    "-drive",
+                    &drive,
+                    "-device",
+                    "nvme,drive=boot,serial=corral-root,bootindex=0",
                 ]);
             }
             Boot::Kernel {

@@ -1,0 +1,247 @@
+//! End-to-end: `corral.img` the way EC2 boots it, and the state partition. One machine,
+//! two boots of the same NVMe disk: first with SeaBIOS and a fake IMDSv2 (ssh key and
+//! hostname from the metadata, the state partition grown to fill the disk, data written
+//! to every persisted place), then with OVMF (everything is still there, the ssh host key
+//! unchanged). A kernel boot checks `corral.state.autoformat`: a blank disk is formatted,
+//! a disk with data never is.
+
+use corral_harness::imds::{FakeImds, Instance};
+use corral_harness::{
+    artifact, free_port, log_dir, test_image, Boot, Drive, Firmware, KeyPair, Ssh, Vm, VmConfig,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BOOT: Duration = Duration::from_secs(300);
+const CMD: Duration = Duration::from_secs(120);
+const BUSYBOX: &str = "corral/busybox:0.1.0";
+/// The disk the image is written to: bigger than the image, as an EBS volume would be.
+const DISK_GIB: u64 = 3;
+const HOSTNAME: &str = "ip-10-0-0-9.ec2.internal";
+
+/// A sparse copy of `corral.img`, grown to `DISK_GIB`.
+fn disk_from_image(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("log dir");
+    let disk = dir.join("disk.img");
+    let status = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(artifact("corral.img"))
+        .arg(&disk)
+        .status()
+        .expect("cp runs");
+    assert!(status.success(), "copying corral.img");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .expect("open the disk");
+    f.set_len(DISK_GIB << 30).expect("grow the disk file");
+    disk
+}
+
+fn eventually(ssh: &Ssh, command: &str, timeout: Duration) -> String {
+    let end = Instant::now() + timeout;
+    loop {
+        match ssh.run(command, CMD) {
+            Ok((0, out)) => return out,
+            other if Instant::now() > end => panic!("`{command}` never succeeded: {other:?}"),
+            _ => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+fn ec2_machine(disk: &Path, firmware: Firmware, imds: &FakeImds) -> (VmConfig, u16) {
+    let mut cfg = VmConfig::new(Boot::Nvme(disk.to_path_buf()));
+    cfg.firmware = firmware;
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    cfg.metadata_port = Some(imds.port);
+    cfg.smbios_vendor = Some("Amazon EC2".into());
+    (cfg, port)
+}
+
+fn host_key(ssh: &Ssh) -> String {
+    ssh.check("cat /var/lib/corral/ssh/ssh_host_ed25519_key.pub", CMD)
+        .expect("host key")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
+    let dir = log_dir("disk");
+    let disk = disk_from_image(&dir);
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-disk").expect("key pair");
+    let imds = FakeImds::start(Instance {
+        instance_id: "i-0fedcba9876543210".into(),
+        local_hostname: HOSTNAME.into(),
+        region: "us-east-1".into(),
+        public_keys: vec![("e2e".into(), key.public.clone())],
+        user_data: None,
+        require_token: true,
+        v1_only: false,
+    })
+    .expect("fake IMDS");
+
+    // First boot: SeaBIOS, as EC2's legacy-BIOS instance types boot.
+    let (cfg, port) = ec2_machine(&disk, Firmware::Bios, &imds);
+    let mut vm = Vm::start("disk-bios", &cfg, &dir.join("bios"), Vec::new()).expect("QEMU");
+    let ssh = Ssh {
+        port,
+        user: "corral".into(),
+        key: key.private.clone(),
+    };
+    ssh.wait_ready(BOOT)
+        .expect("sshd accepts the key from the metadata");
+    assert_eq!(
+        ssh.check("hostname", CMD).expect("hostname").trim(),
+        HOSTNAME
+    );
+    let console = vm.console.text();
+    assert!(
+        console.contains("state: /dev/nvme0n1p5 mounted on /run/corral/state (partition grown"),
+        "the state partition is found and grown at first boot"
+    );
+    // The partition reaches the disk's end, and the filesystem grew with it.
+    let sectors: u64 = ssh
+        .check("cat /sys/class/block/nvme0n1p5/size", CMD)
+        .expect("partition size")
+        .trim()
+        .parse()
+        .expect("a number");
+    let image_end_mib = 673;
+    assert!(
+        sectors * 512 >= ((DISK_GIB << 10) - image_end_mib - 1) << 20,
+        "state partition: {sectors} sectors"
+    );
+    let fs = ssh
+        .check("stat -f -c '%b %S' /home/corral", CMD)
+        .expect("statfs");
+    let (blocks, size) = fs.trim().split_once(' ').expect("two numbers");
+    let fs_bytes = blocks.parse::<u64>().unwrap() * size.parse::<u64>().unwrap();
+    assert!(
+        fs_bytes > 2 << 30,
+        "the state filesystem has {fs_bytes} bytes"
+    );
+
+    // Something in every kind of persisted place.
+    ssh.check("echo kept > /home/corral/persist.txt", CMD)
+        .expect("write to home");
+    eventually(&ssh, "docker info --format '{{.ServerVersion}}'", BOOT);
+    ssh.run_with_input("docker load", Some(&test_image("busybox")), CMD)
+        .expect("docker load");
+    ssh.check(
+        &format!("docker run --rm -v keep:/data {BUSYBOX} sh -c 'echo volume-data > /data/f'"),
+        CMD,
+    )
+    .expect("a named volume written");
+    ssh.check(&format!("docker create --name keeper {BUSYBOX} true"), CMD)
+        .expect("a container created");
+    let key_before = host_key(&ssh);
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(180))
+        .expect("QEMU exits after poweroff");
+
+    // Second boot of the same disk: OVMF, as EC2's UEFI instance types boot.
+    let (cfg, port) = ec2_machine(&disk, Firmware::Uefi, &imds);
+    let mut vm = Vm::start("disk-uefi", &cfg, &dir.join("uefi"), Vec::new()).expect("QEMU");
+    let ssh = Ssh { port, ..ssh };
+    ssh.wait_ready(BOOT).expect("sshd after the UEFI boot");
+    let console = vm.console.text();
+    assert!(
+        console.contains("state: /dev/nvme0n1p5 mounted on /run/corral/state\n")
+            || console.contains("state: /dev/nvme0n1p5 mounted on /run/corral/state\r\n"),
+        "mounted, not grown again"
+    );
+    assert_eq!(host_key(&ssh), key_before, "the ssh host key is kept");
+    assert_eq!(
+        ssh.check("cat /home/corral/persist.txt", CMD)
+            .expect("home")
+            .trim(),
+        "kept"
+    );
+    eventually(&ssh, "docker info --format '{{.ServerVersion}}'", BOOT);
+    ssh.check(&format!("docker image inspect {BUSYBOX} >/dev/null"), CMD)
+        .expect("the image is still in the user engine");
+    assert_eq!(
+        ssh.check(
+            &format!("docker run --rm -v keep:/data {BUSYBOX} cat /data/f"),
+            CMD
+        )
+        .expect("the volume")
+        .trim(),
+        "volume-data"
+    );
+    assert_eq!(
+        ssh.check("docker inspect -f '{{.Name}}' keeper", CMD)
+            .expect("the container")
+            .trim(),
+        "/keeper"
+    );
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(180))
+        .expect("QEMU exits after poweroff");
+}
+
+/// The ext4 label of a disk image file, read from its superblock.
+fn ext4_label(file: &Path) -> Option<String> {
+    let bytes = std::fs::read(file).ok()?;
+    let sb = bytes.get(1024..1024 + 136)?;
+    (sb[56..58] == [0x53, 0xEF]).then(|| {
+        String::from_utf8_lossy(&sb[120..136])
+            .trim_end_matches('\0')
+            .to_string()
+    })
+}
+
+#[test]
+fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
+    let dir = log_dir("autoformat");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let with_data = dir.join("data.img");
+    let blank = dir.join("blank.img");
+    let mut content = vec![0u8; 64 << 20];
+    content[700_000..700_013].copy_from_slice(b"precious data");
+    std::fs::write(&with_data, &content).expect("data disk");
+    std::fs::File::create(&blank)
+        .and_then(|f| f.set_len(256 << 20))
+        .expect("blank disk");
+    let mut cfg = VmConfig::new(Boot::Kernel {
+        kernel: artifact("vmlinuz"),
+        initrd: artifact("initrd"),
+        cmdline: "console=ttyS0,115200n8 corral.debug_shell=ttyS1 \
+                  corral.state.autoformat=[/dev/vda,/dev/vdb]"
+            .into(),
+    });
+    for file in [&with_data, &blank] {
+        cfg.drives.push(Drive {
+            file: file.clone(),
+            kind: "virtio",
+        });
+    }
+    let mut vm = Vm::start("autoformat", &cfg, &dir, Vec::new()).expect("QEMU");
+    vm.wait_for("system ready for the manager", BOOT)
+        .expect("PID 1 gets past the state partition");
+    let console = vm.console.text();
+    assert!(
+        console.contains("/dev/vda is not blank (its first MiB holds data); it is never formatted"),
+        "{console}"
+    );
+    assert!(console.contains("formatting blank /dev/vdb as CORRAL_STATE"));
+    assert!(console.contains("state: /dev/vdb mounted on /run/corral/state (formatted now)"));
+    let mounts = vm.check("cat /proc/mounts", CMD).expect("mounts");
+    assert!(
+        mounts.contains("/dev/vdb /run/corral/state ext4"),
+        "{mounts}"
+    );
+    assert!(mounts.contains(" /var/lib/docker ext4"), "{mounts}");
+    vm.shell.send("poweroff\n").expect("send poweroff");
+    vm.wait_exit(Duration::from_secs(180))
+        .expect("QEMU exits after poweroff");
+    assert_eq!(
+        std::fs::read(&with_data).expect("data disk"),
+        content,
+        "the disk with data is untouched"
+    );
+    assert_eq!(ext4_label(&blank).as_deref(), Some("CORRAL_STATE"));
+}
