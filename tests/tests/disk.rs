@@ -61,7 +61,7 @@ fn ec2_machine(disk: &Path, firmware: Firmware, imds: &FakeImds) -> (VmConfig, u
 }
 
 fn host_key(ssh: &Ssh) -> String {
-    ssh.check("cat /var/lib/corral/ssh/ssh_host_ed25519_key.pub", CMD)
+    ssh.check("sudo cat /var/lib/corral/ssh/ssh_host_ed25519_key.pub", CMD)
         .expect("host key")
         .trim()
         .to_string()
