@@ -7,7 +7,7 @@ BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-system-docker -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run test lint unit e2e fuzz clean
+.PHONY: all setup binaries tool dist run ami test lint unit e2e fuzz clean
 
 all: dist
 
@@ -27,6 +27,11 @@ dist: binaries tool
 ## Build, then boot dist/corral.iso in QEMU with the console here.
 run: dist
 	$(BUILD) run --ssh-port $(SSH_PORT)
+
+## Upload dist/corral.img and register an AMI (docs/ec2.md): AMI_ARGS="--region
+## eu-west-1 --bucket my-bucket" for the S3 import, coldsnap without --bucket.
+ami: dist
+	$(BUILD) ami $(AMI_ARGS)
 
 ## Everything CI runs: style, lints, unit and integration tests, then the end-to-end
 ## tests that boot the real artifacts in QEMU.

@@ -14,6 +14,7 @@
 //! - **Talks to:** apt-get, dpkg-deb, depmod, mksquashfs (host tools from Debian), the
 //!   `iso` crate, and the harness for `corral-build run`.
 
+pub mod ami;
 pub mod apt;
 pub mod cpio;
 pub mod deb;

@@ -38,10 +38,24 @@ enum Cmd {
         #[arg(long)]
         kernel: Option<String>,
     },
-    /// Boot dist/vmlinuz + dist/initrd in QEMU with a development ssh key authorized,
-    /// console here (Ctrl-A X quits).
     /// Build the images under tests/images/ that the end-to-end tests load.
     TestImages,
+    /// Upload dist/corral.img and register it as an AMI (x86_64, ENA, uefi-preferred,
+    /// IMDSv2). Uses coldsnap, or with --bucket the AWS CLI's S3 import. docs/ec2.md.
+    Ami {
+        /// The AMI's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// AWS region (default: the AWS CLI's).
+        #[arg(long)]
+        region: Option<String>,
+        /// Upload through this S3 bucket and `aws ec2 import-snapshot` instead of
+        /// coldsnap.
+        #[arg(long)]
+        bucket: Option<String>,
+    },
+    /// Boot dist/vmlinuz + dist/initrd in QEMU with a development ssh key authorized,
+    /// console here (Ctrl-A X quits).
     Run {
         /// Host port on 127.0.0.1 forwarded to the guest's ssh.
         #[arg(long, default_value_t = 2222)]
@@ -118,6 +132,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for archive in dist::test_images(&paths).context("building the test images")? {
                 println!("  {}", archive.display());
             }
+        }
+        Cmd::Ami {
+            name,
+            region,
+            bucket,
+        } => {
+            let version = corral_build::dist::VERSION;
+            let opts = corral_build::ami::AmiOptions {
+                image: paths.dist.join("corral.img"),
+                name: name.unwrap_or_else(|| format!("corral-{version}")),
+                description: format!("Corral {version}"),
+                region,
+                uploader: match bucket {
+                    Some(bucket) => corral_build::ami::Uploader::S3 { bucket },
+                    None => corral_build::ami::Uploader::Coldsnap,
+                },
+            };
+            let ami = corral_build::ami::make_ami(&opts).context("registering the AMI")?;
+            println!("registered {ami} ({})", opts.name);
         }
         Cmd::Run {
             ssh_port,
