@@ -91,8 +91,13 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
         user: "corral".into(),
         key: key.private.clone(),
     };
-    ssh.wait_ready(BOOT)
+    let ready = ssh
+        .wait_ready(BOOT)
         .expect("sshd accepts the key from the metadata");
+    eprintln!(
+        "disk-bios (first boot, grows the state partition): sshd accepted the key {:.1}s after QEMU started",
+        ready.duration_since(vm.started).as_secs_f64()
+    );
     assert_eq!(
         ssh.check("hostname", CMD).expect("hostname").trim(),
         HOSTNAME
@@ -146,7 +151,11 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     let (cfg, port) = ec2_machine(&disk, Firmware::Uefi, &imds);
     let mut vm = Vm::start("disk-uefi", &cfg, &dir.join("uefi"), Vec::new()).expect("QEMU");
     let ssh = Ssh { port, ..ssh };
-    ssh.wait_ready(BOOT).expect("sshd after the UEFI boot");
+    let ready = ssh.wait_ready(BOOT).expect("sshd after the UEFI boot");
+    eprintln!(
+        "disk-uefi (second boot): sshd accepted the key {:.1}s after QEMU started",
+        ready.duration_since(vm.started).as_secs_f64()
+    );
     let console = vm.console.text();
     assert!(
         console.contains("state: /dev/nvme0n1p5 mounted on /run/corral/state\n")
