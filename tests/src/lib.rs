@@ -41,6 +41,28 @@ pub enum HarnessError {
 
 pub type Result<T> = std::result::Result<T, HarnessError>;
 
+/// Runs `attempt` every 2 s until it reports exit 0 or `timeout` passes; returns the
+/// successful output. The error names `command` and the last outcome. Behind
+/// [`Ssh::eventually`] and [`Vm::eventually`].
+pub fn retry(
+    command: &str,
+    timeout: std::time::Duration,
+    mut attempt: impl FnMut() -> Result<(i32, String)>,
+) -> Result<String> {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        match attempt() {
+            Ok((0, out)) => return Ok(out),
+            other if std::time::Instant::now() > end => {
+                return Err(HarnessError::Timeout(format!(
+                    "`{command}` to succeed; last: {other:?}"
+                )))
+            }
+            _ => std::thread::sleep(std::time::Duration::from_secs(2)),
+        }
+    }
+}
+
 /// The repository's root (the workspace directory).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

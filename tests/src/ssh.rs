@@ -178,6 +178,17 @@ impl Ssh {
         Ok(output)
     }
 
+    /// Retries `command` (each try killed at `per_try`) until it exits 0 or `timeout`
+    /// passes; returns its output.
+    pub fn eventually(
+        &self,
+        command: &str,
+        timeout: Duration,
+        per_try: Duration,
+    ) -> Result<String> {
+        crate::retry(command, timeout, || self.run(command, per_try))
+    }
+
     /// Retries `true` until sshd accepts the key; returns when it did.
     pub fn wait_ready(&self, timeout: Duration) -> Result<Instant> {
         let deadline = Instant::now() + timeout;

@@ -176,6 +176,16 @@ impl Vm {
         Ok(out)
     }
 
+    /// [`Vm::run`] until `command` exits 0 or `timeout` passes; returns its output.
+    pub fn eventually(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        per_try: Duration,
+    ) -> Result<String> {
+        crate::retry(command, timeout, || self.run(command, per_try))
+    }
+
     /// Waits for QEMU to exit (after a poweroff in the guest).
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
         let deadline = Instant::now() + timeout;

@@ -7,7 +7,7 @@ use corral_harness::{
     artifact, free_port, log_dir, nocloud_iso, Boot, Drive, KeyPair, Ssh, Vm, VmConfig,
 };
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(240);
 const CMD: Duration = Duration::from_secs(60);
@@ -18,18 +18,6 @@ fn kernel_boot(extra: &str) -> Boot {
         kernel: artifact("vmlinuz"),
         initrd: artifact("initrd"),
         cmdline: format!("console=ttyS0,115200n8 corral.debug_shell=ttyS1 {extra}"),
-    }
-}
-
-/// Runs `command` in the debug shell until it succeeds or `timeout` passes.
-fn eventually(vm: &mut Vm, command: &str, timeout: Duration) -> String {
-    let end = Instant::now() + timeout;
-    loop {
-        match vm.run(command, CMD) {
-            Ok((0, out)) => return out,
-            other if Instant::now() > end => panic!("`{command}` never succeeded: {other:?}"),
-            _ => std::thread::sleep(Duration::from_secs(2)),
-        }
     }
 }
 
@@ -130,11 +118,12 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     );
     vm.check("test -f /run/bootcmd-ran", CMD)
         .expect("bootcmd ran on the host");
-    eventually(
-        &mut vm,
+    vm.eventually(
         "test -f /run/runcmd-ran && test -f /home/corral/runcmd-argv",
         CMD,
-    );
+        CMD,
+    )
+    .expect("runcmd ran");
     assert_eq!(
         vm.check("cat /proc/sys/vm/swappiness", CMD)
             .expect("sysctl")
@@ -153,11 +142,13 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         .expect("modes"),
         "700\n600\n"
     );
-    let status = eventually(
-        &mut vm,
-        "corral-manager status | grep -o 'hello=running'",
-        Duration::from_secs(120),
-    );
+    let status = vm
+        .eventually(
+            "corral-manager status | grep -o 'hello=running'",
+            Duration::from_secs(120),
+            CMD,
+        )
+        .expect("the extra service runs");
     assert_eq!(status.trim(), "hello=running");
     // corral.environment reached the services; the file reached the syslog container.
     vm.check(
@@ -203,7 +194,8 @@ fn ec2_metadata_over_imdsv2_gives_the_key_and_the_hostname() {
         ssh.check("hostname", CMD).expect("hostname").trim(),
         "ip-10-0-0-7.ec2.internal"
     );
-    eventually(&mut vm, "grep -q from-ec2 /run/ec2-runcmd", CMD);
+    vm.eventually("grep -q from-ec2 /run/ec2-runcmd", CMD, CMD)
+        .expect("the user-data's runcmd ran");
     let requests = fake.requests();
     assert_eq!(
         requests.first().map(String::as_str),

@@ -11,7 +11,7 @@ use corral_harness::{
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(300);
 const CMD: Duration = Duration::from_secs(120);
@@ -37,17 +37,6 @@ fn disk_from_image(dir: &Path) -> PathBuf {
         .expect("open the disk");
     f.set_len(DISK_GIB << 30).expect("grow the disk file");
     disk
-}
-
-fn eventually(ssh: &Ssh, command: &str, timeout: Duration) -> String {
-    let end = Instant::now() + timeout;
-    loop {
-        match ssh.run(command, CMD) {
-            Ok((0, out)) => return out,
-            other if Instant::now() > end => panic!("`{command}` never succeeded: {other:?}"),
-            _ => std::thread::sleep(Duration::from_secs(2)),
-        }
-    }
 }
 
 fn ec2_machine(disk: &Path, firmware: Firmware, imds: &FakeImds) -> (VmConfig, u16) {
@@ -132,7 +121,8 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     // Something in every kind of persisted place.
     ssh.check("echo kept > /home/corral/persist.txt", CMD)
         .expect("write to home");
-    eventually(&ssh, "docker info --format '{{.ServerVersion}}'", BOOT);
+    ssh.eventually("docker info --format '{{.ServerVersion}}'", BOOT, CMD)
+        .expect("the user engine answers");
     ssh.run_with_input("docker load", Some(&test_image("busybox")), CMD)
         .expect("docker load");
     ssh.check(
@@ -169,7 +159,8 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
             .trim(),
         "kept"
     );
-    eventually(&ssh, "docker info --format '{{.ServerVersion}}'", BOOT);
+    ssh.eventually("docker info --format '{{.ServerVersion}}'", BOOT, CMD)
+        .expect("the user engine answers");
     ssh.check(&format!("docker image inspect {BUSYBOX} >/dev/null"), CMD)
         .expect("the image is still in the user engine");
     assert_eq!(

@@ -16,18 +16,6 @@ const CMD: Duration = Duration::from_secs(120);
 /// The test image's reference (tests/images/busybox, built with the OS version).
 const BUSYBOX: &str = "corral/busybox:0.1.0";
 
-/// Retries `command` over ssh until it succeeds or `timeout` passes.
-fn eventually(ssh: &Ssh, command: &str, timeout: Duration) -> String {
-    let end = Instant::now() + timeout;
-    loop {
-        match ssh.run(command, CMD) {
-            Ok((0, out)) => return out,
-            other if Instant::now() > end => panic!("`{command}` never succeeded: {other:?}"),
-            _ => std::thread::sleep(Duration::from_secs(2)),
-        }
-    }
-}
-
 /// GET / from 127.0.0.1:`port` (a QEMU hostfwd); the whole response.
 fn http_get(port: u16) -> std::io::Result<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
@@ -274,11 +262,13 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
     );
     std::thread::sleep(Duration::from_secs(5));
     ssh.wait_ready(BOOT).expect("ssh after the console restart");
-    let restarted = eventually(
-        &ssh,
-        "sudo system-docker inspect --format '{{.State.StartedAt}}' console",
-        CMD,
-    );
+    let restarted = ssh
+        .eventually(
+            "sudo system-docker inspect --format '{{.State.StartedAt}}' console",
+            CMD,
+            CMD,
+        )
+        .expect("the console restarted");
     assert!(!restarted.trim().is_empty());
     let still = ssh
         .check("docker ps --format '{{.Names}} {{.Status}}'", CMD)
