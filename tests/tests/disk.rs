@@ -183,17 +183,6 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
         .expect("QEMU exits after poweroff");
 }
 
-/// The ext4 label of a disk image file, read from its superblock.
-fn ext4_label(file: &Path) -> Option<String> {
-    let bytes = std::fs::read(file).ok()?;
-    let sb = bytes.get(1024..1024 + 136)?;
-    (sb[56..58] == [0x53, 0xEF]).then(|| {
-        String::from_utf8_lossy(&sb[120..136])
-            .trim_end_matches('\0')
-            .to_string()
-    })
-}
-
 #[test]
 fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
     let dir = log_dir("autoformat");
@@ -243,5 +232,9 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
         content,
         "the disk with data is untouched"
     );
-    assert_eq!(ext4_label(&blank).as_deref(), Some("CORRAL_STATE"));
+    // The label as PID 1 reads it (and blkid would).
+    assert_eq!(
+        corral_init::label::of_device(&blank).as_deref(),
+        Some("CORRAL_STATE")
+    );
 }
