@@ -146,10 +146,6 @@ pub fn register_args(opts: &AmiOptions, snapshot: &str) -> Vec<String> {
     )
 }
 
-fn field<'a>(json: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
-    path.iter().try_fold(json, |v, k| v.get(k))
-}
-
 fn parse(text: &str, what: &str) -> Result<serde_json::Value, BuildError> {
     serde_json::from_str(text).map_err(|e| BuildError::Command {
         command: what.to_string(),
@@ -157,16 +153,21 @@ fn parse(text: &str, what: &str) -> Result<serde_json::Value, BuildError> {
     })
 }
 
-/// The task ID from import-snapshot's answer.
-pub fn import_task_id(output: &str) -> Result<String, BuildError> {
-    let v = parse(output, "aws ec2 import-snapshot")?;
-    field(&v, &["ImportTaskId"])
+/// The text at `key` in the JSON answer of `command`.
+fn text_field(output: &str, command: &str, key: &str) -> Result<String, BuildError> {
+    parse(output, command)?
+        .get(key)
         .and_then(|t| t.as_str())
         .map(str::to_string)
         .ok_or_else(|| BuildError::Command {
-            command: "aws ec2 import-snapshot".into(),
-            detail: format!("no ImportTaskId in {output}"),
+            command: command.into(),
+            detail: format!("no {key} in {output}"),
         })
+}
+
+/// The task ID from import-snapshot's answer.
+pub fn import_task_id(output: &str) -> Result<String, BuildError> {
+    text_field(output, "aws ec2 import-snapshot", "ImportTaskId")
 }
 
 /// Where an import stands.
@@ -180,7 +181,8 @@ pub enum Import {
 /// The state of the one task in describe-import-snapshot-tasks' answer.
 pub fn import_state(output: &str) -> Result<Import, BuildError> {
     let v = parse(output, "aws ec2 describe-import-snapshot-tasks")?;
-    let detail = field(&v, &["ImportSnapshotTasks"])
+    let detail = v
+        .get("ImportSnapshotTasks")
         .and_then(|t| t.get(0))
         .and_then(|t| t.get("SnapshotTaskDetail"))
         .ok_or_else(|| BuildError::Command {
@@ -216,14 +218,7 @@ pub fn coldsnap_snapshot(output: &str) -> Option<String> {
 
 /// The AMI ID from register-image's answer.
 pub fn image_id(output: &str) -> Result<String, BuildError> {
-    let v = parse(output, "aws ec2 register-image")?;
-    field(&v, &["ImageId"])
-        .and_then(|t| t.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| BuildError::Command {
-            command: "aws ec2 register-image".into(),
-            detail: format!("no ImageId in {output}"),
-        })
+    text_field(output, "aws ec2 register-image", "ImageId")
 }
 
 fn run(args: &[String]) -> Result<String, BuildError> {
