@@ -217,11 +217,7 @@ impl Table {
             return Err(DiskError::NoTable);
         }
         let u32_at = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
-        let u64_at = |o: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&h[o..o + 8]);
-            u64::from_le_bytes(b)
-        };
+        let u64_at = |o: usize| u64_le(&h, o);
         let size = u32_at(12) as usize;
         if !(HEADER_SIZE..=SECTOR as usize).contains(&size) {
             return Err(DiskError::Corrupt(format!("header size {size}")));
@@ -260,11 +256,6 @@ impl Table {
             }
             let mut guid = [0u8; 16];
             guid.copy_from_slice(&e[16..32]);
-            let le = |o: usize| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&e[o..o + 8]);
-                u64::from_le_bytes(b)
-            };
             let units: Vec<u16> = e[56..128]
                 .chunks(2)
                 .map(|c| u16::from_le_bytes([c[0], c[1]]))
@@ -273,9 +264,9 @@ impl Table {
             partitions.push(Partition {
                 type_guid: Guid(type_guid),
                 guid: Guid(guid),
-                first: le(32),
-                last: le(40),
-                attributes: le(48),
+                first: u64_le(e, 32),
+                last: u64_le(e, 40),
+                attributes: u64_le(e, 48),
                 name: String::from_utf16_lossy(&units),
             });
         }
@@ -310,6 +301,13 @@ impl Table {
         self.partitions[index].last = last;
         Some(last)
     }
+}
+
+/// The little-endian u64 at `offset` (callers have checked the length).
+fn u64_le(bytes: &[u8], offset: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[offset..offset + 8]);
+    u64::from_le_bytes(b)
 }
 
 /// A disk's size in sectors, for a file or a block device (seeking to the end works for

@@ -189,7 +189,7 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
     let part = |slot: &layout::Slot| &table.partitions[layout::number(slot) - 1];
 
     // BIOS: core.img in partition 1, boot.img in the MBR pointing at it.
-    let bios_part = &table.partitions[layout::number(&layout::BIOS) - 1];
+    let bios_part = part(&layout::BIOS);
     let mut core = fs::read(grub_pc_core(work)?).map_err(io(work))?;
     if core.len() as u64 > bios_part.bytes() {
         return Err(IsoError::Command {
