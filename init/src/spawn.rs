@@ -15,6 +15,24 @@ pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 
 nix::ioctl_write_int_bad!(tiocsctty, nix::libc::TIOCSCTTY);
 
+/// A command with PID 1's clean environment and the signal mask emptied before exec.
+fn clean(program: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/root")
+        .env("TERM", "linux");
+    // SAFETY: only sigprocmask, async-signal-safe, runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            Ok(())
+        });
+    }
+    cmd
+}
+
 /// Starts `program` with `args`. With `tty`, the program's stdio is that terminal and it
 /// becomes the controlling terminal (so a shell there gets job control and Ctrl-C).
 pub fn spawn(program: &Path, args: &[&str], tty: Option<&Path>) -> Result<Pid> {
@@ -22,12 +40,7 @@ pub fn spawn(program: &Path, args: &[&str], tty: Option<&Path>) -> Result<Pid> {
         program: program.to_path_buf(),
         source,
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", "/root")
-        .env("TERM", "linux");
+    let mut cmd = clean(program, args);
     if let Some(tty) = tty {
         let open = || OpenOptions::new().read(true).write(true).open(tty);
         cmd.stdin(Stdio::from(open().map_err(err)?))
@@ -35,11 +48,10 @@ pub fn spawn(program: &Path, args: &[&str], tty: Option<&Path>) -> Result<Pid> {
             .stderr(Stdio::from(open().map_err(err)?));
     }
     let with_tty = tty.is_some();
-    // SAFETY: between fork and exec only async-signal-safe calls are made: sigprocmask,
-    // setsid and ioctl.
+    // SAFETY: between fork and exec only async-signal-safe calls are made: setsid and
+    // ioctl (after clean()'s sigprocmask).
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             nix::unistd::setsid()?;
             if with_tty {
                 tiocsctty(0, 1)?;
@@ -53,26 +65,20 @@ pub fn spawn(program: &Path, args: &[&str], tty: Option<&Path>) -> Result<Pid> {
 }
 
 /// Runs `program` to its end with the same clean environment and signal mask as
-/// [`spawn`], during boot while PID 1 has no other children (it waits for this one
-/// itself). An exit other than 0 is an error with the program's stderr.
+/// [`spawn`] (no session or tty of its own), during boot while PID 1 has no other
+/// children (it waits for this one itself). An exit other than 0 is an error with the
+/// program's stderr.
 pub fn run(program: &str, args: &[&str]) -> Result<()> {
     let command = std::iter::once(program)
         .chain(args.iter().copied())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut cmd = Command::new(program);
-    cmd.args(args).env_clear().env("PATH", PATH);
-    // SAFETY: only sigprocmask runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-            Ok(())
-        });
-    }
-    let out = cmd.output().map_err(|e| InitError::Run {
-        command: command.clone(),
-        detail: e.to_string(),
-    })?;
+    let out = clean(Path::new(program), args)
+        .output()
+        .map_err(|e| InitError::Run {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
     if out.status.success() {
         Ok(())
     } else {
