@@ -169,23 +169,14 @@ impl VmConfig {
                     "scsi-cd,drive=boot,bus=scsi0.0,bootindex=0",
                 ]);
             }
-            Boot::Disk(disk) => {
+            Boot::Disk(disk) | Boot::Nvme(disk) => {
                 let drive = format!("if=none,id=boot,file={},format=raw", path(disk));
-                push(&[
-                    "-drive",
-                    &drive,
-                    "-device",
-                    "virtio-blk-pci,drive=boot,bootindex=0",
-                ]);
-            }
-            Boot::Nvme(disk) => {
-                let drive = format!("if=none,id=boot,file={},format=raw", path(disk));
-                push(&[
-                    "-drive",
-                    &drive,
-                    "-device",
-                    "nvme,drive=boot,serial=corral-root,bootindex=0",
-                ]);
+                let device = if matches!(self.boot, Boot::Nvme(_)) {
+                    "nvme,drive=boot,serial=corral-root,bootindex=0"
+                } else {
+                    "virtio-blk-pci,drive=boot,bootindex=0"
+                };
+                push(&["-drive", &drive, "-device", device]);
             }
             Boot::Kernel {
                 kernel,
@@ -245,6 +236,23 @@ mod tests {
         assert!(a.contains("hostfwd=tcp:127.0.0.1:2222-:22"));
         assert!(a.contains("-serial mon:stdio"));
         assert!(!a.contains("-bios"));
+    }
+
+    #[test]
+    fn disks_boot_first_on_virtio_or_nvme() {
+        let virtio = joined(
+            &VmConfig::new(Boot::Disk("/d/a.img".into())),
+            &Serial::Stdio,
+        );
+        assert!(virtio
+            .contains("file=/d/a.img,format=raw -device virtio-blk-pci,drive=boot,bootindex=0"));
+        let nvme = joined(
+            &VmConfig::new(Boot::Nvme("/d/a.img".into())),
+            &Serial::Stdio,
+        );
+        assert!(nvme.contains(
+            "file=/d/a.img,format=raw -device nvme,drive=boot,serial=corral-root,bootindex=0"
+        ));
     }
 
     #[test]
