@@ -347,7 +347,8 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     fp.text("initrd", &initrd_fp)
         .text("kernel", &r.kernel.sha256)
         .text("cmdline", CMDLINE)
-        .text("iso", include_str!("../../iso/src/lib.rs"));
+        .text("iso", include_str!("../../iso/src/lib.rs"))
+        .text("kit", include_str!("../../iso/src/disk.rs"));
     let iso_fp = fp.finish();
     if fresh(&iso, &iso_fp) {
         eprintln!("  {:<28} unchanged", "ISO");

@@ -8,6 +8,7 @@
 
 pub mod console;
 pub mod files;
+pub mod install;
 pub mod passwd;
 pub mod usercmd;
 pub mod validate;

@@ -1,41 +1,180 @@
-//! `corral`: `corral config validate`, and the console container's entrypoint
-//! (`corral console-init`, which starts `corral runcmd`).
+//! `corral`: `corral config validate`, `corral install`, and the console container's
+//! entrypoint (`corral console-init`, which starts `corral runcmd`).
 
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use corral_cli::console::{self, USER};
+use corral_cli::install::{self, host::Host};
 use corral_cli::passwd;
 use corral_init::supervisor::{self, Respawn};
 use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
-        ["console-init"] => console_init(),
-        ["runcmd"] => runcmd(),
-        ["config", "validate"] => {
-            let report = corral_cli::validate::this_machine();
-            if !corral_cli::validate::print("this machine's configuration", &report) {
-                std::process::exit(1);
-            }
-            Ok(())
+/// Corral's command: the machine's configuration, and installing Corral to a disk.
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The machine's configuration (cloud-config).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Installs Corral from the ISO this machine booted onto a disk (GRUB for BIOS and
+    /// UEFI, boot slot A, the state partition), then reboots into it.
+    Install(InstallArgs),
+    /// The console service's entrypoint: ssh keys, sshd and the gettys.
+    #[command(hide = true)]
+    ConsoleInit,
+    /// Runs runcmd and a user-data script (console-init starts it).
+    #[command(hide = true)]
+    Runcmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Lists every problem in a cloud-config (a file, or this machine's configuration)
+    /// with file, line, column and key; exits 1 if there is one.
+    Validate {
+        /// The file to check (`-` reads stdin); without it, this machine's layers.
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct InstallArgs {
+    /// The whole disk to install to, such as /dev/vda or /dev/nvme0n1 (erased).
+    #[arg(short, long, value_name = "DEVICE")]
+    device: PathBuf,
+    /// A cloud-config to keep as the installed machine's configuration.
+    #[arg(short, long, value_name = "FILE")]
+    cloud_config: Option<PathBuf>,
+    /// Erase the disk without asking.
+    #[arg(short, long)]
+    force: bool,
+    /// Stay up when done instead of rebooting.
+    #[arg(long)]
+    no_reboot: bool,
+}
+
+/// Exit codes: 0 done, 1 the user's error (bad arguments or input), 2 the machine's.
+const USER_ERROR: u8 = 1;
+const SYSTEM_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(USER_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
-        ["config", "validate", "-i", file] | ["config", "validate", "--input", file] => {
-            let report = corral_cli::validate::file(Path::new(file))
-                .with_context(|| format!("reading {file}"))?;
-            if !corral_cli::validate::print(file, &report) {
-                std::process::exit(1);
-            }
-            Ok(())
+    };
+    let result = match cli.command {
+        Command::ConsoleInit => console_init(),
+        Command::Runcmd => runcmd(),
+        Command::Config {
+            command: ConfigCommand::Validate { input },
+        } => return validate(input.as_deref()),
+        Command::Install(args) => return install(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corral: {e:#}");
+            ExitCode::from(SYSTEM_ERROR)
         }
-        _ => anyhow::bail!(
-            "usage: corral config validate [-i FILE] (FILE - reads stdin)\n       \
-             corral console-init (the console service's entrypoint)\n       \
-             corral runcmd (runs runcmd and a user-data script; console-init starts it)"
+    }
+}
+
+fn validate(input: Option<&Path>) -> ExitCode {
+    let (what, report) = match input {
+        None => (
+            "this machine's configuration".to_string(),
+            corral_cli::validate::this_machine(),
         ),
+        Some(file) => match corral_cli::validate::file(file) {
+            Ok(r) => (file.display().to_string(), r),
+            Err(e) => {
+                eprintln!("corral: reading {}: {e}", file.display());
+                return ExitCode::from(USER_ERROR);
+            }
+        },
+    };
+    if corral_cli::validate::print(&what, &report) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(USER_ERROR)
+    }
+}
+
+fn install(args: &InstallArgs) -> ExitCode {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "corral: install writes a whole disk and needs root: sudo corral install -d {}",
+            args.device.display()
+        );
+        return ExitCode::from(USER_ERROR);
+    }
+    let req = install::Request {
+        device: args.device.clone(),
+        cloud_config: args.cloud_config.clone(),
+        force: args.force,
+        reboot: !args.no_reboot,
+        work: std::env::temp_dir().join(format!("corral-install.{}", std::process::id())),
+    };
+    let host = install::host::Linux::default();
+    let mut ask = |question: &str| -> std::io::Result<bool> {
+        eprint!("{question}");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        Ok(install::plan::is_yes(&answer))
+    };
+    match install::install(&host, &req, &mut ask) {
+        Ok(done) => {
+            println!(
+                "Corral is installed on {} (from {}): boot slot A, state partition {:.1} GiB{}.",
+                done.disk.display(),
+                done.source.display(),
+                done.state_bytes as f64 / (1u64 << 30) as f64,
+                done.cloud_config
+                    .as_ref()
+                    .map(|c| format!(", cloud-config from {}", c.display()))
+                    .unwrap_or_default()
+            );
+            if !req.reboot {
+                println!("Remove the ISO (or boot from the disk) and reboot to start it.");
+                return ExitCode::SUCCESS;
+            }
+            println!("Rebooting; remove the ISO if the machine boots it first.");
+            match host.reboot() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("corral: asking PID 1 to reboot: {e}; run sudo reboot");
+                    ExitCode::from(SYSTEM_ERROR)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("corral install: {e}");
+            ExitCode::from(if e.is_user_error() {
+                USER_ERROR
+            } else {
+                SYSTEM_ERROR
+            })
+        }
     }
 }
 

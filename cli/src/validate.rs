@@ -21,15 +21,19 @@ pub fn file(path: &Path) -> std::io::Result<Report> {
     reader
         .take(corral_config::userdata::MAX_USER_DATA as u64 + 1)
         .read_to_end(&mut bytes)?;
-    let origin = path.display().to_string();
-    let mut report = validate::layer(&origin, &bytes);
+    Ok(bytes_of(&path.display().to_string(), &bytes))
+}
+
+/// Checks a cloud-config's bytes; `origin` names it in the messages.
+pub fn bytes_of(origin: &str, bytes: &[u8]) -> Report {
+    let mut report = validate::layer(origin, bytes);
     if report.errors.is_empty() {
-        let doc = validate::as_user_data(&bytes);
-        if let Ok(UserData::CloudConfig { config, .. }) = userdata::parse(&origin, &doc) {
-            add_engine(&mut report, &origin, &config);
+        let doc = validate::as_user_data(bytes);
+        if let Ok(UserData::CloudConfig { config, .. }) = userdata::parse(origin, &doc) {
+            add_engine(&mut report, origin, &config);
         }
     }
-    Ok(report)
+    report
 }
 
 /// What the user engine cannot honour in `config` (`corral.docker`), the way the

@@ -4,6 +4,7 @@
 //! (`include/grub/i386/pc/boot.h`, `grub-core/boot/i386/pc/diskboot.S`).
 
 use crate::error::DiskError;
+use crate::gpt::Partition;
 
 /// Where boot.img keeps the first sector of core.img (a 64-bit LBA).
 const KERNEL_SECTOR: usize = 0x5c;
@@ -70,6 +71,22 @@ pub fn patch_core(core: &mut [u8], core_lba: u64) -> Result<(), DiskError> {
     Ok(())
 }
 
+/// Checks that core.img fits the BIOS boot partition `part` and points its block list
+/// there, for writing at the partition's first sector.
+pub fn fit_core(core: &mut [u8], part: &Partition) -> Result<(), DiskError> {
+    if core.len() as u64 > part.bytes() {
+        return Err(DiskError::Grub {
+            what: "core.img",
+            why: format!(
+                "{} bytes; the BIOS boot partition holds {}",
+                core.len(),
+                part.bytes()
+            ),
+        });
+    }
+    patch_core(core, part.first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +127,29 @@ mod tests {
         assert_eq!(core[BLOCKLIST + 8], 3);
         let mut wrong = vec![0u8; 3 * 512];
         assert!(patch_core(&mut wrong, 2048).is_err());
+    }
+
+    #[test]
+    fn core_must_fit_its_partition() {
+        let part = Partition {
+            type_guid: crate::Guid::default(),
+            guid: crate::Guid::default(),
+            first: 2048,
+            last: 2049,
+            attributes: 0,
+            name: "BIOS".into(),
+        };
+        let mut core = vec![0u8; 3 * 512];
+        core[BLOCKLIST + 8] = 2;
+        let err = fit_core(&mut core, &part).unwrap_err().to_string();
+        assert!(
+            err.contains("1536 bytes") && err.contains("holds 1024"),
+            "{err}"
+        );
+        let mut small = vec![0u8; 2 * 512];
+        small[BLOCKLIST + 8] = 1;
+        fit_core(&mut small, &part).unwrap();
+        assert_eq!(&small[BLOCKLIST..BLOCKLIST + 8], &2049u64.to_le_bytes());
     }
 
     #[test]

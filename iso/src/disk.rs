@@ -137,28 +137,87 @@ fn write_at(image: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
 
 /// GRUB's core image for BIOS boots: modules built in, the prefix on partition 2 of the
 /// drive the BIOS booted.
-fn grub_pc_core(work: &Path) -> Result<PathBuf> {
+fn grub_pc_core(out: &Path) -> Result<()> {
     need(GRUB_PC_DIR)?;
-    let out = work.join("core.img");
     let prefix = format!("(,gpt{})/{GRUB_DIR}", layout::number(&EFI));
     run(Command::new("grub-mkimage")
         .args(["-O", "i386-pc", "-p", &prefix, "-o"])
-        .arg(&out)
+        .arg(out)
         .arg("biosdisk")
-        .args(GRUB_DISK_MODULES))?;
-    Ok(out)
+        .args(GRUB_DISK_MODULES))
 }
 
 /// GRUB for UEFI: the prefix without a device is the partition it was loaded from.
-fn grub_efi_disk(work: &Path) -> Result<PathBuf> {
+fn grub_efi_disk(out: &Path) -> Result<()> {
     need(crate::GRUB_EFI_DIR)?;
-    let out = work.join("BOOTX64.EFI");
     run(Command::new("grub-mkimage")
         .args(["-O", "x86_64-efi", "-p", &format!("/{GRUB_DIR}"), "-o"])
-        .arg(&out)
+        .arg(out)
         .args(GRUB_DISK_MODULES)
-        .args(["efi_gop", "all_video"]))?;
-    Ok(out)
+        .args(["efi_gop", "all_video"]))
+}
+
+/// GRUB for a Corral disk, as files: what the disk image is made from, and what the ISO
+/// carries (in [`KIT_DIR`]) for `corral install` to write onto a disk.
+#[derive(Debug, Clone)]
+pub struct BootKit {
+    /// GRUB's i386-pc boot sector (the MBR's code).
+    pub boot_img: PathBuf,
+    /// GRUB's i386-pc core image, its block list not yet pointed at a partition.
+    pub core_img: PathBuf,
+    /// GRUB for UEFI, for the ESP's removable path.
+    pub efi: PathBuf,
+    /// The slot-choosing menu, for the ESP's `/grub/grub.cfg`.
+    pub grub_cfg: PathBuf,
+    /// The environment block a new disk starts with (`corral_slot=A`).
+    pub grubenv: PathBuf,
+}
+
+/// Where the ISO keeps the boot kit.
+pub const KIT_DIR: &str = "boot/install";
+
+impl BootKit {
+    /// The kit's file names, as in [`KIT_DIR`].
+    pub const FILES: [&'static str; 5] =
+        ["boot.img", "core.img", "BOOTX64.EFI", "grub.cfg", "grubenv"];
+
+    /// The kit in a directory that holds [`BootKit::FILES`].
+    pub fn in_dir(dir: &Path) -> BootKit {
+        let f = |name: &str| dir.join(name);
+        BootKit {
+            boot_img: f("boot.img"),
+            core_img: f("core.img"),
+            efi: f("BOOTX64.EFI"),
+            grub_cfg: f("grub.cfg"),
+            grubenv: f("grubenv"),
+        }
+    }
+
+    /// Every file, in the order of [`BootKit::FILES`].
+    pub fn files(&self) -> [&Path; 5] {
+        [
+            &self.boot_img,
+            &self.core_img,
+            &self.efi,
+            &self.grub_cfg,
+            &self.grubenv,
+        ]
+    }
+}
+
+/// Makes the boot kit in `dir` (created) for a disk whose kernel command line is
+/// `cmdline`.
+pub fn boot_kit(dir: &Path, cmdline: &str) -> Result<BootKit> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let kit = BootKit::in_dir(dir);
+    grub_pc_core(&kit.core_img)?;
+    grub_efi_disk(&kit.efi)?;
+    let boot_img = Path::new(GRUB_PC_DIR.0).join("boot.img");
+    fs::copy(&boot_img, &kit.boot_img).map_err(io(&boot_img))?;
+    fs::write(&kit.grub_cfg, grub_disk_cfg(cmdline)).map_err(io(&kit.grub_cfg))?;
+    let env = grubenv(&[("corral_slot", "A")]).unwrap_or_default();
+    fs::write(&kit.grubenv, env).map_err(io(&kit.grubenv))?;
+    Ok(kit)
 }
 
 /// Makes the raw disk image: table, GRUB for both firmwares, slot A filled, slot B
@@ -169,6 +228,7 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
         fs::remove_dir_all(work).map_err(io(work))?;
     }
     fs::create_dir_all(work).map_err(io(work))?;
+    let kit = boot_kit(&work.join("kit"), inputs.cmdline)?;
     let image = inputs.output;
     let _ = fs::remove_file(image);
     let file = File::create(image).map_err(io(image))?;
@@ -190,21 +250,10 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
 
     // BIOS: core.img in partition 1, boot.img in the MBR pointing at it.
     let bios_part = part(&layout::BIOS);
-    let mut core = fs::read(grub_pc_core(work)?).map_err(io(work))?;
-    if core.len() as u64 > bios_part.bytes() {
-        return Err(IsoError::Command {
-            command: "grub-mkimage -O i386-pc".into(),
-            detail: format!(
-                "core.img is {} bytes; the BIOS boot partition holds {}",
-                core.len(),
-                bios_part.bytes()
-            ),
-        });
-    }
-    bios::patch_core(&mut core, bios_part.first)?;
+    let mut core = fs::read(&kit.core_img).map_err(io(&kit.core_img))?;
+    bios::fit_core(&mut core, bios_part)?;
     write_at(image, bios_part.offset(), &core)?;
-    let boot_img_path = Path::new(GRUB_PC_DIR.0).join("boot.img");
-    let boot_img = fs::read(&boot_img_path).map_err(io(&boot_img_path))?;
+    let boot_img = fs::read(&kit.boot_img).map_err(io(&kit.boot_img))?;
     let mut mbr = [0u8; 512];
     disk.seek(SeekFrom::Start(0)).map_err(io(image))?;
     disk.read_exact(&mut mbr).map_err(io(image))?;
@@ -228,16 +277,10 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
         .args(["-i", &fat])
         .args(["::/EFI", "::/EFI/BOOT"])
         .arg(format!("::/{GRUB_DIR}")))?;
-    let efi = grub_efi_disk(work)?;
-    let cfg = work.join("grub.cfg");
-    fs::write(&cfg, grub_disk_cfg(inputs.cmdline)).map_err(io(&cfg))?;
-    let env = work.join("grubenv");
-    let env_text = grubenv(&[("corral_slot", "A")]).unwrap_or_default();
-    fs::write(&env, env_text).map_err(io(&env))?;
     for (from, to) in [
-        (&efi, "::/EFI/BOOT/BOOTX64.EFI".to_string()),
-        (&cfg, format!("::/{GRUB_DIR}/grub.cfg")),
-        (&env, format!("::/{GRUB_DIR}/grubenv")),
+        (&kit.efi, "::/EFI/BOOT/BOOTX64.EFI".to_string()),
+        (&kit.grub_cfg, format!("::/{GRUB_DIR}/grub.cfg")),
+        (&kit.grubenv, format!("::/{GRUB_DIR}/grubenv")),
     ] {
         run(Command::new("mcopy").args(["-i", &fat]).arg(from).arg(to))?;
     }

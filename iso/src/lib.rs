@@ -3,9 +3,11 @@
 //! Makes `corral.iso` from a kernel, an initrd and a kernel command line: isolinux for
 //! BIOS, GRUB (a standalone x86_64-efi image at the removable path
 //! `/EFI/BOOT/BOOTX64.EFI`, also inside an El Torito EFI image) for UEFI, hybrid so the
-//! same file boots from a CD or written to a disk. Both menus show the serial console
-//! and VGA, wait one second, and let the user edit the command line (Tab in isolinux,
-//! `e` in GRUB), so `corral.*` options pass through to the kernel.
+//! same file boots from a CD or written to a disk. It also carries, in `/boot/install`,
+//! the GRUB files `corral install` writes onto a disk (the disk image's boot kit,
+//! [`disk::BootKit`]). Both menus show the serial console and VGA, wait one second, and
+//! let the user edit the command line (Tab in isolinux, `e` in GRUB), so `corral.*`
+//! options pass through to the kernel.
 //!
 //! - **Owns:** the bootloader configurations and the layout of the ISO.
 //! - **Must not touch:** what is inside the initrd or root image (`build` makes those).
@@ -234,6 +236,11 @@ pub fn build(inputs: &IsoInputs) -> Result<()> {
         &tree.join("boot/grub/grub.cfg"),
         grub_cfg(inputs.cmdline).as_bytes(),
     )?;
+    // What `corral install` writes onto a disk besides kernel and initrd.
+    let kit = disk::boot_kit(&work.join("kit"), inputs.cmdline)?;
+    for (name, file) in disk::BootKit::FILES.iter().zip(kit.files()) {
+        copy(file, &tree.join(disk::KIT_DIR).join(name))?;
+    }
     let efi = grub_efi(work)?;
     copy(&efi, &tree.join("EFI/BOOT/BOOTX64.EFI"))?;
     let img = efi_image(work, &efi)?;

@@ -3,7 +3,7 @@
 //! debugfs for the ext4 slots, e2fsck for consistency.
 
 use corral_disk::layout::{self, EFI, SLOT_A, STATE};
-use corral_iso::disk::{build_disk, DiskInputs};
+use corral_iso::disk::{build_disk, BootKit, DiskInputs};
 use std::process::Command;
 
 fn out(cmd: &mut Command) -> String {
@@ -56,6 +56,13 @@ fn the_disk_image_holds_table_bootloaders_and_slot_a() {
     let env = out(Command::new("mtype").args(["-i", &fat, "::/grub/grubenv"]));
     assert_eq!(env.len(), 1024);
     assert!(env.contains("corral_slot=A\n"));
+    // The boot kit the ESP was filled from (and the ISO carries for `corral install`)
+    // holds the same menu and environment.
+    let kit = BootKit::in_dir(&dir.path().join("work/kit"));
+    assert!(kit.files().iter().all(|f| f.is_file()), "{kit:?}");
+    let cfg = out(Command::new("mtype").args(["-i", &fat, "::/grub/grub.cfg"]));
+    assert_eq!(cfg, std::fs::read_to_string(&kit.grub_cfg).unwrap());
+    assert_eq!(env, std::fs::read_to_string(&kit.grubenv).unwrap());
 
     let slot = &table.partitions[layout::number(&SLOT_A) - 1];
     let part = dir.path().join("slot.img");

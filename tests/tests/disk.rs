@@ -3,7 +3,8 @@
 //! hostname from the metadata, the state partition grown to fill the disk, data written
 //! to every persisted place), then with OVMF (everything is still there, the ssh host key
 //! unchanged). A kernel boot checks `corral.state.autoformat`: a blank disk is formatted,
-//! a disk with data never is.
+//! a disk with data never is. The ISO with a blank disk runs `corral install` (after two
+//! refusals), and the disk then boots alone with the installed cloud-config.
 
 use corral_harness::imds::{FakeImds, Instance};
 use corral_harness::{
@@ -237,4 +238,132 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
         corral_init::label::of_device(&blank).as_deref(),
         Some("CORRAL_STATE")
     );
+}
+
+#[test]
+fn the_iso_installs_to_a_blank_disk_which_then_boots_alone() {
+    let dir = log_dir("install");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let target = dir.join("target.img");
+    std::fs::File::create(&target)
+        .and_then(|f| f.set_len(DISK_GIB << 30))
+        .expect("a blank disk");
+    let live_key = KeyPair::ensure(&dir.join("live_ed25519"), "corral-live").expect("key");
+    let installed_key =
+        KeyPair::ensure(&dir.join("installed_ed25519"), "corral-installed").expect("key");
+
+    // The ISO with a blank virtio disk; the live system's key on the kernel command line,
+    // typed at isolinux's prompt.
+    let mut cfg = VmConfig::new(Boot::Iso(artifact("corral.iso")));
+    cfg.drives.push(Drive {
+        file: target.clone(),
+        kind: "virtio",
+    });
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    let answers = vec![(
+        "boot:".to_string(),
+        format!("corral {}\n", live_key.kernel_option()),
+    )];
+    let mut vm = Vm::start("install-iso", &cfg, &dir.join("iso"), answers).expect("QEMU");
+    let ssh = Ssh {
+        port,
+        user: "corral".into(),
+        key: live_key.private.clone(),
+    };
+    ssh.wait_ready(BOOT).expect("ssh into the ISO");
+
+    // Refused: the CD it booted from, and a disk the user did not say yes to.
+    let (code, out) = ssh
+        .run("sudo corral install -d /dev/sr0 -f", CMD)
+        .expect("ssh");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("holds the Corral ISO this machine booted from"),
+        "{out}"
+    );
+    let no = dir.join("no.txt");
+    std::fs::write(&no, "no\n").expect("answer file");
+    let (code, out) = ssh
+        .run_with_input("sudo corral install -d /dev/vda", Some(&no), CMD)
+        .expect("ssh");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("erases everything on /dev/vda (3.0 GiB"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was written"), "{out}");
+    let written = ssh
+        .check("sudo head -c 1048576 /dev/vda | tr -d '\\0' | wc -c", CMD)
+        .expect("read the disk");
+    assert_eq!(written.trim(), "0", "the declined disk is untouched");
+
+    // The install, with a cloud-config that brings another key and a hostname.
+    let cloud_config = dir.join("cloud-config.yml");
+    std::fs::write(
+        &cloud_config,
+        format!(
+            "#cloud-config\nhostname: installed-1\nssh_authorized_keys:\n  - {}\n",
+            installed_key.public.trim()
+        ),
+    )
+    .expect("cloud-config");
+    ssh.run_with_input("cat > cc.yml", Some(&cloud_config), CMD)
+        .expect("copy the cloud-config in");
+    let (code, out) = ssh
+        .run(
+            "sudo corral install -d /dev/vda -c cc.yml -f --no-reboot",
+            Duration::from_secs(600),
+        )
+        .expect("ssh");
+    eprintln!("corral install:\n{out}");
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "[1/5] wiping",
+        "[5/5] state partition",
+        "Corral is installed on /dev/vda (from /dev/sr0)",
+        "cloud-config from cc.yml",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    // The kernel sees the new table.
+    ssh.check("test -b /dev/vda5 && test -b /dev/vda1", CMD)
+        .expect("the new partitions");
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(180))
+        .expect("QEMU exits after poweroff");
+
+    // The disk alone: GRUB from the disk, slot A, the state partition with the
+    // cloud-config, which is what lets the other key in.
+    let mut cfg = VmConfig::new(Boot::Disk(target));
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    let mut vm = Vm::start("install-disk", &cfg, &dir.join("disk"), Vec::new()).expect("QEMU");
+    let ssh = Ssh {
+        port,
+        user: "corral".into(),
+        key: installed_key.private.clone(),
+    };
+    let ready = ssh
+        .wait_ready(BOOT)
+        .expect("ssh into the installed disk with the cloud-config's key");
+    eprintln!(
+        "install-disk: sshd accepted the key {:.1}s after QEMU started",
+        ready.duration_since(vm.started).as_secs_f64()
+    );
+    assert_eq!(
+        ssh.check("hostname", CMD).expect("hostname").trim(),
+        "installed-1"
+    );
+    let cmdline = ssh.check("cat /proc/cmdline", CMD).expect("cmdline");
+    assert!(cmdline.contains("corral.slot=A"), "{cmdline}");
+    assert!(
+        vm.console
+            .text()
+            .contains("state: /dev/vda5 mounted on /run/corral/state"),
+        "the installed state partition is mounted"
+    );
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(180))
+        .expect("QEMU exits after poweroff");
 }
