@@ -142,17 +142,19 @@ fn install(args: &InstallArgs) -> ExitCode {
         std::io::stdin().read_line(&mut answer)?;
         Ok(install::plan::is_yes(&answer))
     };
+    let started = std::time::Instant::now();
     match install::install(&host, &req, &mut ask) {
         Ok(done) => {
             println!(
-                "Corral is installed on {} (from {}): boot slot A, state partition {:.1} GiB{}.",
+                "Corral is installed on {} (from {}): boot slot A, state partition {:.1} GiB{} ({:.1}s).",
                 done.disk.display(),
                 done.source.display(),
                 done.state_bytes as f64 / (1u64 << 30) as f64,
                 done.cloud_config
                     .as_ref()
                     .map(|c| format!(", cloud-config from {}", c.display()))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                started.elapsed().as_secs_f64()
             );
             if !req.reboot {
                 println!("Remove the ISO (or boot from the disk) and reboot to start it.");

@@ -4,7 +4,8 @@
 //! to every persisted place), then with OVMF (everything is still there, the ssh host key
 //! unchanged). A kernel boot checks `corral.state.autoformat`: a blank disk is formatted,
 //! a disk with data never is. The ISO with a blank disk runs `corral install` (after two
-//! refusals), and the disk then boots alone with the installed cloud-config.
+//! refusals), and the disk then boots alone with the installed cloud-config, by BIOS and
+//! by UEFI.
 
 use corral_harness::imds::{FakeImds, Instance};
 use corral_harness::{
@@ -362,6 +363,22 @@ fn the_iso_installs_to_a_blank_disk_which_then_boots_alone() {
             .text()
             .contains("state: /dev/vda5 mounted on /run/corral/state"),
         "the installed state partition is mounted"
+    );
+    ssh.check("echo kept > /home/corral/persist.txt", CMD)
+        .expect("write to home");
+    let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(180))
+        .expect("QEMU exits after poweroff");
+
+    // The same disk with OVMF: GRUB for UEFI from the ESP the install made.
+    cfg.firmware = Firmware::Uefi;
+    let mut vm = Vm::start("install-uefi", &cfg, &dir.join("uefi"), Vec::new()).expect("QEMU");
+    ssh.wait_ready(BOOT).expect("ssh after the UEFI boot");
+    assert_eq!(
+        ssh.check("cat /home/corral/persist.txt", CMD)
+            .expect("home")
+            .trim(),
+        "kept"
     );
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(180))
