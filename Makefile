@@ -7,7 +7,7 @@ BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-system-docker -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run ami test lint unit e2e fuzz clean
+.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean
 
 all: dist
 
@@ -33,6 +33,12 @@ run: dist
 ami: dist
 	$(BUILD) ami $(AMI_ARGS)
 
+## Boot the floor and Corral (ISO, disk image) BENCH_RUNS times each; write
+## dist/bench.json and the table in docs/benchmarks.md.
+BENCH_RUNS ?= 3
+bench: dist
+	$(BUILD) bench --runs $(BENCH_RUNS)
+
 ## Everything CI runs: style, lints, unit and integration tests, then the end-to-end
 ## tests that boot the real artifacts in QEMU.
 test: lint unit dist e2e
@@ -48,6 +54,8 @@ unit: setup
 e2e: dist
 	$(BUILD) test-images
 	cargo test -p corral-harness --test '*' -- --test-threads=1 --nocapture
+	# The benchmark's smoke run (one floor and one ISO boot), so its harness cannot rot.
+	$(BUILD) bench --runs 1 --only floor,iso --out target/bench-smoke --no-docs
 
 clean:
 	rm -rf dist target/corral target/e2e

@@ -16,6 +16,7 @@
 
 pub mod ami;
 pub mod apt;
+pub mod bench;
 pub mod cpio;
 pub mod deb;
 pub mod dist;

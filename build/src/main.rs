@@ -54,6 +54,22 @@ enum Cmd {
         #[arg(long)]
         bucket: Option<String>,
     },
+    /// Boot the floor (this kernel, an init that powers off) and Corral (ISO, disk image)
+    /// N times each; write dist/bench.json and the table in docs/benchmarks.md.
+    Bench {
+        /// Boots per machine.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Machines to boot, comma-separated: floor, iso, disk.
+        #[arg(long, value_delimiter = ',', default_value = "floor,iso,disk")]
+        only: Vec<String>,
+        /// Where bench.json goes (default: dist/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leave docs/benchmarks.md alone (a smoke run).
+        #[arg(long)]
+        no_docs: bool,
+    },
     /// Boot dist/vmlinuz + dist/initrd in QEMU with a development ssh key authorized,
     /// console here (Ctrl-A X quits).
     Run {
@@ -152,12 +168,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ami = corral_build::ami::make_ami(&opts).context("registering the AMI")?;
             println!("registered {ami} ({})", opts.name);
         }
+        Cmd::Bench {
+            runs,
+            only,
+            out,
+            no_docs,
+        } => bench(&paths, runs, &only, out, no_docs)?,
         Cmd::Run {
             ssh_port,
             iso,
             uefi,
             memory,
         } => boot(&paths, ssh_port, iso || uefi, uefi, memory)?,
+    }
+    Ok(())
+}
+
+/// `corral-build bench`: the boots, then dist/bench.json and docs/benchmarks.md.
+fn bench(
+    paths: &Paths,
+    runs: usize,
+    only: &[String],
+    out: Option<PathBuf>,
+    no_docs: bool,
+) -> anyhow::Result<()> {
+    use corral_build::bench::{self, Scenario};
+    let scenarios = only
+        .iter()
+        .map(|s| {
+            Scenario::parse(s.trim())
+                .with_context(|| format!("--only {s}: the machines are floor, iso and disk"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(runs > 0, "--runs must be at least 1");
+    let bench_paths = bench::BenchPaths {
+        dist: paths.dist.clone(),
+        work: paths.work.join("bench"),
+        busybox: paths.work.join("rootfs/usr/bin/busybox"),
+        images: paths.work.join("images"),
+    };
+    let report = bench::bench(&bench_paths, &scenarios, runs).context("benchmarking")?;
+    let out = out.unwrap_or_else(|| paths.dist.clone());
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let json_path = out.join("bench.json");
+    let json = serde_json::to_string_pretty(&bench::to_json(&report))?;
+    std::fs::write(&json_path, json + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let when = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let table = bench::markdown(&report, &when);
+    println!("{table}");
+    println!("wrote {}", json_path.display());
+    if !no_docs {
+        let doc = paths.repo.join("docs/benchmarks.md");
+        let text =
+            std::fs::read_to_string(&doc).with_context(|| format!("reading {}", doc.display()))?;
+        std::fs::write(&doc, bench::splice(&text, &table))
+            .with_context(|| format!("writing {}", doc.display()))?;
+        println!("wrote the table into {}", doc.display());
     }
     Ok(())
 }

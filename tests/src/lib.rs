@@ -11,6 +11,7 @@
 //! - **Talks to:** qemu-system-x86_64, and the guest through its serial ports and
 //!   forwarded ports on 127.0.0.1.
 
+pub mod bench;
 pub mod channel;
 pub mod imds;
 pub mod qemu;
