@@ -8,7 +8,7 @@ use crate::cpio::{Archive, Node};
 use crate::error::{BuildError, Result};
 use crate::progress::Step;
 use corral_harness::bench::{self, Figures, Stat};
-use corral_harness::{free_port, nocloud_iso, Boot, Drive, KeyPair, VmConfig};
+use corral_harness::{disk_from_image, free_port, nocloud_iso, Boot, Drive, KeyPair, VmConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,13 +34,17 @@ impl Scenario {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Scenario> {
-        match text {
-            "floor" => Some(Scenario::Floor),
-            "iso" => Some(Scenario::Iso),
-            "disk" => Some(Scenario::Disk),
-            _ => None,
+    /// The name `--only` takes, also the run's log folder.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Scenario::Floor => "floor",
+            Scenario::Iso => "iso",
+            Scenario::Disk => "disk",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.slug() == text)
     }
 }
 
@@ -97,17 +101,21 @@ fn harness(what: &str) -> impl Fn(corral_harness::HarnessError) -> BuildError + 
     }
 }
 
+/// Where bench() puts the floor's initrd.
+fn floor_cpio(paths: &BenchPaths) -> PathBuf {
+    paths.work.join("floor.cpio")
+}
+
 /// One boot of `scenario`.
 fn run_once(scenario: Scenario, paths: &BenchPaths, key: &KeyPair, n: usize) -> Result<Figures> {
-    let dir = paths.work.join(format!("{}-{n}", scenario_slug(scenario)));
+    let dir = paths.work.join(format!("{}-{n}", scenario.slug()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(BuildError::write(&dir))?;
     let kernel = need(paths.dist.join("vmlinuz"))?;
     match scenario {
         Scenario::Floor => {
-            let initrd = paths.work.join("floor.cpio");
-            floor_initrd(&need(paths.busybox.clone())?, &initrd)?;
-            let cfg = bench::floor_config(&kernel, &initrd);
+            // Made once by bench().
+            let cfg = bench::floor_config(&kernel, &floor_cpio(paths));
             bench::floor_run(&cfg, &dir, TIMEOUT).map_err(harness("the floor"))
         }
         Scenario::Iso => {
@@ -120,23 +128,8 @@ fn run_once(scenario: Scenario, paths: &BenchPaths, key: &KeyPair, n: usize) -> 
         Scenario::Disk => {
             // A fresh copy each time: every run is a first boot (the partition grows).
             let disk = dir.join("disk.img");
-            let status = std::process::Command::new("cp")
-                .arg("--sparse=always")
-                .arg(need(paths.dist.join("corral.img"))?)
-                .arg(&disk)
-                .status()
-                .map_err(BuildError::write(&disk))?;
-            if !status.success() {
-                return Err(BuildError::Command {
-                    command: "cp corral.img".into(),
-                    detail: status.to_string(),
-                });
-            }
-            fs::OpenOptions::new()
-                .write(true)
-                .open(&disk)
-                .and_then(|f| f.set_len(3 << 30))
-                .map_err(BuildError::write(&disk))?;
+            disk_from_image(&need(paths.dist.join("corral.img"))?, &disk, 3 << 30)
+                .map_err(harness("copying the disk image"))?;
             let user_data = format!(
                 "#cloud-config\nssh_authorized_keys:\n  - {}\n",
                 key.public.trim()
@@ -155,20 +148,15 @@ fn run_once(scenario: Scenario, paths: &BenchPaths, key: &KeyPair, n: usize) -> 
     }
 }
 
-fn scenario_slug(s: Scenario) -> &'static str {
-    match s {
-        Scenario::Floor => "floor",
-        Scenario::Iso => "iso",
-        Scenario::Disk => "disk",
-    }
-}
-
 /// Boots each scenario `runs` times, in turn (floor, ISO, disk, floor, ...), so that a
 /// machine's slow spell spreads over all of them.
 pub fn bench(paths: &BenchPaths, scenarios: &[Scenario], runs: usize) -> Result<Report> {
     fs::create_dir_all(&paths.work).map_err(BuildError::write(&paths.work))?;
     let key = KeyPair::ensure(&paths.work.join("id_ed25519"), "corral-bench")
         .map_err(harness("the key pair"))?;
+    if scenarios.contains(&Scenario::Floor) {
+        floor_initrd(&need(paths.busybox.clone())?, &floor_cpio(paths))?;
+    }
     let mut figures: BTreeMap<Scenario, Vec<Figures>> = BTreeMap::new();
     for n in 1..=runs {
         for &s in scenarios {

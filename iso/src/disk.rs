@@ -183,13 +183,13 @@ impl BootKit {
 
     /// The kit in a directory that holds [`BootKit::FILES`].
     pub fn in_dir(dir: &Path) -> BootKit {
-        let f = |name: &str| dir.join(name);
+        let [boot_img, core_img, efi, grub_cfg, grubenv] = BootKit::FILES.map(|f| dir.join(f));
         BootKit {
-            boot_img: f("boot.img"),
-            core_img: f("core.img"),
-            efi: f("BOOTX64.EFI"),
-            grub_cfg: f("grub.cfg"),
-            grubenv: f("grubenv"),
+            boot_img,
+            core_img,
+            efi,
+            grub_cfg,
+            grubenv,
         }
     }
 

@@ -124,6 +124,29 @@ pub fn log_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A disk of `bytes` at `disk` holding the raw image `image` (a sparse copy, grown): an
+/// image written to a bigger disk, as on EC2 or by `dd`.
+pub fn disk_from_image(image: &Path, disk: &Path, bytes: u64) -> Result<()> {
+    let out = std::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(image)
+        .arg(disk)
+        .output()
+        .map_err(|e| HarnessError::Io("cp".into(), e))?;
+    if !out.status.success() {
+        return Err(HarnessError::Command {
+            command: format!("cp --sparse=always {} {}", image.display(), disk.display()),
+            code: out.status.code().unwrap_or(-1),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(disk)
+        .and_then(|f| f.set_len(bytes))
+        .map_err(|e| HarnessError::Io(disk.to_path_buf(), e))
+}
+
 /// A NoCloud seed: an ISO 9660 volume labelled `cidata` holding `user-data` and
 /// `meta-data`, as cloud-localds makes it (built with xorriso).
 pub fn nocloud_iso(dir: &Path, user_data: &[u8], meta_data: &str) -> Result<PathBuf> {

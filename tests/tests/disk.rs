@@ -12,7 +12,6 @@ use corral_harness::{
     artifact, free_port, log_dir, test_image, Boot, Drive, Firmware, KeyPair, Ssh, Vm, VmConfig,
 };
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(300);
@@ -26,18 +25,8 @@ const HOSTNAME: &str = "ip-10-0-0-9.ec2.internal";
 fn disk_from_image(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).expect("log dir");
     let disk = dir.join("disk.img");
-    let status = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(artifact("corral.img"))
-        .arg(&disk)
-        .status()
-        .expect("cp runs");
-    assert!(status.success(), "copying corral.img");
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&disk)
-        .expect("open the disk");
-    f.set_len(DISK_GIB << 30).expect("grow the disk file");
+    corral_harness::disk_from_image(&artifact("corral.img"), &disk, DISK_GIB << 30)
+        .expect("corral.img copied to a bigger disk");
     disk
 }
 

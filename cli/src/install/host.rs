@@ -254,16 +254,8 @@ impl Host for Linux {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> io::Result<()> {
-        let out = std::process::Command::new(program).args(args).output()?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(io::Error::other(format!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        // PID 1's runner: a clean environment; the exit status and stderr in the error.
+        corral_init::spawn::run(program, args).map_err(io::Error::other)
     }
 
     fn mount(&self, device: &Path, dir: &Path, fstype: &str, read_only: bool) -> io::Result<()> {

@@ -12,7 +12,7 @@ pub mod host;
 pub mod plan;
 pub mod write;
 
-use corral_config::store::CONF_DIR;
+use corral_config::store::{Store, CONF_DIR};
 use corral_config::userdata::{self, UserData, MAX_USER_DATA};
 use corral_disk::layout::{self, PLAN};
 use corral_disk::{DiskError, Guid};
@@ -107,7 +107,7 @@ pub struct Installed {
 /// Where the cloud-config goes, relative to the state filesystem: `corral config set`'s
 /// file under [`CONF_DIR`], in the state directory PID 1 binds there.
 pub fn cloud_config_on_state() -> PathBuf {
-    let set_file = Path::new(CONF_DIR).join("cloud-config.yml");
+    let set_file = Store::new(CONF_DIR).set_path();
     corral_init::state::PERSISTED
         .iter()
         .find_map(|(dir, at)| {
@@ -156,8 +156,9 @@ pub fn install(
         .as_deref()
         .map(read_cloud_config)
         .transpose()?;
-    let source = plan::find_source(host)?;
-    let disk = plan::check_target(host, &req.device, &source)?;
+    let disks = plan::disks(host)?;
+    let source = plan::find_source(host, &disks)?;
+    let disk = plan::check_target(host, &disks, &req.device, &source)?;
     let guids: Vec<Guid> = (0..=PLAN.len())
         .map(|_| Guid::random())
         .collect::<Result<_, _>>()

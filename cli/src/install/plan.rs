@@ -19,11 +19,14 @@ pub struct Source {
     pub disk: Option<Disk>,
 }
 
-/// Finds the Corral ISO among the machine's disks.
-pub fn find_source(host: &dyn Host) -> Result<Source, InstallError> {
-    let disks = host
-        .disks()
-        .map_err(|source| InstallError::io("listing the disks in", "/sys/block", source))?;
+/// The machine's disks.
+pub fn disks(host: &dyn Host) -> Result<Vec<Disk>, InstallError> {
+    host.disks()
+        .map_err(|source| InstallError::io("listing the disks in", "/sys/block", source))
+}
+
+/// Finds the Corral ISO among the machine's `disks`.
+pub fn find_source(host: &dyn Host, disks: &[Disk]) -> Result<Source, InstallError> {
     let nodes = host.labelled(SOURCE_LABEL);
     // A whole device first: a hybrid ISO on a USB stick also shows its label through
     // partitions that start at the same place.
@@ -34,19 +37,21 @@ pub fn find_source(host: &dyn Host) -> Result<Source, InstallError> {
         .ok_or(InstallError::NoSource)?
         .clone();
     let dev = host.device_number(&node).ok().flatten();
-    let disk = dev.and_then(|dev| disks.into_iter().find(|d| d.holds(dev)));
+    let disk = dev.and_then(|dev| disks.iter().find(|d| d.holds(dev)).cloned());
     Ok(Source { node, disk })
 }
 
-/// The disk at `device`, if Corral may be installed on it.
-pub fn check_target(host: &dyn Host, device: &Path, source: &Source) -> Result<Disk, InstallError> {
+/// The disk at `device` among `disks`, if Corral may be installed on it.
+pub fn check_target(
+    host: &dyn Host,
+    disks: &[Disk],
+    device: &Path,
+    source: &Source,
+) -> Result<Disk, InstallError> {
     let dev = host
         .device_number(device)
         .map_err(|source| InstallError::io("looking at", device, source))?
         .ok_or_else(|| InstallError::NotADisk(device.to_path_buf()))?;
-    let disks = host
-        .disks()
-        .map_err(|source| InstallError::io("listing the disks in", "/sys/block", source))?;
     let disk = disks
         .iter()
         .find(|d| d.holds(dev))
@@ -63,13 +68,7 @@ pub fn check_target(host: &dyn Host, device: &Path, source: &Source) -> Result<D
             disk: disk.node.clone(),
         });
     }
-    let source_here = source.disk.as_ref().is_some_and(|s| s.dev == disk.dev)
-        || host
-            .device_number(&source.node)
-            .ok()
-            .flatten()
-            .is_some_and(|d| disk.holds(d));
-    if source_here {
+    if source.disk.as_ref().is_some_and(|s| s.dev == disk.dev) {
         return Err(InstallError::SourceDisk(device.to_path_buf()));
     }
     if disk.read_only {

@@ -208,18 +208,9 @@ pub fn mount_point(work: &Path, device: &Path) -> PathBuf {
 
 /// Copies a file, advancing `bar` by the bytes copied, and flushes it to the disk.
 fn copy(from: &Path, to: &Path, bar: Option<&ProgressBar>) -> Result<(), InstallError> {
-    let mut src = File::open(from).map_err(io_err("reading", from))?;
+    let src = File::open(from).map_err(io_err("reading", from))?;
     let mut dst = File::create(to).map_err(io_err("creating", to))?;
-    let mut buf = vec![0u8; MIB as usize];
-    loop {
-        let n = src.read(&mut buf).map_err(io_err("reading", from))?;
-        if n == 0 {
-            break;
-        }
-        dst.write_all(&buf[..n]).map_err(io_err("writing", to))?;
-        if let Some(bar) = bar {
-            bar.inc(n as u64);
-        }
-    }
+    let bar = bar.cloned().unwrap_or_else(ProgressBar::hidden);
+    std::io::copy(&mut bar.wrap_read(src), &mut dst).map_err(io_err("copying to", to))?;
     dst.sync_all().map_err(io_err("flushing", to))
 }
