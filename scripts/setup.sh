@@ -17,6 +17,8 @@ PACKAGES=(
   docker.io
   # the end-to-end tests reach guests over ssh
   openssh-client
+  # make bench's Debian 12 baseline image
+  mmdebstrap
 )
 
 need_root() {

@@ -1,13 +1,15 @@
 //! `corral-build bench` (`make bench`): boots the floor (the same kernel with an init that
-//! powers off at once) and Corral (ISO and disk image) N times each with the same QEMU
-//! flags, and writes the median and range of every figure, with sizes, to
-//! `dist/bench.json` and a table in docs/benchmarks.md. docs/benchmarks.md says what
-//! each figure means; nothing here is a pass/fail check.
+//! powers off at once), Corral (ISO and disk image) and the Debian 12 baseline
+//! ([`crate::baseline`]) N times each with the same kernel, command line and QEMU flags,
+//! and writes the median and range of every figure, the ratios of Corral to the floor
+//! and to Debian, and sizes, to `dist/bench.json` and a table in docs/benchmarks.md.
+//! docs/benchmarks.md says what each figure means; nothing here is a pass/fail check.
 
+use crate::baseline::{self, Baseline, Recipe};
 use crate::cpio::{Archive, Node};
 use crate::error::{BuildError, Result};
 use crate::progress::Step;
-use corral_harness::bench::{self, Figures, Stat};
+use corral_harness::bench::{self, Figures, Probe, Stat};
 use corral_harness::{disk_from_image, free_port, nocloud_iso, Boot, Drive, KeyPair, VmConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -21,16 +23,26 @@ pub enum Scenario {
     Floor,
     Iso,
     Disk,
+    DiskAgain,
+    Debian,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::Floor, Scenario::Iso, Scenario::Disk];
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Floor,
+        Scenario::Iso,
+        Scenario::Disk,
+        Scenario::DiskAgain,
+        Scenario::Debian,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Floor => "floor",
             Scenario::Iso => "Corral ISO",
-            Scenario::Disk => "Corral disk image",
+            Scenario::Disk => "Corral disk, 1st boot",
+            Scenario::DiskAgain => "Corral disk, 2nd boot",
+            Scenario::Debian => "Debian 12",
         }
     }
 
@@ -40,6 +52,8 @@ impl Scenario {
             Scenario::Floor => "floor",
             Scenario::Iso => "iso",
             Scenario::Disk => "disk",
+            Scenario::DiskAgain => "disk-again",
+            Scenario::Debian => "debian",
         }
     }
 
@@ -57,6 +71,20 @@ pub struct BenchPaths {
     pub busybox: PathBuf,
     /// The system image archives (`<name>.tar`).
     pub images: PathBuf,
+    /// The image every machine preloads and the benchmark runs (tests/images/busybox).
+    pub preload: Preload,
+    /// Corral's kernel command line, which the floor and Debian boot with too.
+    pub cmdline: String,
+    /// Corral's kernel release, whose package the Debian baseline installs.
+    pub kernel_release: String,
+}
+
+/// A `docker save` archive the machines preload, its reference and sha256.
+#[derive(Debug, Clone)]
+pub struct Preload {
+    pub archive: PathBuf,
+    pub reference: String,
+    pub sha256: String,
 }
 
 /// The results of a run.
@@ -106,6 +134,45 @@ fn floor_cpio(paths: &BenchPaths) -> PathBuf {
     paths.work.join("floor.cpio")
 }
 
+/// Where bench() makes the Debian baseline.
+fn debian_dir(paths: &BenchPaths) -> PathBuf {
+    paths.work.join("debian")
+}
+
+/// Corral's NoCloud seed: the key, and bootcmd copying the preload archive from the seed
+/// into the preload folder before the user engine starts (as a user's provisioning would).
+fn corral_seed(dir: &Path, key: &KeyPair, preload: &Preload) -> Result<PathBuf> {
+    let seed = dir.join("cidata");
+    fs::create_dir_all(&seed).map_err(BuildError::write(&seed))?;
+    fs::copy(&preload.archive, seed.join("preload.tar"))
+        .map_err(BuildError::write(seed.join("preload.tar")))?;
+    let user_data = format!(
+        "#cloud-config\n\
+         ssh_authorized_keys:\n  - {key}\n\
+         bootcmd:\n\
+         \x20 - mkdir -p /run/seed /var/lib/corral/preload/docker\n\
+         \x20 - mount -o ro $(findfs LABEL=cidata) /run/seed\n\
+         \x20 - cp /run/seed/preload.tar /var/lib/corral/preload/docker/\n\
+         \x20 - umount /run/seed\n",
+        key = key.public.trim()
+    );
+    nocloud_iso(dir, user_data.as_bytes(), "instance-id: bench\n")
+        .map_err(harness("the NoCloud seed"))
+}
+
+fn probe<'a>(scenario: Scenario, key: &'a KeyPair, preload: &'a Preload) -> Probe<'a> {
+    let (user, as_root) = match scenario {
+        Scenario::Debian => ("root", ""),
+        _ => ("corral", "sudo "),
+    };
+    Probe {
+        key,
+        user,
+        as_root,
+        image: Some(&preload.reference),
+    }
+}
+
 /// One boot of `scenario`.
 fn run_once(scenario: Scenario, paths: &BenchPaths, key: &KeyPair, n: usize) -> Result<Figures> {
     let dir = paths.work.join(format!("{}-{n}", scenario.slug()));
@@ -115,35 +182,65 @@ fn run_once(scenario: Scenario, paths: &BenchPaths, key: &KeyPair, n: usize) -> 
     match scenario {
         Scenario::Floor => {
             // Made once by bench().
-            let cfg = bench::floor_config(&kernel, &floor_cpio(paths));
+            let cfg = bench::floor_config(&kernel, &floor_cpio(paths), &paths.cmdline);
             bench::floor_run(&cfg, &dir, TIMEOUT).map_err(harness("the floor"))
         }
         Scenario::Iso => {
             let mut cfg = VmConfig::new(Boot::Iso(need(paths.dist.join("corral.iso"))?));
-            cfg.ssh_port = Some(free_port().map_err(harness("a port"))?);
-            let answers = vec![("boot:".into(), format!("corral {}\n", key.kernel_option()))];
-            bench::corral_run("bench-iso", &cfg, &dir, answers, key, TIMEOUT)
-                .map_err(harness("the ISO"))
-        }
-        Scenario::Disk => {
-            // A fresh copy each time: every run is a first boot (the partition grows).
-            let disk = dir.join("disk.img");
-            disk_from_image(&need(paths.dist.join("corral.img"))?, &disk, 3 << 30)
-                .map_err(harness("copying the disk image"))?;
-            let user_data = format!(
-                "#cloud-config\nssh_authorized_keys:\n  - {}\n",
-                key.public.trim()
-            );
-            let seed = nocloud_iso(&dir, user_data.as_bytes(), "instance-id: bench\n")
-                .map_err(harness("the NoCloud seed"))?;
-            let mut cfg = VmConfig::new(Boot::Disk(disk));
             cfg.drives.push(Drive {
-                file: seed,
+                file: corral_seed(&dir, key, &paths.preload)?,
                 kind: "cdrom",
             });
             cfg.ssh_port = Some(free_port().map_err(harness("a port"))?);
-            bench::corral_run("bench-disk", &cfg, &dir, Vec::new(), key, TIMEOUT)
+            let answers = vec![("boot:".into(), format!("corral {}\n", key.kernel_option()))];
+            let probe = probe(scenario, key, &paths.preload);
+            bench::machine_run("bench-iso", &cfg, &dir, answers, &probe, TIMEOUT)
+                .map_err(harness("the ISO"))
+        }
+        Scenario::Disk | Scenario::DiskAgain => {
+            // A fresh copy each time. The first boot grows the state partition, copies
+            // the system images onto it and takes its cloud-config from the seed.
+            let disk = dir.join("disk.img");
+            disk_from_image(&need(paths.dist.join("corral.img"))?, &disk, 3 << 30)
+                .map_err(harness("copying the disk image"))?;
+            let mut cfg = VmConfig::new(Boot::Disk(disk));
+            cfg.drives.push(Drive {
+                file: corral_seed(&dir, key, &paths.preload)?,
+                kind: "cdrom",
+            });
+            cfg.ssh_port = Some(free_port().map_err(harness("a port"))?);
+            let probe = probe(scenario, key, &paths.preload);
+            if scenario == Scenario::DiskAgain {
+                // The first boot, unmeasured (its figures are the Disk scenario's);
+                // the second boots without the seed, from what the first one kept.
+                let first = dir.join("first-boot");
+                fs::create_dir_all(&first).map_err(BuildError::write(&first))?;
+                bench::machine_run("bench-disk-1st", &cfg, &first, Vec::new(), &probe, TIMEOUT)
+                    .map_err(harness("the disk image's first boot"))?;
+                cfg.drives.clear();
+            }
+            bench::machine_run("bench-disk", &cfg, &dir, Vec::new(), &probe, TIMEOUT)
                 .map_err(harness("the disk image"))
+        }
+        Scenario::Debian => {
+            // Made once by bench(); a fresh copy each time, as for Corral's disk.
+            let made = Baseline::in_dir(&debian_dir(paths));
+            let disk = dir.join("debian.img");
+            disk_from_image(&made.image, &disk, baseline::IMAGE_BYTES)
+                .map_err(harness("copying the Debian image"))?;
+            let mut cfg = VmConfig::new(Boot::Kernel {
+                kernel,
+                initrd: made.initrd,
+                cmdline: Baseline::cmdline(&paths.cmdline),
+            });
+            cfg.drives.push(Drive {
+                file: disk,
+                kind: "virtio",
+            });
+            cfg.ssh_port = Some(free_port().map_err(harness("a port"))?);
+            let probe = probe(scenario, key, &paths.preload);
+            bench::machine_run("bench-debian", &cfg, &dir, Vec::new(), &probe, TIMEOUT)
+                .map_err(harness("the Debian baseline"))
         }
     }
 }
@@ -156,6 +253,17 @@ pub fn bench(paths: &BenchPaths, scenarios: &[Scenario], runs: usize) -> Result<
         .map_err(harness("the key pair"))?;
     if scenarios.contains(&Scenario::Floor) {
         floor_initrd(&need(paths.busybox.clone())?, &floor_cpio(paths))?;
+    }
+    if scenarios.contains(&Scenario::Debian) {
+        let step = Step::start("the Debian 12 baseline image (mmdebstrap)", 0);
+        let recipe = Recipe {
+            kernel: paths.kernel_release.clone(),
+            public_key: key.public.clone(),
+            archive: paths.preload.archive.clone(),
+            archive_sha256: paths.preload.sha256.clone(),
+        };
+        let made = baseline::ensure(&recipe, &debian_dir(paths))?;
+        step.done(&made.image.display().to_string());
     }
     let mut figures: BTreeMap<Scenario, Vec<Figures>> = BTreeMap::new();
     for n in 1..=runs {
@@ -229,6 +337,7 @@ fn figure_order(report: &Report) -> Vec<String> {
         "sshd accepts the key",
         "user engine ready",
         "docker info answers",
+        "first docker run answers",
         "QEMU exit (powered off)",
         "poweroff (s)",
         "memory in use (MiB)",
@@ -256,6 +365,50 @@ fn cell(stat: Option<&Stat>) -> String {
     }
 }
 
+/// The figures compared with Debian, each against the same figure there.
+pub const DEBIAN_RATIOS: &[&str] = &[
+    "sshd accepts the key",
+    "docker info answers",
+    "first docker run answers",
+    "memory in use (MiB)",
+    "poweroff (s)",
+];
+
+/// The ratio columns: (Corral machine, reference) for each pair present.
+fn ratio_columns(report: &Report) -> Vec<(Scenario, Scenario)> {
+    let has = |s: Scenario| report.scenarios.iter().any(|(x, _)| *x == s);
+    let mut out = Vec::new();
+    for reference in [Scenario::Floor, Scenario::Debian] {
+        for corral in [Scenario::Iso, Scenario::Disk, Scenario::DiskAgain] {
+            if has(reference) && has(corral) {
+                out.push((corral, reference));
+            }
+        }
+    }
+    out
+}
+
+/// `corral`'s figure `name` over what it is compared with in `reference`: the floor's
+/// QEMU exit for sshd (the issue's "ssh ready <= 3x floor"), Debian's same figure for
+/// [`DEBIAN_RATIOS`]; `None` elsewhere.
+pub fn ratio(report: &Report, corral: Scenario, reference: Scenario, name: &str) -> Option<f64> {
+    let figures = |s: Scenario| {
+        report
+            .scenarios
+            .iter()
+            .find(|(x, _)| *x == s)
+            .map(|(_, m)| m)
+    };
+    let against = match reference {
+        Scenario::Floor if name == "sshd accepts the key" => "QEMU exit (powered off)",
+        Scenario::Debian if DEBIAN_RATIOS.contains(&name) => name,
+        _ => return None,
+    };
+    let top = figures(corral)?.get(name)?.median;
+    let bottom = figures(reference)?.get(against)?.median;
+    (bottom > 0.0).then(|| top / bottom)
+}
+
 /// The tables for docs/benchmarks.md.
 pub fn markdown(report: &Report, when: &str) -> String {
     let mut out = format!(
@@ -263,24 +416,16 @@ pub fn markdown(report: &Report, when: &str) -> String {
          the figure says otherwise.\n\n",
         report.runs
     );
+    let ratios = ratio_columns(report);
     out.push_str("| figure |");
     for (s, _) in &report.scenarios {
         out.push_str(&format!(" {} |", s.name()));
     }
-    let floor = report
-        .scenarios
-        .iter()
-        .find(|(s, _)| *s == Scenario::Floor)
-        .map(|(_, m)| m);
-    let floor_exit = floor.and_then(|m| m.get("QEMU exit (powered off)"));
-    if floor_exit.is_some() {
-        out.push_str(" Corral ISO / floor |");
+    for (c, r) in &ratios {
+        out.push_str(&format!(" {} / {} |", c.name(), r.name()));
     }
     out.push_str("\n|---|");
-    for _ in &report.scenarios {
-        out.push_str("---|");
-    }
-    if floor_exit.is_some() {
+    for _ in 0..report.scenarios.len() + ratios.len() {
         out.push_str("---|");
     }
     out.push('\n');
@@ -289,19 +434,11 @@ pub fn markdown(report: &Report, when: &str) -> String {
         for (_, m) in &report.scenarios {
             out.push_str(&format!(" {} |", cell(m.get(&name))));
         }
-        if let Some(f) = floor_exit {
-            let iso = report
-                .scenarios
-                .iter()
-                .find(|(s, _)| *s == Scenario::Iso)
-                .and_then(|(_, m)| m.get(&name));
-            let ratio = match iso {
-                Some(i) if name == "sshd accepts the key" && f.median > 0.0 => {
-                    format!("{:.1}x", i.median / f.median)
-                }
-                _ => String::new(),
-            };
-            out.push_str(&format!(" {ratio} |"));
+        for (c, r) in &ratios {
+            match ratio(report, *c, *r, &name) {
+                Some(x) => out.push_str(&format!(" {x:.2}x |")),
+                None => out.push_str("  |"),
+            }
         }
         out.push('\n');
     }
@@ -335,7 +472,18 @@ pub fn to_json(report: &Report) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    json!({"runs": report.runs, "scenarios": scenarios, "sizes_bytes": sizes})
+    let mut ratios = serde_json::Map::new();
+    for (c, r) in ratio_columns(report) {
+        let column: serde_json::Map<String, Value> = figure_order(report)
+            .into_iter()
+            .filter_map(|name| Some((name.clone(), json!(ratio(report, c, r, &name)?))))
+            .collect();
+        ratios.insert(
+            format!("{} / {}", c.name(), r.name()),
+            Value::Object(column),
+        );
+    }
+    json!({"runs": report.runs, "scenarios": scenarios, "ratios": ratios, "sizes_bytes": sizes})
 }
 
 pub const BEGIN: &str = "<!-- bench:begin (written by make bench) -->";
@@ -381,6 +529,16 @@ mod tests {
                         ("kernel start".to_string(), st(1.5, 1.4, 1.6)),
                         ("sshd accepts the key".to_string(), st(24.0, 23.0, 26.0)),
                         ("service ntp up".to_string(), st(18.0, 17.0, 19.0)),
+                        ("docker info answers".to_string(), st(20.0, 19.0, 21.0)),
+                        ("RSS PID 1 (MiB)".to_string(), st(0.6, 0.6, 0.6)),
+                    ]),
+                ),
+                (
+                    Scenario::Debian,
+                    BTreeMap::from([
+                        ("sshd accepts the key".to_string(), st(26.0, 25.0, 27.0)),
+                        ("docker info answers".to_string(), st(40.0, 39.0, 41.0)),
+                        ("RSS PID 1 (MiB)".to_string(), st(9.0, 9.0, 9.0)),
                     ]),
                 ),
             ],
@@ -392,17 +550,30 @@ mod tests {
     fn the_table_has_a_column_per_machine_in_boot_order() {
         let md = markdown(&report(), "2026-11-21");
         assert!(
-            md.contains("| figure | floor | Corral ISO | Corral ISO / floor |"),
+            md.contains(
+                "| figure | floor | Corral ISO | Debian 12 | Corral ISO / floor | Corral ISO / Debian 12 |"
+            ),
             "{md}"
         );
         let kernel = md
-            .find("| kernel start | 0.5 (0.4-0.6) | 1.5 (1.4-1.6) |")
+            .find("| kernel start | 0.5 (0.4-0.6) | 1.5 (1.4-1.6) |  |  |  |")
             .unwrap();
         let ntp = md.find("| service ntp up |  | 18.0 (17.0-19.0) |").unwrap();
+        // sshd against the floor's exit and against Debian's sshd.
         let ssh = md
-            .find("| sshd accepts the key |  | 24.0 (23.0-26.0) | 8.0x |")
+            .find(
+                "| sshd accepts the key |  | 24.0 (23.0-26.0) | 26.0 (25.0-27.0) | 8.00x | 0.92x |",
+            )
             .unwrap();
-        assert!(kernel < ntp && ntp < ssh, "{md}");
+        let info = md
+            .find("| docker info answers |  | 20.0 (19.0-21.0) | 40.0 (39.0-41.0) |  | 0.50x |")
+            .unwrap();
+        assert!(kernel < ntp && ntp < ssh && ssh < info, "{md}");
+        // Figures outside the comparison get no ratio.
+        assert!(
+            md.contains("| RSS PID 1 (MiB) |  | 0.6 (0.6-0.6) | 9.0 (9.0-9.0) |  |  |"),
+            "{md}"
+        );
         assert!(md.contains("| corral.iso | 109.1 |"));
     }
 
@@ -419,6 +590,17 @@ mod tests {
             3.2
         );
         assert_eq!(j["sizes_bytes"]["corral.iso"], 109_100_000);
+        assert_eq!(
+            j["ratios"]["Corral ISO / Debian 12"]["docker info answers"],
+            0.5
+        );
+        assert_eq!(
+            j["ratios"]["Corral ISO / floor"]["sshd accepts the key"],
+            8.0
+        );
+        assert!(j["ratios"]["Corral ISO / floor"]
+            .get("kernel start")
+            .is_none());
     }
 
     #[test]
@@ -446,6 +628,7 @@ mod tests {
     #[test]
     fn scenario_names_parse() {
         assert_eq!(Scenario::parse("iso"), Some(Scenario::Iso));
-        assert_eq!(Scenario::parse("debian"), None);
+        assert_eq!(Scenario::parse("debian"), Some(Scenario::Debian));
+        assert_eq!(Scenario::parse("ubuntu"), None);
     }
 }

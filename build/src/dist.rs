@@ -448,8 +448,8 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
 
 /// Builds every image under `tests/images/` (images the end-to-end tests load into the
 /// user engine, not part of the OS) into `<work>/test-images/<name>.tar`. Returns the
-/// archives.
-pub fn test_images(paths: &Paths) -> Result<Vec<PathBuf>> {
+/// archives with their references.
+pub fn test_images(paths: &Paths) -> Result<Vec<crate::docker_archive::Built>> {
     let apt = Apt::new(&paths.cache)?;
     let specs = resolve_images(&apt, &paths.repo.join("tests/images"))?;
     let all: Vec<Deb> = specs.iter().flat_map(|(_, _, d)| d.clone()).collect();
@@ -466,7 +466,7 @@ pub fn test_images(paths: &Paths) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for (dir, spec, debs) in &specs {
         step.set_detail(&spec.name);
-        out.push(image::build(&inputs, dir, spec, debs)?.archive);
+        out.push(image::build(&inputs, dir, spec, debs)?);
         step.inc();
     }
     step.done(&work.display().to_string());

@@ -17,6 +17,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("mcopy", "mtools"),
     ("qemu-system-x86_64", "qemu-system-x86"),
     ("dockerd", "docker.io"),
+    ("mmdebstrap", "mmdebstrap"),
 ];
 
 /// Finds `tool` in PATH (and the sbin directories, which a non-root PATH may lack).

@@ -16,6 +16,7 @@
 
 pub mod ami;
 pub mod apt;
+pub mod baseline;
 pub mod bench;
 pub mod cpio;
 pub mod deb;

@@ -54,14 +54,20 @@ enum Cmd {
         #[arg(long)]
         bucket: Option<String>,
     },
-    /// Boot the floor (this kernel, an init that powers off) and Corral (ISO, disk image)
-    /// N times each; write dist/bench.json and the table in docs/benchmarks.md.
+    /// Boot the floor (this kernel, an init that powers off), Corral (ISO, disk image)
+    /// and Debian 12 (mmdebstrap: systemd, openssh-server, docker.io; same kernel) N
+    /// times each; write dist/bench.json and the table in docs/benchmarks.md.
     Bench {
         /// Boots per machine.
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// Machines to boot, comma-separated: floor, iso, disk.
-        #[arg(long, value_delimiter = ',', default_value = "floor,iso,disk")]
+        /// Machines to boot, comma-separated: floor, iso, disk (first boot), disk-again
+        /// (the second boot of a disk), debian.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "floor,iso,disk,disk-again,debian"
+        )]
         only: Vec<String>,
         /// Where bench.json goes (default: dist/).
         #[arg(long)]
@@ -145,8 +151,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dist::resolve(&paths, &opts).context("resolving packages for the lock file")?;
         }
         Cmd::TestImages => {
-            for archive in dist::test_images(&paths).context("building the test images")? {
-                println!("  {}", archive.display());
+            for built in dist::test_images(&paths).context("building the test images")? {
+                println!("  {} ({})", built.archive.display(), built.reference);
             }
         }
         Cmd::Ami {
@@ -196,16 +202,39 @@ fn bench(
     let scenarios = only
         .iter()
         .map(|s| {
-            Scenario::parse(s.trim())
-                .with_context(|| format!("--only {s}: the machines are floor, iso and disk"))
+            Scenario::parse(s.trim()).with_context(|| {
+                format!("--only {s}: the machines are floor, iso, disk, disk-again and debian")
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     anyhow::ensure!(runs > 0, "--runs must be at least 1");
+    // The image every machine preloads: tests/images/busybox, built if it is not yet.
+    let preload = corral_build::dist::test_images(paths)
+        .context("building the test image the machines preload")?
+        .into_iter()
+        .find(|b| b.archive.file_name().is_some_and(|n| n == "busybox.tar"))
+        .context("tests/images/busybox is missing: the benchmark preloads it")?;
+    let manifest_path = paths.dist.join("manifest.json");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&manifest_path)
+            .with_context(|| format!("reading {}; run `make dist`", manifest_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", manifest_path.display()))?;
     let bench_paths = bench::BenchPaths {
         dist: paths.dist.clone(),
         work: paths.work.join("bench"),
         busybox: paths.work.join("rootfs/usr/bin/busybox"),
         images: paths.work.join("images"),
+        preload: bench::Preload {
+            archive: preload.archive,
+            reference: preload.reference,
+            sha256: preload.archive_sha256,
+        },
+        cmdline: corral_build::dist::CMDLINE.to_string(),
+        kernel_release: manifest["kernel"]
+            .as_str()
+            .with_context(|| format!("{} has no kernel release", manifest_path.display()))?
+            .to_string(),
     };
     let report = bench::bench(&bench_paths, &scenarios, runs).context("benchmarking")?;
     let out = out.unwrap_or_else(|| paths.dist.clone());

@@ -170,14 +170,26 @@ pub fn floor_run(cfg: &VmConfig, dir: &Path, timeout: Duration) -> Result<Figure
 /// How long to let a booted machine settle before reading its memory.
 pub const SETTLE: Duration = Duration::from_secs(10);
 
-/// One boot of Corral: the console's markers, sshd accepting `key`, the user engine
-/// answering `docker info`, memory once settled, and the poweroff latency.
-pub fn corral_run(
+/// Who a benchmark logs in as, and what it asks of the machine.
+pub struct Probe<'a> {
+    pub key: &'a KeyPair,
+    pub user: &'a str,
+    /// What runs a command as root: `"sudo "` for Corral's `corral` user, `""` for root.
+    pub as_root: &'a str,
+    /// An image the machine preloads at boot: the figure `first docker run answers` is
+    /// when `docker run --pull never IMAGE true` first succeeds.
+    pub image: Option<&'a str>,
+}
+
+/// One boot of a machine with sshd and Docker (Corral, or the Debian baseline): the
+/// console's markers, sshd accepting the key, `docker info` answering, a first `docker
+/// run` of the preloaded image, memory once settled, and the poweroff latency.
+pub fn machine_run(
     name: &str,
     cfg: &VmConfig,
     dir: &Path,
     answers: Vec<(String, String)>,
-    key: &KeyPair,
+    probe: &Probe,
     timeout: Duration,
 ) -> Result<Figures> {
     let port = cfg
@@ -186,8 +198,8 @@ pub fn corral_run(
     let mut vm = Vm::start(name, cfg, dir, answers)?;
     let ssh = Ssh {
         port,
-        user: "corral".into(),
-        key: key.private.clone(),
+        user: probe.user.into(),
+        key: probe.key.private.clone(),
     };
     let since = |t: Instant| t.duration_since(vm.started).as_secs_f64();
     let mut out = Figures::new();
@@ -200,11 +212,22 @@ pub fn corral_run(
         per_try,
     )?;
     out.insert("docker info answers".into(), since(Instant::now()));
+    if let Some(image) = probe.image {
+        ssh.eventually(
+            &format!("docker run --rm --pull never {image} true"),
+            timeout,
+            per_try,
+        )?;
+        out.insert("first docker run answers".into(), since(Instant::now()));
+    }
     std::thread::sleep(SETTLE);
     if let Some(used) = used_mib(&ssh.check("cat /proc/meminfo", per_try)?) {
         out.insert("memory in use (MiB)".into(), used);
     }
-    let rss = ssh.check(&format!("sudo sh -c {}", sh_quote(RSS_SCRIPT)), per_try)?;
+    let rss = ssh.check(
+        &format!("{}sh -c {}", probe.as_root, sh_quote(RSS_SCRIPT)),
+        per_try,
+    )?;
     out.extend(
         rss_figures(&rss)
             .into_iter()
@@ -212,18 +235,19 @@ pub fn corral_run(
     );
     out.extend(console_figures(&vm.console_lines()));
     let asked = Instant::now();
-    let _ = ssh.run("sudo poweroff", per_try);
+    let _ = ssh.run(&format!("{}poweroff", probe.as_root), per_try);
     vm.wait_exit(timeout)?;
     out.insert("poweroff (s)".into(), asked.elapsed().as_secs_f64());
     Ok(out)
 }
 
 /// The kernel + initrd machine of a floor run.
-pub fn floor_config(kernel: &Path, initrd: &Path) -> VmConfig {
+/// `cmdline` is Corral's own, so the kernel does the same work (consoles included).
+pub fn floor_config(kernel: &Path, initrd: &Path, cmdline: &str) -> VmConfig {
     VmConfig::new(Boot::Kernel {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
-        cmdline: "console=ttyS0,115200n8".into(),
+        cmdline: cmdline.into(),
     })
 }
 
