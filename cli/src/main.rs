@@ -1,8 +1,12 @@
-//! `corral`: `corral config validate`, `corral install`, and the console container's
-//! entrypoint (`corral console-init`, which starts `corral runcmd`).
+//! `corral`: the host CLI. `config validate` and `install` work on their own; `os
+//! version`, `service ...` and `boot-report` ask the manager over /run/corral/api.sock;
+//! `poweroff` and `reboot` ask PID 1; and the console container's entrypoint
+//! (`corral console-init`, which starts `corral runcmd`).
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use corral_api::protocol::Request;
+use corral_cli::api::Format;
 use corral_cli::console::{self, USER};
 use corral_cli::install::{self, host::Host};
 use corral_cli::passwd;
@@ -31,6 +35,32 @@ enum Command {
     /// Installs Corral from the ISO this machine booted onto a disk (GRUB for BIOS and
     /// UEFI, boot slot A, the state partition), then reboots into it.
     Install(InstallArgs),
+    /// The system services: list, start, stop, restart, logs.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+    /// The operating system.
+    Os {
+        #[command(subcommand)]
+        command: OsCommand,
+    },
+    /// This boot's timeline from the manager's records: each step, when it began and
+    /// ended, and the critical path (the steps that made the boot as long as it was).
+    BootReport {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Stops every service and workload cleanly and powers the machine off.
+    Poweroff,
+    /// Stops every service and workload cleanly and reboots.
+    Reboot,
+    /// Prints a completion script for a shell, such as
+    /// `corral completion bash > /etc/bash_completion.d/corral`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The console service's entrypoint: ssh keys, sshd and the gettys.
     #[command(hide = true)]
     ConsoleInit,
@@ -47,6 +77,49 @@ enum ConfigCommand {
         /// The file to check (`-` reads stdin); without it, this machine's layers.
         #[arg(short, long, value_name = "FILE")]
         input: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Every service with its image, state, health and since when (also `ps`).
+    #[command(visible_alias = "ps")]
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Starts stopped services.
+    Start {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stops services; they stay stopped until started, or until the next boot.
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Restarts services.
+    Restart {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// A service's output (what its container wrote).
+    Logs {
+        /// Only the last N lines.
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<u32>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OsCommand {
+    /// Corral's version, the kernel, both engines' versions and the build.
+    Version {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }
 
@@ -89,12 +162,74 @@ fn main() -> ExitCode {
             command: ConfigCommand::Validate { input },
         } => return validate(input.as_deref()),
         Command::Install(args) => return install(&args),
+        Command::Service { command } => return service(command),
+        Command::Os {
+            command: OsCommand::Version { format },
+        } => return manager(vec![Request::OsVersion], format),
+        Command::BootReport { format } => return manager(vec![Request::BootReport], format),
+        Command::Poweroff => return power(corral_init::power::Action::Poweroff),
+        Command::Reboot => return power(corral_init::power::Action::Reboot),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "corral", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("corral: {e:#}");
             ExitCode::from(SYSTEM_ERROR)
+        }
+    }
+}
+
+fn service(command: ServiceCommand) -> ExitCode {
+    let each =
+        |names: Vec<String>, make: fn(String) -> Request| names.into_iter().map(make).collect();
+    match command {
+        ServiceCommand::List { format } => manager(vec![Request::ServiceList], format),
+        ServiceCommand::Start { names } => manager(
+            each(names, |name| Request::ServiceStart { name }),
+            Format::Table,
+        ),
+        ServiceCommand::Stop { names } => manager(
+            each(names, |name| Request::ServiceStop { name }),
+            Format::Table,
+        ),
+        ServiceCommand::Restart { names } => manager(
+            each(names, |name| Request::ServiceRestart { name }),
+            Format::Table,
+        ),
+        ServiceCommand::Logs {
+            lines,
+            format,
+            name,
+        } => manager(vec![Request::ServiceLogs { name, lines }], format),
+    }
+}
+
+/// Sends each request to the manager in turn, printing each answer; stops at the first
+/// failure, with exit 1 for the user's and 2 for the machine's.
+fn manager(requests: Vec<Request>, format: Format) -> ExitCode {
+    let socket = Path::new(corral_api::SOCKET);
+    for request in requests {
+        if let Err(f) = corral_cli::api::run(socket, request, format) {
+            eprintln!("corral: {}", f.message);
+            return ExitCode::from(match f.kind {
+                corral_api::ErrorKind::User => USER_ERROR,
+                corral_api::ErrorKind::System => SYSTEM_ERROR,
+            });
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn power(action: corral_init::power::Action) -> ExitCode {
+    match corral_init::request(action, false) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corral: {e}");
+            ExitCode::from(USER_ERROR)
         }
     }
 }

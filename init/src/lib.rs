@@ -41,6 +41,7 @@ pub mod spawn;
 pub mod state;
 pub mod supervisor;
 pub mod sys;
+pub mod timeline;
 
 use cmdline::BootOptions;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -81,10 +82,10 @@ pub fn run() -> ! {
         log::error!("internal error: {info}");
     }));
     kmsg::KmsgLogger::init("corral-init", log::LevelFilter::Info);
+    let started = since_boot();
     log::info!(
-        "Corral init {} starting at {:.2}s",
+        "Corral init {} starting at {started:.2}s",
         env!("CARGO_PKG_VERSION"),
-        since_boot()
     );
     // Block first, so no signal is lost between here and the signalfd.
     let signals = handled_signals();
@@ -106,9 +107,11 @@ pub fn run() -> ! {
         Ok(opts) => opts,
         Err(e) => shutdown::fatal(&e, recovery_of(&sys)),
     };
+    let switched = since_boot();
     if let Err(e) = boot::root_stage(&sys, &opts) {
         shutdown::fatal(&e, opts.recovery);
     }
+    timeline::write(&sys, started, switched, since_boot());
     let sfd = match SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
         Ok(sfd) => sfd,
         Err(e) => shutdown::fatal(&e, opts.recovery),

@@ -13,6 +13,7 @@
 //! - **Talks to:** dockerd through its socket (bollard), PID 1 (it is PID 1's child and
 //!   stops on SIGTERM), the kernel log.
 
+pub mod api;
 pub mod apply;
 pub mod assemble;
 pub mod compose;
@@ -25,5 +26,6 @@ pub mod restart;
 pub mod seed;
 pub mod services;
 pub mod supervise;
+pub mod timeline;
 pub mod user_engine;
 pub mod watch;

@@ -7,7 +7,8 @@ use corral_init::kmsg::KmsgLogger;
 use corral_system_docker::engine::EngineSpec;
 use corral_system_docker::images;
 use corral_system_docker::supervise::{supervise, EngineEvent};
-use corral_system_docker::{apply, assemble, network, user_engine};
+use corral_system_docker::timeline::{self, CONFIGURATION, ENGINE, IMAGES, ROOT_STAGE};
+use corral_system_docker::{api, apply, assemble, network, user_engine};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -90,6 +91,7 @@ const SERVICES_DIR: &str = "/var/lib/corral/conf/services";
 /// The manager proper, as PID 1 runs it.
 fn manage() -> anyhow::Result<()> {
     KmsgLogger::init("corral-manager", log::LevelFilter::Info);
+    let manager_started = corral_init::since_boot();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -142,6 +144,7 @@ fn manage() -> anyhow::Result<()> {
                 _ = int.recv() => break,
                 Some(event) = events.recv() => {
                     if let EngineEvent::Ready { .. } = event {
+                        timeline::record(ENGINE, manager_started, corral_init::since_boot(), Some(ROOT_STAGE));
                         // Every start of the engine (the first, or after a crash) gets
                         // the images and the services; both skip what is already there.
                         // A stop request does not wait for the start-up to finish: it
@@ -200,6 +203,7 @@ async fn on_engine_ready(
     configured: &mut Option<Effective>,
 ) -> Option<corral_system_docker::compose::ServicesFile> {
     let started = std::time::Instant::now();
+    let images_start = corral_init::since_boot();
     let docker = match corral_system_docker::engine::connect(spec).await {
         Ok(d) => d,
         Err(e) => {
@@ -207,6 +211,19 @@ async fn on_engine_ready(
             return None;
         }
     };
+    if configured.is_none() {
+        // Once per boot: the socket `corral` talks to.
+        let path = std::path::Path::new(corral_api::SOCKET);
+        match api::bind(path) {
+            Ok(listener) => {
+                tokio::spawn(api::serve(listener, docker.clone()));
+            }
+            Err(e) => log::error!(
+                "api: listening on {}: {e}; the `corral` command cannot reach the manager",
+                path.display()
+            ),
+        }
+    }
     let dir = std::path::Path::new(images::IMAGES_DIR);
     match images::load_all(&docker, dir).await {
         Ok(results) => {
@@ -231,6 +248,12 @@ async fn on_engine_ready(
         }
         Err(e) => log::error!("{e}"),
     }
+    timeline::record(
+        IMAGES,
+        images_start,
+        corral_init::since_boot(),
+        Some(ENGINE),
+    );
     let links = network::wired_links(std::path::Path::new("/sys/class/net"));
     let effective = match configured {
         Some(e) => e.clone(),
@@ -247,8 +270,15 @@ async fn on_engine_ready(
                     .collect(),
                 ..Default::default()
             };
-            bring_up_services(&docker, &network).await;
+            bring_up_services(&docker, &network, IMAGES).await;
+            let configuring = corral_init::since_boot();
             let e = configure(&saved).await;
+            timeline::record(
+                CONFIGURATION,
+                configuring,
+                corral_init::since_boot(),
+                Some("service network"),
+            );
             *configured = Some(e.clone());
             e
         }
@@ -256,9 +286,19 @@ async fn on_engine_ready(
     let mut file = services_for(&effective, &links);
     prepare_user_engine(&docker, &effective, &mut file).await;
     let since = corral_system_docker::watch::now_stamp();
-    bring_up_services(&docker, &file).await;
+    let services_start = corral_init::since_boot();
+    bring_up_services(&docker, &file, CONFIGURATION).await;
+    if file.services.contains_key("console") {
+        tokio::spawn(timeline::when_listening(
+            timeline::SSHD,
+            22,
+            services_start,
+            "service console",
+            USER_ENGINE_WAIT,
+        ));
+    }
     if file.services.contains_key(user_engine::SERVICE) {
-        tokio::spawn(user_engine::when_ready(USER_ENGINE_WAIT));
+        tokio::spawn(user_engine::when_ready(USER_ENGINE_WAIT, services_start));
     }
     for line in container_files(&docker, &effective).await {
         log::error!("{line}");
@@ -506,11 +546,14 @@ async fn container_files(docker: &bollard::Docker, effective: &Effective) -> Vec
     failures
 }
 
-/// Brings the services up and logs where each one ended.
+/// Brings the services up and logs where each one ended; each one that came up is a
+/// step of the boot report, after `after`.
 async fn bring_up_services(
     docker: &bollard::Docker,
     file: &corral_system_docker::compose::ServicesFile,
+    after: &str,
 ) {
+    let start = corral_init::since_boot();
     use corral_system_docker::services::Outcome;
     for w in &file.warnings {
         log::warn!("{w}");
@@ -520,6 +563,12 @@ async fn bring_up_services(
     }
     for (name, outcome) in corral_system_docker::services::up(docker, file).await {
         let at = corral_init::since_boot();
+        if matches!(
+            outcome,
+            Outcome::Running { .. } | Outcome::Created { .. } | Outcome::Completed
+        ) {
+            timeline::record(&format!("service {name}"), start, at, Some(after));
+        }
         match outcome {
             Outcome::Running { action } => {
                 log::info!("service {name}: running ({action:?}) at {at:.2}s")

@@ -201,15 +201,16 @@ pub async fn check_image(
 }
 
 /// Connects to the user engine's socket, the API version negotiated.
-async fn connect() -> Option<bollard::Docker> {
+pub async fn connect() -> Option<bollard::Docker> {
     crate::engine::connect_to("user", std::path::Path::new(corral_user_docker::SOCKET))
         .await
         .ok()
 }
 
 /// Waits for the user engine to answer, then loads what users preloaded. Logs the
-/// moment it answered and each archive.
-pub async fn when_ready(within: Duration) {
+/// moment it answered and each archive; both are steps of the boot report, the engine's
+/// from `started` (when its service was asked to start).
+pub async fn when_ready(within: Duration, started: f64) {
     let deadline = std::time::Instant::now() + within;
     let docker = loop {
         if let Some(d) = connect().await {
@@ -227,7 +228,14 @@ pub async fn when_ready(within: Duration) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    log::info!("user engine: ready at {:.2}s", corral_init::since_boot());
+    let ready = corral_init::since_boot();
+    log::info!("user engine: ready at {ready:.2}s");
+    crate::timeline::record(
+        crate::timeline::USER_ENGINE,
+        started,
+        ready,
+        Some(&format!("service {SERVICE}")),
+    );
     let dir = std::path::Path::new(corral_user_docker::PRELOAD_DIR);
     for (archive, result) in preload::load_all(&docker, dir).await {
         match result {
@@ -242,6 +250,12 @@ pub async fn when_ready(within: Duration) {
             ),
         }
     }
+    crate::timeline::record(
+        "user images preloaded",
+        ready,
+        corral_init::since_boot(),
+        Some(crate::timeline::USER_ENGINE),
+    );
 }
 
 /// Stops the user engine's running containers (SIGTERM, then `timeout` before dockerd

@@ -3,6 +3,7 @@
 //! the build machines lack CAP_SYS_RESOURCE (privileged services are tested in QEMU).
 
 use bollard::Docker;
+use corral_api::protocol::{Request, Response, Service};
 use corral_build::apt::Apt;
 use corral_build::image::{self, ImageInputs, ImageSpec};
 use corral_system_docker::compose::parse;
@@ -269,5 +270,103 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
             action: Action::Unchanged
         }
     );
+
+    // The api socket (`corral service ...`) on this engine: list, logs, stop, start, and
+    // a name that is not a service, through the CLI's own client.
+    let sock = tmp.path().join("api.sock");
+    let listener = corral_system_docker::api::bind(&sock).expect("bind the api socket");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "root only");
+    let server = tokio::spawn(corral_system_docker::api::serve(listener, docker.clone()));
+    let call = |request: Request| {
+        let sock = sock.clone();
+        tokio::task::spawn_blocking(move || {
+            corral_api::client::call(&sock, &request, Duration::from_secs(60)).expect("answer")
+        })
+    };
+    let body = |r: Response| match r {
+        Response::Ok { body } => body,
+        other => panic!("{other:?}"),
+    };
+    let list: Vec<Service> =
+        serde_json::from_value(body(call(Request::ServiceList).await.expect("join")))
+            .expect("services");
+    let app = list.iter().find(|s| s.name == "app").expect("app listed");
+    assert_eq!(
+        (app.image.as_str(), app.state.as_str()),
+        ("corral/base:test", "running")
+    );
+    assert!(
+        app.since.as_deref().is_some_and(|s| s.starts_with("20")),
+        "{app:?}"
+    );
+    let data_svc = list.iter().find(|s| s.name == "data").expect("data listed");
+    assert_eq!(data_svc.state, "created");
+    assert!(
+        list.iter().all(|s| s.name != "after-broken"),
+        "never created, not listed"
+    );
+    let names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "by name");
+
+    let setup_logs: corral_api::protocol::Logs = serde_json::from_value(body(
+        call(Request::ServiceLogs {
+            name: "setup".into(),
+            lines: Some(5),
+        })
+        .await
+        .expect("join"),
+    ))
+    .expect("logs");
+    assert!(
+        setup_logs.lines.is_empty(),
+        "setup writes to a file, not its output"
+    );
+    let broken_logs = call(Request::ServiceLogs {
+        name: "nothing-here".into(),
+        lines: None,
+    })
+    .await
+    .expect("join");
+    match broken_logs {
+        Response::Error { kind, message } => {
+            assert_eq!(kind, corral_api::ErrorKind::User);
+            assert!(
+                message.contains("there is no service \"nothing-here\""),
+                "{message}"
+            );
+            assert!(message.contains("app"), "names the services: {message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    body(
+        call(Request::ServiceStop { name: "app".into() })
+            .await
+            .expect("join"),
+    );
+    assert!(!container(&docker, "app").await.1, "stopped");
+    body(
+        call(Request::ServiceStop { name: "app".into() })
+            .await
+            .expect("join"),
+    );
+    body(
+        call(Request::ServiceStart { name: "app".into() })
+            .await
+            .expect("join"),
+    );
+    assert!(container(&docker, "app").await.1, "started again");
+    let report: corral_api::BootReport =
+        serde_json::from_value(body(call(Request::BootReport).await.expect("join")))
+            .expect("boot report");
+    assert!(report.steps.iter().all(|s| s.end >= s.start));
+    server.abort();
+
     engine.stop(Duration::from_secs(25)).await;
 }

@@ -342,6 +342,7 @@ fn check_console_over_ssh(vm: &mut Vm, ssh: &Ssh) {
         CMD,
     )
     .expect("the message is in /var/log/messages");
+    check_corral_command(ssh);
     // The console has the docker CLI and the corral command.
     let v = ssh
         .check(
@@ -352,6 +353,132 @@ fn check_console_over_ssh(vm: &mut Vm, ssh: &Ssh) {
     assert!(
         v.contains("Docker version 20.10") && v.contains("corral-cli"),
         "{v}"
+    );
+}
+
+/// The `corral` command in the console, answered by the manager over its socket.
+fn check_corral_command(ssh: &Ssh) {
+    use corral_api::protocol::{Service, Version};
+    let json = |command: &str| -> serde_json::Value {
+        let out = ssh.check(command, CMD).expect(command);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{command}: {e}: {out}"))
+    };
+    let v: Version =
+        serde_json::from_value(json("sudo corral os version --format json")).expect("version");
+    assert_eq!(v.os, "0.1.0");
+    assert!(v.kernel.starts_with("6.1.0-"), "{v:?}");
+    assert!(v.system_engine.starts_with("20.10."), "{v:?}");
+    let services = || -> Vec<Service> {
+        serde_json::from_value(json("sudo corral service list --format json")).expect("list")
+    };
+    let listed = services();
+    for name in SERVICES {
+        let s = listed
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} listed"));
+        assert_eq!(s.state, "running", "{s:?}");
+        assert!(
+            s.image.starts_with(&format!(
+                "corral/{}",
+                if name == "docker" { "engine" } else { name }
+            )),
+            "{s:?}"
+        );
+    }
+    let table = ssh
+        .check("sudo corral service ps", CMD)
+        .expect("service ps");
+    assert!(
+        table.starts_with("NAME") && table.contains("\nntp "),
+        "{table}"
+    );
+    // Stop: it stays stopped (the manager's watcher does not restart it); start again.
+    let said = ssh
+        .check("sudo corral service stop ntp", CMD)
+        .expect("stop ntp");
+    assert_eq!(said.trim(), "stopped ntp");
+    std::thread::sleep(Duration::from_secs(5));
+    let ntp = services()
+        .into_iter()
+        .find(|s| s.name == "ntp")
+        .expect("ntp");
+    assert_eq!(ntp.state, "exited", "still stopped: {ntp:?}");
+    ssh.check("sudo corral service start ntp", CMD)
+        .expect("start ntp");
+    let ntp = services()
+        .into_iter()
+        .find(|s| s.name == "ntp")
+        .expect("ntp");
+    assert_eq!(ntp.state, "running", "{ntp:?}");
+    // Exit codes: 1 for a name that is not a service, 2 when the socket is out of reach
+    // (not root), each with what to do.
+    let (code, out) = ssh
+        .run("sudo corral service restart nope 2>&1", CMD)
+        .expect("nope");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("there is no service \"nope\"") && out.contains("ntp"),
+        "{out}"
+    );
+    let (code, out) = ssh.run("corral service list 2>&1", CMD).expect("as corral");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("/run/corral/api.sock") && out.contains("sudo"),
+        "{out}"
+    );
+    let (code, out) = ssh
+        .run("corral service frobnicate 2>&1", CMD)
+        .expect("bad command");
+    assert_eq!(code, 1, "{out}");
+    // Logs: at most the lines asked for.
+    let logs = ssh
+        .check("sudo corral service logs -n 3 console", CMD)
+        .expect("logs");
+    assert!(logs.lines().count() <= 3, "{logs}");
+    // The boot report: PID 1's steps and the manager's, in time order, a critical path.
+    let report: corral_api::BootReport =
+        serde_json::from_value(json("sudo corral boot-report --format json")).expect("report");
+    let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    for want in [
+        "kernel",
+        "system engine",
+        "system images",
+        "configuration",
+        "service console",
+        "sshd listening",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert!(
+        report.steps.windows(2).all(|w| w[0].start <= w[1].start),
+        "in time order: {report:?}"
+    );
+    assert!(report
+        .steps
+        .iter()
+        .all(|s| s.end >= s.start && s.end < 600.0));
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| s.critical && s.name == "kernel"),
+        "{report:?}"
+    );
+    let table = ssh
+        .check("sudo corral boot-report", CMD)
+        .expect("report table");
+    assert!(
+        table.starts_with("STEP") && table.contains("CRITICAL"),
+        "{table}"
+    );
+    // Shell completions.
+    let bash = ssh
+        .check("corral completion bash", CMD)
+        .expect("completion");
+    assert!(
+        bash.contains("boot-report"),
+        "completion names the commands"
     );
 }
 

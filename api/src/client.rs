@@ -1,0 +1,95 @@
+//! The blocking client: one request, one answer, over the manager's socket.
+
+use crate::{ApiError, Request, Response, MAX_MESSAGE};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// Sends `request` to the manager at `socket` and returns its answer. `timeout` bounds
+/// each read and write (a `logs` of a large service takes a while; an answer never
+/// comes back in pieces slower than this).
+pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Response, ApiError> {
+    let mut stream = UnixStream::connect(socket).map_err(|source| ApiError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut line = serde_json::to_vec(request).map_err(|e| ApiError::Decode(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let text = read_line(&mut BufReader::new(stream))?;
+    serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+/// One line of at most [`MAX_MESSAGE`] bytes, without its newline. Shared with the
+/// manager, which reads requests the same way.
+pub fn read_line(reader: &mut impl BufRead) -> Result<String, ApiError> {
+    let mut buf = Vec::new();
+    reader
+        .take(MAX_MESSAGE as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
+    if buf.len() > MAX_MESSAGE {
+        return Err(ApiError::TooLong);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    String::from_utf8(buf).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn a_request_and_its_answer_cross_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let got: Request = serde_json::from_str(&read_line(&mut reader).unwrap()).unwrap();
+            let mut out = serde_json::to_vec(&Response::user(format!("{got:?}"))).unwrap();
+            out.push(b'\n');
+            (&stream).write_all(&out).unwrap();
+        });
+        let answer = call(
+            &path,
+            &Request::ServiceStop { name: "ntp".into() },
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        server.join().unwrap();
+        assert_eq!(
+            answer,
+            Response::user(r#"ServiceStop { name: "ntp" }"#.to_string())
+        );
+    }
+
+    #[test]
+    fn no_manager_is_a_clear_error() {
+        let err = call(
+            Path::new("/nonexistent/api.sock"),
+            &Request::OsVersion,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("/nonexistent/api.sock") && text.contains("sudo"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused() {
+        let big = vec![b'x'; MAX_MESSAGE + 10];
+        let err = read_line(&mut &big[..]).unwrap_err();
+        assert!(matches!(err, ApiError::TooLong));
+        assert_eq!(read_line(&mut &b"{}\nrest"[..]).unwrap(), "{}");
+    }
+}

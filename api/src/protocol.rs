@@ -1,0 +1,158 @@
+//! Requests and answers. Each is one JSON object on one line; requests are tagged by
+//! `command`, answers by `status`.
+
+use serde::{Deserialize, Serialize};
+
+/// What the CLI asks the manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    /// Corral's, the kernel's and the engines' versions.
+    OsVersion,
+    /// Every service the manager runs, with its state.
+    ServiceList,
+    /// Starts a stopped service's container.
+    ServiceStart { name: String },
+    /// Stops a service's container (it stays stopped until started or the next boot).
+    ServiceStop { name: String },
+    /// Restarts a service's container.
+    ServiceRestart { name: String },
+    /// The last `lines` lines of a service's output (all of it when `None`).
+    ServiceLogs { name: String, lines: Option<u32> },
+    /// This boot's timeline.
+    BootReport,
+}
+
+impl Request {
+    /// Whether the request only reads: the commands users in group docker may run
+    /// through sudo's read-only rule (docs/cli.md).
+    pub fn read_only(&self) -> bool {
+        matches!(
+            self,
+            Request::OsVersion
+                | Request::ServiceList
+                | Request::ServiceLogs { .. }
+                | Request::BootReport
+        )
+    }
+}
+
+/// Whose fault a failure is: the CLI exits 1 for the user's, 2 for the machine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// A name that does not exist, a request that makes no sense: fix the command.
+    User,
+    /// The engine or the machine failed.
+    System,
+}
+
+/// The manager's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Response {
+    /// Done; `body` is the request's data (`null` for an action).
+    Ok { body: serde_json::Value },
+    /// Not done; `message` says why and what to do.
+    Error { kind: ErrorKind, message: String },
+}
+
+impl Response {
+    pub fn ok<T: Serialize>(body: &T) -> Response {
+        match serde_json::to_value(body) {
+            Ok(body) => Response::Ok { body },
+            Err(e) => Response::system(format!("encoding the answer: {e}")),
+        }
+    }
+
+    pub fn user(message: impl Into<String>) -> Response {
+        Response::Error {
+            kind: ErrorKind::User,
+            message: message.into(),
+        }
+    }
+
+    pub fn system(message: impl Into<String>) -> Response {
+        Response::Error {
+            kind: ErrorKind::System,
+            message: message.into(),
+        }
+    }
+}
+
+/// One service, as `corral service list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    /// The container's state (`running`, `exited`, ...), or `missing` when the service
+    /// is configured but has no container.
+    pub state: String,
+    /// The health check's verdict, when the service has one.
+    pub health: Option<String>,
+    /// When it entered its state (RFC 3339, from the engine).
+    pub since: Option<String>,
+}
+
+/// `corral os version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// Corral's version (`VERSION_ID` in /etc/os-release).
+    pub os: String,
+    /// The kernel's release.
+    pub kernel: String,
+    /// The system engine's Docker version.
+    pub system_engine: String,
+    /// The user engine's Docker version, when it answers.
+    pub user_engine: Option<String>,
+    /// The build that made the running root (`BUILD_ID` in /etc/os-release).
+    pub build_id: Option<String>,
+}
+
+/// `corral service logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logs {
+    pub lines: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_by_command() {
+        let r = Request::ServiceLogs {
+            name: "syslog".into(),
+            lines: Some(5),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"command":"service-logs","name":"syslog","lines":5}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"command":"boot-report"}"#).unwrap(),
+            Request::BootReport
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"command":"format-disk"}"#).is_err());
+        assert!(Request::BootReport.read_only());
+        assert!(!Request::ServiceStop { name: "ntp".into() }.read_only());
+    }
+
+    #[test]
+    fn answers_say_whose_fault_an_error_is() {
+        let text = serde_json::to_string(&Response::user("no service x")).unwrap();
+        assert_eq!(
+            text,
+            r#"{"status":"error","kind":"user","message":"no service x"}"#
+        );
+        let ok = Response::ok(&Logs {
+            lines: vec!["a".into()],
+        });
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"status":"ok","body":{"lines":["a"]}}"#
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! The `corral` commands the manager answers (`os version`, `service ...`,
+//! `boot-report`): each sends one request over `/run/corral/api.sock` and prints the
+//! answer as a table or, with `--format json`, as JSON.
+
+use corral_api::protocol::{Logs, Request, Response, Service, Version};
+use corral_api::report::BootReport;
+use corral_api::ErrorKind;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::time::Duration;
+
+/// How a listing is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// A failure, with whose fault it is (exit 1 for the user's, 2 for the machine's).
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    fn system(message: String) -> Failure {
+        Failure {
+            kind: ErrorKind::System,
+            message,
+        }
+    }
+}
+
+/// How long an answer may take (a `service stop` waits up to 10 s for the service).
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sends `request` to the manager at `socket`; the answer's body, or why not.
+pub fn ask(socket: &Path, request: &Request) -> Result<serde_json::Value, Failure> {
+    match corral_api::client::call(socket, request, TIMEOUT) {
+        Ok(Response::Ok { body }) => Ok(body),
+        Ok(Response::Error { kind, message }) => Err(Failure { kind, message }),
+        Err(e) => Err(Failure::system(e.to_string())),
+    }
+}
+
+/// The body as `T`.
+pub fn decode<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, Failure> {
+    serde_json::from_value(body)
+        .map_err(|e| Failure::system(format!("the manager's answer is not understood: {e}")))
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `corral service list`.
+pub fn services_table(services: &[Service]) -> String {
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "IMAGE".into(),
+        "STATE".into(),
+        "HEALTH".into(),
+        "SINCE".into(),
+    ]];
+    for s in services {
+        rows.push(vec![
+            s.name.clone(),
+            s.image.clone(),
+            s.state.clone(),
+            s.health.clone().unwrap_or_else(|| "-".into()),
+            s.since.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    columns(&rows)
+}
+
+/// `corral os version`.
+pub fn version_table(v: &Version) -> String {
+    let none = || "-".to_string();
+    columns(&[
+        vec!["Corral".into(), v.os.clone()],
+        vec!["kernel".into(), v.kernel.clone()],
+        vec![
+            "system engine".into(),
+            format!("docker {}", v.system_engine),
+        ],
+        vec![
+            "user engine".into(),
+            v.user_engine
+                .as_ref()
+                .map(|u| format!("docker {u}"))
+                .unwrap_or_else(|| "not answering".into()),
+        ],
+        vec!["build".into(), v.build_id.clone().unwrap_or_else(none)],
+    ])
+}
+
+/// Prints a body in `format`, `table` rendering it as text.
+fn print<T: DeserializeOwned + serde::Serialize>(
+    body: serde_json::Value,
+    format: Format,
+    table: impl Fn(&T) -> String,
+) -> Result<(), Failure> {
+    let value: T = decode(body)?;
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ),
+        Format::Table => print!("{}", table(&value)),
+    }
+    Ok(())
+}
+
+/// Runs a request and prints its answer.
+pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failure> {
+    let action = match &request {
+        Request::ServiceStart { name } => Some(format!("started {name}")),
+        Request::ServiceStop { name } => Some(format!("stopped {name}")),
+        Request::ServiceRestart { name } => Some(format!("restarted {name}")),
+        _ => None,
+    };
+    let listing = request.clone();
+    let body = ask(socket, &request)?;
+    if let Some(done) = action {
+        println!("{done}");
+        return Ok(());
+    }
+    match listing {
+        Request::OsVersion => print::<Version>(body, format, version_table),
+        Request::ServiceList => print::<Vec<Service>>(body, format, |s| services_table(s)),
+        Request::ServiceLogs { .. } => print::<Logs>(body, format, |l| {
+            l.lines.iter().map(|line| format!("{line}\n")).collect()
+        }),
+        Request::BootReport => print::<BootReport>(body, format, BootReport::table),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_table_lines_up() {
+        let t = services_table(&[
+            Service {
+                name: "ntp".into(),
+                image: "corral/ntp:0.1.0".into(),
+                state: "running".into(),
+                health: None,
+                since: Some("2026-11-21T10:00:00Z".into()),
+            },
+            Service {
+                name: "console".into(),
+                image: "corral/console:0.1.0".into(),
+                state: "exited".into(),
+                health: Some("healthy".into()),
+                since: None,
+            },
+        ]);
+        assert_eq!(
+            t,
+            "NAME     IMAGE                 STATE    HEALTH   SINCE\n\
+             ntp      corral/ntp:0.1.0      running  -        2026-11-21T10:00:00Z\n\
+             console  corral/console:0.1.0  exited   healthy  -\n"
+        );
+    }
+
+    #[test]
+    fn the_version_names_each_part() {
+        let t = version_table(&Version {
+            os: "0.1.0".into(),
+            kernel: "6.1.0-56-cloud-amd64".into(),
+            system_engine: "20.10.24".into(),
+            user_engine: None,
+            build_id: Some("abc".into()),
+        });
+        assert!(t.contains("system engine  docker 20.10.24\n"), "{t}");
+        assert!(t.contains("user engine    not answering\n"), "{t}");
+        assert!(t.contains("build          abc\n"), "{t}");
+    }
+
+    #[test]
+    fn no_manager_is_the_machines_failure() {
+        let err = ask(Path::new("/nonexistent/api.sock"), &Request::ServiceList).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::System);
+        assert!(err.message.contains("sudo"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_user_error_from_the_manager_keeps_its_kind() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            corral_api::client::read_line(&mut reader).unwrap();
+            let mut out = serde_json::to_vec(&Response::user("there is no service \"x\"")).unwrap();
+            out.push(b'\n');
+            (&stream).write_all(&out).unwrap();
+        });
+        let err = run(
+            &path,
+            Request::ServiceStop { name: "x".into() },
+            Format::Table,
+        )
+        .unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.kind, ErrorKind::User);
+        assert!(err.message.contains("no service"));
+    }
+}

@@ -1,0 +1,294 @@
+//! The manager's side of `/run/corral/api.sock` (protocol in `corral-api`): a socket
+//! that only root can open, one request and one answer per connection, each answered
+//! from the system engine's API, the boot timeline or the kernel; never from another
+//! command's output.
+
+use crate::services::SERVICE;
+use bollard::query_parameters::{
+    ListContainersOptions, LogsOptions, RestartContainerOptions, StartContainerOptions,
+    StopContainerOptions,
+};
+use bollard::Docker;
+use corral_api::protocol::{Logs, Request, Response, Service, Version};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// How long a service gets to stop for `corral service stop` and `restart`.
+const STOP_SECONDS: i32 = 10;
+
+/// Binds `path` (replacing a stale socket) for root only.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Answers connections on `listener` until the task is dropped; `docker` is the system
+/// engine.
+pub async fn serve(listener: UnixListener, docker: Docker) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let docker = docker.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, &docker).await {
+                        log::warn!("api: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                log::warn!("api: accepting a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn answer(stream: UnixStream, docker: &Docker) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = Vec::new();
+    BufReader::new(read)
+        .take(corral_api::MAX_MESSAGE as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .await?;
+    let response = if line.len() > corral_api::MAX_MESSAGE {
+        Response::user(format!(
+            "the request is longer than {} bytes",
+            corral_api::MAX_MESSAGE
+        ))
+    } else {
+        match serde_json::from_slice::<Request>(&line) {
+            Ok(request) => handle(docker, request).await,
+            Err(e) => Response::user(format!(
+                "the request is not understood ({e}); use a `corral` of this Corral version"
+            )),
+        }
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec());
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+/// One request's answer.
+pub async fn handle(docker: &Docker, request: Request) -> Response {
+    match request {
+        Request::OsVersion => os_version(docker).await,
+        Request::ServiceList => match list(docker).await {
+            Ok(services) => Response::ok(&services),
+            Err(e) => Response::system(format!("listing the services: {e}")),
+        },
+        Request::ServiceStart { name } => act(docker, &name, Action::Start).await,
+        Request::ServiceStop { name } => act(docker, &name, Action::Stop).await,
+        Request::ServiceRestart { name } => act(docker, &name, Action::Restart).await,
+        Request::ServiceLogs { name, lines } => logs(docker, &name, lines).await,
+        Request::BootReport => Response::ok(&crate::timeline::report()),
+    }
+}
+
+/// Every container of a Corral service (labelled with its service), by service name.
+async fn service_containers(docker: &Docker) -> Result<HashMap<String, String>, String> {
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![SERVICE.to_string()],
+        )])),
+        ..Default::default()
+    };
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(containers
+        .into_iter()
+        .filter_map(|c| {
+            let name = c.labels.as_ref()?.get(SERVICE)?.clone();
+            Some((name, c.id?))
+        })
+        .collect())
+}
+
+/// The services, by name, with their state from the engine.
+pub async fn list(docker: &Docker) -> Result<Vec<Service>, String> {
+    let mut out = Vec::new();
+    for (name, id) in service_containers(docker).await? {
+        let c = docker
+            .inspect_container(&id, None)
+            .await
+            .map_err(|e| format!("inspecting {name}: {e}"))?;
+        let state = c.state.unwrap_or_default();
+        let status = state
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let running = state.running.unwrap_or(false);
+        let since = if running {
+            state.started_at
+        } else {
+            state.finished_at
+        };
+        out.push(Service {
+            name,
+            image: c.config.and_then(|c| c.image).unwrap_or_default(),
+            state: status,
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none"),
+            since: since.filter(|s| !s.starts_with("0001-")),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// The container of service `name`, or the user's error naming the services there are.
+async fn find(docker: &Docker, name: &str) -> Result<String, Response> {
+    let all = service_containers(docker)
+        .await
+        .map_err(|e| Response::system(format!("listing the services: {e}")))?;
+    all.get(name).cloned().ok_or_else(|| {
+        let mut names: Vec<&String> = all.keys().collect();
+        names.sort();
+        let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+        Response::user(format!(
+            "there is no service {name:?}; the services are: {} (`corral service list`)",
+            names.join(", ")
+        ))
+    })
+}
+
+async fn act(docker: &Docker, name: &str, action: Action) -> Response {
+    let id = match find(docker, name).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let result = match action {
+        Action::Start => {
+            docker
+                .start_container(&id, None::<StartContainerOptions>)
+                .await
+        }
+        Action::Stop => {
+            let options = StopContainerOptions {
+                t: Some(STOP_SECONDS),
+                signal: None,
+            };
+            docker.stop_container(&id, Some(options)).await
+        }
+        Action::Restart => {
+            let options = RestartContainerOptions {
+                t: Some(STOP_SECONDS),
+                signal: None,
+            };
+            docker.restart_container(&id, Some(options)).await
+        }
+    };
+    match result {
+        Ok(()) => {
+            log::info!("service {name}: {action:?} asked through the api");
+            Response::ok(&serde_json::Value::Null)
+        }
+        // Already running (start) or already stopped (stop): the wish holds.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Response::ok(&serde_json::Value::Null),
+        Err(e) => Response::system(format!("service {name}: {action:?}: {e}")),
+    }
+}
+
+async fn logs(docker: &Docker, name: &str, lines: Option<u32>) -> Response {
+    let id = match find(docker, name).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let options = LogsOptions {
+        stdout: true,
+        stderr: true,
+        tail: lines.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+        ..Default::default()
+    };
+    let mut stream = docker.logs(&id, Some(options));
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(out) => text.push_str(&String::from_utf8_lossy(&out.into_bytes())),
+            Err(e) => return Response::system(format!("service {name}: reading its logs: {e}")),
+        }
+        if text.len() > corral_api::MAX_MESSAGE / 2 {
+            break;
+        }
+    }
+    let mut all: Vec<String> = text.lines().map(str::to_string).collect();
+    if let Some(n) = lines {
+        let keep = all.len().saturating_sub(n as usize);
+        all.drain(..keep);
+    }
+    Response::ok(&Logs { lines: all })
+}
+
+/// `VERSION_ID` and `BUILD_ID` from an os-release file's text.
+pub fn os_release(text: &str) -> (Option<String>, Option<String>) {
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .filter(|v| !v.is_empty())
+    };
+    (field("VERSION_ID"), field("BUILD_ID"))
+}
+
+async fn os_version(docker: &Docker) -> Response {
+    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let (os, build_id) = os_release(&release);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let system_engine = match docker.version().await {
+        Ok(v) => v.version.unwrap_or_default(),
+        Err(e) => return Response::system(format!("asking the system engine its version: {e}")),
+    };
+    let user_engine = match crate::user_engine::connect().await {
+        Some(user) => user.version().await.ok().and_then(|v| v.version),
+        None => None,
+    };
+    Response::ok(&Version {
+        os: os.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+        kernel,
+        system_engine,
+        user_engine,
+        build_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_release_fields() {
+        let text = "NAME=\"Corral\"\nVERSION_ID=\"0.1.0\"\nBUILD_ID=abc123\n";
+        assert_eq!(
+            os_release(text),
+            (Some("0.1.0".into()), Some("abc123".into()))
+        );
+        assert_eq!(os_release("NAME=x\nVERSION_ID=\n"), (None, None));
+    }
+}

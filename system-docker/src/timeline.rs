@@ -1,0 +1,98 @@
+//! This boot's timeline as the manager records it, for `corral boot-report`: PID 1's
+//! steps (read from [`corral_init::timeline::STEPS`]), then the manager's own: the
+//! system engine, the system images, the network, the configuration, each service,
+//! sshd listening and the user engine.
+
+use corral_api::report::{BootReport, Step};
+use std::sync::Mutex;
+
+static STEPS: Mutex<Vec<Step>> = Mutex::new(Vec::new());
+
+/// Names of the manager's steps that others wait for.
+pub const ENGINE: &str = "system engine";
+pub const IMAGES: &str = "system images";
+pub const CONFIGURATION: &str = "configuration";
+pub const SSHD: &str = "sshd listening";
+pub const USER_ENGINE: &str = "user engine";
+/// PID 1's last step, which the manager's first one follows.
+pub const ROOT_STAGE: &str = "root: mounts, modules, state";
+
+/// Records a step; a step of the same name recorded before (an engine restart, a
+/// second bring-up) is kept: the report is about the boot.
+pub fn record(name: &str, start: f64, end: f64, after: Option<&str>) {
+    let mut steps = STEPS.lock().unwrap_or_else(|p| p.into_inner());
+    if !steps.iter().any(|s| s.name == name) {
+        steps.push(Step::new(name, start, end, after));
+    }
+}
+
+/// PID 1's steps from the text of its file (lines `name\tstart\tend\tafter`); a line
+/// that does not parse is left out.
+pub fn parse_init(text: &str) -> Vec<Step> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split('\t');
+            let name = f.next()?.trim();
+            let start = f.next()?.trim().parse::<f64>().ok()?;
+            let end = f.next()?.trim().parse::<f64>().ok()?;
+            let after = f.next().map(str::trim).filter(|a| !a.is_empty());
+            (!name.is_empty()).then(|| Step::new(name, start, end, after))
+        })
+        .collect()
+}
+
+/// The report so far: PID 1's steps and the manager's.
+pub fn report() -> BootReport {
+    let mut steps = std::fs::read_to_string(corral_init::timeline::STEPS)
+        .map(|t| parse_init(&t))
+        .unwrap_or_default();
+    steps.extend(STEPS.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    BootReport::new(steps)
+}
+
+/// Waits (up to `within`) until something accepts TCP connections on 127.0.0.1:`port`
+/// and records `name` from `start` to then, after `after`.
+pub async fn when_listening(
+    name: &'static str,
+    port: u16,
+    start: f64,
+    after: &'static str,
+    within: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            record(name, start, corral_init::since_boot(), Some(after));
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_1s_steps_are_read_back() {
+        let text = corral_init::timeline::lines(1.2, 1.5, 2.8) + "garbage\nx\tno\t1\t\n";
+        let steps = parse_init(&text);
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[0], Step::new("kernel", 0.0, 1.2, None));
+        assert_eq!(steps[2].name, ROOT_STAGE);
+        assert_eq!(steps[2].after.as_deref(), Some("initramfs: modules, root"));
+    }
+
+    #[test]
+    fn a_step_is_recorded_once() {
+        record("test step", 1.0, 2.0, None);
+        record("test step", 5.0, 9.0, None);
+        let r = report();
+        let mine: Vec<&Step> = r.steps.iter().filter(|s| s.name == "test step").collect();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].end, 2.0);
+    }
+}
