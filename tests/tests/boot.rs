@@ -472,6 +472,7 @@ fn check_corral_command(ssh: &Ssh) {
         table.starts_with("STEP") && table.contains("CRITICAL"),
         "{table}"
     );
+    eprintln!("iso-bios: corral boot-report\n{table}");
     // Shell completions.
     let bash = ssh
         .check("corral completion bash", CMD)
