@@ -10,7 +10,9 @@ use crate::cpio::{Archive, Node};
 use crate::error::{BuildError, Result};
 use crate::progress::Step;
 use corral_harness::bench::{self, Figures, Probe, Stat};
-use corral_harness::{disk_from_image, free_port, nocloud_iso, Boot, Drive, KeyPair, VmConfig};
+use corral_harness::{
+    disk_from_image, free_port, nocloud_iso, preload_bootcmd, Boot, Drive, KeyPair, VmConfig,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -147,14 +149,9 @@ fn corral_seed(dir: &Path, key: &KeyPair, preload: &Preload) -> Result<PathBuf> 
     fs::copy(&preload.archive, seed.join("preload.tar"))
         .map_err(BuildError::write(seed.join("preload.tar")))?;
     let user_data = format!(
-        "#cloud-config\n\
-         ssh_authorized_keys:\n  - {key}\n\
-         bootcmd:\n\
-         \x20 - mkdir -p /run/seed /var/lib/corral/preload/docker\n\
-         \x20 - mount -o ro $(findfs LABEL=cidata) /run/seed\n\
-         \x20 - cp /run/seed/preload.tar /var/lib/corral/preload/docker/\n\
-         \x20 - umount /run/seed\n",
-        key = key.public.trim()
+        "#cloud-config\nssh_authorized_keys:\n  - {}\n{}",
+        key.public.trim(),
+        preload_bootcmd("preload.tar")
     );
     nocloud_iso(dir, user_data.as_bytes(), "instance-id: bench\n")
         .map_err(harness("the NoCloud seed"))

@@ -147,6 +147,19 @@ pub fn disk_from_image(image: &Path, disk: &Path, bytes: u64) -> Result<()> {
         .map_err(|e| HarnessError::Io(disk.to_path_buf(), e))
 }
 
+/// Cloud-config lines (a `bootcmd:` key) that copy `file` from the NoCloud seed into the
+/// user engine's preload folder before the engine starts, as a user's provisioning
+/// would. The seed must carry `file` next to its user-data.
+pub fn preload_bootcmd(file: &str) -> String {
+    format!(
+        "bootcmd:\n\
+         \x20 - mkdir -p /run/seed /var/lib/corral/preload/docker\n\
+         \x20 - mount -o ro $(findfs LABEL=cidata) /run/seed\n\
+         \x20 - cp /run/seed/{file} /var/lib/corral/preload/docker/\n\
+         \x20 - umount /run/seed\n"
+    )
+}
+
 /// A NoCloud seed: an ISO 9660 volume labelled `cidata` holding `user-data` and
 /// `meta-data`, as cloud-localds makes it (built with xorriso).
 pub fn nocloud_iso(dir: &Path, user_data: &[u8], meta_data: &str) -> Result<PathBuf> {

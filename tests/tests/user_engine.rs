@@ -5,7 +5,8 @@
 //! workloads stopped first at poweroff.
 
 use corral_harness::{
-    artifact, free_port, log_dir, nocloud_iso, test_image, Boot, Drive, KeyPair, Ssh, Vm, VmConfig,
+    artifact, free_port, log_dir, nocloud_iso, preload_bootcmd, test_image, Boot, Drive, KeyPair,
+    Ssh, Vm, VmConfig,
 };
 use std::io::{Read, Write};
 use std::path::Path;
@@ -49,11 +50,7 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
     let user_data = format!(
         "#cloud-config\n\
          ssh_authorized_keys:\n  - {key}\n\
-         bootcmd:\n\
-         \x20 - mkdir -p /run/seed /var/lib/corral/preload/docker\n\
-         \x20 - mount -o ro $(findfs LABEL=cidata) /run/seed\n\
-         \x20 - cp /run/seed/busybox.tar.gz /var/lib/corral/preload/docker/\n\
-         \x20 - umount /run/seed\n\
+         {bootcmd}\
          rancher:\n\
          \x20 shutdown_timeout: 20\n\
          \x20 docker:\n\
@@ -61,6 +58,7 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
          \x20   bip: 10.88.0.1/16\n\
          \x20   log_opts: {{max-size: 5m}}\n\
          \x20   engine: corral/no-such-engine:1\n",
+        bootcmd = preload_bootcmd("busybox.tar.gz"),
         key = key.public
     );
     let iso = nocloud_iso(&dir, user_data.as_bytes(), "instance-id: engine-1\n").expect("seed");
