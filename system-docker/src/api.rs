@@ -20,6 +20,35 @@ use tokio::net::{UnixListener, UnixStream};
 /// How long a service gets to stop for `corral service stop` and `restart`.
 const STOP_SECONDS: i32 = 10;
 
+/// A service label naming the file a service logs to instead of its output (syslog's
+/// /var/log/messages): `corral service logs` reads that file's end.
+pub const LOGS_LABEL: &str = "io.corral.logs";
+
+/// The most of a log file `service logs` reads, from its end.
+const LOG_FILE_TAIL: u64 = 1 << 20;
+
+/// The last `lines` lines (all when `None`) of at most the last [`LOG_FILE_TAIL`] bytes
+/// of `path`; a line cut by that limit is dropped.
+pub fn tail_file(path: &Path, lines: Option<u32>) -> std::io::Result<Vec<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let from = len.saturating_sub(LOG_FILE_TAIL);
+    f.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<String> = text.lines().map(str::to_string).collect();
+    if from > 0 && !all.is_empty() {
+        all.remove(0);
+    }
+    if let Some(n) = lines {
+        let keep = all.len().saturating_sub(n as usize);
+        all.drain(..keep);
+    }
+    Ok(all)
+}
+
 /// Binds `path` (replacing a stale socket) for root only.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
@@ -218,6 +247,17 @@ async fn logs(docker: &Docker, name: &str, lines: Option<u32>) -> Response {
         Ok(id) => id,
         Err(r) => return r,
     };
+    let file = docker
+        .inspect_container(&id, None)
+        .await
+        .ok()
+        .and_then(|c| c.config?.labels?.get(LOGS_LABEL).cloned());
+    if let Some(file) = file {
+        return match tail_file(Path::new(&file), lines) {
+            Ok(lines) => Response::ok(&Logs { lines }),
+            Err(e) => Response::system(format!("service {name}: reading {file}: {e}")),
+        };
+    }
     let options = LogsOptions {
         stdout: true,
         stderr: true,
@@ -281,6 +321,20 @@ async fn os_version(docker: &Docker) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_file_is_read_from_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(tail_file(&path, Some(2)).unwrap(), ["two", "three"]);
+        assert_eq!(tail_file(&path, None).unwrap().len(), 3);
+        // Longer than the limit: only its end, the cut line left out.
+        let big = format!("{}\nlast\n", "x".repeat(LOG_FILE_TAIL as usize));
+        std::fs::write(&path, big).unwrap();
+        assert_eq!(tail_file(&path, None).unwrap(), ["last"]);
+        assert!(tail_file(&dir.path().join("none"), None).is_err());
+    }
 
     #[test]
     fn os_release_fields() {

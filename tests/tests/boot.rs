@@ -431,11 +431,20 @@ fn check_corral_command(ssh: &Ssh) {
         .run("corral service frobnicate 2>&1", CMD)
         .expect("bad command");
     assert_eq!(code, 1, "{out}");
-    // Logs: at most the lines asked for.
+    // Logs: at most the lines asked for; syslog's are its file (the logger line from
+    // check_console_over_ssh is there).
     let logs = ssh
         .check("sudo corral service logs -n 3 console", CMD)
         .expect("logs");
     assert!(logs.lines().count() <= 3, "{logs}");
+    let syslog = ssh
+        .check("sudo corral service logs syslog", CMD)
+        .expect("syslog's logs");
+    assert!(syslog.contains("corral-ssh-hello"), "{syslog}");
+    let last = ssh
+        .check("sudo corral service logs -n 2 syslog", CMD)
+        .expect("syslog's last lines");
+    assert_eq!(last.lines().count(), 2, "{last}");
     // The boot report: PID 1's steps and the manager's, in time order, a critical path.
     let report: corral_api::BootReport =
         serde_json::from_value(json("sudo corral boot-report --format json")).expect("report");
