@@ -23,13 +23,19 @@ pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Respo
     serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
-/// One line of at most [`MAX_MESSAGE`] bytes, without its newline. Shared with the
-/// manager, which reads requests the same way.
+/// One line of at most [`MAX_MESSAGE`] bytes, without its newline.
 pub fn read_line(reader: &mut impl BufRead) -> Result<String, ApiError> {
     let mut buf = Vec::new();
     reader
         .take(MAX_MESSAGE as u64 + 1)
         .read_until(b'\n', &mut buf)?;
+    line_text(buf)
+}
+
+/// What was read of a line (up to [`MAX_MESSAGE`] + 1 bytes, through its newline) as
+/// its text: too long, not UTF-8, or the text without the newline. The manager, which
+/// reads asynchronously, checks its requests with it too.
+pub fn line_text(mut buf: Vec<u8>) -> Result<String, ApiError> {
     if buf.len() > MAX_MESSAGE {
         return Err(ApiError::TooLong);
     }

@@ -85,8 +85,9 @@ impl Response {
 pub struct Service {
     pub name: String,
     pub image: String,
-    /// The container's state (`running`, `exited`, ...), or `missing` when the service
-    /// is configured but has no container.
+    /// The container's state (`running`, `exited`, `created`, ...). A service without a
+    /// container (never created: its image is missing, or what it waits for failed) is
+    /// not listed.
     pub state: String,
     /// The health check's verdict, when the service has one.
     pub health: Option<String>,

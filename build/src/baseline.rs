@@ -11,7 +11,8 @@
 //! root: as root it runs directly, otherwise through sudo.
 
 use crate::error::{BuildError, Result};
-use crate::host;
+use crate::{host, rootfs};
+use corral_harness::bench::sh_quote;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -144,10 +145,10 @@ impl Recipe {
     /// `work/root` with `work/files` laid over it, the initramfs copied out, the tree
     /// into an ext4 image, both handed to `owner` (uid:gid), the tree removed.
     pub fn script(&self, work: &Path, owner: &str) -> String {
-        let q = |p: &Path| sh_word(&p.display().to_string());
+        let q = |p: &Path| sh_quote(&p.display().to_string());
         let root = work.join("root");
         let out = Baseline::in_dir(work);
-        let mirrors: Vec<String> = SOURCES.iter().map(|s| sh_word(s)).collect();
+        let mirrors: Vec<String> = SOURCES.iter().map(|s| sh_quote(s)).collect();
         format!(
             "set -eu\n\
              rm -rf {root}\n\
@@ -163,7 +164,7 @@ impl Recipe {
              rm -rf {root}\n",
             root = q(&root),
             packages = self.packages().join(","),
-            copy = sh_word(&format!(
+            copy = sh_quote(&format!(
                 "cp -R --preserve=mode {}/. \"$1\"/",
                 q(&work.join("files"))
             )),
@@ -174,11 +175,6 @@ impl Recipe {
             bytes = IMAGE_BYTES,
         )
     }
-}
-
-/// `text` as one single-quoted shell word.
-fn sh_word(text: &str) -> String {
-    corral_harness::bench::sh_quote(text)
 }
 
 /// Makes the baseline in `work` unless the one there has the same recipe. Returns it.
@@ -197,7 +193,7 @@ pub fn ensure(recipe: &Recipe, work: &Path) -> Result<Baseline> {
     let files = work.join("files");
     let _ = fs::remove_dir_all(&files);
     for (path, mode, data) in recipe.files() {
-        write(&files.join(path), mode, &data)?;
+        rootfs::write(&files, &path, &data, mode)?;
     }
     // cp --preserve=mode gives directories these modes too: root's home stays private.
     for dir in ["root", "root/.ssh"] {
@@ -214,11 +210,11 @@ pub fn ensure(recipe: &Recipe, work: &Path) -> Result<Baseline> {
     fs::copy(&recipe.archive, preload.join(&name))
         .map_err(BuildError::write(preload.join(&name)))?;
 
-    let owner = format!("{}:{}", nix_id("-u")?, nix_id("-g")?);
-    let script = recipe.script(work, &owner);
+    let uid = id("-u")?;
+    let script = recipe.script(work, &format!("{uid}:{}", id("-g")?));
     let script_path = work.join("make-baseline.sh");
     fs::write(&script_path, &script).map_err(BuildError::write(&script_path))?;
-    let mut cmd = if nix_id("-u")? == "0" {
+    let mut cmd = if uid == "0" {
         Command::new("sh")
     } else {
         let mut c = Command::new("sudo");
@@ -232,16 +228,8 @@ pub fn ensure(recipe: &Recipe, work: &Path) -> Result<Baseline> {
     Ok(out)
 }
 
-fn write(path: &Path, mode: u32, data: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(BuildError::write(dir))?;
-    }
-    fs::write(path, data).map_err(BuildError::write(path))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(BuildError::write(path))
-}
-
 /// `id -u` / `id -g` of this process.
-fn nix_id(flag: &str) -> Result<String> {
+fn id(flag: &str) -> Result<String> {
     Ok(host::run(Command::new("id").arg(flag))?.trim().to_string())
 }
 

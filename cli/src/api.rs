@@ -141,13 +141,12 @@ pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failur
         Request::ServiceRestart { name } => Some(format!("restarted {name}")),
         _ => None,
     };
-    let listing = request.clone();
     let body = ask(socket, &request)?;
     if let Some(done) = action {
         println!("{done}");
         return Ok(());
     }
-    match listing {
+    match request {
         Request::OsVersion => print::<Version>(body, format, version_table),
         Request::ServiceList => print::<Vec<Service>>(body, format, |s| services_table(s)),
         Request::ServiceLogs { .. } => print::<Logs>(body, format, |l| {

@@ -42,11 +42,16 @@ pub fn tail_file(path: &Path, lines: Option<u32>) -> std::io::Result<Vec<String>
     if from > 0 && !all.is_empty() {
         all.remove(0);
     }
-    if let Some(n) = lines {
-        let keep = all.len().saturating_sub(n as usize);
-        all.drain(..keep);
+    Ok(last(all, lines))
+}
+
+/// The last `n` of `lines` (all of them when `None`).
+fn last(mut lines: Vec<String>, n: Option<u32>) -> Vec<String> {
+    if let Some(n) = n {
+        let drop = lines.len().saturating_sub(n as usize);
+        lines.drain(..drop);
     }
-    Ok(all)
+    lines
 }
 
 /// Binds `path` (replacing a stale socket) for root only.
@@ -88,18 +93,14 @@ async fn answer(stream: UnixStream, docker: &Docker) -> std::io::Result<()> {
         .take(corral_api::MAX_MESSAGE as u64 + 1)
         .read_until(b'\n', &mut line)
         .await?;
-    let response = if line.len() > corral_api::MAX_MESSAGE {
-        Response::user(format!(
-            "the request is longer than {} bytes",
-            corral_api::MAX_MESSAGE
-        ))
-    } else {
-        match serde_json::from_slice::<Request>(&line) {
+    let response = match corral_api::client::line_text(line) {
+        Err(e) => Response::user(format!("the request: {e}")),
+        Ok(text) => match serde_json::from_str::<Request>(&text) {
             Ok(request) => handle(docker, request).await,
             Err(e) => Response::user(format!(
                 "the request is not understood ({e}); use a `corral` of this Corral version"
             )),
-        }
+        },
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec());
     out.push(b'\n');
@@ -275,12 +276,10 @@ async fn logs(docker: &Docker, name: &str, lines: Option<u32>) -> Response {
             break;
         }
     }
-    let mut all: Vec<String> = text.lines().map(str::to_string).collect();
-    if let Some(n) = lines {
-        let keep = all.len().saturating_sub(n as usize);
-        all.drain(..keep);
-    }
-    Response::ok(&Logs { lines: all })
+    let all: Vec<String> = text.lines().map(str::to_string).collect();
+    Response::ok(&Logs {
+        lines: last(all, lines),
+    })
 }
 
 /// `VERSION_ID` and `BUILD_ID` from an os-release file's text.
