@@ -8,6 +8,7 @@
 //! crate owns.
 
 pub mod api;
+pub mod config;
 pub mod console;
 pub mod files;
 pub mod install;

@@ -71,6 +71,27 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
+    /// Prints the value at KEY in the configuration in force (a dotted path such as
+    /// hostname or corral.docker.engine; rancher.* is corral.*).
+    Get { key: String },
+    /// Sets KEY to VALUE (YAML: 3, true, [a, b]; else text) in this machine's saved
+    /// configuration, if the result validates; it takes effect at the next boot.
+    Set { key: String, value: String },
+    /// Merges a cloud-config file (or stdin) into this machine's saved configuration, if
+    /// the result validates; it takes effect at the next boot.
+    Merge {
+        /// The file to merge (`-` or none: stdin).
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
+    /// Prints the configuration given to this machine (its user-data and what `set` and
+    /// `merge` saved) as YAML.
+    Export {
+        /// Every layer in force instead: OEM, user-data, metadata, saved changes and the
+        /// kernel command line, merged.
+        #[arg(long)]
+        full: bool,
+    },
     /// Lists every problem in a cloud-config (a file, or this machine's configuration)
     /// with file, line, column and key; exits 1 if there is one.
     Validate {
@@ -158,9 +179,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::ConsoleInit => console_init(),
         Command::Runcmd => runcmd(),
-        Command::Config {
-            command: ConfigCommand::Validate { input },
-        } => return validate(input.as_deref()),
+        Command::Config { command } => return config(command),
         Command::Install(args) => return install(&args),
         Command::Service { command } => return service(command),
         Command::Os {
@@ -181,6 +200,35 @@ fn main() -> ExitCode {
             ExitCode::from(SYSTEM_ERROR)
         }
     }
+}
+
+fn config(command: ConfigCommand) -> ExitCode {
+    use corral_cli::config;
+    let m = corral_config::edit::Machine::here();
+    let (name, result) = match &command {
+        ConfigCommand::Get { key } => ("get", config::get(&m, key)),
+        ConfigCommand::Set { key, value } => ("set", config::set(&m, key, value)),
+        ConfigCommand::Merge { input } => ("merge", config::merge(&m, input.as_deref())),
+        ConfigCommand::Export { full } => ("export", config::export(&m, *full)),
+        ConfigCommand::Validate { input } => return validate(input.as_deref()),
+    };
+    match config::need_root(name).and(result) {
+        Ok(text) if text.is_empty() => ExitCode::SUCCESS,
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(f) => failed(&f),
+    }
+}
+
+/// Prints a failure; exit 1 for the user's, 2 for the machine's.
+fn failed(f: &corral_cli::api::Failure) -> ExitCode {
+    eprintln!("corral: {}", f.message);
+    ExitCode::from(match f.kind {
+        corral_api::ErrorKind::User => USER_ERROR,
+        corral_api::ErrorKind::System => SYSTEM_ERROR,
+    })
 }
 
 fn service(command: ServiceCommand) -> ExitCode {
@@ -214,11 +262,7 @@ fn manager(requests: Vec<Request>, format: Format) -> ExitCode {
     let socket = Path::new(corral_api::SOCKET);
     for request in requests {
         if let Err(f) = corral_cli::api::run(socket, request, format) {
-            eprintln!("corral: {}", f.message);
-            return ExitCode::from(match f.kind {
-                corral_api::ErrorKind::User => USER_ERROR,
-                corral_api::ErrorKind::System => SYSTEM_ERROR,
-            });
+            return failed(&f);
         }
     }
     ExitCode::SUCCESS

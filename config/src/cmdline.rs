@@ -40,7 +40,9 @@ pub fn settings(cmdline: &str) -> Vec<Setting> {
         .collect()
 }
 
-fn value_of(text: &str) -> Value {
+/// An option's or `corral config set`'s value: YAML (`[a, b]`, `true`, `3`), or the text
+/// itself when it is not YAML; nothing at all is null.
+pub fn value_of(text: &str) -> Value {
     if text.is_empty() {
         return Value::Null;
     }

@@ -7,6 +7,7 @@
 
 pub mod cmdline;
 pub mod datasource;
+pub mod edit;
 pub mod error;
 pub mod merge;
 pub mod schema;

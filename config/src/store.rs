@@ -89,7 +89,8 @@ impl Store {
         }
     }
 
-    fn make_dir(&self) -> std::io::Result<()> {
+    /// Makes [`Store::dir`], root only.
+    pub fn make_dir(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
     }
@@ -143,25 +144,28 @@ pub fn read_layer(path: &Path) -> Result<Option<UserData>, ConfigError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ConfigError::Read(path.to_path_buf(), e)),
     };
-    let origin = path.display().to_string();
-    let text = String::from_utf8_lossy(&bytes);
+    parse_layer(&path.display().to_string(), &bytes).map(Some)
+}
+
+/// A layer's bytes (a file Corral keeps, or one on its way there), parsed; `origin`
+/// names it in errors.
+pub fn parse_layer(origin: &str, bytes: &[u8]) -> Result<UserData, ConfigError> {
+    let text = String::from_utf8_lossy(bytes);
     let first = text.lines().next().unwrap_or_default();
     if first.starts_with("#cloud-config") || bytes.starts_with(&[0x1f, 0x8b]) {
-        return userdata::parse(&origin, &bytes).map(Some);
+        return userdata::parse(origin, bytes);
     }
     let mut with_header = b"#cloud-config\n".to_vec();
-    with_header.extend_from_slice(&bytes);
+    with_header.extend_from_slice(bytes);
     // Line numbers in errors count the added line; take it back out.
-    userdata::parse(&origin, &with_header)
-        .map(Some)
-        .map_err(|e| match e {
-            ConfigError::Yaml { origin, at, detail } => ConfigError::Yaml {
-                origin,
-                at: crate::validate::shift_line(&at),
-                detail,
-            },
-            other => other,
-        })
+    userdata::parse(origin, &with_header).map_err(|e| match e {
+        ConfigError::Yaml { origin, at, detail } => ConfigError::Yaml {
+            origin,
+            at: crate::validate::shift_line(&at),
+            detail,
+        },
+        other => other,
+    })
 }
 
 /// The configuration in force and how it came about.
@@ -184,10 +188,21 @@ pub struct Effective {
 /// hostname only when none is set, its keys added) < `corral config set` < the kernel
 /// command line. A layer that does not parse is left out and named in `errors`.
 pub fn effective(store: &Store, oem: &Path, cmdline_text: &str) -> Effective {
+    effective_with(store, oem, cmdline_text, read_layer(&store.set_path()))
+}
+
+/// [`effective`] with `set` in place of the saved `corral config set` layer: what the
+/// configuration would be after a change, checked before the change is saved.
+pub fn effective_with(
+    store: &Store,
+    oem: &Path,
+    cmdline_text: &str,
+    set: Result<Option<UserData>, ConfigError>,
+) -> Effective {
     let mut out = Effective::default();
     let oem = take(read_layer(oem), &mut out);
     let user = take(store.user_data(), &mut out);
-    let set = take(read_layer(&store.set_path()), &mut out);
+    let set = take(set, &mut out);
     let (good, option_errors) = cmdline::checked(cmdline_text);
     out.errors
         .extend(option_errors.iter().map(|e| e.to_string()));
