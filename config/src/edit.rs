@@ -81,7 +81,7 @@ pub fn key_path(key: &str) -> Result<Vec<String>, EditError> {
             (rest, "")
         } else {
             match rest.split_once('.') {
-                Some((n, m)) if m.is_empty() => return Err(bad("it ends with a dot")),
+                Some((_, "")) => return Err(bad("it ends with a dot")),
                 Some((n, m)) => (n, m),
                 None => (rest, ""),
             }
