@@ -10,17 +10,47 @@ use std::time::Duration;
 /// each read and write (a `logs` of a large service takes a while; an answer never
 /// comes back in pieces slower than this).
 pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Response, ApiError> {
+    let stream = send(socket, request, Some(timeout))?;
+    let text = read_line(&mut BufReader::new(stream))?;
+    serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+/// Sends `request` (`service logs --follow`) and hands each answer to `each` until the
+/// manager ends the stream or `each` returns false. Reads wait as long as it takes.
+pub fn stream(
+    socket: &Path,
+    request: &Request,
+    mut each: impl FnMut(Response) -> bool,
+) -> Result<(), ApiError> {
+    let mut reader = BufReader::new(send(socket, request, None)?);
+    loop {
+        let text = read_line(&mut reader)?;
+        if text.is_empty() {
+            return Ok(());
+        }
+        let response = serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))?;
+        if !each(response) {
+            return Ok(());
+        }
+    }
+}
+
+/// Connects and writes the request; `timeout` bounds each later read and write.
+fn send(
+    socket: &Path,
+    request: &Request,
+    timeout: Option<Duration>,
+) -> Result<UnixStream, ApiError> {
     let mut stream = UnixStream::connect(socket).map_err(|source| ApiError::Connect {
         path: socket.display().to_string(),
         source,
     })?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    stream.set_read_timeout(timeout)?;
+    stream.set_write_timeout(Some(timeout.unwrap_or(Duration::from_secs(60))))?;
     let mut line = serde_json::to_vec(request).map_err(|e| ApiError::Decode(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line)?;
-    let text = read_line(&mut BufReader::new(stream))?;
-    serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
+    Ok(stream)
 }
 
 /// One line of at most [`MAX_MESSAGE`] bytes, without its newline.

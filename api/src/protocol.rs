@@ -17,8 +17,27 @@ pub enum Request {
     ServiceStop { name: String },
     /// Restarts a service's container.
     ServiceRestart { name: String },
-    /// The last `lines` lines of a service's output (all of it when `None`).
-    ServiceLogs { name: String, lines: Option<u32> },
+    /// The last `lines` lines of a service's output (all of it when `None`); with
+    /// `follow`, then each new line as it comes, one answer per batch, until the client
+    /// hangs up.
+    ServiceLogs {
+        name: String,
+        lines: Option<u32>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        follow: bool,
+    },
+    /// Turns a service on for this boot's `up` and every later boot: from the built-in
+    /// catalogue by `name`, or `definition` (a services file's text, from a file or URL)
+    /// kept under `name`.
+    ServiceEnable {
+        name: String,
+        definition: Option<String>,
+    },
+    /// Turns a service off: stopped and removed now, and not started at later boots.
+    ServiceDisable { name: String },
+    /// Brings services up as the saved configuration defines them (all when `names` is
+    /// empty): creates what is missing, starts what is stopped, recreates what changed.
+    ServiceUp { names: Vec<String> },
     /// This boot's timeline.
     BootReport,
 }
@@ -110,6 +129,16 @@ pub struct Version {
     pub build_id: Option<String>,
 }
 
+/// What `corral service up` did to one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Brought {
+    pub name: String,
+    /// Whether it is where it should be (running, created, or a one-shot completed).
+    pub ok: bool,
+    /// What happened (`running (created)`, `failed: ...`).
+    pub outcome: String,
+}
+
 /// `corral service logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Logs {
@@ -125,6 +154,7 @@ mod tests {
         let r = Request::ServiceLogs {
             name: "syslog".into(),
             lines: Some(5),
+            follow: false,
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -139,6 +169,12 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"command":"format-disk"}"#).is_err());
         assert!(Request::BootReport.read_only());
         assert!(!Request::ServiceStop { name: "ntp".into() }.read_only());
+        let follow: Request = serde_json::from_str(
+            r#"{"command":"service-logs","name":"a","lines":null,"follow":true}"#,
+        )
+        .unwrap();
+        assert!(matches!(follow, Request::ServiceLogs { follow: true, .. }));
+        assert!(!Request::ServiceDisable { name: "ntp".into() }.read_only());
     }
 
     #[test]

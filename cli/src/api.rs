@@ -2,7 +2,7 @@
 //! `boot-report`): each sends one request over `/run/corral/api.sock` and prints the
 //! answer as a table or, with `--format json`, as JSON.
 
-use corral_api::protocol::{Logs, Request, Response, Service, Version};
+use corral_api::protocol::{Brought, Logs, Request, Response, Service, Version};
 use corral_api::report::BootReport;
 use corral_api::ErrorKind;
 use serde::de::DeserializeOwned;
@@ -133,12 +133,118 @@ fn print<T: DeserializeOwned + serde::Serialize>(
     Ok(())
 }
 
+/// `service enable`'s argument as a request: a name from the catalogue, or a services
+/// file (a path with a `/` or ending in `.yml`) or an `http(s)://` URL, whose text goes
+/// along under the name of its file.
+pub fn enable_request(arg: &str) -> Result<Request, Failure> {
+    let user = |message: String| Failure {
+        kind: ErrorKind::User,
+        message,
+    };
+    let is_url = arg.starts_with("http://") || arg.starts_with("https://");
+    let is_file = !is_url && (arg.contains('/') || arg.ends_with(".yml") || arg.ends_with(".yaml"));
+    if !is_url && !is_file {
+        return Ok(Request::ServiceEnable {
+            name: arg.to_string(),
+            definition: None,
+        });
+    }
+    let last = arg.trim_end_matches('/').rsplit('/').next().unwrap_or(arg);
+    let last = last.split(['?', '#']).next().unwrap_or(last);
+    let name = last
+        .strip_suffix(".yml")
+        .or_else(|| last.strip_suffix(".yaml"))
+        .unwrap_or(last)
+        .to_string();
+    let limit = corral_config::userdata::MAX_USER_DATA;
+    let bytes = if is_url {
+        corral_config::datasource::get("service enable", arg, Duration::from_secs(30))
+            .map_err(|e| user(format!("{e}; nothing was enabled")))?
+    } else {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(arg)
+            .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
+            .map_err(|e| user(format!("reading {arg}: {e}")))?;
+        bytes
+    };
+    if bytes.len() > limit {
+        return Err(user(format!("{arg} is larger than {limit} bytes")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| user(format!("{arg} is not UTF-8 text")))?;
+    Ok(Request::ServiceEnable {
+        name,
+        definition: Some(text),
+    })
+}
+
+/// `service logs --follow`: prints lines as the manager sends them, until it stops or
+/// the user interrupts.
+fn follow(socket: &Path, request: &Request, format: Format) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut failure = None;
+    corral_api::client::stream(socket, request, |response| match response {
+        Response::Ok { body } => match decode::<Logs>(body) {
+            Ok(logs) => {
+                let mut out = std::io::stdout().lock();
+                let written = match format {
+                    Format::Json => {
+                        writeln!(out, "{}", serde_json::to_string(&logs).unwrap_or_default())
+                    }
+                    Format::Table => logs.lines.iter().try_for_each(|l| writeln!(out, "{l}")),
+                };
+                written.and_then(|()| out.flush()).is_ok()
+            }
+            Err(f) => {
+                failure = Some(f);
+                false
+            }
+        },
+        Response::Error { kind, message } => {
+            failure = Some(Failure { kind, message });
+            false
+        }
+    })
+    .map_err(|e| Failure::system(e.to_string()))?;
+    failure.map_or(Ok(()), Err)
+}
+
+/// `service up`'s answer as lines; the failure when a service did not come up.
+pub fn brought_table(brought: &[Brought]) -> (String, Option<Failure>) {
+    let rows: Vec<Vec<String>> = brought
+        .iter()
+        .map(|b| vec![b.name.clone(), b.outcome.clone()])
+        .collect();
+    let bad: Vec<&str> = brought
+        .iter()
+        .filter(|b| !b.ok)
+        .map(|b| b.name.as_str())
+        .collect();
+    let failure = (!bad.is_empty()).then(|| {
+        Failure::system(format!(
+            "{} did not come up; `corral service logs NAME` shows why",
+            bad.join(", ")
+        ))
+    });
+    (columns(&rows), failure)
+}
+
 /// Runs a request and prints its answer.
 pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failure> {
+    if let Request::ServiceLogs { follow: true, .. } = request {
+        return follow(socket, &request, format);
+    }
     let action = match &request {
         Request::ServiceStart { name } => Some(format!("started {name}")),
         Request::ServiceStop { name } => Some(format!("stopped {name}")),
         Request::ServiceRestart { name } => Some(format!("restarted {name}")),
+        Request::ServiceEnable { name, .. } => Some(format!(
+            "enabled {name}: it starts at every boot; to start it now: sudo corral service up {name}"
+        )),
+        Request::ServiceDisable { name } => Some(format!(
+            "disabled {name}: stopped and removed, and it stays off at later boots \
+             (sudo corral service enable {name} turns it back on)"
+        )),
         _ => None,
     };
     let body = ask(socket, &request)?;
@@ -153,6 +259,18 @@ pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failur
             l.lines.iter().map(|line| format!("{line}\n")).collect()
         }),
         Request::BootReport => print::<BootReport>(body, format, BootReport::table),
+        Request::ServiceUp { .. } => {
+            let brought: Vec<Brought> = decode(body)?;
+            let (table, failure) = brought_table(&brought);
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&brought).unwrap_or_default()
+                ),
+                Format::Table => print!("{table}"),
+            }
+            failure.map_or(Ok(()), Err)
+        }
         _ => Ok(()),
     }
 }
@@ -184,6 +302,68 @@ mod tests {
             "NAME     IMAGE                 STATE    HEALTH   SINCE\n\
              ntp      corral/ntp:0.1.0      running  -        2026-11-21T10:00:00Z\n\
              console  corral/console:0.1.0  exited   healthy  -\n"
+        );
+    }
+
+    #[test]
+    fn enable_takes_a_name_a_file_or_a_url() {
+        assert_eq!(
+            enable_request("crond").unwrap(),
+            Request::ServiceEnable {
+                name: "crond".into(),
+                definition: None
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web.yml");
+        std::fs::write(&file, "services:\n  web:\n    image: nginx\n").unwrap();
+        let Request::ServiceEnable { name, definition } =
+            enable_request(file.to_str().unwrap()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(name, "web");
+        assert!(definition.unwrap().contains("image: nginx"));
+        let e = enable_request("./missing.yml").expect_err("no file");
+        assert_eq!(e.kind, ErrorKind::User);
+        assert!(
+            e.message.starts_with("reading ./missing.yml"),
+            "{}",
+            e.message
+        );
+        // Nothing listens on port 9 here: a user's error naming the URL.
+        let e = enable_request("http://127.0.0.1:9/svc/extra.yml").expect_err("no server");
+        assert!(
+            e.message.contains("GET http://127.0.0.1:9/svc/extra.yml"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn up_reports_each_service_and_fails_when_one_did_not_come_up() {
+        let (table, failure) = brought_table(&[
+            Brought {
+                name: "crond".into(),
+                ok: true,
+                outcome: "running (created)".into(),
+            },
+            Brought {
+                name: "web".into(),
+                ok: false,
+                outcome: "failed: no such image".into(),
+            },
+        ]);
+        assert_eq!(
+            table,
+            "crond  running (created)\nweb    failed: no such image\n"
+        );
+        let f = failure.expect("web failed");
+        assert_eq!(f.kind, ErrorKind::System);
+        assert!(
+            f.message.starts_with("web did not come up"),
+            "{}",
+            f.message
         );
     }
 

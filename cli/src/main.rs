@@ -124,11 +124,26 @@ enum ServiceCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Turns a service on at every boot: a name from the built-in catalogue (crond), a
+    /// services file (./name.yml) or a URL to one. `up` starts it now.
+    Enable { service: String },
+    /// Turns a service off: stops and removes it now, and it stays off at later boots.
+    Disable { name: String },
+    /// Brings services (all when none is named) to what the saved configuration asks:
+    /// creates what is missing, starts what is stopped, recreates what changed.
+    Up {
+        names: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// A service's output (what its container wrote).
     Logs {
         /// Only the last N lines.
         #[arg(short = 'n', long, value_name = "N")]
         lines: Option<u32>,
+        /// Then keep printing new lines as they come (Ctrl-C ends).
+        #[arg(short, long)]
+        follow: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         name: String,
@@ -250,9 +265,25 @@ fn service(command: ServiceCommand) -> ExitCode {
         ),
         ServiceCommand::Logs {
             lines,
+            follow,
             format,
             name,
-        } => manager(vec![Request::ServiceLogs { name, lines }], format),
+        } => manager(
+            vec![Request::ServiceLogs {
+                name,
+                lines,
+                follow,
+            }],
+            format,
+        ),
+        ServiceCommand::Enable { service } => match corral_cli::api::enable_request(&service) {
+            Ok(request) => manager(vec![request], Format::Table),
+            Err(f) => failed(&f),
+        },
+        ServiceCommand::Disable { name } => {
+            manager(vec![Request::ServiceDisable { name }], Format::Table)
+        }
+        ServiceCommand::Up { names, format } => manager(vec![Request::ServiceUp { names }], format),
     }
 }
 

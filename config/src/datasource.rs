@@ -305,14 +305,26 @@ fn body(
 }
 
 fn http_user_data(source: &str, url: &str, env: &Env) -> Result<Fetched, FetchError> {
-    let agent = agent(env.request_timeout.max(Duration::from_secs(10)));
-    let data = body(&format!("{source}: GET {url}"), agent.get(url).call())?
-        .ok_or_else(|| FetchError::Fatal(format!("{source}: GET {url}: HTTP 404")))?;
+    let data = get(
+        source,
+        url,
+        env.request_timeout.max(Duration::from_secs(10)),
+    )?;
     Ok(Fetched {
         source: source.to_string(),
         user_data: data,
         meta: Metadata::default(),
     })
+}
+
+/// A document at `url` (at most [`MAX_USER_DATA`] bytes; 404 is an error): user-data,
+/// or a services file for `corral service enable URL`. `what` names it in errors.
+pub fn get(what: &str, url: &str, timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    body(
+        &format!("{what}: GET {url}"),
+        agent(timeout).get(url).call(),
+    )?
+    .ok_or_else(|| FetchError::Fatal(format!("{what}: GET {url}: HTTP 404")))
 }
 
 /// The header IMDSv2's token travels in, and the one asking for it.

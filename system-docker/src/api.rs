@@ -3,6 +3,7 @@
 //! from the system engine's API, the boot timeline or the kernel; never from another
 //! command's output.
 
+use crate::enable::Services;
 use crate::services::SERVICE;
 use bollard::query_parameters::{
     ListContainersOptions, LogsOptions, RestartContainerOptions, StartContainerOptions,
@@ -14,11 +15,12 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-/// How long a service gets to stop for `corral service stop` and `restart`.
-const STOP_SECONDS: i32 = 10;
+/// How long a service gets to stop for `corral service stop`, `restart` and `disable`.
+pub(crate) const STOP_SECONDS: i32 = 10;
 
 /// A service label naming the file a service logs to instead of its output (syslog's
 /// /var/log/messages): `corral service logs` reads that file's end.
@@ -65,15 +67,20 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Answers connections on `listener` until the task is dropped; `docker` is the system
-/// engine.
-pub async fn serve(listener: UnixListener, docker: Docker) {
+/// What the api answers from: the system engine, and the services' configuration.
+pub struct Context {
+    pub docker: Docker,
+    pub services: Services,
+}
+
+/// Answers connections on `listener` until the task is dropped.
+pub async fn serve(listener: UnixListener, context: Arc<Context>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let docker = docker.clone();
+                let context = context.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, &docker).await {
+                    if let Err(e) = answer(stream, &context).await {
                         log::warn!("api: {e}");
                     }
                 });
@@ -86,29 +93,51 @@ pub async fn serve(listener: UnixListener, docker: Docker) {
     }
 }
 
-async fn answer(stream: UnixStream, docker: &Docker) -> std::io::Result<()> {
+async fn answer(stream: UnixStream, context: &Context) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
     let mut line = Vec::new();
-    BufReader::new(read)
+    (&mut reader)
         .take(corral_api::MAX_MESSAGE as u64 + 1)
         .read_until(b'\n', &mut line)
         .await?;
     let response = match corral_api::client::line_text(line) {
         Err(e) => Response::user(format!("the request: {e}")),
         Ok(text) => match serde_json::from_str::<Request>(&text) {
-            Ok(request) => handle(docker, request).await,
+            Ok(Request::ServiceLogs {
+                name,
+                lines,
+                follow: true,
+            }) => {
+                // Until the client hangs up (its side of the socket reads as ended).
+                let mut gone = [0u8; 1];
+                return tokio::select! {
+                    r = follow(&context.docker, &name, lines, &mut write) => r,
+                    _ = reader.read(&mut gone) => Ok(()),
+                };
+            }
+            Ok(request) => handle(context, request).await,
             Err(e) => Response::user(format!(
                 "the request is not understood ({e}); use a `corral` of this Corral version"
             )),
         },
     };
-    let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec());
+    send(&mut write, &response).await
+}
+
+/// Writes one answer line.
+async fn send(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    response: &Response,
+) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec());
     out.push(b'\n');
     write.write_all(&out).await
 }
 
 /// One request's answer.
-pub async fn handle(docker: &Docker, request: Request) -> Response {
+pub async fn handle(context: &Context, request: Request) -> Response {
+    let docker = &context.docker;
     match request {
         Request::OsVersion => os_version(docker).await,
         Request::ServiceList => match list(docker).await {
@@ -118,13 +147,18 @@ pub async fn handle(docker: &Docker, request: Request) -> Response {
         Request::ServiceStart { name } => act(docker, &name, Action::Start).await,
         Request::ServiceStop { name } => act(docker, &name, Action::Stop).await,
         Request::ServiceRestart { name } => act(docker, &name, Action::Restart).await,
-        Request::ServiceLogs { name, lines } => logs(docker, &name, lines).await,
+        Request::ServiceLogs { name, lines, .. } => logs(docker, &name, lines).await,
+        Request::ServiceEnable { name, definition } => {
+            context.services.enable(&name, definition.as_deref()).await
+        }
+        Request::ServiceDisable { name } => context.services.disable(docker, &name).await,
+        Request::ServiceUp { names } => context.services.up(docker, &names).await,
         Request::BootReport => Response::ok(&crate::timeline::report()),
     }
 }
 
 /// Every container of a Corral service (labelled with its service), by service name.
-async fn service_containers(docker: &Docker) -> Result<HashMap<String, String>, String> {
+pub(crate) async fn service_containers(docker: &Docker) -> Result<HashMap<String, String>, String> {
     let options = ListContainersOptions {
         all: true,
         filters: Some(HashMap::from([(
@@ -282,6 +316,110 @@ async fn logs(docker: &Docker, name: &str, lines: Option<u32>) -> Response {
     })
 }
 
+/// How often a followed log file is looked at for new lines.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `service logs -f`: the last `lines` lines, then each new one, as answers of one or
+/// more lines each, until the service's output ends or the client hangs up.
+async fn follow(
+    docker: &Docker,
+    name: &str,
+    lines: Option<u32>,
+    write: &mut (impl AsyncWriteExt + Unpin),
+) -> std::io::Result<()> {
+    let id = match find(docker, name).await {
+        Ok(id) => id,
+        Err(r) => return send(write, &r).await,
+    };
+    let file = docker
+        .inspect_container(&id, None)
+        .await
+        .ok()
+        .and_then(|c| c.config?.labels?.get(LOGS_LABEL).cloned());
+    if let Some(file) = file {
+        return follow_file(Path::new(&file), lines, write).await;
+    }
+    let options = LogsOptions {
+        stdout: true,
+        stderr: true,
+        follow: true,
+        tail: lines.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+        ..Default::default()
+    };
+    let mut stream = docker.logs(&id, Some(options));
+    let mut pending = String::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(out) => pending.push_str(&String::from_utf8_lossy(&out.into_bytes())),
+            Err(e) => {
+                let r = Response::system(format!("service {name}: reading its logs: {e}"));
+                return send(write, &r).await;
+            }
+        }
+        let lines = complete_lines(&mut pending);
+        if !lines.is_empty() {
+            send(write, &Response::ok(&Logs { lines })).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes the whole lines out of `pending`, leaving a line still being written.
+fn complete_lines(pending: &mut String) -> Vec<String> {
+    let Some(end) = pending.rfind('\n') else {
+        return Vec::new();
+    };
+    let rest = pending.split_off(end + 1);
+    let lines = pending.lines().map(str::to_string).collect();
+    *pending = rest;
+    lines
+}
+
+/// A log file's end, then what is added to it; a file that shrinks (rotated) is read
+/// again from its start.
+async fn follow_file(
+    path: &Path,
+    lines: Option<u32>,
+    write: &mut (impl AsyncWriteExt + Unpin),
+) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let first = match tail_file(path, lines) {
+        Ok(l) => l,
+        Err(e) => {
+            let r = Response::system(format!("reading {}: {e}", path.display()));
+            return send(write, &r).await;
+        }
+    };
+    send(write, &Response::ok(&Logs { lines: first })).await?;
+    let mut at = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut pending = String::new();
+    loop {
+        tokio::time::sleep(FOLLOW_POLL).await;
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if len < at {
+            at = 0;
+            pending.clear();
+        }
+        if len == at {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(path).and_then(|mut f| {
+            f.seek(SeekFrom::Start(at))?;
+            f.take(LOG_FILE_TAIL).read_to_end(&mut bytes)
+        });
+        if read.is_err() {
+            continue;
+        }
+        at += bytes.len() as u64;
+        pending.push_str(&String::from_utf8_lossy(&bytes));
+        let lines = complete_lines(&mut pending);
+        if !lines.is_empty() {
+            send(write, &Response::ok(&Logs { lines })).await?;
+        }
+    }
+}
+
 /// `VERSION_ID` and `BUILD_ID` from an os-release file's text.
 pub fn os_release(text: &str) -> (Option<String>, Option<String>) {
     let field = |key: &str| {
@@ -333,6 +471,17 @@ mod tests {
         std::fs::write(&path, big).unwrap();
         assert_eq!(tail_file(&path, None).unwrap(), ["last"]);
         assert!(tail_file(&dir.path().join("none"), None).is_err());
+    }
+
+    #[test]
+    fn only_whole_lines_are_taken() {
+        let mut pending = "one\ntwo\nthr".to_string();
+        assert_eq!(complete_lines(&mut pending), ["one", "two"]);
+        assert_eq!(pending, "thr");
+        assert!(complete_lines(&mut pending).is_empty());
+        pending.push_str("ee\n");
+        assert_eq!(complete_lines(&mut pending), ["three"]);
+        assert!(pending.is_empty());
     }
 
     #[test]

@@ -15,6 +15,22 @@ pub const AVAILABLE_DIRS: &[&str] = &[
     "/var/lib/corral/conf/services-available",
 ];
 
+/// The built-in catalogue of optional services (`corral service enable NAME`), by name:
+/// each file's text, `{{VERSION}}` standing for the OS version. A file of the same name
+/// in one of [`AVAILABLE_DIRS`] takes its place.
+pub const CATALOGUE: &[(&str, &str)] = &[("crond", include_str!("../catalogue/crond.yml"))];
+
+/// The service nobody can disable: the way into the machine.
+pub const ESSENTIAL: &str = "console";
+
+/// A catalogue file's text with the OS version filled in.
+pub fn catalogue(name: &str) -> Option<String> {
+    CATALOGUE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| text.replace("{{VERSION}}", env!("CARGO_PKG_VERSION")))
+}
+
 /// Inputs that are not in the configuration itself.
 pub struct Sources<'a> {
     /// The built-in services file's text.
@@ -68,9 +84,13 @@ pub fn services(effective: &Effective, src: &Sources) -> ServicesFile {
             .iter()
             .map(|d| d.join(format!("{name}.yml")))
             .find(|p| p.is_file());
-        match found {
-            Some(path) => add(compose::load(&path), &mut errors),
-            None => errors.push(format!(
+        match (found, catalogue(&name.0)) {
+            (Some(path), _) => add(compose::load(&path), &mut errors),
+            (None, Some(text)) => add(
+                compose::parse(&format!("built-in catalogue {name}.yml"), &text),
+                &mut errors,
+            ),
+            (None, None) => errors.push(format!(
                 "corral.services_include.{name}: no such optional service; put its file at {}/{name}.yml",
                 src.available
                     .last()
@@ -98,6 +118,21 @@ pub fn services(effective: &Effective, src: &Sources) -> ServicesFile {
         add(compose::parse("#compose user-data", text), &mut errors);
     }
     let mut file = compose::merge(files);
+    // `services_include.NAME: false` turns off any service, a built-in one included
+    // (`corral service disable`), but never the console.
+    for (name, on) in &corral.services_include {
+        if *on {
+            continue;
+        }
+        if name.0 == ESSENTIAL {
+            errors.push(format!(
+                "corral.services_include.{ESSENTIAL}: false is ignored: the console is how \
+                 anyone reaches this machine"
+            ));
+        } else if file.services.remove(&name.0).is_some() {
+            log::info!("service {name}: disabled (corral.services_include.{name}: false)");
+        }
+    }
     file.errors.extend(errors);
     let env: Vec<(String, String)> = corral
         .environment
@@ -161,7 +196,8 @@ mod tests {
         )
         .expect("w");
         let e = effective(
-            "corral:\n  services_include: {extra: true, off: false, missing: true}\n  services:\n    \
+            "corral:\n  services_include: {extra: true, off: false, missing: true, network: false, \
+             console: false, crond: true}\n  services:\n    \
              hello: {image: 'hello:1'}\n    mine: {image: 'mine:2'}\n  environment: {HTTP_PROXY: http://p:3128, NO_PROXY: local}\n",
             Some("#compose\nservices:\n  composed:\n    image: c:1\n"),
         );
@@ -176,13 +212,22 @@ mod tests {
         let names: Vec<&str> = f.services.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["composed", "console", "extra", "hello", "mine", "network"]
+            ["composed", "console", "crond", "extra", "hello", "mine"],
+            "network disabled, crond from the built-in catalogue, the console kept"
+        );
+        assert_eq!(
+            f.services["crond"].image,
+            format!("corral/console:{}", env!("CARGO_PKG_VERSION"))
         );
         assert_eq!(
             f.services["mine"].image, "mine:2",
             "cloud-config over the user's file"
         );
-        assert_eq!(f.errors.len(), 2, "{:?}", f.errors);
+        assert_eq!(f.errors.len(), 3, "{:?}", f.errors);
+        assert!(f
+            .errors
+            .iter()
+            .any(|e| e.starts_with("corral.services_include.console: false is ignored")));
         assert!(f.errors.iter().any(|e| e.contains("b.yml")));
         assert!(f
             .errors
@@ -194,8 +239,34 @@ mod tests {
             "a service's own value wins"
         );
         assert_eq!(console_env["NO_PROXY"], "local");
+    }
+
+    #[test]
+    fn the_network_service_gets_the_network_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = effective(
+            "corral:\n  environment: {HTTP_PROXY: http://p:3128}\n",
+            None,
+        );
+        let src = Sources {
+            builtin: BUILTIN,
+            user_dir: dir.path(),
+            available: &[],
+            network_env: vec![("CORRAL_NETWORK".into(), "eth0 dhcp".into())],
+        };
+        let f = services(&e, &src);
         let net_env = f.services["network"].environment.to_map();
         assert_eq!(net_env["CORRAL_NETWORK"], "eth0 dhcp");
         assert_eq!(net_env["HTTP_PROXY"], "http://p:3128");
+    }
+
+    #[test]
+    fn every_catalogue_service_parses() {
+        for (name, _) in CATALOGUE {
+            let text = catalogue(name).expect("listed");
+            let f = compose::parse(name, &text).expect("parses");
+            assert!(f.services.contains_key(*name), "{name} defines itself");
+            assert!(f.warnings.is_empty(), "{name}: {:?}", f.warnings);
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod api;
 pub mod apply;
 pub mod assemble;
 pub mod compose;
+pub mod enable;
 pub mod engine;
 pub mod error;
 pub mod graph;

@@ -8,7 +8,7 @@ use corral_system_docker::engine::EngineSpec;
 use corral_system_docker::images;
 use corral_system_docker::supervise::{supervise, EngineEvent};
 use corral_system_docker::timeline::{self, CONFIGURATION, ENGINE, IMAGES, ROOT_STAGE};
-use corral_system_docker::{api, apply, assemble, network, user_engine};
+use corral_system_docker::{api, apply, assemble, enable, network, user_engine};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -216,7 +216,11 @@ async fn on_engine_ready(
         let path = std::path::Path::new(corral_api::SOCKET);
         match api::bind(path) {
             Ok(listener) => {
-                tokio::spawn(api::serve(listener, docker.clone()));
+                let context = api::Context {
+                    docker: docker.clone(),
+                    services: enable::here(assembler(docker.clone())),
+                };
+                tokio::spawn(api::serve(listener, std::sync::Arc::new(context)));
             }
             Err(e) => log::error!(
                 "api: listening on {}: {e}; the `corral` command cannot reach the manager",
@@ -310,6 +314,23 @@ async fn on_engine_ready(
         quiet,
     ));
     Some(file)
+}
+
+/// The services as the saved configuration has them now, for `corral service enable`,
+/// `disable` and `up`.
+fn assembler(docker: bollard::Docker) -> enable::Assemble {
+    Box::new(move |to_start| {
+        let docker = docker.clone();
+        Box::pin(async move {
+            let effective = current_config();
+            let links = network::wired_links(std::path::Path::new("/sys/class/net"));
+            let mut file = services_for(&effective, &links);
+            if to_start {
+                prepare_user_engine(&docker, &effective, &mut file).await;
+            }
+            file
+        })
+    })
 }
 
 /// How long the user engine gets to answer after its service started.

@@ -3,10 +3,14 @@
 //! the build machines lack CAP_SYS_RESOURCE (privileged services are tested in QEMU).
 
 use bollard::Docker;
-use corral_api::protocol::{Request, Response, Service};
+use corral_api::protocol::{Brought, Request, Response, Service};
 use corral_build::apt::Apt;
 use corral_build::image::{self, ImageInputs, ImageSpec};
+use corral_config::edit::Machine;
+use corral_config::store::Store;
+use corral_system_docker::assemble;
 use corral_system_docker::compose::parse;
+use corral_system_docker::enable::{Assemble, Services};
 use corral_system_docker::engine::{wait_ready, Engine, EngineSpec};
 use corral_system_docker::images::{load_all, Archive};
 use corral_system_docker::services::{up, Action, Outcome};
@@ -281,7 +285,45 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "root only");
-    let server = tokio::spawn(corral_system_docker::api::serve(listener, docker.clone()));
+    // The services the api's enable, disable and up work from: this test's file as the
+    // built-in one, with the saved configuration's services_include applied, as a boot.
+    let conf = tmp.path().join("conf");
+    let machine = Machine {
+        store: Store::new(&conf),
+        oem: tmp.path().join("oem.yml"),
+        cmdline: String::new(),
+    };
+    let builtin = services(&data, "exec sleep 999");
+    let (assemble_machine, user_dir) = (machine.clone(), tmp.path().join("no-user-services"));
+    let available = conf.join("services-available");
+    let lookup = vec![available.clone()];
+    let assemble_lookup = lookup.clone();
+    let assemble: Assemble = Box::new(move |_| {
+        let effective = assemble_machine.in_force();
+        let file = assemble::services(
+            &effective,
+            &assemble::Sources {
+                builtin: &builtin,
+                user_dir: &user_dir,
+                available: &assemble_lookup,
+                network_env: Vec::new(),
+            },
+        );
+        Box::pin(async move { file })
+    });
+    let context = corral_system_docker::api::Context {
+        docker: docker.clone(),
+        services: Services {
+            machine: machine.clone(),
+            available,
+            lookup,
+            assemble,
+        },
+    };
+    let server = tokio::spawn(corral_system_docker::api::serve(
+        listener,
+        std::sync::Arc::new(context),
+    ));
     let call = |request: Request| {
         let sock = sock.clone();
         tokio::task::spawn_blocking(move || {
@@ -319,6 +361,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         call(Request::ServiceLogs {
             name: "setup".into(),
             lines: Some(5),
+            follow: false,
         })
         .await
         .expect("join"),
@@ -331,6 +374,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     let broken_logs = call(Request::ServiceLogs {
         name: "nothing-here".into(),
         lines: None,
+        follow: false,
     })
     .await
     .expect("join");
@@ -366,6 +410,132 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         serde_json::from_value(body(call(Request::BootReport).await.expect("join")))
             .expect("boot report");
     assert!(report.steps.iter().all(|s| s.end >= s.start));
+
+    // Disable: saved in the configuration, the container gone; up refuses it then.
+    body(
+        call(Request::ServiceDisable { name: "app".into() })
+            .await
+            .expect("join"),
+    );
+    assert!(
+        docker.inspect_container("app", None).await.is_err(),
+        "removed"
+    );
+    let layer = std::fs::read_to_string(machine.store.set_path()).expect("saved");
+    assert!(layer.contains("app: false"), "{layer}");
+    let user_error = |r: Response, want: &str| match r {
+        Response::Error {
+            kind: corral_api::ErrorKind::User,
+            message,
+        } => assert!(message.contains(want), "{want:?} in {message}"),
+        other => panic!("{other:?}"),
+    };
+    user_error(
+        call(Request::ServiceUp {
+            names: vec!["app".into()],
+        })
+        .await
+        .expect("join"),
+        "corral service enable app",
+    );
+    user_error(
+        call(Request::ServiceDisable {
+            name: "console".into(),
+        })
+        .await
+        .expect("join"),
+        "the console cannot be disabled",
+    );
+    user_error(
+        call(Request::ServiceEnable {
+            name: "nonesuch".into(),
+            definition: None,
+        })
+        .await
+        .expect("join"),
+        "the catalogue has: crond",
+    );
+    // Enable it again, and up (everything): app is back; the broken ones say so.
+    body(
+        call(Request::ServiceEnable {
+            name: "app".into(),
+            definition: None,
+        })
+        .await
+        .expect("join"),
+    );
+    let brought: Vec<Brought> = serde_json::from_value(body(
+        call(Request::ServiceUp { names: Vec::new() })
+            .await
+            .expect("join"),
+    ))
+    .expect("brought");
+    let app = brought.iter().find(|b| b.name == "app").expect("app");
+    assert!(app.ok && app.outcome == "running (created)", "{app:?}");
+    assert!(brought.iter().any(|b| b.name == "missing-image" && !b.ok));
+    assert!(container(&docker, "app").await.1, "running again");
+    // A service from a file's text: kept, enabled, brought up by name, its output
+    // followed as it comes.
+    let ticker = "services:\n  ticker:\n    image: corral/base:test\n    \
+                  command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']\n";
+    body(
+        call(Request::ServiceEnable {
+            name: "ticker".into(),
+            definition: Some(ticker.into()),
+        })
+        .await
+        .expect("join"),
+    );
+    assert!(conf.join("services-available/ticker.yml").is_file());
+    let brought: Vec<Brought> = serde_json::from_value(body(
+        call(Request::ServiceUp {
+            names: vec!["ticker".into()],
+        })
+        .await
+        .expect("join"),
+    ))
+    .expect("brought");
+    assert_eq!(brought.len(), 1, "only the one named: {brought:?}");
+    assert!(brought[0].ok, "{brought:?}");
+    let followed = tokio::task::spawn_blocking({
+        let sock = sock.clone();
+        move || {
+            let mut seen: Vec<String> = Vec::new();
+            let mut batches = 0;
+            corral_api::client::stream(
+                &sock,
+                &Request::ServiceLogs {
+                    name: "ticker".into(),
+                    lines: Some(1),
+                    follow: true,
+                },
+                |r| {
+                    let Response::Ok { body } = r else {
+                        panic!("{r:?}")
+                    };
+                    let logs: corral_api::protocol::Logs =
+                        serde_json::from_value(body).expect("logs");
+                    seen.extend(logs.lines);
+                    batches += 1;
+                    seen.len() < 5
+                },
+            )
+            .expect("follow");
+            (seen, batches)
+        }
+    })
+    .await
+    .expect("join");
+    let (seen, batches) = followed;
+    assert!(batches >= 2, "lines came as they were written: {seen:?}");
+    let numbers: Vec<u32> = seen
+        .iter()
+        .map(|l| l.strip_prefix("tick ").expect(l).parse().expect(l))
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, none missed: {numbers:?}"
+    );
     server.abort();
 
     engine.stop(Duration::from_secs(25)).await;

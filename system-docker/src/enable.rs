@@ -1,0 +1,276 @@
+//! `corral service enable`, `disable` and `up`: which services a machine runs, kept as
+//! `corral.services_include` in the `corral config set` layer (so it lasts across
+//! reboots, and `corral config export` shows it), and bringing the services to what the
+//! saved configuration asks for now.
+
+use crate::assemble::{self, ESSENTIAL};
+use crate::compose::{self, ServicesFile};
+use crate::services::{self, Outcome};
+use bollard::query_parameters::RemoveContainerOptions;
+use bollard::Docker;
+use corral_api::protocol::{Brought, Response};
+use corral_config::edit::{self, Machine};
+use futures_util::future::BoxFuture;
+use std::path::{Path, PathBuf};
+
+/// The services the saved configuration asks for, put together as a boot would; with
+/// `true`, ready to start (the user engine's flags and files prepared too).
+pub type Assemble = Box<dyn Fn(bool) -> BoxFuture<'static, ServicesFile> + Send + Sync>;
+
+/// What `enable`, `disable` and `up` work on besides the engine.
+pub struct Services {
+    /// The configuration's layers: `services_include` goes in the `config set` layer.
+    pub machine: Machine,
+    /// Where a service enabled from a file or URL is kept (`<dir>/<name>.yml`).
+    pub available: PathBuf,
+    /// Where optional services are looked up by name, before the built-in catalogue.
+    pub lookup: Vec<PathBuf>,
+    pub assemble: Assemble,
+}
+
+/// A service name as compose and `services_include` take it.
+fn check_name(name: &str) -> Result<(), Response> {
+    let fine = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if fine {
+        Ok(())
+    } else {
+        Err(Response::user(format!(
+            "{name:?} is not a service name: letters, digits, - and _, starting with a letter or digit, at most 64"
+        )))
+    }
+}
+
+impl Services {
+    /// Whether `name` is an optional service: a file in `lookup` or the catalogue.
+    fn optional(&self, name: &str) -> bool {
+        self.lookup
+            .iter()
+            .any(|d| d.join(format!("{name}.yml")).is_file())
+            || assemble::catalogue(name).is_some()
+    }
+
+    /// Whether the saved configuration turns `name` off.
+    fn disabled(&self, name: &str) -> bool {
+        self.machine
+            .in_force()
+            .config
+            .corral
+            .services_include
+            .iter()
+            .any(|(n, on)| n.0 == name && !on)
+    }
+
+    /// The optional services' names, for messages.
+    fn optional_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = assemble::CATALOGUE
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        for dir in &self.lookup {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                names.extend(entries.filter_map(|e| {
+                    let p = e.ok()?.path();
+                    (p.extension()? == "yml")
+                        .then(|| p.file_stem()?.to_str().map(str::to_string))?
+                }));
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Sets `corral.services_include.NAME` in the saved configuration.
+    fn include(&self, name: &str, on: bool) -> Result<(), Response> {
+        let key = format!("corral.services_include.{name}");
+        let check = |origin: &str, bytes: &[u8]| corral_config::validate::layer(origin, bytes);
+        self.machine
+            .set(&key, if on { "true" } else { "false" }, &check)
+            .map(|_| ())
+            .map_err(|e| match e {
+                edit::EditError::Write { .. } => Response::system(e.to_string()),
+                _ => Response::user(e.to_string()),
+            })
+    }
+
+    /// `enable NAME [definition]`.
+    pub async fn enable(&self, name: &str, definition: Option<&str>) -> Response {
+        if let Err(r) = check_name(name) {
+            return r;
+        }
+        if let Some(text) = definition {
+            let origin = format!("the services file for {name}");
+            let file = match compose::parse(&origin, text) {
+                Ok(f) => f,
+                Err(e) => return Response::user(format!("{e}; nothing was enabled")),
+            };
+            if let Some(e) = file.errors.first() {
+                return Response::user(format!("{e}; nothing was enabled"));
+            }
+            if file.services.is_empty() {
+                return Response::user(format!("{origin} defines no service; nothing was enabled"));
+            }
+            let path = self.available.join(format!("{name}.yml"));
+            let written = std::fs::create_dir_all(&self.available)
+                .and_then(|()| corral_config::store::write_private(&path, text.as_bytes()));
+            if let Err(e) = written {
+                return Response::system(format!("keeping {}: {e}", path.display()));
+            }
+        } else {
+            let defined = (self.assemble)(false).await.services.contains_key(name);
+            if !defined && !self.optional(name) && !self.disabled(name) {
+                return Response::user(format!(
+                    "there is no service {name:?} to enable; the catalogue has: {} \
+                     (or give a services file: corral service enable ./{name}.yml, or a URL)",
+                    self.optional_names().join(", ")
+                ));
+            }
+        }
+        if let Err(r) = self.include(name, true) {
+            return r;
+        }
+        log::info!("service {name}: enabled through the api");
+        Response::ok(&serde_json::Value::Null)
+    }
+
+    /// `disable NAME`: off in the saved configuration, then stopped and removed.
+    pub async fn disable(&self, docker: &Docker, name: &str) -> Response {
+        if let Err(r) = check_name(name) {
+            return r;
+        }
+        if name == ESSENTIAL {
+            return Response::user(
+                "the console cannot be disabled: it is how anyone reaches this machine \
+                 (sshd and the gettys run in it)",
+            );
+        }
+        let defined = (self.assemble)(false).await.services.contains_key(name);
+        let containers = match crate::api::service_containers(docker).await {
+            Ok(c) => c,
+            Err(e) => return Response::system(format!("listing the services: {e}")),
+        };
+        if !defined && !self.optional(name) && !containers.contains_key(name) {
+            return Response::user(format!(
+                "there is no service {name:?}; `corral service list` shows the running ones"
+            ));
+        }
+        if let Err(r) = self.include(name, false) {
+            return r;
+        }
+        if let Some(id) = containers.get(name) {
+            let options = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            // A clean stop first, as `service stop` does; then the container goes.
+            let _ = docker
+                .stop_container(
+                    id,
+                    Some(bollard::query_parameters::StopContainerOptions {
+                        t: Some(crate::api::STOP_SECONDS),
+                        signal: None,
+                    }),
+                )
+                .await;
+            if let Err(e) = docker.remove_container(id, Some(options)).await {
+                return Response::system(format!(
+                    "service {name} is disabled for later boots, but removing its container failed: {e}"
+                ));
+            }
+        }
+        log::info!("service {name}: disabled through the api");
+        Response::ok(&serde_json::Value::Null)
+    }
+
+    /// `up [NAME...]`: the named services (all when none) as the saved configuration
+    /// defines them.
+    pub async fn up(&self, docker: &Docker, names: &[String]) -> Response {
+        let mut file = (self.assemble)(true).await;
+        if !names.is_empty() {
+            if let Some(missing) = names.iter().find(|n| !file.services.contains_key(*n)) {
+                let known: Vec<&str> = file.services.keys().map(String::as_str).collect();
+                let hint = if self.optional(missing) || self.disabled(missing) {
+                    format!("it is not enabled: corral service enable {missing}")
+                } else {
+                    format!("the services are: {}", known.join(", "))
+                };
+                return Response::user(format!(
+                    "there is no service {missing:?} to bring up; {hint}"
+                ));
+            }
+            file.services.retain(|n, _| names.contains(n));
+        }
+        let brought: Vec<Brought> = services::up(docker, &file)
+            .await
+            .into_iter()
+            .map(|(name, outcome)| {
+                let (ok, text) = describe(&outcome);
+                log::info!("service {name}: {text} (service up)");
+                Brought {
+                    name,
+                    ok,
+                    outcome: text,
+                }
+            })
+            .collect();
+        Response::ok(&brought)
+    }
+}
+
+/// An outcome as `service up` reports it.
+fn describe(outcome: &Outcome) -> (bool, String) {
+    let action = |a: &services::Action| format!("{a:?}").to_lowercase();
+    match outcome {
+        Outcome::Running { action: a } => (true, format!("running ({})", action(a))),
+        Outcome::Created { action: a } => (true, format!("created ({})", action(a))),
+        Outcome::Completed => (true, "completed".into()),
+        Outcome::Failed(why) => (false, format!("failed: {why}")),
+        Outcome::Skipped(why) | Outcome::Blocked(why) => (false, format!("not started: {why}")),
+    }
+}
+
+/// The real machine's: the store, `conf/services-available`, and [`assemble::AVAILABLE_DIRS`].
+pub fn here(assemble: Assemble) -> Services {
+    Services {
+        machine: Machine::here(),
+        available: Path::new(corral_config::store::CONF_DIR).join("services-available"),
+        lookup: assemble::AVAILABLE_DIRS.iter().map(PathBuf::from).collect(),
+        assemble,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_are_checked() {
+        assert!(check_name("crond").is_ok());
+        assert!(check_name("my_svc-2").is_ok());
+        for bad in ["", "-x", "a/b", "../x", "a b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_read_as_what_happened() {
+        assert_eq!(
+            describe(&Outcome::Running {
+                action: services::Action::Created
+            }),
+            (true, "running (created)".into())
+        );
+        assert_eq!(
+            describe(&Outcome::Failed("no image".into())),
+            (false, "failed: no image".into())
+        );
+    }
+}
