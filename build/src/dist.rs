@@ -29,6 +29,8 @@ pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8";
 const BINARIES: &[(&str, &str)] = &[
     ("corral-init", "usr/sbin/corral-init"),
     ("corral-manager", "usr/bin/corral-manager"),
+    // The CLI on the host too (a debug or recovery shell), as in the console.
+    ("corral", "usr/bin/corral"),
 ];
 
 /// Busybox applets that must not be linked: PID 1's own commands stop the machine.
@@ -247,7 +249,8 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
             step.inc();
         }
         rootfs::drop_paths(&root, &r.spec.drop)?;
-        corral_layer(&root, paths, &r.spec, &kernel)?;
+        // The build id is the root's fingerprint: the same inputs, the same id.
+        corral_layer(&root, paths, &r.spec, &kernel, &root_fp[..12])?;
         ship_images(&root, &archives, &seed.0)?;
         step.done(&format!(
             "{files} files from {} packages",
@@ -422,7 +425,13 @@ fn size(p: &Path) -> u64 {
 }
 
 /// Corral's files on top of the packages: binaries, command links, /etc, modules.
-fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) -> Result<()> {
+fn corral_layer(
+    root: &Path,
+    paths: &Paths,
+    spec: &RootfsSpec,
+    kernel: &Kernel,
+    build_id: &str,
+) -> Result<()> {
     for (name, dest) in BINARIES {
         let bytes = fs::read(paths.binaries.join(name))
             .map_err(BuildError::read(paths.binaries.join(name)))?;
@@ -433,7 +442,7 @@ fn corral_layer(root: &Path, paths: &Paths, spec: &RootfsSpec, kernel: &Kernel) 
     }
     rootfs::busybox_links(root, NOT_APPLETS)?;
     rootfs::links(root, &spec.links)?;
-    for (rel, content, mode) in rootfs::etc_files(VERSION) {
+    for (rel, content, mode) in rootfs::etc_files(VERSION, build_id) {
         rootfs::write(root, rel, content.as_bytes(), mode)?;
     }
     rootfs::link(root, "etc/mtab", "../proc/self/mounts")?;

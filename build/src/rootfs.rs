@@ -188,8 +188,9 @@ pub fn link(root: &Path, rel: &str, target: &str) -> Result<()> {
     symlink(target, &p).map_err(BuildError::write(&p))
 }
 
-/// Corral's /etc: users, groups, identity, name resolution.
-pub fn etc_files(version: &str) -> Vec<(&'static str, String, u32)> {
+/// Corral's /etc: users, groups, identity, name resolution. `build_id` names what made
+/// the root (`BUILD_ID` in os-release, `corral os version`'s build).
+pub fn etc_files(version: &str, build_id: &str) -> Vec<(&'static str, String, u32)> {
     vec![
         ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into(), 0o644),
         // Numbers as in Debian's base-passwd (tty 5); docker as Debian's docker.io makes it.
@@ -200,7 +201,7 @@ pub fn etc_files(version: &str) -> Vec<(&'static str, String, u32)> {
         ("etc/nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n".into(), 0o644),
         ("etc/resolv.conf", String::new(), 0o644),
         ("etc/os-release", format!(
-            "NAME=\"Corral\"\nID=corral\nID_LIKE=debian\nVERSION_ID=\"{version}\"\nPRETTY_NAME=\"Corral {version}\"\n"
+            "NAME=\"Corral\"\nID=corral\nID_LIKE=debian\nVERSION_ID=\"{version}\"\nBUILD_ID={build_id}\nPRETTY_NAME=\"Corral {version}\"\n"
         ), 0o644),
     ]
 }

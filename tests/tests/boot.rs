@@ -368,6 +368,16 @@ fn check_corral_command(ssh: &Ssh) {
     assert_eq!(v.os, "0.1.0");
     assert!(v.kernel.starts_with("6.1.0-"), "{v:?}");
     assert!(v.system_engine.starts_with("20.10."), "{v:?}");
+    assert!(
+        v.build_id
+            .as_deref()
+            .is_some_and(|b| b.len() == 12 && b.chars().all(|c| c.is_ascii_hexdigit())),
+        "the root's build id: {v:?}"
+    );
+    // The CLI is on the host too (PID 1's root, seen through the console's host pid
+    // namespace).
+    ssh.check("sudo test -x /proc/1/root/usr/bin/corral", CMD)
+        .expect("corral on the host");
     let services = || -> Vec<Service> {
         serde_json::from_value(json("sudo corral service list --format json")).expect("list")
     };
@@ -445,6 +455,33 @@ fn check_corral_command(ssh: &Ssh) {
         .check("sudo corral service logs -n 2 syslog", CMD)
         .expect("syslog's last lines");
     assert_eq!(last.lines().count(), 2, "{last}");
+    // Follow: a line logged after the command started arrives while it runs.
+    let (_, followed) = ssh
+        .run(
+            "(sleep 3; logger corral-follow-me) & timeout 12 sudo corral service logs -f -n 1 syslog",
+            CMD,
+        )
+        .expect("logs -f");
+    assert!(followed.contains("corral-follow-me"), "{followed}");
+    // Users in group docker get the read-only commands through sudo, and only those.
+    ssh.check(
+        "sudo busybox adduser -D -H -G docker -s /bin/sh viewer",
+        CMD,
+    )
+    .expect("a user in group docker");
+    let as_viewer = |command: &str| {
+        ssh.run(&format!("sudo -u viewer sudo -n {command} 2>&1"), CMD)
+            .expect(command)
+    };
+    let (code, out) = as_viewer("corral service list --format json");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"ntp\""), "{out}");
+    let (code, out) = as_viewer("corral os version");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = as_viewer("corral service stop ntp");
+    assert_ne!(code, 0, "not read-only: {out}");
+    let (code, out) = as_viewer("corral config export");
+    assert_ne!(code, 0, "the configuration holds secrets: {out}");
     // The boot report: PID 1's steps and the manager's, in time order, a critical path.
     let report: corral_api::BootReport =
         serde_json::from_value(json("sudo corral boot-report --format json")).expect("report");

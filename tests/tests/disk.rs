@@ -124,6 +124,7 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     ssh.check(&format!("docker create --name keeper {BUSYBOX} true"), CMD)
         .expect("a container created");
     let key_before = host_key(&ssh);
+    change_config_and_services(&ssh);
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(180))
         .expect("QEMU exits after poweroff");
@@ -150,6 +151,7 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
             .trim(),
         "kept"
     );
+    check_config_and_services_kept(&ssh);
     ssh.eventually("docker info --format '{{.ServerVersion}}'", BOOT, CMD)
         .expect("the user engine answers");
     ssh.check(&format!("docker image inspect {BUSYBOX} >/dev/null"), CMD)
@@ -172,6 +174,105 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(180))
         .expect("QEMU exits after poweroff");
+}
+
+/// The running services' names and states, from `corral service list --format json`.
+fn services(ssh: &Ssh) -> Vec<(String, String)> {
+    let out = ssh
+        .check("sudo corral service list --format json", CMD)
+        .expect("service list");
+    let list: Vec<corral_api::protocol::Service> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    list.into_iter().map(|s| (s.name, s.state)).collect()
+}
+
+/// First boot: `corral config set` and `merge`, a refused change, `service disable ntp`,
+/// `enable crond` and `up crond`. [`check_config_and_services_kept`] looks after reboot.
+fn change_config_and_services(ssh: &Ssh) {
+    let said = ssh
+        .check("sudo corral config set corral.sysctl.vm.swappiness 13", CMD)
+        .expect("config set");
+    assert!(said.contains("takes effect at the next boot"), "{said}");
+    assert_eq!(
+        ssh.check("sudo corral config get rancher.sysctl.vm.swappiness", CMD)
+            .expect("config get")
+            .trim(),
+        "13"
+    );
+    ssh.check(
+        "printf 'write_files:\n  - path: /home/corral/merged.txt\n    content: merged-ok\n' > m.yml \
+         && sudo corral config merge -i m.yml",
+        CMD,
+    )
+    .expect("config merge");
+    // Refused, with the key and the fix, and nothing saved.
+    let before = ssh.check("sudo corral config export", CMD).expect("export");
+    let (code, out) = ssh
+        .run(
+            "sudo corral config set corral.shutdown_timeout soon 2>&1",
+            CMD,
+        )
+        .expect("bad set");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("refused and nothing was saved") && out.contains("shutdown_timeout"),
+        "{out}"
+    );
+    assert_eq!(
+        ssh.check("sudo corral config export", CMD).expect("export"),
+        before
+    );
+    assert!(before.contains("swappiness: 13"), "{before}");
+    // ntp off for good; crond from the catalogue on, and up now.
+    let said = ssh
+        .check("sudo corral service disable ntp", CMD)
+        .expect("disable ntp");
+    assert!(said.starts_with("disabled ntp"), "{said}");
+    assert!(services(ssh).iter().all(|(n, _)| n != "ntp"), "ntp removed");
+    ssh.check("! pidof chronyd", CMD).expect("chronyd is gone");
+    ssh.check("sudo corral service enable crond", CMD)
+        .expect("enable crond");
+    let up = ssh
+        .check("sudo corral service up crond", CMD)
+        .expect("up crond");
+    assert!(up.contains("crond") && up.contains("running"), "{up}");
+    assert!(
+        services(ssh).contains(&("crond".to_string(), "running".to_string())),
+        "{:?}",
+        services(ssh)
+    );
+}
+
+/// Second boot: what [`change_config_and_services`] did is still in force.
+fn check_config_and_services_kept(ssh: &Ssh) {
+    assert_eq!(
+        ssh.check("cat /proc/sys/vm/swappiness", CMD)
+            .expect("swappiness")
+            .trim(),
+        "13",
+        "config set applied at boot"
+    );
+    assert_eq!(
+        ssh.check("cat /home/corral/merged.txt", CMD)
+            .expect("merged file")
+            .trim(),
+        "merged-ok"
+    );
+    // Services come up after sshd: wait for crond, then ntp must still be absent.
+    ssh.eventually(
+        "sudo corral service list --format json | grep -q '\"crond\"'",
+        BOOT,
+        CMD,
+    )
+    .expect("crond is started at boot");
+    let listed = services(ssh);
+    assert!(listed.iter().all(|(n, _)| n != "ntp"), "{listed:?}");
+    assert!(
+        listed.contains(&("crond".to_string(), "running".to_string())),
+        "{listed:?}"
+    );
+    ssh.check("! pidof chronyd", CMD)
+        .expect("chronyd stays off");
 }
 
 #[test]
