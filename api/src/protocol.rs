@@ -40,6 +40,10 @@ pub enum Request {
     ServiceUp { names: Vec<String> },
     /// This boot's timeline.
     BootReport,
+    /// The user engine images there are, the one in use marked.
+    EngineList,
+    /// Makes `image` the user engine (kept in the saved configuration).
+    EngineSwitch { image: String },
 }
 
 impl Request {
@@ -52,6 +56,7 @@ impl Request {
                 | Request::ServiceList
                 | Request::ServiceLogs { .. }
                 | Request::BootReport
+                | Request::EngineList
         )
     }
 }
@@ -127,6 +132,14 @@ pub struct Version {
     pub user_engine: Option<String>,
     /// The build that made the running root (`BUILD_ID` in /etc/os-release).
     pub build_id: Option<String>,
+}
+
+/// A user engine image, as `corral engine list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Engine {
+    pub image: String,
+    /// Whether the user engine runs it now.
+    pub current: bool,
 }
 
 /// What `corral service up` did to one service.

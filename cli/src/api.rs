@@ -2,7 +2,7 @@
 //! `boot-report`): each sends one request over `/run/corral/api.sock` and prints the
 //! answer as a table or, with `--format json`, as JSON.
 
-use corral_api::protocol::{Brought, Logs, Request, Response, Service, Version};
+use corral_api::protocol::{Brought, Engine, Logs, Request, Response, Service, Version};
 use corral_api::report::BootReport;
 use corral_api::ErrorKind;
 use serde::de::DeserializeOwned;
@@ -32,12 +32,19 @@ impl Failure {
     }
 }
 
-/// How long an answer may take (a `service stop` waits up to 10 s for the service).
-const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an answer may take: a `service stop` waits up to 10 s for the service;
+/// `service up` and `engine switch` wait for services and engines to come up (a switch
+/// that fails waits for the old engine to come back too).
+fn timeout(request: &Request) -> Duration {
+    match request {
+        Request::ServiceUp { .. } | Request::EngineSwitch { .. } => Duration::from_secs(600),
+        _ => Duration::from_secs(60),
+    }
+}
 
 /// Sends `request` to the manager at `socket`; the answer's body, or why not.
 pub fn ask(socket: &Path, request: &Request) -> Result<serde_json::Value, Failure> {
-    match corral_api::client::call(socket, request, TIMEOUT) {
+    match corral_api::client::call(socket, request, timeout(request)) {
         Ok(Response::Ok { body }) => Ok(body),
         Ok(Response::Error { kind, message }) => Err(Failure { kind, message }),
         Err(e) => Err(Failure::system(e.to_string())),
@@ -209,6 +216,18 @@ fn follow(socket: &Path, request: &Request, format: Format) -> Result<(), Failur
     failure.map_or(Ok(()), Err)
 }
 
+/// `engine list`'s table: the one in use marked `*`.
+pub fn engines_table(engines: &[Engine]) -> String {
+    let mut rows = vec![vec!["IMAGE".to_string(), "IN USE".to_string()]];
+    rows.extend(engines.iter().map(|e| {
+        vec![
+            e.image.clone(),
+            if e.current { "*" } else { "" }.to_string(),
+        ]
+    }));
+    columns(&rows)
+}
+
 /// `service up`'s answer as lines; the failure when a service did not come up.
 pub fn brought_table(brought: &[Brought]) -> (String, Option<Failure>) {
     let rows: Vec<Vec<String>> = brought
@@ -241,6 +260,9 @@ pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failur
         Request::ServiceEnable { name, .. } => Some(format!(
             "enabled {name}: it starts at every boot; to start it now: sudo corral service up {name}"
         )),
+        Request::EngineSwitch { image } => Some(format!(
+            "the user engine runs {image} (saved: it stays after reboots)"
+        )),
         Request::ServiceDisable { name } => Some(format!(
             "disabled {name}: stopped and removed, and it stays off at later boots \
              (sudo corral service enable {name} turns it back on)"
@@ -259,6 +281,7 @@ pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failur
             l.lines.iter().map(|line| format!("{line}\n")).collect()
         }),
         Request::BootReport => print::<BootReport>(body, format, BootReport::table),
+        Request::EngineList => print::<Vec<Engine>>(body, format, |e| engines_table(e)),
         Request::ServiceUp { .. } => {
             let brought: Vec<Brought> = decode(body)?;
             let (table, failure) = brought_table(&brought);
@@ -337,6 +360,24 @@ mod tests {
             e.message.contains("GET http://127.0.0.1:9/svc/extra.yml"),
             "{}",
             e.message
+        );
+    }
+
+    #[test]
+    fn the_engine_in_use_is_marked() {
+        let t = engines_table(&[
+            Engine {
+                image: "corral/engine:0.1.0".into(),
+                current: true,
+            },
+            Engine {
+                image: "corral/engine:alt".into(),
+                current: false,
+            },
+        ]);
+        assert_eq!(
+            t,
+            "IMAGE                IN USE\ncorral/engine:0.1.0  *\ncorral/engine:alt\n"
         );
     }
 

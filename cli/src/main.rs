@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: ServiceCommand,
     },
+    /// The user engine: the engine images there are, and which one runs.
+    Engine {
+        #[command(subcommand)]
+        command: EngineCommand,
+    },
     /// The operating system.
     Os {
         #[command(subcommand)]
@@ -151,6 +156,19 @@ enum ServiceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum EngineCommand {
+    /// The engine images in the system engine, the one in use marked.
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Runs IMAGE as the user engine from now on; the engine in use keeps running if
+    /// IMAGE is not an engine or its dockerd does not start, and comes back if the new
+    /// one does not answer.
+    Switch { image: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum OsCommand {
     /// Corral's version, the kernel, both engines' versions and the build.
     Version {
@@ -201,6 +219,12 @@ fn main() -> ExitCode {
             command: OsCommand::Version { format },
         } => return manager(vec![Request::OsVersion], format),
         Command::BootReport { format } => return manager(vec![Request::BootReport], format),
+        Command::Engine {
+            command: EngineCommand::List { format },
+        } => return manager(vec![Request::EngineList], format),
+        Command::Engine {
+            command: EngineCommand::Switch { image },
+        } => return manager(vec![Request::EngineSwitch { image }], Format::Table),
         Command::Poweroff => return power(corral_init::power::Action::Poweroff),
         Command::Reboot => return power(corral_init::power::Action::Reboot),
         Command::Completion { shell } => {

@@ -153,6 +153,10 @@ pub async fn handle(context: &Context, request: Request) -> Response {
         }
         Request::ServiceDisable { name } => context.services.disable(docker, &name).await,
         Request::ServiceUp { names } => context.services.up(docker, &names).await,
+        Request::EngineList => crate::engines::list(docker).await,
+        Request::EngineSwitch { image } => {
+            crate::engines::switch(docker, &context.services, &image).await
+        }
         Request::BootReport => Response::ok(&crate::timeline::report()),
     }
 }

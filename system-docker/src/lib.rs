@@ -19,6 +19,7 @@ pub mod assemble;
 pub mod compose;
 pub mod enable;
 pub mod engine;
+pub mod engines;
 pub mod error;
 pub mod graph;
 pub mod images;

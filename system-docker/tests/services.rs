@@ -536,6 +536,33 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         numbers.windows(2).all(|w| w[1] == w[0] + 1),
         "in order, none missed: {numbers:?}"
     );
+    // Engines: none here (the base image is not one); a switch to a non-engine or a
+    // missing image is the user's error and changes nothing.
+    let engines: Vec<corral_api::protocol::Engine> =
+        serde_json::from_value(body(call(Request::EngineList).await.expect("join")))
+            .expect("engines");
+    assert!(engines.is_empty(), "{engines:?}");
+    let layer_before = std::fs::read_to_string(machine.store.set_path()).expect("saved");
+    user_error(
+        call(Request::EngineSwitch {
+            image: "corral/base:test".into(),
+        })
+        .await
+        .expect("join"),
+        "is not an engine image",
+    );
+    user_error(
+        call(Request::EngineSwitch {
+            image: "corral/nope:1".into(),
+        })
+        .await
+        .expect("join"),
+        "is not in the system engine",
+    );
+    assert_eq!(
+        std::fs::read_to_string(machine.store.set_path()).expect("saved"),
+        layer_before
+    );
     server.abort();
 
     engine.stop(Duration::from_secs(25)).await;

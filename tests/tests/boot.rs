@@ -251,6 +251,60 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
     check_clean_poweroff(&mut vm);
 }
 
+/// `corral engine list` and `switch`: a non-engine is refused with the engine untouched;
+/// a second engine (a tag of the built-in one) takes over and is saved; and back.
+fn check_engine_switch(ssh: &Ssh) {
+    use corral_api::protocol::Engine;
+    let switch_wait = Duration::from_secs(300);
+    let engines = || -> Vec<Engine> {
+        let out = ssh
+            .check("sudo corral engine list --format json", CMD)
+            .expect("engine list");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let first = engines();
+    assert_eq!(
+        first,
+        [Engine {
+            image: "corral/engine:0.1.0".into(),
+            current: true
+        }]
+    );
+    let (code, out) = ssh
+        .run("sudo corral engine switch corral/console:0.1.0 2>&1", CMD)
+        .expect("switch to a non-engine");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is not an engine image"), "{out}");
+    ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
+        .expect("the engine in use still answers");
+    ssh.check(
+        "sudo system-docker tag corral/engine:0.1.0 corral/engine:alt",
+        CMD,
+    )
+    .expect("a second engine image");
+    ssh.check("sudo corral engine switch corral/engine:alt", switch_wait)
+        .expect("switch to alt");
+    ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
+        .expect("the new engine answers");
+    let now = engines();
+    assert!(
+        now.iter()
+            .any(|e| e.image == "corral/engine:alt" && e.current)
+            && now.iter().filter(|e| e.current).count() == 1,
+        "{now:?}"
+    );
+    assert_eq!(
+        ssh.check("sudo corral config get corral.docker.engine", CMD)
+            .expect("saved")
+            .trim(),
+        "corral/engine:alt"
+    );
+    ssh.check("sudo corral engine switch corral/engine:0.1.0", switch_wait)
+        .expect("switch back");
+    ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
+        .expect("the built-in engine answers again");
+}
+
 /// What a user sees logged in over ssh as corral.
 fn check_console_over_ssh(vm: &mut Vm, ssh: &Ssh) {
     let id = ssh.check("id", CMD).expect("id");
@@ -521,6 +575,7 @@ fn check_corral_command(ssh: &Ssh) {
         "{table}"
     );
     eprintln!("iso-bios: corral boot-report\n{table}");
+    check_engine_switch(ssh);
     // Shell completions.
     let bash = ssh
         .check("corral completion bash", CMD)
