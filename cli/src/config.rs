@@ -106,14 +106,9 @@ pub fn need_root(command: &str) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corral_config::store::Store;
 
     fn machine(dir: &Path) -> Machine {
-        Machine {
-            store: Store::new(dir.join("conf")),
-            oem: dir.join("oem.yml"),
-            cmdline: "corral.debug".into(),
-        }
+        Machine::under(dir, "corral.debug")
     }
 
     #[test]

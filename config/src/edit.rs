@@ -190,6 +190,16 @@ impl Machine {
         }
     }
 
+    /// A machine whose files all live under `dir` (`conf/`, `oem.yml`), with
+    /// `cmdline` as its kernel command line: for tests and tools.
+    pub fn under(dir: &std::path::Path, cmdline: &str) -> Machine {
+        Machine {
+            store: Store::new(dir.join("conf")),
+            oem: dir.join("oem.yml"),
+            cmdline: cmdline.to_string(),
+        }
+    }
+
     /// The configuration in force: every layer merged (`export --full`, `get`).
     pub fn in_force(&self) -> Effective {
         store::effective(&self.store, &self.oem, &self.cmdline)
@@ -316,11 +326,7 @@ mod tests {
     use std::path::Path;
 
     fn machine(dir: &Path) -> Machine {
-        Machine {
-            store: Store::new(dir.join("conf")),
-            oem: dir.join("oem.yml"),
-            cmdline: String::new(),
-        }
+        Machine::under(dir, "")
     }
 
     fn check(origin: &str, bytes: &[u8]) -> Report {

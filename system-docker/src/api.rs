@@ -281,29 +281,40 @@ async fn act(docker: &Docker, name: &str, action: Action) -> Response {
     }
 }
 
-async fn logs(docker: &Docker, name: &str, lines: Option<u32>) -> Response {
-    let id = match find(docker, name).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+/// Service `name`'s container, and the file it logs to when its label names one.
+async fn log_source(docker: &Docker, name: &str) -> Result<(String, Option<String>), Response> {
+    let id = find(docker, name).await?;
     let file = docker
         .inspect_container(&id, None)
         .await
         .ok()
         .and_then(|c| c.config?.labels?.get(LOGS_LABEL).cloned());
+    Ok((id, file))
+}
+
+/// The engine's logs of a container: both streams, the last `lines` (or all).
+fn logs_options(lines: Option<u32>, follow: bool) -> LogsOptions {
+    LogsOptions {
+        stdout: true,
+        stderr: true,
+        follow,
+        tail: lines.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
+        ..Default::default()
+    }
+}
+
+async fn logs(docker: &Docker, name: &str, lines: Option<u32>) -> Response {
+    let (id, file) = match log_source(docker, name).await {
+        Ok(source) => source,
+        Err(r) => return r,
+    };
     if let Some(file) = file {
         return match tail_file(Path::new(&file), lines) {
             Ok(lines) => Response::ok(&Logs { lines }),
             Err(e) => Response::system(format!("service {name}: reading {file}: {e}")),
         };
     }
-    let options = LogsOptions {
-        stdout: true,
-        stderr: true,
-        tail: lines.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
-        ..Default::default()
-    };
-    let mut stream = docker.logs(&id, Some(options));
+    let mut stream = docker.logs(&id, Some(logs_options(lines, false)));
     let mut text = String::new();
     while let Some(chunk) = stream.next().await {
         match chunk {
@@ -331,26 +342,14 @@ async fn follow(
     lines: Option<u32>,
     write: &mut (impl AsyncWriteExt + Unpin),
 ) -> std::io::Result<()> {
-    let id = match find(docker, name).await {
-        Ok(id) => id,
+    let (id, file) = match log_source(docker, name).await {
+        Ok(source) => source,
         Err(r) => return send(write, &r).await,
     };
-    let file = docker
-        .inspect_container(&id, None)
-        .await
-        .ok()
-        .and_then(|c| c.config?.labels?.get(LOGS_LABEL).cloned());
     if let Some(file) = file {
         return follow_file(Path::new(&file), lines, write).await;
     }
-    let options = LogsOptions {
-        stdout: true,
-        stderr: true,
-        follow: true,
-        tail: lines.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
-        ..Default::default()
-    };
-    let mut stream = docker.logs(&id, Some(options));
+    let mut stream = docker.logs(&id, Some(logs_options(lines, true)));
     let mut pending = String::new();
     while let Some(chunk) = stream.next().await {
         match chunk {

@@ -7,7 +7,6 @@ use corral_api::protocol::{Brought, Request, Response, Service};
 use corral_build::apt::Apt;
 use corral_build::image::{self, ImageInputs, ImageSpec};
 use corral_config::edit::Machine;
-use corral_config::store::Store;
 use corral_system_docker::assemble;
 use corral_system_docker::compose::parse;
 use corral_system_docker::enable::{Assemble, Services};
@@ -288,11 +287,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     // The services the api's enable, disable and up work from: this test's file as the
     // built-in one, with the saved configuration's services_include applied, as a boot.
     let conf = tmp.path().join("conf");
-    let machine = Machine {
-        store: Store::new(&conf),
-        oem: tmp.path().join("oem.yml"),
-        cmdline: String::new(),
-    };
+    let machine = Machine::under(tmp.path(), "");
     let builtin = services(&data, "exec sleep 999");
     let (assemble_machine, user_dir) = (machine.clone(), tmp.path().join("no-user-services"));
     let available = conf.join("services-available");
