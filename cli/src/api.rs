@@ -24,7 +24,14 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn system(message: String) -> Failure {
+    pub fn user(message: String) -> Failure {
+        Failure {
+            kind: ErrorKind::User,
+            message,
+        }
+    }
+
+    pub fn system(message: String) -> Failure {
         Failure {
             kind: ErrorKind::System,
             message,
@@ -144,10 +151,7 @@ fn print<T: DeserializeOwned + serde::Serialize>(
 /// file (a path with a `/` or ending in `.yml`) or an `http(s)://` URL, whose text goes
 /// along under the name of its file.
 pub fn enable_request(arg: &str) -> Result<Request, Failure> {
-    let user = |message: String| Failure {
-        kind: ErrorKind::User,
-        message,
-    };
+    let user = Failure::user;
     let is_url = arg.starts_with("http://") || arg.starts_with("https://");
     let is_file = !is_url && (arg.contains('/') || arg.ends_with(".yml") || arg.ends_with(".yaml"));
     if !is_url && !is_file {
@@ -168,12 +172,8 @@ pub fn enable_request(arg: &str) -> Result<Request, Failure> {
         corral_config::datasource::get("service enable", arg, Duration::from_secs(30))
             .map_err(|e| user(format!("{e}; nothing was enabled")))?
     } else {
-        use std::io::Read;
-        let mut bytes = Vec::new();
-        std::fs::File::open(arg)
-            .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
-            .map_err(|e| user(format!("reading {arg}: {e}")))?;
-        bytes
+        crate::validate::read_input(Path::new(arg))
+            .map_err(|e| user(format!("reading {arg}: {e}")))?
     };
     if bytes.len() > limit {
         return Err(user(format!("{arg} is larger than {limit} bytes")));

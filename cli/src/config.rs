@@ -4,26 +4,14 @@
 //! manager reads them at boot, so a change takes effect at the next boot.
 
 use crate::api::Failure;
-use corral_api::ErrorKind;
 use corral_config::edit::{self, EditError, Machine};
-use std::io::Read;
 use std::path::Path;
 
 fn failure(e: EditError) -> Failure {
-    let kind = match e {
-        EditError::Write { .. } => ErrorKind::System,
-        _ => ErrorKind::User,
-    };
-    Failure {
-        kind,
-        message: e.to_string(),
-    }
-}
-
-fn user(message: String) -> Failure {
-    Failure {
-        kind: ErrorKind::User,
-        message,
+    if e.is_user_error() {
+        Failure::user(e.to_string())
+    } else {
+        Failure::system(e.to_string())
     }
 }
 
@@ -38,7 +26,7 @@ pub fn get(m: &Machine, key: &str) -> Result<String, Failure> {
     let force = m.in_force();
     match edit::lookup(&force.value, &path) {
         Some(v) => Ok(edit::show(v)),
-        None => Err(user(format!(
+        None => Err(Failure::user(format!(
             "{key} is not set on this machine; `corral config export --full` shows what is"
         ))),
     }
@@ -63,20 +51,16 @@ pub fn merge(m: &Machine, input: Option<&Path>) -> Result<String, Failure> {
     ))
 }
 
-/// `input`'s bytes (stdin for none or `-`), at most the user-data limit.
+/// `input`'s bytes (stdin for none or `-`), named for messages.
 fn read_input(input: Option<&Path>) -> Result<(String, Vec<u8>), Failure> {
-    let limit = corral_config::userdata::MAX_USER_DATA as u64 + 1;
-    let mut bytes = Vec::new();
-    let origin = match input {
-        None => "stdin".to_string(),
-        Some(p) if p == Path::new("-") => "stdin".to_string(),
-        Some(p) => p.display().to_string(),
+    let path = input.unwrap_or(Path::new("-"));
+    let origin = if path == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
     };
-    let read = match input.filter(|p| *p != Path::new("-")) {
-        None => std::io::stdin().take(limit).read_to_end(&mut bytes),
-        Some(p) => std::fs::File::open(p).and_then(|f| f.take(limit).read_to_end(&mut bytes)),
-    };
-    read.map_err(|e| user(format!("reading {origin}: {e}")))?;
+    let bytes = crate::validate::read_input(path)
+        .map_err(|e| Failure::user(format!("reading {origin}: {e}")))?;
     Ok((origin, bytes))
 }
 
@@ -97,7 +81,7 @@ pub fn need_root(command: &str) -> Result<(), Failure> {
     if nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    Err(user(format!(
+    Err(Failure::user(format!(
         "corral config {command} reads and writes {}, which only root may: run sudo corral config {command} ...",
         corral_config::store::CONF_DIR
     )))
@@ -106,6 +90,7 @@ pub fn need_root(command: &str) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use corral_api::ErrorKind;
 
     fn machine(dir: &Path) -> Machine {
         Machine::under(dir, "corral.debug")

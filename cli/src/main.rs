@@ -243,15 +243,25 @@ fn main() -> ExitCode {
 
 fn config(command: ConfigCommand) -> ExitCode {
     use corral_cli::config;
-    let m = corral_config::edit::Machine::here();
-    let (name, result) = match &command {
-        ConfigCommand::Get { key } => ("get", config::get(&m, key)),
-        ConfigCommand::Set { key, value } => ("set", config::set(&m, key, value)),
-        ConfigCommand::Merge { input } => ("merge", config::merge(&m, input.as_deref())),
-        ConfigCommand::Export { full } => ("export", config::export(&m, *full)),
+    use corral_config::edit::Machine;
+    type Run = Box<dyn FnOnce(&Machine) -> Result<String, corral_cli::api::Failure>>;
+    let (name, run): (&str, Run) = match command {
+        ConfigCommand::Get { key } => ("get", Box::new(move |m| config::get(m, &key))),
+        ConfigCommand::Set { key, value } => {
+            ("set", Box::new(move |m| config::set(m, &key, &value)))
+        }
+        ConfigCommand::Merge { input } => (
+            "merge",
+            Box::new(move |m| config::merge(m, input.as_deref())),
+        ),
+        ConfigCommand::Export { full } => ("export", Box::new(move |m| config::export(m, full))),
         ConfigCommand::Validate { input } => return validate(input.as_deref()),
     };
-    match config::need_root(name).and(result) {
+    // Root first: nothing is read or written for anyone else.
+    if let Err(f) = config::need_root(name) {
+        return failed(&f);
+    }
+    match run(&Machine::here()) {
         Ok(text) if text.is_empty() => ExitCode::SUCCESS,
         Ok(text) => {
             println!("{}", text.trim_end());

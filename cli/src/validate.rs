@@ -10,8 +10,9 @@ use corral_config::CloudConfig;
 use std::io::Read;
 use std::path::Path;
 
-/// Checks one file.
-pub fn file(path: &Path) -> std::io::Result<Report> {
+/// A cloud-config file's bytes (`-` is stdin), read up to one byte past the user-data
+/// limit so that a larger one is reported as too large, not cut short.
+pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let reader = if path == Path::new("-") {
         Box::new(std::io::stdin()) as Box<dyn Read>
@@ -21,7 +22,12 @@ pub fn file(path: &Path) -> std::io::Result<Report> {
     reader
         .take(corral_config::userdata::MAX_USER_DATA as u64 + 1)
         .read_to_end(&mut bytes)?;
-    Ok(bytes_of(&path.display().to_string(), &bytes))
+    Ok(bytes)
+}
+
+/// Checks one file.
+pub fn file(path: &Path) -> std::io::Result<Report> {
+    Ok(bytes_of(&path.display().to_string(), &read_input(path)?))
 }
 
 /// Checks a cloud-config's bytes; `origin` names it in the messages.

@@ -37,6 +37,14 @@ pub enum EditError {
     },
 }
 
+impl EditError {
+    /// Whether fixing the command or its input is the cure (exit 1); a failed write
+    /// is the machine's (exit 2).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, EditError::Write { .. })
+    }
+}
+
 /// Why a change was refused: every problem, each naming the file, line, key and fix.
 #[derive(Debug)]
 pub struct Refusal {

@@ -242,6 +242,15 @@ async fn find(docker: &Docker, name: &str) -> Result<String, Response> {
     })
 }
 
+/// Stops container `id` cleanly, as `service stop` does: [`STOP_SECONDS`] to go.
+pub(crate) async fn stop(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let options = StopContainerOptions {
+        t: Some(STOP_SECONDS),
+        signal: None,
+    };
+    docker.stop_container(id, Some(options)).await
+}
+
 async fn act(docker: &Docker, name: &str, action: Action) -> Response {
     let id = match find(docker, name).await {
         Ok(id) => id,
@@ -253,13 +262,7 @@ async fn act(docker: &Docker, name: &str, action: Action) -> Response {
                 .start_container(&id, None::<StartContainerOptions>)
                 .await
         }
-        Action::Stop => {
-            let options = StopContainerOptions {
-                t: Some(STOP_SECONDS),
-                signal: None,
-            };
-            docker.stop_container(&id, Some(options)).await
-        }
+        Action::Stop => stop(docker, &id).await,
         Action::Restart => {
             let options = RestartContainerOptions {
                 t: Some(STOP_SECONDS),

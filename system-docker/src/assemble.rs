@@ -31,6 +31,13 @@ pub fn catalogue(name: &str) -> Option<String> {
         .map(|(_, text)| text.replace("{{VERSION}}", env!("CARGO_PKG_VERSION")))
 }
 
+/// The file of optional service `name` in `dirs` (`<dir>/<name>.yml`, the first found).
+pub fn optional_file(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    dirs.iter()
+        .map(|d| d.join(format!("{name}.yml")))
+        .find(|p| p.is_file())
+}
+
 /// Inputs that are not in the configuration itself.
 pub struct Sources<'a> {
     /// The built-in services file's text.
@@ -79,12 +86,7 @@ pub fn services(effective: &Effective, src: &Sources) -> ServicesFile {
         if !on {
             continue;
         }
-        let found = src
-            .available
-            .iter()
-            .map(|d| d.join(format!("{name}.yml")))
-            .find(|p| p.is_file());
-        match (found, catalogue(&name.0)) {
+        match (optional_file(src.available, &name.0), catalogue(&name.0)) {
             (Some(path), _) => add(compose::load(&path), &mut errors),
             (None, Some(text)) => add(
                 compose::parse(&format!("built-in catalogue {name}.yml"), &text),

@@ -28,7 +28,18 @@ pub struct Services {
     pub assemble: Assemble,
 }
 
-/// A service name as compose and `services_include` take it.
+/// A failed change of the saved configuration as an answer: the user's, unless the
+/// write itself failed.
+pub fn edit_failure(e: edit::EditError) -> Response {
+    if e.is_user_error() {
+        Response::user(e.to_string())
+    } else {
+        Response::system(e.to_string())
+    }
+}
+
+/// A service name as compose and `services_include` take it: stricter than the schema's
+/// (no `.`, which would split the `services_include` key; at most 64).
 fn check_name(name: &str) -> Result<(), Response> {
     let fine = !name.is_empty()
         && name.len() <= 64
@@ -51,10 +62,7 @@ fn check_name(name: &str) -> Result<(), Response> {
 impl Services {
     /// Whether `name` is an optional service: a file in `lookup` or the catalogue.
     fn optional(&self, name: &str) -> bool {
-        self.lookup
-            .iter()
-            .any(|d| d.join(format!("{name}.yml")).is_file())
-            || assemble::catalogue(name).is_some()
+        assemble::optional_file(&self.lookup, name).is_some() || assemble::catalogue(name).is_some()
     }
 
     /// Whether the saved configuration turns `name` off.
@@ -91,14 +99,14 @@ impl Services {
     /// Sets `corral.services_include.NAME` in the saved configuration.
     fn include(&self, name: &str, on: bool) -> Result<(), Response> {
         let key = format!("corral.services_include.{name}");
-        let check = |origin: &str, bytes: &[u8]| corral_config::validate::layer(origin, bytes);
         self.machine
-            .set(&key, if on { "true" } else { "false" }, &check)
+            .set(
+                &key,
+                if on { "true" } else { "false" },
+                &corral_config::validate::layer,
+            )
             .map(|_| ())
-            .map_err(|e| match e {
-                edit::EditError::Write { .. } => Response::system(e.to_string()),
-                _ => Response::user(e.to_string()),
-            })
+            .map_err(edit_failure)
     }
 
     /// `enable NAME [definition]`.
@@ -171,15 +179,7 @@ impl Services {
                 ..Default::default()
             };
             // A clean stop first, as `service stop` does; then the container goes.
-            let _ = docker
-                .stop_container(
-                    id,
-                    Some(bollard::query_parameters::StopContainerOptions {
-                        t: Some(crate::api::STOP_SECONDS),
-                        signal: None,
-                    }),
-                )
-                .await;
+            let _ = crate::api::stop(docker, id).await;
             if let Err(e) = docker.remove_container(id, Some(options)).await {
                 return Response::system(format!(
                     "service {name} is disabled for later boots, but removing its container failed: {e}"
@@ -228,13 +228,14 @@ impl Services {
 /// An outcome as `service up` reports it.
 fn describe(outcome: &Outcome) -> (bool, String) {
     let action = |a: &services::Action| format!("{a:?}").to_lowercase();
-    match outcome {
-        Outcome::Running { action: a } => (true, format!("running ({})", action(a))),
-        Outcome::Created { action: a } => (true, format!("created ({})", action(a))),
-        Outcome::Completed => (true, "completed".into()),
-        Outcome::Failed(why) => (false, format!("failed: {why}")),
-        Outcome::Skipped(why) | Outcome::Blocked(why) => (false, format!("not started: {why}")),
-    }
+    let text = match outcome {
+        Outcome::Running { action: a } => format!("running ({})", action(a)),
+        Outcome::Created { action: a } => format!("created ({})", action(a)),
+        Outcome::Completed => "completed".into(),
+        Outcome::Failed(why) => format!("failed: {why}"),
+        Outcome::Skipped(why) | Outcome::Blocked(why) => format!("not started: {why}"),
+    };
+    (outcome.succeeded(), text)
 }
 
 /// The real machine's: the store, `conf/services-available`, and [`assemble::AVAILABLE_DIRS`].

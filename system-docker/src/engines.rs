@@ -6,7 +6,7 @@
 //! the old comes back.
 
 use crate::compose;
-use crate::enable::Services;
+use crate::enable::{edit_failure, Services};
 use crate::services::{self, Outcome};
 use crate::user_engine::SERVICE;
 use bollard::query_parameters::{ListImagesOptions, RemoveContainerOptions};
@@ -127,20 +127,12 @@ async fn bring_up(docker: &Docker, services: &Services) -> Result<(), String> {
         Some(other) => return Err(format!("{other:?}")),
         None => return Err("it was not brought up".into()),
     }
-    let deadline = std::time::Instant::now() + ANSWER_WITHIN;
-    loop {
-        if let Some(user) = crate::user_engine::connect().await {
-            if user.ping().await.is_ok() {
-                return Ok(());
-            }
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(format!(
-                "its socket did not answer within {}s",
-                ANSWER_WITHIN.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    match crate::user_engine::answering(ANSWER_WITHIN).await {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "its socket did not answer within {}s",
+            ANSWER_WITHIN.as_secs()
+        )),
     }
 }
 
@@ -160,14 +152,14 @@ pub async fn switch(docker: &Docker, services: &Services, image: &str) -> Respon
     }
     let saved = match services.machine.set_layer() {
         Ok(layer) => layer,
-        Err(e) => return Response::user(e.to_string()),
+        Err(e) => return edit_failure(e),
     };
-    let layer_check = |origin: &str, bytes: &[u8]| corral_config::validate::layer(origin, bytes);
+    let layer_check = &corral_config::validate::layer;
     if let Err(e) = services
         .machine
-        .set("corral.docker.engine", image, &layer_check)
+        .set("corral.docker.engine", image, layer_check)
     {
-        return Response::user(e.to_string());
+        return edit_failure(e);
     }
     let failed = match bring_up(docker, services).await {
         Ok(()) => {
@@ -179,7 +171,7 @@ pub async fn switch(docker: &Docker, services: &Services, image: &str) -> Respon
     log::error!("user engine: {image} failed ({failed}); putting the old engine back");
     let restored = services
         .machine
-        .change("putting the engine back", &layer_check, |doc| {
+        .change("putting the engine back", layer_check, |doc| {
             *doc = saved;
             Ok(())
         });

@@ -584,10 +584,7 @@ async fn bring_up_services(
     }
     for (name, outcome) in corral_system_docker::services::up(docker, file).await {
         let at = corral_init::since_boot();
-        if matches!(
-            outcome,
-            Outcome::Running { .. } | Outcome::Created { .. } | Outcome::Completed
-        ) {
+        if outcome.succeeded() {
             timeline::record(&format!("service {name}"), start, at, Some(after));
         }
         match outcome {

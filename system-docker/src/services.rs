@@ -54,7 +54,8 @@ pub enum Action {
 }
 
 impl Outcome {
-    fn succeeded(&self) -> bool {
+    /// Whether the service is where it should be: running, created, or completed.
+    pub fn succeeded(&self) -> bool {
         matches!(
             self,
             Outcome::Running { .. } | Outcome::Created { .. } | Outcome::Completed

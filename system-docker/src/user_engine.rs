@@ -207,26 +207,33 @@ pub async fn connect() -> Option<bollard::Docker> {
         .ok()
 }
 
+/// Waits up to `within` for the user engine to answer a ping; the connected client.
+pub async fn answering(within: Duration) -> Option<bollard::Docker> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(d) = connect().await {
+            if d.ping().await.is_ok() {
+                return Some(d);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits for the user engine to answer, then loads what users preloaded. Logs the
 /// moment it answered and each archive; both are steps of the boot report, the engine's
 /// from `started` (when its service was asked to start).
 pub async fn when_ready(within: Duration, started: f64) {
-    let deadline = std::time::Instant::now() + within;
-    let docker = loop {
-        if let Some(d) = connect().await {
-            if d.ping().await.is_ok() {
-                break d;
-            }
-        }
-        if std::time::Instant::now() > deadline {
-            log::error!(
-                "user engine: not answering on {} after {}s; see `system-docker logs docker`",
-                corral_user_docker::SOCKET,
-                within.as_secs()
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let Some(docker) = answering(within).await else {
+        log::error!(
+            "user engine: not answering on {} after {}s; see `system-docker logs docker`",
+            corral_user_docker::SOCKET,
+            within.as_secs()
+        );
+        return;
     };
     let ready = corral_init::since_boot();
     log::info!("user engine: ready at {ready:.2}s");
