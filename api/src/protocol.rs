@@ -44,6 +44,12 @@ pub enum Request {
     EngineList,
     /// Makes `image` the user engine (kept in the saved configuration).
     EngineSwitch { image: String },
+    /// Makes the user engine a new CA and server and client certificates, the server's
+    /// for the machine's names and `hostnames`, and gives the `corral` user the client's.
+    TlsGenerate {
+        #[serde(default)]
+        hostnames: Vec<String>,
+    },
 }
 
 impl Request {
@@ -152,6 +158,19 @@ pub struct Brought {
     pub outcome: String,
 }
 
+/// What `corral tls generate` made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tls {
+    /// The folder of the engine's files (CA, server and client).
+    pub dir: String,
+    /// The names the server certificate is good for.
+    pub names: Vec<String>,
+    /// The client's copies (`ca.pem`, `cert.pem`, `key.pem`) given to the `corral` user.
+    pub client: Vec<String>,
+    /// Whether `corral.docker.tls` is on, so that the engine serves them once restarted.
+    pub enabled: bool,
+}
+
 /// `corral service logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Logs {
@@ -188,6 +207,16 @@ mod tests {
         .unwrap();
         assert!(matches!(follow, Request::ServiceLogs { follow: true, .. }));
         assert!(!Request::ServiceDisable { name: "ntp".into() }.read_only());
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"command":"tls-generate"}"#).unwrap(),
+            Request::TlsGenerate {
+                hostnames: Vec::new()
+            }
+        );
+        assert!(!Request::TlsGenerate {
+            hostnames: Vec::new()
+        }
+        .read_only());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `boot-report`): each sends one request over `/run/corral/api.sock` and prints the
 //! answer as a table or, with `--format json`, as JSON.
 
-use corral_api::protocol::{Brought, Engine, Logs, Request, Response, Service, Version};
+use corral_api::protocol::{Brought, Engine, Logs, Request, Response, Service, Tls, Version};
 use corral_api::report::BootReport;
 use corral_api::ErrorKind;
 use serde::de::DeserializeOwned;
@@ -228,6 +228,32 @@ pub fn engines_table(engines: &[Engine]) -> String {
     columns(&rows)
 }
 
+/// What `tls generate` made, and what to do next.
+pub fn tls_text(tls: &Tls) -> String {
+    let mut out = format!(
+        "New CA, server and client certificates in {} (clients holding the old ones are refused from the engine's next start).
+         The server's is good for: {}
+",
+        tls.dir,
+        tls.names.join(", ")
+    );
+    if !tls.client.is_empty() {
+        out.push_str(&format!(
+            "Client files: {}
+",
+            tls.client.join(", ")
+        ));
+    }
+    out.push_str(if tls.enabled {
+        "Next: sudo corral service restart docker (the engine serves them from then on; its containers stop)
+"
+    } else {
+        "Next: TLS is off; turn it on with sudo corral config set corral.docker.tls true, then sudo corral service up docker
+"
+    });
+    out
+}
+
 /// `service up`'s answer as lines; the failure when a service did not come up.
 pub fn brought_table(brought: &[Brought]) -> (String, Option<Failure>) {
     let rows: Vec<Vec<String>> = brought
@@ -282,6 +308,7 @@ pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failur
         }),
         Request::BootReport => print::<BootReport>(body, format, BootReport::table),
         Request::EngineList => print::<Vec<Engine>>(body, format, |e| engines_table(e)),
+        Request::TlsGenerate { .. } => print::<Tls>(body, format, tls_text),
         Request::ServiceUp { .. } => {
             let brought: Vec<Brought> = decode(body)?;
             let (table, failure) = brought_table(&brought);
@@ -406,6 +433,29 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    #[test]
+    fn tls_generate_says_where_the_files_are_and_what_comes_next() {
+        let mut tls = Tls {
+            dir: "/var/lib/corral/tls".into(),
+            names: vec!["localhost".into(), "engine.example".into()],
+            client: vec!["/home/corral/.docker/ca.pem".into()],
+            enabled: true,
+        };
+        let on = tls_text(&tls);
+        assert!(on.contains("in /var/lib/corral/tls"), "{on}");
+        assert!(on.contains("good for: localhost, engine.example"), "{on}");
+        assert!(
+            on.contains("Client files: /home/corral/.docker/ca.pem"),
+            "{on}"
+        );
+        assert!(on.contains("corral service restart docker"), "{on}");
+        tls.enabled = false;
+        tls.client.clear();
+        let off = tls_text(&tls);
+        assert!(off.contains("config set corral.docker.tls true"), "{off}");
+        assert!(!off.contains("Client files"), "{off}");
     }
 
     #[test]

@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: EngineCommand,
     },
+    /// The user engine's TLS certificates.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// The operating system.
     Os {
         #[command(subcommand)]
@@ -169,6 +174,21 @@ enum EngineCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Makes the user engine a new CA and server and client certificates (in
+    /// /var/lib/corral/tls; the corral user gets the client's in ~/.docker). The server's
+    /// is good for localhost, the host name, the machine's addresses and each --hostname.
+    /// The engine serves them from its next start; clients with the old files are refused.
+    Generate {
+        /// Another name or address clients reach the engine by (repeatable).
+        #[arg(short = 'H', long = "hostname", value_name = "NAME")]
+        hostnames: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum OsCommand {
     /// Corral's version, the kernel, both engines' versions and the build.
     Version {
@@ -225,6 +245,9 @@ fn main() -> ExitCode {
         Command::Engine {
             command: EngineCommand::Switch { image },
         } => return manager(vec![Request::EngineSwitch { image }], Format::Table),
+        Command::Tls {
+            command: TlsCommand::Generate { hostnames, format },
+        } => return manager(vec![Request::TlsGenerate { hostnames }], format),
         Command::Poweroff => return power(corral_init::power::Action::Poweroff),
         Command::Reboot => return power(corral_init::power::Action::Reboot),
         Command::Completion { shell } => {
@@ -539,4 +562,98 @@ fn console_init() -> anyhow::Result<()> {
     log::info!("stopping ({})", action.verb());
     supervisor::stop(&mut refs, Duration::from_secs(5));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("corral").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn every_command_is_well_formed_and_has_help() {
+        Cli::command().debug_assert();
+        let mut missing = Vec::new();
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in c.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        walk(&Cli::command(), "corral", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
+
+    #[test]
+    fn tls_generate_takes_repeated_host_names_and_a_format() {
+        let cli = parse(&[
+            "tls",
+            "generate",
+            "-H",
+            "a.example",
+            "--hostname",
+            "192.0.2.1",
+            "--format",
+            "json",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Tls {
+                command: TlsCommand::Generate { hostnames, format },
+            } => {
+                assert_eq!(hostnames, ["a.example", "192.0.2.1"]);
+                assert_eq!(format, Format::Json);
+            }
+            other => panic!("{other:?}"),
+        }
+        let plain = parse(&["tls", "generate"]).expect("no names needed");
+        assert!(matches!(
+            plain.command,
+            Command::Tls {
+                command: TlsCommand::Generate { ref hostnames, format: Format::Table }
+            } if hostnames.is_empty()
+        ));
+    }
+
+    #[test]
+    fn listings_take_json_and_actions_need_their_names() {
+        for args in [
+            &["service", "list", "--format", "json"][..],
+            &["service", "ps", "--format", "json"],
+            &["service", "up", "--format", "json"],
+            &["service", "logs", "--format", "json", "syslog"],
+            &["engine", "list", "--format", "json"],
+            &["os", "version", "--format", "json"],
+            &["boot-report", "--format", "json"],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        let logs = parse(&["service", "logs", "-f", "-n", "5", "syslog"]).expect("logs");
+        assert!(matches!(
+            logs.command,
+            Command::Service {
+                command: ServiceCommand::Logs {
+                    follow: true,
+                    lines: Some(5),
+                    ..
+                }
+            }
+        ));
+        for args in [
+            &["service", "stop"][..],
+            &["service", "logs"],
+            &["engine", "switch"],
+            &["config", "set", "hostname"],
+            &["service", "list", "--format", "xml"],
+            &["service", "logs", "-n", "many", "syslog"],
+        ] {
+            let e = parse(args).expect_err(&format!("{args:?}"));
+            assert!(e.use_stderr(), "{args:?}: a user error, exit 1");
+        }
+    }
 }

@@ -71,6 +71,8 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 pub struct Context {
     pub docker: Docker,
     pub services: Services,
+    /// The user engine's files (`tls generate` renews its certificates there).
+    pub engine_dirs: crate::user_engine::Dirs,
 }
 
 /// Answers connections on `listener` until the task is dropped.
@@ -158,6 +160,12 @@ pub async fn handle(context: &Context, request: Request) -> Response {
             crate::engines::switch(docker, &context.services, &image).await
         }
         Request::BootReport => Response::ok(&crate::timeline::report()),
+        Request::TlsGenerate { hostnames } => crate::tls::generate(
+            &context.services.machine.in_force(),
+            &context.engine_dirs,
+            &crate::user_engine::server_names(),
+            &hostnames,
+        ),
     }
 }
 

@@ -127,12 +127,42 @@ async fn bring_up(docker: &Docker, services: &Services) -> Result<(), String> {
         Some(other) => return Err(format!("{other:?}")),
         None => return Err("it was not brought up".into()),
     }
-    match crate::user_engine::answering(ANSWER_WITHIN).await {
-        Some(_) => Ok(()),
-        None => Err(format!(
-            "its socket did not answer within {}s",
-            ANSWER_WITHIN.as_secs()
-        )),
+    answers(docker).await
+}
+
+/// Waits for the engine's socket to answer; fails as soon as its container stops or
+/// restarts (its dockerd exited), else after [`ANSWER_WITHIN`].
+async fn answers(docker: &Docker) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + ANSWER_WITHIN;
+    loop {
+        if crate::user_engine::answering(Duration::from_secs(1))
+            .await
+            .is_some()
+        {
+            return Ok(());
+        }
+        let inspected = docker
+            .inspect_container(SERVICE, None)
+            .await
+            .map_err(|e| format!("inspecting its container: {e}"))?;
+        let state = inspected.state.unwrap_or_default();
+        let restarts = inspected.restart_count.unwrap_or(0);
+        let exited = if !state.running.unwrap_or(false) {
+            Some(format!("with code {}", state.exit_code.unwrap_or_default()))
+        } else {
+            (restarts > 0).then(|| format!("and keeps being restarted ({restarts} so far)"))
+        };
+        if let Some(how) = exited {
+            return Err(format!(
+                "its dockerd exited {how}; `sudo system-docker logs {SERVICE}` shows why"
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "its socket did not answer within {}s",
+                ANSWER_WITHIN.as_secs()
+            ));
+        }
     }
 }
 

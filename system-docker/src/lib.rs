@@ -29,5 +29,6 @@ pub mod seed;
 pub mod services;
 pub mod supervise;
 pub mod timeline;
+pub mod tls;
 pub mod user_engine;
 pub mod watch;

@@ -219,6 +219,7 @@ async fn on_engine_ready(
                 let context = api::Context {
                     docker: docker.clone(),
                     services: enable::here(assembler(docker.clone())),
+                    engine_dirs: user_engine::Dirs::host(),
                 };
                 tokio::spawn(api::serve(listener, std::sync::Arc::new(context)));
             }

@@ -300,10 +300,11 @@ pub async fn stop_workloads(timeout: Duration) -> (usize, Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn effective(yaml: &str) -> Effective {
+    /// The configuration in force from one YAML text.
+    pub(crate) fn effective(yaml: &str) -> Effective {
         let value: yaml_serde::Value = yaml_serde::from_str(yaml).expect("yaml");
         Effective {
             config: yaml_serde::from_value(value.clone()).expect("config"),

@@ -314,6 +314,15 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
             lookup,
             assemble,
         },
+        engine_dirs: corral_system_docker::user_engine::Dirs {
+            config: tmp.path().join("engine-conf"),
+            tls: tmp.path().join("tls"),
+            client: Some((
+                tmp.path().join("home/.docker"),
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )),
+        },
     };
     let server = tokio::spawn(corral_system_docker::api::serve(
         listener,
@@ -557,6 +566,30 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     assert_eq!(
         std::fs::read_to_string(machine.store.set_path()).expect("saved"),
         layer_before
+    );
+    // TLS: a new CA and certificates for the names given, the client's copy installed;
+    // a bad name is the user's error.
+    let made: corral_api::protocol::Tls = serde_json::from_value(body(
+        call(Request::TlsGenerate {
+            hostnames: vec!["engine.example".into()],
+        })
+        .await
+        .expect("join"),
+    ))
+    .expect("tls answer");
+    assert!(made.names.iter().any(|n| n == "engine.example"), "{made:?}");
+    assert!(!made.enabled, "TLS is off in this configuration");
+    assert_eq!(
+        std::fs::read(tmp.path().join("tls/ca.pem")).expect("ca"),
+        std::fs::read(tmp.path().join("home/.docker/ca.pem")).expect("client ca")
+    );
+    user_error(
+        call(Request::TlsGenerate {
+            hostnames: vec!["no spaces".into()],
+        })
+        .await
+        .expect("join"),
+        "is not a host name",
     );
     server.abort();
 

@@ -22,6 +22,8 @@ pub enum TlsError {
     },
     #[error("making the user engine's TLS certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("{0:?} is not a host name or IP address for the server certificate (such as docker.example.com or 192.0.2.10)")]
+    Name(String),
 }
 
 /// The files, by name, in the TLS folder. dockerd reads the first three.
@@ -125,16 +127,72 @@ pub fn ensure(dir: &Path, names: &[String], supplied: Option<&Supplied>) -> Resu
     if all.iter().all(|f| dir.join(f).is_file()) {
         return Ok(Made::Kept);
     }
-    let files = generate(names)?;
-    for (name, text) in &files {
+    write_set(dir, &generate(names)?)?;
+    Ok(Made::Generated)
+}
+
+/// Replaces whatever `dir` holds with a new CA and the server and client certificates
+/// it signs (`corral tls generate`): clients holding the old files are refused from the
+/// engine's next start. Every file is made before one is written. Returns the server
+/// certificate's names.
+pub fn renew(dir: &Path, names: &[String]) -> Result<Vec<String>, TlsError> {
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    write_set(dir, &generate(names)?)?;
+    Ok(server_names(names))
+}
+
+/// Writes each file through a temporary one renamed over it, so that none is ever seen
+/// half written; keys readable by root only.
+fn write_set(dir: &Path, files: &[(&str, String)]) -> Result<(), TlsError> {
+    for (name, text) in files {
         let mode = if name.ends_with("key.pem") {
             0o600
         } else {
             0o644
         };
-        write(&dir.join(name), text, mode)?;
+        let path = dir.join(name);
+        let new = dir.join(format!(".{name}.new"));
+        write(&new, text, mode)?;
+        std::fs::rename(&new, &path).map_err(|source| TlsError::Write { path, source })?;
     }
-    Ok(Made::Generated)
+    Ok(())
+}
+
+/// A name the server certificate can carry: an IP address, or a DNS name (labels of
+/// letters, digits and `-`, a leading `*.` allowed), at most 253 characters.
+pub fn check_name(name: &str) -> Result<(), TlsError> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() <= 253 && host.split('.').all(label) {
+        Ok(())
+    } else {
+        Err(TlsError::Name(name.to_string()))
+    }
+}
+
+/// The server certificate's names: `localhost`, 127.0.0.1 and ::1, then `names` in
+/// order, each once.
+pub fn server_names(names: &[String]) -> Vec<String> {
+    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    for n in names {
+        if !n.is_empty() && !sans.contains(n) {
+            sans.push(n.clone());
+        }
+    }
+    sans
 }
 
 /// A new CA and the server and client certificates it signs, as (file name, PEM).
@@ -153,12 +211,7 @@ pub fn generate(names: &[String]) -> Result<Vec<(&'static str, String)>, TlsErro
     let ca_pem = ca_cert.pem();
     let issuer = Issuer::new(ca, ca_key);
 
-    let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    for n in names {
-        if !n.is_empty() && !sans.contains(n) {
-            sans.push(n.clone());
-        }
-    }
+    let sans = server_names(names);
     let server_key = KeyPair::generate()?;
     let mut server = CertificateParams::new(sans)?;
     server.distinguished_name.push(
@@ -263,6 +316,70 @@ mod tests {
         let key = std::fs::metadata(home.join(CLIENT_KEY)).expect("key");
         assert_eq!(key.mode() & 0o777, 0o600);
         assert_eq!(key.uid(), uid);
+    }
+
+    #[test]
+    fn renewing_replaces_every_file_with_a_new_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = dir.path().join("tls");
+        ensure(&tls, &[], None).expect("made");
+        let read = |f: &str| std::fs::read_to_string(tls.join(f)).expect(f);
+        let before: Vec<String> = [CA, CA_KEY, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY]
+            .iter()
+            .map(|f| read(f))
+            .collect();
+        let names = renew(&tls, &["engine.example".into(), "localhost".into()]).expect("renewed");
+        assert_eq!(
+            names,
+            ["localhost", "127.0.0.1", "::1", "engine.example"],
+            "the usual names first, each once"
+        );
+        for (f, old) in [CA, CA_KEY, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY]
+            .iter()
+            .zip(&before)
+        {
+            assert_ne!(&read(f), old, "{f} replaced");
+        }
+        let m = std::fs::metadata(tls.join(CA_KEY)).expect("ca key").mode() & 0o777;
+        assert_eq!(m, 0o600);
+        let left: Vec<String> = std::fs::read_dir(&tls)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".new"))
+            .collect();
+        assert!(left.is_empty(), "no temporary files left: {left:?}");
+        assert_eq!(ensure(&tls, &[], None).expect("kept"), Made::Kept);
+    }
+
+    #[test]
+    fn server_names_are_host_names_or_addresses() {
+        for good in [
+            "docker.example.com",
+            "corral-1",
+            "*.example.com",
+            "192.0.2.10",
+            "fd00::1",
+        ] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            "-lead.example",
+            "under_score",
+            "sp ace",
+            "a/b",
+            "*",
+        ] {
+            let e = check_name(bad).expect_err(bad);
+            assert!(e.to_string().contains("not a host name"), "{e}");
+        }
+        assert!(
+            check_name(&"a".repeat(64)).is_err(),
+            "a label is at most 63"
+        );
+        let long = vec!["a".repeat(60); 5].join(".");
+        assert!(check_name(&long).is_err(), "a name is at most 253");
     }
 
     #[test]
