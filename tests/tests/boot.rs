@@ -303,6 +303,42 @@ fn check_engine_switch(ssh: &Ssh) {
         .expect("switch back");
     ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
         .expect("the built-in engine answers again");
+    // An engine whose dockerd runs (`--version` works) but cannot serve: the switch
+    // fails (exit 2) and the engine in use comes back, saved configuration and all.
+    ssh.check(
+        "sudo system-docker create --name broken corral/engine:0.1.0 >/dev/null && \
+         sudo system-docker commit --change 'ENTRYPOINT [\"dockerd\", \"--no-such-flag\"]' broken corral/engine:broken >/dev/null && \
+         sudo system-docker rm broken >/dev/null",
+        CMD,
+    )
+    .expect("a broken engine image");
+    let (code, out) = ssh
+        .run(
+            "sudo corral engine switch corral/engine:broken 2>&1",
+            switch_wait,
+        )
+        .expect("switch to a broken engine");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("its dockerd exited"), "{out}");
+    assert!(
+        out.contains("the previous engine (corral/engine:0.1.0) is back"),
+        "{out}"
+    );
+    ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
+        .expect("the engine in use answers after the failed switch");
+    assert!(
+        engines()
+            .iter()
+            .any(|e| e.image == "corral/engine:0.1.0" && e.current),
+        "the built-in engine is current again"
+    );
+    assert_eq!(
+        ssh.check("sudo corral config get corral.docker.engine", CMD)
+            .expect("saved")
+            .trim(),
+        "corral/engine:0.1.0",
+        "the saved engine is the one that runs"
+    );
 }
 
 /// What a user sees logged in over ssh as corral.

@@ -279,6 +279,8 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
         .expect("page after the console restart")
         .contains("served by a corral workload"));
 
+    check_tls_generate(&ssh, &certs, tls, &dir);
+
     // Poweroff: the workload is stopped first, then the services, then the engines.
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(BOOT).expect("QEMU exits at poweroff");
@@ -287,4 +289,93 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
         console.contains("user engine: 1 containers stopped"),
         "workloads stopped first:\n{console}"
     );
+}
+
+/// `corral tls generate`: a new CA whose server certificate carries the names given;
+/// once the engine restarts, the old client files are refused and the new ones (the
+/// corral user's copy) let in, by name as well as by address. Leaves `web` running.
+fn check_tls_generate(ssh: &Ssh, old_certs: &Path, tls: u16, dir: &Path) {
+    let out = ssh
+        .check(
+            "sudo corral tls generate --hostname engine.example --format json",
+            CMD,
+        )
+        .expect("tls generate");
+    let made: corral_api::protocol::Tls =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(made.dir, "/var/lib/corral/tls");
+    assert!(made.enabled, "{made:?}");
+    for name in ["localhost", "127.0.0.1", "engine.example"] {
+        assert!(made.names.iter().any(|n| n == name), "{name}: {made:?}");
+    }
+    assert_eq!(
+        made.client,
+        [
+            "/home/corral/.docker/ca.pem",
+            "/home/corral/.docker/cert.pem",
+            "/home/corral/.docker/key.pem"
+        ]
+    );
+    let (code, text) = ssh
+        .run("sudo corral tls generate --hostname 'not a name' 2>&1", CMD)
+        .expect("a bad name");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not a host name"), "{text}");
+    ssh.check("sudo corral service restart docker", CMD)
+        .expect("restart the engine");
+    // engine.example and other.example both lead to this machine; only the first is in
+    // the certificate.
+    ssh.check(
+        "echo '127.0.0.1 engine.example other.example' | sudo tee -a /etc/hosts",
+        CMD,
+    )
+    .expect("hosts");
+    let version = ssh
+        .eventually(
+            "docker --tlsverify -H tcp://engine.example:2376 version --format '{{.Server.Version}}'",
+            CMD,
+            CMD,
+        )
+        .expect("the new certificates, by the name given");
+    assert!(version.trim().starts_with("20.10."), "{version}");
+    let (code, text) = ssh
+        .run(
+            "docker --tlsverify -H tcp://other.example:2376 version 2>&1",
+            CMD,
+        )
+        .expect("a name not in the certificate");
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("not other.example"),
+        "refused for its name: {text}"
+    );
+    let client = |certs: &Path| {
+        std::process::Command::new("docker")
+            .env("DOCKER_CERT_PATH", certs)
+            .args(["--tlsverify", "-H", &format!("tcp://127.0.0.1:{tls}"), "ps"])
+            .output()
+            .expect("the host's docker CLI runs")
+    };
+    let old = client(old_certs);
+    assert!(
+        !old.status.success(),
+        "the old CA's client files are refused: {}",
+        String::from_utf8_lossy(&old.stdout)
+    );
+    let renewed = dir.join("client-tls-renewed");
+    std::fs::create_dir_all(&renewed).expect("certs dir");
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        let text = ssh
+            .check(&format!("cat ~/.docker/{f}"), CMD)
+            .expect("client file");
+        std::fs::write(renewed.join(f), text).expect("write client file");
+    }
+    let new = client(&renewed);
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    // The engine's restart stopped the workload; poweroff's check wants it running.
+    ssh.check("docker start web", CMD).expect("web again");
 }
