@@ -1,5 +1,6 @@
-//! `corral`: the host CLI. `config validate` and `install` work on their own; `os
-//! version`, `service ...` and `boot-report` ask the manager over /run/corral/api.sock;
+//! `corral`: the host CLI. `config` and `install` work on their own; `os version`,
+//! `service ...`, `engine ...`, `tls generate` and `boot-report` ask the manager over
+//! /run/corral/api.sock;
 //! `poweroff` and `reboot` ask PID 1; and the console container's entrypoint
 //! (`corral console-init`, which starts `corral runcmd`).
 
