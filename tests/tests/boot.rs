@@ -247,7 +247,7 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
     // with the engine restart above).
     ssh.wait_ready(BOOT)
         .expect("sshd back after the engine restart");
-    let _ = ssh.run("sudo poweroff", CMD);
+    let _ = ssh.run("sudo corral poweroff", CMD);
     check_clean_poweroff(&mut vm);
 }
 

@@ -125,9 +125,15 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
         .expect("a container created");
     let key_before = host_key(&ssh);
     change_config_and_services(&ssh);
-    let _ = ssh.run("sudo poweroff", CMD);
+    // `corral reboot`: the clean shutdown, then the reset (QEMU runs with -no-reboot, so
+    // it exits; the next boot is started below with other firmware).
+    let _ = ssh.run("sudo corral reboot", CMD);
     vm.wait_exit(Duration::from_secs(180))
-        .expect("QEMU exits after poweroff");
+        .expect("QEMU exits at the reboot");
+    let console = vm.console.text();
+    for line in ["services stopped in", "root read-only; rebooting"] {
+        assert!(console.contains(line), "{line:?} on the console at reboot");
+    }
 
     // Second boot of the same disk: OVMF, as EC2's UEFI instance types boot.
     let (cfg, port) = ec2_machine(&disk, Firmware::Uefi, &imds);
