@@ -391,6 +391,39 @@ mod tests {
     }
 
     #[test]
+    fn enable_from_a_url_sends_the_served_file_under_its_name() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = "services:\n  extra:\n    image: corral/base:1\n";
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        let url = format!("http://127.0.0.1:{port}/svc/extra.yml?v=2");
+        let Request::ServiceEnable { name, definition } = enable_request(&url).unwrap() else {
+            panic!()
+        };
+        let asked = server.join().unwrap();
+        assert!(asked.starts_with("GET /svc/extra.yml?v=2 "), "{asked}");
+        assert_eq!(name, "extra", "the file's name, without the query");
+        assert_eq!(definition.as_deref(), Some(body));
+    }
+
+    #[test]
     fn the_engine_in_use_is_marked() {
         let t = engines_table(&[
             Engine {

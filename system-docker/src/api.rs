@@ -170,7 +170,7 @@ pub async fn handle(context: &Context, request: Request) -> Response {
 }
 
 /// Every container of a Corral service (labelled with its service), by service name.
-pub(crate) async fn service_containers(docker: &Docker) -> Result<HashMap<String, String>, String> {
+pub async fn service_containers(docker: &Docker) -> Result<HashMap<String, String>, String> {
     let options = ListContainersOptions {
         all: true,
         filters: Some(HashMap::from([(

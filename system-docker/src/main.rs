@@ -613,7 +613,15 @@ async fn stop_services(
         return;
     };
     let started = std::time::Instant::now();
-    let names: Vec<String> = file.services.keys().cloned().collect();
+    // Every service's container there is: those brought up after the boot (`corral
+    // service up`) too. The boot's list if the engine cannot say.
+    let names: Vec<String> = match corral_system_docker::api::service_containers(&docker).await {
+        Ok(containers) => containers.into_keys().collect(),
+        Err(e) => {
+            log::warn!("listing the services to stop: {e}; stopping the boot's");
+            file.services.keys().cloned().collect()
+        }
+    };
     let failed =
         corral_system_docker::services::stop_all(&docker, &names, "console", timeout).await;
     for (name, why) in &failed {

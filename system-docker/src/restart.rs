@@ -75,6 +75,13 @@ impl Tracker {
         }
     }
 
+    /// What a service's container says its policy is (its restart label): a service
+    /// brought up after the boot (`corral service up`), or one recreated with a changed
+    /// policy, is restarted by what it now says.
+    pub fn set_policy(&mut self, name: &str, policy: Policy) {
+        self.policies.insert(name.to_string(), policy);
+    }
+
     fn state(&mut self, name: &str) -> &mut State {
         self.state.entry(name.to_string()).or_insert(State {
             failures: 0,
@@ -159,6 +166,22 @@ mod tests {
         assert!(err.contains("bad retry count"), "{err}");
         let err = Policy::parse(Some("sometimes")).expect_err("bad name");
         assert!(err.contains("\"sometimes\" is not no, always"), "{err}");
+    }
+
+    #[test]
+    fn a_policy_learned_later_applies_to_the_next_exit() {
+        let mut t = Tracker::default();
+        let now = Instant::now();
+        t.started("late", now);
+        assert!(
+            matches!(t.exited("late", 1, now), Decision::Leave(_)),
+            "unknown: left"
+        );
+        t.set_policy("late", Policy::OnFailure(None));
+        t.started("late", now);
+        assert!(matches!(t.exited("late", 1, now), Decision::Restart(_)));
+        t.set_policy("late", Policy::No);
+        assert!(matches!(t.exited("late", 1, now), Decision::Leave(_)));
     }
 
     #[test]

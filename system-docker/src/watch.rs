@@ -1,11 +1,13 @@
 //! Watching the engine's events for the services' containers: every start, exit and OOM
 //! is logged with its time since boot, and an exit is restarted or left per the service's
-//! `restart:` policy (`restart::Tracker`). Runs until the engine's event stream ends
+//! `restart:` policy (`restart::Tracker`): the boot's services file's at first, then what
+//! each container's restart label says, so that services brought up later (`corral
+//! service up`) are watched alike. Runs until the engine's event stream ends
 //! (the engine died; the manager starts a new watcher with the engine) or shutdown.
 
 use crate::compose::ServicesFile;
 use crate::restart::{Decision, Policy, Tracker};
-use crate::services::SERVICE;
+use crate::services::{RESTART, SERVICE};
 use bollard::query_parameters::{EventsOptions, StartContainerOptions};
 use bollard::Docker;
 use corral_init::since_boot;
@@ -77,6 +79,9 @@ pub async fn run(
                 };
                 let attrs = event.actor.as_ref().and_then(|a| a.attributes.clone()).unwrap_or_default();
                 let Some(name) = attrs.get(SERVICE).or_else(|| attrs.get("name")).cloned() else { continue };
+                if let Some(policy) = attrs.get(RESTART).and_then(|r| Policy::parse(Some(r)).ok()) {
+                    tracker.set_policy(&name, policy);
+                }
                 let id = event.actor.and_then(|a| a.id).unwrap_or_default();
                 let now = Instant::now();
                 let at = since_boot();

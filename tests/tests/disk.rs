@@ -247,6 +247,20 @@ fn change_config_and_services(ssh: &Ssh) {
         "{:?}",
         services(ssh)
     );
+    // Brought up after the boot, crond is watched like the boot's services: killed, the
+    // manager starts it again (its `restart: always`).
+    let old = ssh.check("pidof crond", CMD).expect("crond's pid");
+    let old = old.trim();
+    ssh.check(&format!("sudo kill -9 {old}"), CMD)
+        .expect("kill crond");
+    let new = ssh
+        .eventually(
+            &format!("p=$(pidof crond) && [ \"$p\" != {old} ] && echo $p"),
+            CMD,
+            Duration::from_secs(10),
+        )
+        .expect("crond restarted by the manager");
+    assert!(!new.trim().is_empty());
 }
 
 /// Second boot: what [`change_config_and_services`] did is still in force.
