@@ -249,13 +249,15 @@ fn change_config_and_services(ssh: &Ssh) {
     );
     // Brought up after the boot, crond is watched like the boot's services: killed, the
     // manager starts it again (its `restart: always`).
-    let old = ssh.check("pidof crond", CMD).expect("crond's pid");
+    // busybox's crond is named busybox; `[b]` keeps pgrep from finding this shell.
+    let crond = "pgrep -f '[b]usybox crond'";
+    let old = ssh.check(crond, CMD).expect("crond's pid");
     let old = old.trim();
     ssh.check(&format!("sudo kill -9 {old}"), CMD)
         .expect("kill crond");
     let new = ssh
         .eventually(
-            &format!("p=$(pidof crond) && [ \"$p\" != {old} ] && echo $p"),
+            &format!("p=$({crond}) && [ \"$p\" != {old} ] && echo $p"),
             CMD,
             Duration::from_secs(10),
         )
