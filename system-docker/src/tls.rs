@@ -78,18 +78,6 @@ mod tests {
 
     use crate::user_engine::tests::effective;
 
-    fn dirs(root: &std::path::Path) -> Dirs {
-        Dirs {
-            config: root.join("conf"),
-            tls: root.join("tls"),
-            client: Some((
-                root.join("home/.docker"),
-                nix::unistd::getuid().as_raw(),
-                nix::unistd::getgid().as_raw(),
-            )),
-        }
-    }
-
     fn kind(r: &Response) -> Option<ErrorKind> {
         match r {
             Response::Error { kind, .. } => Some(*kind),
@@ -100,7 +88,7 @@ mod tests {
     #[test]
     fn new_files_for_the_machine_and_the_names_given_and_the_client_gets_its_copy() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let d = dirs(tmp.path());
+        let d = Dirs::under(tmp.path());
         let r = generate(
             &effective("corral:\n  docker:\n    tls: true\n"),
             &d,
@@ -137,7 +125,7 @@ mod tests {
     #[test]
     fn bad_names_and_supplied_certificates_are_the_users_to_fix_and_nothing_is_written() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let d = dirs(tmp.path());
+        let d = Dirs::under(tmp.path());
         let r = generate(&effective("{}"), &d, &[], &["bad name".into()]);
         assert_eq!(kind(&r), Some(ErrorKind::User), "{r:?}");
         let many = vec!["a.example".to_string(); MAX_NAMES + 1];
@@ -164,7 +152,7 @@ mod tests {
     #[test]
     fn a_folder_that_cannot_be_written_is_the_machines_failure() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut d = dirs(tmp.path());
+        let mut d = Dirs::under(tmp.path());
         d.tls = tmp.path().join("a-file");
         std::fs::write(&d.tls, "").expect("w");
         let r = generate(&effective("{}"), &d, &[], &[]);

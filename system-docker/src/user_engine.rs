@@ -39,6 +39,20 @@ impl Dirs {
             client: Some(("/home/corral/.docker".into(), 1100, 1100)),
         }
     }
+
+    /// Everything under `root` (`conf`, `tls`, `home/.docker`), the client files owned
+    /// by whoever runs this: for tests.
+    pub fn under(root: &std::path::Path) -> Dirs {
+        Dirs {
+            config: root.join("conf"),
+            tls: root.join("tls"),
+            client: Some((
+                root.join("home/.docker"),
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )),
+        }
+    }
 }
 
 /// The engine's plan from the configuration; when the configuration asks for what the
@@ -321,18 +335,6 @@ pub(crate) mod tests {
         .expect("parses")
     }
 
-    fn dirs(root: &std::path::Path) -> Dirs {
-        Dirs {
-            config: root.join("conf"),
-            tls: root.join("tls"),
-            client: Some((
-                root.join("home/.docker"),
-                nix::unistd::getuid().as_raw(),
-                nix::unistd::getgid().as_raw(),
-            )),
-        }
-    }
-
     #[test]
     fn the_service_gets_dockerds_flags_image_and_daemon_json() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -342,7 +344,7 @@ pub(crate) mod tests {
         let mut report = Vec::new();
         let p = plan(&e, &mut report);
         let mut f = file();
-        let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
+        let lines = configure_service(&mut f, &p, &Dirs::under(tmp.path()), &[]);
         assert!(
             report.is_empty() && lines.is_empty(),
             "{report:?} {lines:?}"
@@ -364,7 +366,7 @@ pub(crate) mod tests {
             &mut report,
         );
         let mut f = file();
-        configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
+        configure_service(&mut f, &p, &Dirs::under(tmp.path()), &[]);
         assert_ne!(
             f.services[SERVICE].environment.to_map()["CORRAL_DAEMON_JSON_SHA256"],
             before
@@ -400,7 +402,7 @@ pub(crate) mod tests {
             &mut report,
         );
         let mut f = file();
-        let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &["corral-1".into()]);
+        let lines = configure_service(&mut f, &p, &Dirs::under(tmp.path()), &["corral-1".into()]);
         assert!(lines[0].1.contains("certificates made"), "{lines:?}");
         let s = &f.services[SERVICE];
         assert!(s.volumes.contains(&format!(
@@ -414,14 +416,14 @@ pub(crate) mod tests {
             "the mount point exists"
         );
         let mut f = file();
-        let lines = configure_service(&mut f, &p, &dirs(tmp.path()), &[]);
+        let lines = configure_service(&mut f, &p, &Dirs::under(tmp.path()), &[]);
         assert!(lines[0].1.contains("certificates kept"), "{lines:?}");
     }
 
     #[test]
     fn without_its_tls_files_the_engine_serves_its_socket_and_keeps_the_other_flags() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut d = dirs(tmp.path());
+        let mut d = Dirs::under(tmp.path());
         // A file where the TLS folder should be: the files cannot be made.
         d.tls = tmp.path().join("not-a-dir");
         std::fs::write(&d.tls, "").expect("w");

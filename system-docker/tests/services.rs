@@ -316,15 +316,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
             lookup,
             assemble,
         },
-        engine_dirs: corral_system_docker::user_engine::Dirs {
-            config: tmp.path().join("engine-conf"),
-            tls: tmp.path().join("tls"),
-            client: Some((
-                tmp.path().join("home/.docker"),
-                nix::unistd::getuid().as_raw(),
-                nix::unistd::getgid().as_raw(),
-            )),
-        },
+        engine_dirs: corral_system_docker::user_engine::Dirs::under(&tmp.path().join("engine")),
     };
     let server = tokio::spawn(corral_system_docker::api::serve(
         listener,
@@ -582,8 +574,8 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     assert!(made.names.iter().any(|n| n == "engine.example"), "{made:?}");
     assert!(!made.enabled, "TLS is off in this configuration");
     assert_eq!(
-        std::fs::read(tmp.path().join("tls/ca.pem")).expect("ca"),
-        std::fs::read(tmp.path().join("home/.docker/ca.pem")).expect("client ca")
+        std::fs::read(tmp.path().join("engine/tls/ca.pem")).expect("ca"),
+        std::fs::read(tmp.path().join("engine/home/.docker/ca.pem")).expect("client ca")
     );
     user_error(
         call(Request::TlsGenerate {

@@ -217,37 +217,19 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
         )
         .expect("docker over TLS as corral");
     assert!(version.trim().starts_with("20.10."), "{version}");
-    let certs = dir.join("client-tls");
-    std::fs::create_dir_all(&certs).expect("certs dir");
-    for f in ["ca.pem", "cert.pem", "key.pem"] {
-        let text = ssh
-            .check(&format!("cat ~/.docker/{f}"), CMD)
-            .expect("client file");
-        std::fs::write(certs.join(f), text).expect("write client file");
-    }
-    let host = std::process::Command::new("docker")
-        .env("DOCKER_CERT_PATH", &certs)
-        .args([
-            "--tlsverify",
-            "-H",
-            &format!("tcp://127.0.0.1:{tls}"),
-            "ps",
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .expect("the host's docker CLI runs");
+    let certs = client_files(&ssh, &dir.join("client-tls"));
+    let host = host_docker(
+        &certs,
+        tls,
+        &["--tlsverify", "ps", "--format", "{{.Names}}"],
+    );
     let host_ps = String::from_utf8_lossy(&host.stdout);
     assert!(
         host.status.success() && host_ps.lines().any(|l| l == "web"),
         "{host_ps} {}",
         String::from_utf8_lossy(&host.stderr)
     );
-    let anonymous = std::process::Command::new("docker")
-        .env("DOCKER_CERT_PATH", dir.join("no-such-certs"))
-        .args(["-H", &format!("tcp://127.0.0.1:{tls}"), "--tls", "ps"])
-        .output()
-        .expect("docker runs");
+    let anonymous = host_docker(&dir.join("no-such-certs"), tls, &["--tls", "ps"]);
     assert!(
         !anonymous.status.success(),
         "no client certificate, no entry"
@@ -349,28 +331,14 @@ fn check_tls_generate(ssh: &Ssh, old_certs: &Path, tls: u16, dir: &Path) {
         text.contains("not other.example"),
         "refused for its name: {text}"
     );
-    let client = |certs: &Path| {
-        std::process::Command::new("docker")
-            .env("DOCKER_CERT_PATH", certs)
-            .args(["--tlsverify", "-H", &format!("tcp://127.0.0.1:{tls}"), "ps"])
-            .output()
-            .expect("the host's docker CLI runs")
-    };
-    let old = client(old_certs);
+    let old = host_docker(old_certs, tls, &["--tlsverify", "ps"]);
     assert!(
         !old.status.success(),
         "the old CA's client files are refused: {}",
         String::from_utf8_lossy(&old.stdout)
     );
-    let renewed = dir.join("client-tls-renewed");
-    std::fs::create_dir_all(&renewed).expect("certs dir");
-    for f in ["ca.pem", "cert.pem", "key.pem"] {
-        let text = ssh
-            .check(&format!("cat ~/.docker/{f}"), CMD)
-            .expect("client file");
-        std::fs::write(renewed.join(f), text).expect("write client file");
-    }
-    let new = client(&renewed);
+    let renewed = client_files(ssh, &dir.join("client-tls-renewed"));
+    let new = host_docker(&renewed, tls, &["--tlsverify", "ps"]);
     assert!(
         new.status.success(),
         "{}",
@@ -378,4 +346,27 @@ fn check_tls_generate(ssh: &Ssh, old_certs: &Path, tls: u16, dir: &Path) {
     );
     // The engine's restart stopped the workload; poweroff's check wants it running.
     ssh.check("docker start web", CMD).expect("web again");
+}
+
+/// Copies the corral user's TLS client files from the guest into `dest`; returns it.
+fn client_files(ssh: &Ssh, dest: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dest).expect("certs dir");
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        let text = ssh
+            .check(&format!("cat ~/.docker/{f}"), CMD)
+            .expect("client file");
+        std::fs::write(dest.join(f), text).expect("write client file");
+    }
+    dest.to_path_buf()
+}
+
+/// The build host's docker CLI against the guest's engine on forwarded port `tls`, with
+/// the client files in `certs`.
+fn host_docker(certs: &Path, tls: u16, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .env("DOCKER_CERT_PATH", certs)
+        .args(["-H", &format!("tcp://127.0.0.1:{tls}")])
+        .args(args)
+        .output()
+        .expect("the host's docker CLI runs")
 }
