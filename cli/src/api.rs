@@ -230,28 +230,25 @@ pub fn engines_table(engines: &[Engine]) -> String {
 
 /// What `tls generate` made, and what to do next.
 pub fn tls_text(tls: &Tls) -> String {
-    let mut out = format!(
-        "New CA, server and client certificates in {} (clients holding the old ones are refused from the engine's next start).
-         The server's is good for: {}
-",
-        tls.dir,
-        tls.names.join(", ")
-    );
+    let mut lines = vec![
+        format!(
+            "New CA, server and client certificates in {} (clients holding the old ones are refused from the engine's next start).",
+            tls.dir
+        ),
+        format!("The server's is good for: {}", tls.names.join(", ")),
+    ];
     if !tls.client.is_empty() {
-        out.push_str(&format!(
-            "Client files: {}
-",
-            tls.client.join(", ")
-        ));
+        lines.push(format!("Client files: {}", tls.client.join(", ")));
     }
-    out.push_str(if tls.enabled {
-        "Next: sudo corral service restart docker (the engine serves them from then on; its containers stop)
-"
+    lines.push(if tls.enabled {
+        "Next: sudo corral service restart docker (the engine serves them from then on; its containers stop). \
+         Until then it serves the old ones, which the new client files do not match."
+            .to_string()
     } else {
-        "Next: TLS is off; turn it on with sudo corral config set corral.docker.tls true, then sudo corral service up docker
-"
+        "Next: TLS is off; turn it on with sudo corral config set corral.docker.tls true, then sudo corral service up docker"
+            .to_string()
     });
-    out
+    lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
 /// `service up`'s answer as lines; the failure when a service did not come up.
@@ -477,6 +474,10 @@ mod tests {
             enabled: true,
         };
         let on = tls_text(&tls);
+        assert!(
+            on.lines().all(|l| !l.starts_with(' ')),
+            "no stray indentation: {on}"
+        );
         assert!(on.contains("in /var/lib/corral/tls"), "{on}");
         assert!(on.contains("good for: localhost, engine.example"), "{on}");
         assert!(

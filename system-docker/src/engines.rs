@@ -134,6 +134,9 @@ async fn bring_up(docker: &Docker, services: &Services) -> Result<(), String> {
 /// restarts (its dockerd exited), else after [`ANSWER_WITHIN`].
 async fn answers(docker: &Docker) -> Result<(), String> {
     let deadline = std::time::Instant::now() + ANSWER_WITHIN;
+    // The manager restarts services itself (a new start, not dockerd's restart count):
+    // a start time that changes is a dockerd that exited in between.
+    let mut first_start: Option<String> = None;
     loop {
         if crate::user_engine::answering(Duration::from_secs(1))
             .await
@@ -146,11 +149,12 @@ async fn answers(docker: &Docker) -> Result<(), String> {
             .await
             .map_err(|e| format!("inspecting its container: {e}"))?;
         let state = inspected.state.unwrap_or_default();
-        let restarts = inspected.restart_count.unwrap_or(0);
+        let started = state.started_at.clone().unwrap_or_default();
+        let first = first_start.get_or_insert_with(|| started.clone());
         let exited = if !state.running.unwrap_or(false) {
             Some(format!("with code {}", state.exit_code.unwrap_or_default()))
         } else {
-            (restarts > 0).then(|| format!("and keeps being restarted ({restarts} so far)"))
+            (*first != started).then(|| "and was started again".to_string())
         };
         if let Some(how) = exited {
             return Err(format!(

@@ -250,7 +250,7 @@ fn change_config_and_services(ssh: &Ssh) {
     // Brought up after the boot, crond is watched like the boot's services: killed, the
     // manager starts it again (its `restart: always`).
     // busybox's crond is named busybox; `[b]` keeps pgrep from finding this shell.
-    let crond = "pgrep -f '[b]usybox crond'";
+    let crond = "pgrep -o -f '[b]usybox crond'";
     let old = ssh.check(crond, CMD).expect("crond's pid");
     let old = old.trim();
     ssh.check(&format!("sudo kill -9 {old}"), CMD)

@@ -338,6 +338,20 @@ fn check_tls_generate(ssh: &Ssh, old_certs: &Path, tls: u16, dir: &Path) {
         String::from_utf8_lossy(&old.stdout)
     );
     let renewed = client_files(ssh, &dir.join("client-tls-renewed"));
+    // The old client certificate, trusting the new server: the engine itself refuses it
+    // (it checks clients against the new CA only).
+    let mixed = dir.join("client-tls-mixed");
+    std::fs::create_dir_all(&mixed).expect("mixed dir");
+    std::fs::copy(renewed.join("ca.pem"), mixed.join("ca.pem")).expect("new ca");
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(old_certs.join(f), mixed.join(f)).expect("old client file");
+    }
+    let stale = host_docker(&mixed, tls, &["--tlsverify", "ps"]);
+    let said = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        !stale.status.success() && said.contains("certificate"),
+        "the engine refuses the old client certificate: {said}"
+    );
     let new = host_docker(&renewed, tls, &["--tlsverify", "ps"]);
     assert!(
         new.status.success(),

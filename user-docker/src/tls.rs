@@ -10,7 +10,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::fs::{fchown, lchown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -145,19 +145,43 @@ pub fn renew(dir: &Path, names: &[String]) -> Result<Vec<String>, TlsError> {
     Ok(server_names(names))
 }
 
-/// Writes each file through a temporary one renamed over it, so that none is ever seen
-/// half written; keys readable by root only.
+/// Writes the whole set beside the old one first (`.NAME.new`, keys readable by root
+/// only) and renames it over the old only once every file is written: a full disk
+/// leaves the old set whole (a server certificate with another set's key would keep
+/// dockerd from starting), and the temporary files are removed.
 fn write_set(dir: &Path, files: &[(&str, String)]) -> Result<(), TlsError> {
-    for (name, text) in files {
-        let mode = if name.ends_with("key.pem") {
-            0o600
-        } else {
-            0o644
-        };
-        let path = dir.join(name);
-        let new = dir.join(format!(".{name}.new"));
-        write(&new, text, mode)?;
-        std::fs::rename(&new, &path).map_err(|source| TlsError::Write { path, source })?;
+    let staged: Vec<(PathBuf, PathBuf)> = files
+        .iter()
+        .map(|(name, _)| (dir.join(format!(".{name}.new")), dir.join(name)))
+        .collect();
+    let written = files
+        .iter()
+        .zip(&staged)
+        .try_for_each(|((name, text), (new, _))| {
+            let mode = if name.ends_with("key.pem") {
+                0o600
+            } else {
+                0o644
+            };
+            write(new, text, mode)?;
+            std::fs::File::open(new)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| TlsError::Write {
+                    path: new.clone(),
+                    source,
+                })
+        });
+    if let Err(e) = written {
+        for (new, _) in &staged {
+            let _ = std::fs::remove_file(new);
+        }
+        return Err(e);
+    }
+    for (new, path) in &staged {
+        std::fs::rename(new, path).map_err(|source| TlsError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -244,19 +268,28 @@ pub fn generate(names: &[String]) -> Result<Vec<(&'static str, String)>, TlsErro
 
 /// Copies the client's files (`ca.pem`, `cert.pem`, `key.pem`, those that exist) into
 /// `docker_dir` (the user's `~/.docker`), owned by `uid`:`gid`, the key readable by them
-/// only. Returns the files copied.
+/// only. The folder belongs to the user, so nothing in it is followed: a symbolic link
+/// as the folder is refused, and each file is made new (never opened through a link)
+/// and renamed into place. Returns the files copied.
 pub fn install_client(
     dir: &Path,
     docker_dir: &Path,
     uid: u32,
     gid: u32,
 ) -> Result<Vec<PathBuf>, TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TlsError::Write { path, source }
     };
+    if std::fs::symlink_metadata(docker_dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io(docker_dir)(std::io::Error::other(
+            "a symbolic link; remove it and try again",
+        )));
+    }
     std::fs::create_dir_all(docker_dir).map_err(io(docker_dir))?;
-    chown(docker_dir, Some(uid), Some(gid)).map_err(io(docker_dir))?;
+    lchown(docker_dir, Some(uid), Some(gid)).map_err(io(docker_dir))?;
     std::fs::set_permissions(docker_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io(docker_dir))?;
     let mut copied = Vec::new();
@@ -265,9 +298,18 @@ pub fn install_client(
             continue;
         };
         let dest = docker_dir.join(name);
+        let new = docker_dir.join(format!(".{name}.corral-new"));
+        let _ = std::fs::remove_file(&new);
         let mode = if name == CLIENT_KEY { 0o600 } else { 0o644 };
-        write(&dest, &text, mode)?;
-        chown(&dest, Some(uid), Some(gid)).map_err(io(&dest))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&new)
+            .map_err(io(&new))?;
+        file.write_all(text.as_bytes()).map_err(io(&new))?;
+        fchown(&file, Some(uid), Some(gid)).map_err(io(&new))?;
+        std::fs::rename(&new, &dest).map_err(io(&dest))?;
         copied.push(dest);
     }
     Ok(copied)
@@ -316,6 +358,23 @@ mod tests {
         let key = std::fs::metadata(home.join(CLIENT_KEY)).expect("key");
         assert_eq!(key.mode() & 0o777, 0o600);
         assert_eq!(key.uid(), uid);
+        // A link left in the user's folder is replaced, not written through.
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").expect("target");
+        std::fs::remove_file(home.join(CLIENT_CERT)).expect("rm");
+        std::os::unix::fs::symlink(&target, home.join(CLIENT_CERT)).expect("link");
+        install_client(&tls, &home, uid, gid).expect("copied again");
+        assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep");
+        assert!(!std::fs::symlink_metadata(home.join(CLIENT_CERT))
+            .expect("cert")
+            .file_type()
+            .is_symlink());
+        // A link as the folder itself is refused.
+        let linked = dir.path().join("linked-home");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere-dir"), &linked).expect("link");
+        let e = install_client(&tls, &linked, uid, gid).expect_err("a link");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(!dir.path().join("elsewhere-dir").exists());
     }
 
     #[test]
@@ -349,6 +408,28 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "no temporary files left: {left:?}");
         assert_eq!(ensure(&tls, &[], None).expect("kept"), Made::Kept);
+    }
+
+    #[test]
+    fn a_renewal_that_cannot_write_every_file_leaves_the_old_set_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = dir.path().join("tls");
+        ensure(&tls, &[], None).expect("made");
+        let all = [CA, CA_KEY, SERVER_CERT, SERVER_KEY, CLIENT_CERT, CLIENT_KEY];
+        let read = |f: &str| std::fs::read_to_string(tls.join(f)).expect(f);
+        let before: Vec<String> = all.iter().map(|f| read(f)).collect();
+        // The last file cannot be staged: a folder is in its way.
+        let blocker = tls.join(format!(".{CLIENT_KEY}.new"));
+        std::fs::create_dir(&blocker).expect("blocker");
+        renew(&tls, &[]).expect_err("cannot write the last file");
+        let after: Vec<String> = all.iter().map(|f| read(f)).collect();
+        assert_eq!(after, before, "not one file replaced");
+        for f in &all[..5] {
+            assert!(
+                !tls.join(format!(".{f}.new")).exists(),
+                "{f}'s temporary file removed"
+            );
+        }
     }
 
     #[test]
