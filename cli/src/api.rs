@@ -136,15 +136,19 @@ fn print<T: DeserializeOwned + serde::Serialize>(
     format: Format,
     table: impl Fn(&T) -> String,
 ) -> Result<(), Failure> {
-    let value: T = decode(body)?;
+    show(&decode::<T>(body)?, format, table);
+    Ok(())
+}
+
+/// Prints `value` in `format`, `table` rendering it as text.
+fn show<T: serde::Serialize>(value: &T, format: Format, table: impl Fn(&T) -> String) {
     match format {
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            serde_json::to_string_pretty(value).unwrap_or_default()
         ),
-        Format::Table => print!("{}", table(&value)),
+        Format::Table => print!("{}", table(value)),
     }
-    Ok(())
 }
 
 /// `service enable`'s argument as a request: a name from the catalogue, or a services
@@ -251,24 +255,29 @@ pub fn tls_text(tls: &Tls) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// `service up`'s answer as lines; the failure when a service did not come up.
-pub fn brought_table(brought: &[Brought]) -> (String, Option<Failure>) {
+/// `service up`'s answer as lines.
+pub fn brought_table(brought: &[Brought]) -> String {
     let rows: Vec<Vec<String>> = brought
         .iter()
         .map(|b| vec![b.name.clone(), b.outcome.clone()])
         .collect();
+    columns(&rows)
+}
+
+/// The failure when a service did not come up.
+pub fn not_brought(brought: &[Brought]) -> Result<(), Failure> {
     let bad: Vec<&str> = brought
         .iter()
         .filter(|b| !b.ok)
         .map(|b| b.name.as_str())
         .collect();
-    let failure = (!bad.is_empty()).then(|| {
-        Failure::system(format!(
-            "{} did not come up; `corral service logs NAME` shows why",
-            bad.join(", ")
-        ))
-    });
-    (columns(&rows), failure)
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::system(format!(
+        "{} did not come up; `corral service logs NAME` shows why",
+        bad.join(", ")
+    )))
 }
 
 /// Runs a request and prints its answer.
@@ -308,15 +317,8 @@ pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failur
         Request::TlsGenerate { .. } => print::<Tls>(body, format, tls_text),
         Request::ServiceUp { .. } => {
             let brought: Vec<Brought> = decode(body)?;
-            let (table, failure) = brought_table(&brought);
-            match format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&brought).unwrap_or_default()
-                ),
-                Format::Table => print!("{table}"),
-            }
-            failure.map_or(Ok(()), Err)
+            show(&brought, format, |b| brought_table(b));
+            not_brought(&brought)
         }
         _ => Ok(()),
     }
@@ -440,7 +442,7 @@ mod tests {
 
     #[test]
     fn up_reports_each_service_and_fails_when_one_did_not_come_up() {
-        let (table, failure) = brought_table(&[
+        let brought = [
             Brought {
                 name: "crond".into(),
                 ok: true,
@@ -451,12 +453,13 @@ mod tests {
                 ok: false,
                 outcome: "failed: no such image".into(),
             },
-        ]);
+        ];
         assert_eq!(
-            table,
+            brought_table(&brought),
             "crond  running (created)\nweb    failed: no such image\n"
         );
-        let f = failure.expect("web failed");
+        assert!(not_brought(&brought[..1]).is_ok(), "crond came up");
+        let f = not_brought(&brought).expect_err("web failed");
         assert_eq!(f.kind, ErrorKind::System);
         assert!(
             f.message.starts_with("web did not come up"),

@@ -179,6 +179,15 @@ pub fn render(value: &Value) -> String {
     }
 }
 
+/// A layer that parsed as something other than a cloud-config (a script or a services
+/// file), which `set` and `merge` cannot work on.
+fn not_cloud_config(origin: &str) -> EditError {
+    EditError::Config(ConfigError::UnknownForm {
+        origin: origin.to_string(),
+        first_line: "a script or a services file".into(),
+    })
+}
+
 /// The configuration layers of one machine: its store, its OEM file and its kernel
 /// command line.
 #[derive(Debug, Clone)]
@@ -227,10 +236,9 @@ impl Machine {
     pub fn set_layer(&self) -> Result<Value, EditError> {
         match store::read_layer(&self.store.set_path())? {
             Some(UserData::CloudConfig { value, .. }) => Ok(merge::normalize(value)),
-            Some(_) => Err(EditError::Config(ConfigError::UnknownForm {
-                origin: self.store.set_path().display().to_string(),
-                first_line: "a script or a services file".into(),
-            })),
+            Some(_) => Err(not_cloud_config(
+                &self.store.set_path().display().to_string(),
+            )),
             None => Ok(Value::Mapping(Mapping::new())),
         }
     }
@@ -314,12 +322,7 @@ impl Machine {
         let over = match store::parse_layer(origin, bytes)? {
             UserData::CloudConfig { value, .. } => value,
             UserData::Empty => Value::Null,
-            _ => {
-                return Err(EditError::Config(ConfigError::UnknownForm {
-                    origin: origin.to_string(),
-                    first_line: "a script or a services file".into(),
-                }))
-            }
+            _ => return Err(not_cloud_config(origin)),
         };
         self.change(&change, check, |doc| {
             *doc = merge::merge(std::mem::take(doc), over);

@@ -308,12 +308,7 @@ async fn on_engine_ready(
     for line in container_files(&docker, &effective).await {
         log::error!("{line}");
     }
-    tokio::spawn(corral_system_docker::watch::run(
-        docker,
-        file.clone(),
-        since,
-        quiet,
-    ));
+    tokio::spawn(corral_system_docker::watch::run(docker, since, quiet));
     Some(file)
 }
 

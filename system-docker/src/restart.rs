@@ -76,7 +76,7 @@ impl Tracker {
     }
 
     /// What a service's container says its policy is (its restart label): a service
-    /// brought up after the boot (`corral service up`), or one recreated with a changed
+    /// brought up at boot or later (`corral service up`), or one recreated with a changed
     /// policy, is restarted by what it now says.
     pub fn set_policy(&mut self, name: &str, policy: Policy) {
         self.policies.insert(name.to_string(), policy);
@@ -110,7 +110,7 @@ impl Tracker {
     /// The container exited with `code`.
     pub fn exited(&mut self, name: &str, code: i64, now: Instant) -> Decision {
         let Some(policy) = self.policies.get(name).copied() else {
-            return Decision::Leave("not a service of this file".into());
+            return Decision::Leave("its container names no restart policy".into());
         };
         let s = self.state(name);
         if s.stopped {

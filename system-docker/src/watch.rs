@@ -1,11 +1,9 @@
 //! Watching the engine's events for the services' containers: every start, exit and OOM
 //! is logged with its time since boot, and an exit is restarted or left per the service's
-//! `restart:` policy (`restart::Tracker`): the boot's services file's at first, then what
-//! each container's restart label says, so that services brought up later (`corral
-//! service up`) are watched alike. Runs until the engine's event stream ends
+//! `restart:` policy (`restart::Tracker`), as each container's restart label says, so
+//! that services brought up later (`corral service up`) are watched alike. Runs until the engine's event stream ends
 //! (the engine died; the manager starts a new watcher with the engine) or shutdown.
 
-use crate::compose::ServicesFile;
 use crate::restart::{Decision, Policy, Tracker};
 use crate::services::{RESTART, SERVICE};
 use bollard::query_parameters::{EventsOptions, StartContainerOptions};
@@ -24,17 +22,6 @@ pub fn now_stamp() -> String {
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
-/// The restart policies of a services file (a bad one counts as `no`; `up` reported it).
-pub fn policies(file: &ServicesFile) -> HashMap<String, Policy> {
-    file.services
-        .iter()
-        .map(|(name, s)| {
-            let p = Policy::parse(s.restart.as_deref()).unwrap_or(Policy::No);
-            (name.clone(), p)
-        })
-        .collect()
-}
-
 struct Pending {
     due: Instant,
     container: String,
@@ -42,13 +29,10 @@ struct Pending {
 
 /// Watches from `since` (so nothing between `up` and this call is missed) until the
 /// stream ends or `shutdown` turns true.
-pub async fn run(
-    docker: Docker,
-    file: ServicesFile,
-    since: String,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut tracker = Tracker::new(policies(&file));
+pub async fn run(docker: Docker, since: String, mut shutdown: watch::Receiver<bool>) {
+    // Every service container carries its policy (the restart label, which the event
+    // repeats): the one it was created with, whether at boot or by a later `up`.
+    let mut tracker = Tracker::default();
     let options = EventsOptions {
         since: Some(since),
         filters: Some(HashMap::from([

@@ -193,12 +193,11 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
 
     // The manager's watcher restarts a crashed service: the process killed from outside,
     // then the container killed through the API. A `docker stop` is respected. The
-    // watcher is given no services: it goes by each container's restart label, as for a
-    // service brought up after the boot (`corral service up`).
+    // watcher goes by each container's restart label, as for a service brought up after
+    // the boot (`corral service up`).
     let (quiet_tx, quiet_rx) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(corral_system_docker::watch::run(
         docker.clone(),
-        Default::default(),
         corral_system_docker::watch::now_stamp(),
         quiet_rx,
     ));

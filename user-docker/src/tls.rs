@@ -105,15 +105,21 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)
 }
 
-/// Makes sure `dir` holds the engine's TLS files: the configuration's when it supplies
-/// them, else the ones made before, else new ones for the server `names` (host names
-/// and IP addresses; `localhost`, 127.0.0.1 and ::1 are always added).
-pub fn ensure(dir: &Path, names: &[String], supplied: Option<&Supplied>) -> Result<Made, TlsError> {
+/// Makes the TLS folder, root's alone.
+fn make_dir(dir: &Path) -> Result<(), TlsError> {
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    Ok(())
+}
+
+/// Makes sure `dir` holds the engine's TLS files: the configuration's when it supplies
+/// them, else the ones made before, else new ones for the server `names` (host names
+/// and IP addresses; `localhost`, 127.0.0.1 and ::1 are always added).
+pub fn ensure(dir: &Path, names: &[String], supplied: Option<&Supplied>) -> Result<Made, TlsError> {
+    make_dir(dir)?;
     if let Some(s) = supplied {
         write(&dir.join(CA), &s.ca_cert, 0o644)?;
         write(&dir.join(SERVER_CERT), &s.server_cert, 0o644)?;
@@ -136,11 +142,7 @@ pub fn ensure(dir: &Path, names: &[String], supplied: Option<&Supplied>) -> Resu
 /// engine's next start. Every file is made before one is written. Returns the server
 /// certificate's names.
 pub fn renew(dir: &Path, names: &[String]) -> Result<Vec<String>, TlsError> {
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    make_dir(dir)?;
     write_set(dir, &generate(names)?)?;
     Ok(server_names(names))
 }
