@@ -10,7 +10,7 @@ PACKAGES=(
   # ISO and bootloaders
   xorriso isolinux syslinux-common grub-common grub-pc-bin grub-efi-amd64-bin mtools dosfstools
   # root image and initrd
-  squashfs-tools zstd cpio kmod e2fsprogs fdisk
+  squashfs-tools zstd xz-utils cpio kmod e2fsprogs fdisk
   # C in Rust crates built for the musl target (ring, for the user engine's TLS)
   musl-tools
   # integration tests run a real dockerd on a private socket

@@ -13,7 +13,11 @@ pub fn unpack(cache: &Path, deb: &Deb, deb_file: &Path) -> Result<PathBuf> {
     let dir = cache
         .join("unpacked")
         .join(deb.filename.trim_end_matches(".deb"));
-    let done = dir.with_extension("complete");
+    // Appended, not `with_extension`: that would cut the version at its last dot, and
+    // two versions of a package would share one marker.
+    let mut done = dir.clone().into_os_string();
+    done.push(".complete");
+    let done = PathBuf::from(done);
     if done.exists() && dir.is_dir() {
         return Ok(dir);
     }

@@ -2,7 +2,7 @@
 //! inputs are unchanged (see [`crate::stage`]), so a second build after a small change
 //! redoes only what that change touches.
 
-use crate::apt::{Apt, Deb};
+use crate::apt::{Apts, Deb, View};
 use crate::cpio::{Archive, Node};
 use crate::error::{BuildError, Result};
 use crate::image::{self, ImageSpec};
@@ -81,27 +81,48 @@ impl Resolved {
 }
 
 /// Resolves the package set and the kernel, and compares them with the lock file.
-pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apt, Resolved)> {
+pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apts, Resolved)> {
+    let lock_path = paths.repo.join("build/packages.lock");
+    let locked = fs::read_to_string(&lock_path).map(|t| lock::parse(&t)).ok();
+    resolve_with(paths, opts, &lock_path, locked.as_ref()).map_err(|e| match (e, &locked) {
+        (BuildError::NotInSuite { package, suite, .. }, Some(l)) => BuildError::NotInSuite {
+            locked: lock::describe(l, &suite, &package),
+            package,
+            suite,
+        },
+        (e, _) => e,
+    })
+}
+
+fn resolve_with(
+    paths: &Paths,
+    opts: &Options,
+    lock_path: &Path,
+    locked: Option<&std::collections::BTreeMap<lock::Key, lock::Entry>>,
+) -> Result<(Apts, Resolved)> {
     let mut spec = RootfsSpec::load(&paths.repo.join("build/rootfs.yml"))?;
     if let Some(flavour) = &opts.kernel_flavour {
         spec.kernel.flavour = flavour.clone();
     }
     let meta = spec.kernel.metapackage()?;
-    let apt = Apt::new(&paths.cache)?;
+    let apts = Apts::new(&paths.cache, opts.update_lock)?;
     let step = Step::start("resolving packages", 0);
-    let debs = apt.resolve(&spec.packages)?;
+    let apt = apts.view(View::of(spec.suite))?;
+    let wanted: Vec<String> = spec.packages.iter().chain(&spec.choose).cloned().collect();
+    let debs = apt.resolve(&wanted, &[])?;
     let suffix = format!("-{}-amd64", spec.kernel.flavour);
     let kernel = apt
-        .resolve(std::slice::from_ref(&meta))?
+        .resolve(std::slice::from_ref(&meta), &[])?
         .into_iter()
         .find(|d| {
             d.name != meta && d.name.starts_with("linux-image-6") && d.name.ends_with(&suffix)
         })
         .ok_or_else(|| BuildError::Resolve {
             packages: meta.clone(),
+            suite: spec.suite.name().into(),
             detail: "apt did not resolve it to a linux-image-<version> package".into(),
         })?;
-    let images = resolve_images(&apt, &paths.repo.join("images"))?;
+    let images = resolve_images(&apts, &paths.repo.join("images"))?;
     let r = Resolved {
         spec,
         debs,
@@ -115,8 +136,6 @@ pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apt, Resolved)> {
         r.kernel.name,
         r.images.len()
     ));
-    let lock_path = paths.repo.join("build/packages.lock");
-    let locked = fs::read_to_string(&lock_path).map(|t| lock::parse(&t)).ok();
     match locked {
         Some(locked) if !opts.update_lock => {
             let drift = lock::drift(&locked, &all);
@@ -133,11 +152,11 @@ pub fn resolve(paths: &Paths, opts: &Options) -> Result<(Apt, Resolved)> {
             }
         }
         _ => {
-            fs::write(&lock_path, lock::render(&all)).map_err(BuildError::write(&lock_path))?;
+            fs::write(lock_path, lock::render(&all)).map_err(BuildError::write(lock_path))?;
             eprintln!("  wrote {}", lock_path.display());
         }
     }
-    Ok((apt, r))
+    Ok((apts, r))
 }
 
 /// Builds everything into `dist/`.
@@ -156,10 +175,10 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     }
     fs::create_dir_all(&paths.work).map_err(BuildError::write(&paths.work))?;
     fs::create_dir_all(&paths.dist).map_err(BuildError::write(&paths.dist))?;
-    let (apt, r) = resolve(paths, opts)?;
+    let (apts, r) = resolve(paths, opts)?;
     let all = r.all();
 
-    fetch(&apt, &all, paths)?;
+    fetch(&apts, &all, paths)?;
 
     let mut root_debs = r.debs.clone();
     root_debs.push(r.kernel.clone());
@@ -167,7 +186,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     let mut trees = Vec::new();
     for d in &root_debs {
         step.set_detail(&d.name);
-        trees.push((d.clone(), deb::unpack(&paths.cache, d, &apt.path(d))?));
+        trees.push((d.clone(), deb::unpack(&paths.cache, d, &apts.path(d))?));
         step.inc();
     }
     step.done("done");
@@ -183,7 +202,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     // System images, shipped in the root and loaded by the manager at boot.
     let step = Step::start("building system images", r.images.len() as u64);
     let inputs = image::ImageInputs {
-        apt: &apt,
+        apts: &apts,
         cache: &paths.cache,
         work: &paths.work.join("images"),
         binaries: &paths.binaries,
@@ -240,7 +259,10 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         rootfs::create(&root, rootfs::HOST_DIRS)?;
         let mut files = 0;
         for (d, tree) in &trees {
-            if d.name == r.kernel.name || r.spec.skip.contains(&d.name) {
+            if d.name == r.kernel.name
+                || r.spec.skip.contains(&d.name)
+                || r.spec.choose.contains(&d.name)
+            {
                 step.inc();
                 continue;
             }
@@ -254,7 +276,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         ship_images(&root, &archives, &seed.0)?;
         step.done(&format!(
             "{files} files from {} packages",
-            trees.len() - r.spec.skip.len() - 1
+            trees.len().saturating_sub(r.spec.skip.len() + r.spec.choose.len() + 1)
         ));
         let step = Step::start("making the root image", 0);
         host::run(
@@ -274,7 +296,13 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     let busybox = trees
         .iter()
         .find(|(d, _)| d.name == "busybox-static")
-        .map(|(_, t)| t.join("bin/busybox"))
+        // usr/bin in Debian 13's merged-/usr package, bin before.
+        .and_then(|(_, t)| {
+            ["usr/bin/busybox", "bin/busybox"]
+                .iter()
+                .map(|p| t.join(p))
+                .find(|p| p.is_file())
+        })
         .ok_or_else(|| BuildError::Spec {
             path: paths.repo.join("build/rootfs.yml"),
             detail: "busybox-static must be in packages (the initrd's recovery shell)".into(),
@@ -459,13 +487,13 @@ fn corral_layer(
 /// user engine, not part of the OS) into `<work>/test-images/<name>.tar`. Returns the
 /// archives with their references.
 pub fn test_images(paths: &Paths) -> Result<Vec<crate::docker_archive::Built>> {
-    let apt = Apt::new(&paths.cache)?;
-    let specs = resolve_images(&apt, &paths.repo.join("tests/images"))?;
+    let apts = Apts::new(&paths.cache, false)?;
+    let specs = resolve_images(&apts, &paths.repo.join("tests/images"))?;
     let all: Vec<Deb> = specs.iter().flat_map(|(_, _, d)| d.clone()).collect();
-    fetch(&apt, &all, paths)?;
+    fetch(&apts, &all, paths)?;
     let work = paths.work.join("test-images");
     let inputs = image::ImageInputs {
-        apt: &apt,
+        apts: &apts,
         cache: &paths.cache,
         work: &work,
         binaries: &paths.binaries,
@@ -483,20 +511,20 @@ pub fn test_images(paths: &Paths) -> Result<Vec<crate::docker_archive::Built>> {
 }
 
 /// Every image folder in `dir` with its spec and its resolved packages.
-fn resolve_images(apt: &Apt, dir: &Path) -> Result<Vec<(PathBuf, ImageSpec, Vec<Deb>)>> {
+fn resolve_images(apts: &Apts, dir: &Path) -> Result<Vec<(PathBuf, ImageSpec, Vec<Deb>)>> {
     let mut images = Vec::new();
     for folder in image::list(dir)? {
         let spec = ImageSpec::load(&folder)?;
-        let debs = image::resolve(apt, &spec)?;
+        let debs = image::resolve(apts, &spec)?;
         images.push((folder, spec, debs));
     }
     Ok(images)
 }
 
 /// Fetches `debs` into the cache with a progress line.
-fn fetch(apt: &Apt, debs: &[Deb], paths: &Paths) -> Result<()> {
+fn fetch(apts: &Apts, debs: &[Deb], paths: &Paths) -> Result<()> {
     let step = Step::start("fetching packages", debs.len() as u64);
-    apt.fetch_all(debs, &|d| {
+    apts.fetch_all(debs, &|d| {
         step.set_detail(&d.name);
         step.inc();
     })?;

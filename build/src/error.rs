@@ -21,9 +21,20 @@ pub enum BuildError {
     },
     #[error("'{path}' is not valid: {detail}")]
     Spec { path: PathBuf, detail: String },
-    #[error("apt could not resolve {packages}: {detail}\nfix: run `apt-get update`, check the package names in build/rootfs.yml")]
-    Resolve { packages: String, detail: String },
-    #[error("downloading Debian package '{package}' ({version}) failed: {detail}\nfix: run `apt-get update` and check the network, then run the build again")]
+    #[error("apt could not resolve {packages} in {suite}: {detail}\nfix: check the package names in build/rootfs.yml and images/*/image.yml, then run `corral-build lock` to fetch the package lists anew")]
+    Resolve {
+        packages: String,
+        suite: String,
+        detail: String,
+    },
+    #[error("Debian {suite} has no package '{package}'{locked}\nfix: correct the name in build/rootfs.yml or the image's image.yml, or take it from another suite (`suite:`, `newer:`)")]
+    NotInSuite {
+        package: String,
+        suite: String,
+        /// ` (build/packages.lock has ...)` when the lock knows the package.
+        locked: String,
+    },
+    #[error("downloading Debian package '{package}' ({version}) failed: {detail}\nfix: check the network, then run the build again (`corral-build lock` fetches the package lists anew)")]
     Download {
         package: String,
         version: String,

@@ -18,6 +18,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
     ("dockerd", "docker.io"),
     ("mmdebstrap", "mmdebstrap"),
+    ("xz", "xz-utils"),
 ];
 
 /// Finds `tool` in PATH (and the sbin directories, which a non-root PATH may lack).

@@ -14,12 +14,27 @@ use std::path::{Path, PathBuf};
 pub struct ImageSpec {
     /// Must equal the folder's name.
     pub name: String,
-    /// Debian 12 packages, installed with their dependencies (no recommends).
+    /// The Debian suite the packages come from (trixie unless said).
+    #[serde(default)]
+    pub suite: crate::apt::Suite,
+    /// Debian packages, installed with their dependencies (no recommends).
     #[serde(default)]
     pub packages: Vec<String>,
+    /// Packages taken from Debian unstable, their dependencies from `suite` wherever it
+    /// has them (`apt install -t unstable`): the newest docker CLI in a trixie console.
+    #[serde(default)]
+    pub newer: Vec<String>,
+    /// A user engine image: the package whose version names the engine
+    /// (`docker-<major>.<minor>`, label `io.corral.engine`), normally docker.io.
+    #[serde(default)]
+    pub engine: Option<String>,
     /// Dependencies fetched but not unpacked (maintainer-script helpers).
     #[serde(default)]
     pub skip: Vec<String>,
+    /// Packages named only to settle a dependency's alternatives (`systemd |
+    /// systemd-standalone-sysusers`: the small one), resolved but never unpacked.
+    #[serde(default)]
+    pub choose: Vec<String>,
     /// Paths removed after unpacking.
     #[serde(default)]
     pub drop: Vec<String>,
@@ -128,6 +143,19 @@ impl ImageSpec {
                 folder.unwrap_or_default()
             ));
         }
+        if let Some(e) = &self.engine {
+            if !self.packages.contains(e) && !self.newer.contains(e) {
+                return Err(format!(
+                    "engine: {e:?} names the engine's version but is not in packages or newer; add it"
+                ));
+            }
+        }
+        if self.newer.iter().any(|p| self.packages.contains(p)) {
+            return Err("a package is both in packages and in newer; keep one".into());
+        }
+        if self.suite == crate::apt::Suite::Unstable && !self.newer.is_empty() {
+            return Err("newer: takes packages from unstable, which is already this image's suite; list them in packages".into());
+        }
         if self.packages.is_empty() && self.files.is_empty() && self.binaries.is_empty() {
             return Err("the image is empty; list packages, files or binaries".into());
         }
@@ -174,6 +202,11 @@ impl ImageSpec {
     }
 }
 
+/// The labels the build gives an engine image: its name (`docker-28.5`) and its Docker
+/// version (`28.5.2`), which `corral engine list` shows.
+pub const ENGINE_NAME_LABEL: &str = "io.corral.engine";
+pub const ENGINE_VERSION_LABEL: &str = "io.corral.engine.version";
+
 /// Every image folder under `images/`, sorted by name.
 pub fn list(images_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(images_dir)
@@ -188,7 +221,7 @@ pub fn list(images_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// What building one image needs.
 pub struct ImageInputs<'a> {
-    pub apt: &'a crate::apt::Apt,
+    pub apts: &'a crate::apt::Apts,
     /// The package cache (for unpacked trees).
     pub cache: &'a Path,
     /// Where the staged root and the archive go.
@@ -239,8 +272,11 @@ pub fn build(
     }
     let root = inputs.work.join(format!("{}.root", spec.name));
     rootfs::create(&root, rootfs::IMAGE_DIRS)?;
-    for d in debs.iter().filter(|d| !spec.skip.contains(&d.name)) {
-        let tree = deb::unpack(inputs.cache, d, &inputs.apt.path(d))?;
+    for d in debs
+        .iter()
+        .filter(|d| !spec.skip.contains(&d.name) && !spec.choose.contains(&d.name))
+    {
+        let tree = deb::unpack(inputs.cache, d, &inputs.apts.path(d))?;
         rootfs::merge(&root, &tree)?;
     }
     rootfs::drop_paths(&root, &spec.drop)?;
@@ -258,9 +294,14 @@ pub fn build(
         rootfs::write(&root, &format!("usr/bin/{b}"), &bytes, 0o755)?;
     }
     rootfs::links(&root, &spec.links)?;
+    let mut config = spec.config.clone();
+    if let Some((name, version)) = engine_name(spec, debs) {
+        config.labels.insert(ENGINE_NAME_LABEL.into(), name);
+        config.labels.insert(ENGINE_VERSION_LABEL.into(), version);
+    }
     let built = docker_archive::build(
         &root,
-        &spec.config,
+        &config,
         &spec.reference(inputs.version),
         inputs.work,
         &spec.name,
@@ -272,12 +313,32 @@ pub fn build(
     Ok(built)
 }
 
+/// The apt view an image's packages are resolved in.
+pub fn view(spec: &ImageSpec) -> crate::apt::View {
+    crate::apt::View {
+        base: spec.suite,
+        newer: (!spec.newer.is_empty()).then_some(crate::apt::Suite::Unstable),
+    }
+}
+
 /// The packages of an image, with dependencies (none when it lists no packages).
-pub fn resolve(apt: &crate::apt::Apt, spec: &ImageSpec) -> Result<Vec<crate::apt::Deb>> {
-    if spec.packages.is_empty() {
+pub fn resolve(apts: &crate::apt::Apts, spec: &ImageSpec) -> Result<Vec<crate::apt::Deb>> {
+    if spec.packages.is_empty() && spec.newer.is_empty() {
         return Ok(Vec::new());
     }
-    apt.resolve(&spec.packages)
+    let wanted: Vec<String> = spec.packages.iter().chain(&spec.choose).cloned().collect();
+    apts.view(view(spec))?.resolve(&wanted, &spec.newer)
+}
+
+/// An engine image's name and Docker version from its resolved packages:
+/// (`docker-28.5`, `28.5.2`).
+pub fn engine_name(spec: &ImageSpec, debs: &[crate::apt::Deb]) -> Option<(String, String)> {
+    let package = spec.engine.as_ref()?;
+    let deb = debs.iter().find(|d| &d.name == package)?;
+    let version = deb.upstream_version().to_string();
+    let mut parts = version.split('.');
+    let name = format!("docker-{}.{}", parts.next()?, parts.next()?);
+    Some((name, version))
 }
 
 #[cfg(test)]

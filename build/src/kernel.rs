@@ -28,9 +28,15 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Reads an unpacked linux-image package; runs depmod on it once.
+    /// Reads an unpacked linux-image package (modules in `usr/lib/modules` since
+    /// Debian 13, `lib/modules` before); decompresses its modules and runs depmod on it
+    /// once.
     pub fn open(tree: &Path) -> Result<Kernel> {
-        let modules = tree.join("lib/modules");
+        let modules = ["usr/lib/modules", "lib/modules"]
+            .iter()
+            .map(|m| tree.join(m))
+            .find(|m| m.is_dir())
+            .unwrap_or_else(|| tree.join("usr/lib/modules"));
         let release = fs::read_dir(&modules)
             .map_err(BuildError::read(&modules))?
             .filter_map(|e| e.ok())
@@ -48,8 +54,8 @@ impl Kernel {
         let modules_dir = modules.join(&release);
         let dep_file = modules_dir.join("modules.dep");
         if !dep_file.exists() {
-            host::require("depmod")?;
-            host::run(Command::new("depmod").arg("-b").arg(tree).arg(&release))?;
+            decompress(&modules_dir)?;
+            depmod_tree(&modules, &release)?;
         }
         let deps = read_deps(&modules_dir)?;
         Ok(Kernel {
@@ -122,6 +128,49 @@ impl Kernel {
             .map_err(BuildError::read(self.modules_dir.join("modules.dep")))?;
         Ok(filter_dep_lines(&text, paths))
     }
+}
+
+/// Debian 13 ships its modules xz-compressed (`.ko.xz`). PID 1 hands a module to
+/// finit_module(2) and busybox's modprobe reads it itself; both take plain `.ko`, and
+/// the root image and the initrd are compressed as a whole anyway, so the modules are
+/// decompressed once, in the unpacked package.
+fn decompress(modules_dir: &Path) -> Result<()> {
+    let mut compressed = Vec::new();
+    let mut stack = vec![modules_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).map_err(BuildError::read(&dir))? {
+            let path = entry.map_err(BuildError::read(&dir))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "xz") {
+                compressed.push(path);
+            }
+        }
+    }
+    for batch in compressed.chunks(200) {
+        host::run(Command::new("xz").args(["-d", "-f", "-q"]).args(batch))?;
+    }
+    Ok(())
+}
+
+/// Runs depmod for a package's modules wherever the package put them: depmod's `-b`
+/// takes a base under which it looks for `lib/modules` (kmod before 33) or
+/// `usr/lib/modules`, so a scratch base links both to the package's folder.
+fn depmod_tree(modules: &Path, release: &str) -> Result<()> {
+    host::require("depmod")?;
+    let base = modules.with_file_name("modules.depmod-base");
+    let _ = fs::remove_dir_all(&base);
+    let target = fs::canonicalize(modules).map_err(BuildError::read(modules))?;
+    for link in ["lib/modules", "usr/lib/modules"] {
+        let link = base.join(link);
+        if let Some(dir) = link.parent() {
+            fs::create_dir_all(dir).map_err(BuildError::write(dir))?;
+        }
+        std::os::unix::fs::symlink(&target, &link).map_err(BuildError::write(&link))?;
+    }
+    let result = host::run(Command::new("depmod").arg("-b").arg(&base).arg(release));
+    let _ = fs::remove_dir_all(&base);
+    result.map(|_| ())
 }
 
 fn read_deps(modules_dir: &Path) -> Result<DepMap> {

@@ -77,7 +77,7 @@ impl Manifest {
             images: Vec::new(),
             packages: debs
                 .iter()
-                .map(|d| format!("{} {}", d.name, d.version))
+                .map(|d| format!("{} {} {}", d.name, d.version, d.archive))
                 .collect(),
         }
     }

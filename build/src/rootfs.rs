@@ -141,6 +141,10 @@ pub fn merge(root: &Path, tree: &Path) -> Result<usize> {
             if kind.is_dir() {
                 fs::create_dir_all(&dest).map_err(BuildError::write(&dest))?;
                 stack.push(rel);
+            } else if kind.is_symlink() && dest.is_dir() && rel.components().count() == 1 {
+                // Debian 13's base-files ships the merged-/usr links themselves (/sbin ->
+                // usr/sbin); the root already has them as directories under usr/.
+                continue;
             } else {
                 if dest.symlink_metadata().is_ok() {
                     fs::remove_file(&dest).map_err(BuildError::write(&dest))?;
@@ -272,8 +276,10 @@ mod tests {
         write(&tree, "bin/tool", b"x", 0o755).expect("write");
         write(&tree, "usr/share/doc/x/README", b"doc", 0o644).expect("write");
         symlink("tool", tree.join("bin/alias")).expect("symlink");
+        symlink("usr/sbin", tree.join("sbin")).expect("base-files' merged-/usr link");
         let n = merge(&root, &tree).expect("merge");
-        assert_eq!(n, 2, "the doc file is dropped");
+        assert_eq!(n, 2, "the doc file and the merged-/usr link are left out");
+        assert!(root.join("usr/sbin").symlink_metadata().expect("sbin").is_dir());
         let tool = root.join("usr/bin/tool");
         assert_eq!(
             fs::metadata(&tool).expect("tool").permissions().mode() & 0o777,

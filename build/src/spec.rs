@@ -7,9 +7,15 @@ use std::path::Path;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RootfsSpec {
+    /// The Debian suite of the root's packages.
+    #[serde(default)]
+    pub suite: crate::apt::Suite,
     pub packages: Vec<String>,
     #[serde(default)]
     pub skip: Vec<String>,
+    /// Packages named only to settle a dependency's alternatives; never unpacked.
+    #[serde(default)]
+    pub choose: Vec<String>,
     /// Paths (relative to the root) removed after the packages are unpacked.
     #[serde(default)]
     pub drop: Vec<String>,

@@ -5,7 +5,7 @@ use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, LogsOptions, StartContainerOptions, WaitContainerOptions,
 };
-use corral_build::apt::Apt;
+use corral_build::apt::Apts;
 use corral_build::image::{self, ImageInputs, ImageSpec};
 use corral_system_docker::engine::{wait_ready, Engine, EngineSpec};
 use corral_system_docker::images::{load_all, Archive, Outcome};
@@ -25,16 +25,16 @@ fn build_base(root: &Path, cache: &Path) -> (corral_build::docker_archive::Built
     )
     .expect("write");
     let spec = ImageSpec::load(&dir).expect("spec");
-    let apt = Apt::new(cache).expect("apt");
+    let apts = Apts::new(cache, false).expect("apt");
     let inputs = ImageInputs {
-        apt: &apt,
+        apts: &apts,
         cache,
         work: &root.join("work"),
         binaries: &root.join("no-binaries"),
         version: "test",
     };
-    let debs = image::resolve(&apt, &spec).expect("resolve");
-    apt.fetch_all(&debs, &|_| {}).expect("fetch");
+    let debs = image::resolve(&apts, &spec).expect("resolve");
+    apts.fetch_all(&debs, &|_| {}).expect("fetch");
     let built = image::build(&inputs, &dir, &spec, &debs).expect("image builds");
     assert!(debs.iter().any(|d| d.name == "busybox-static"));
     (built, spec)

@@ -4,7 +4,7 @@
 
 use bollard::Docker;
 use corral_api::protocol::{Brought, Request, Response, Service};
-use corral_build::apt::Apt;
+use corral_build::apt::Apts;
 use corral_build::image::{self, ImageInputs, ImageSpec};
 use corral_config::edit::Machine;
 use corral_system_docker::assemble;
@@ -24,11 +24,11 @@ async fn engine_with_base(tmp: &Path) -> (Engine, Docker) {
     let cache = std::env::var_os("HOME")
         .map(|h| Path::new(&h).join(".cache/corral"))
         .unwrap_or_else(|| tmp.join("cache"));
-    let apt = Apt::new(&cache).expect("apt");
-    let debs = image::resolve(&apt, &spec).expect("resolve");
-    apt.fetch_all(&debs, &|_| {}).expect("fetch");
+    let apts = Apts::new(&cache, false).expect("apt");
+    let debs = image::resolve(&apts, &spec).expect("resolve");
+    apts.fetch_all(&debs, &|_| {}).expect("fetch");
     let inputs = ImageInputs {
-        apt: &apt,
+        apts: &apts,
         cache: &cache,
         work: &tmp.join("images"),
         binaries: &tmp.join("bin"),
