@@ -23,7 +23,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The kernel command line both boot menus pass. ttyS0 is last, so it is /dev/console:
 /// what QEMU's serial, EC2's get-console-output and the harness read.
-pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8";
+///
+/// `tsc=reliable`: without it, Debian 13's 6.12 kernel under QEMU's TCG (2 vCPUs) finds
+/// the TSC "unstable" a few seconds into the boot, flips the sched_clock static key while
+/// both CPUs run the scheduler, and dies of an `Oops: int3` in sched_clock_cpu (seen
+/// here in the first boot on trixie). On EC2's Nitro and KVM the TSC is invariant and
+/// AWS recommends this option for it; the clocksource watchdog it turns off only guards
+/// against broken hardware TSCs.
+pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 tsc=reliable";
 
 /// Corral's own binaries in the root: (built binary, path in the root).
 const BINARIES: &[(&str, &str)] = &[

@@ -113,8 +113,12 @@ impl VmConfig {
     /// QEMU's arguments.
     pub fn args(&self, serial: &Serial) -> Vec<String> {
         let mut a: Vec<String> = [
+            // One host thread for every vCPU: with QEMU 7.2's multi-threaded TCG, Debian
+            // 13's 6.12 kernel dies of an `Oops: int3` at a random static-key flip early
+            // in the boot (a vCPU runs stale code across the other's text_poke_bp),
+            // which tsc=reliable alone did not prevent.
             "-accel",
-            "tcg",
+            "tcg,thread=single",
             "-nodefaults",
             "-no-user-config",
             "-display",
@@ -230,7 +234,7 @@ mod tests {
         let mut cfg = VmConfig::new(Boot::Iso("/d/corral.iso".into()));
         cfg.ssh_port = Some(2222);
         let a = joined(&cfg, &Serial::Stdio);
-        assert!(a.contains("-accel tcg"));
+        assert!(a.contains("-accel tcg,thread=single"));
         assert!(a.contains("-smp 2 -m 2048"));
         assert!(a.contains("scsi-cd,drive=boot,bus=scsi0.0,bootindex=0"));
         assert!(a.contains("hostfwd=tcp:127.0.0.1:2222-:22"));
