@@ -145,7 +145,7 @@ fn resolve_with(
     ));
     match locked {
         Some(locked) if !opts.update_lock => {
-            let drift = lock::drift(&locked, &all);
+            let drift = lock::drift(locked, &all);
             if !drift.is_empty() {
                 if opts.locked {
                     return Err(BuildError::Locked {
@@ -283,7 +283,9 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         ship_images(&root, &archives, &seed.0)?;
         step.done(&format!(
             "{files} files from {} packages",
-            trees.len().saturating_sub(r.spec.skip.len() + r.spec.choose.len() + 1)
+            trees
+                .len()
+                .saturating_sub(r.spec.skip.len() + r.spec.choose.len() + 1)
         ));
         let step = Step::start("making the root image", 0);
         host::run(

@@ -8,7 +8,8 @@
 use crate::apt::{Deb, Suite};
 use std::collections::BTreeMap;
 
-const HEADER: &str = "# Debian packages in Corral's root and images: archive name version sha256.\n\
+const HEADER: &str =
+    "# Debian packages in Corral's root and images: archive name version sha256.\n\
 # Written by `corral-build lock`; a build reports any drift from it.\n";
 
 /// The key of a lock entry: the suite (`trixie` for `trixie-security`) and the name.
@@ -85,10 +86,7 @@ pub fn drift(locked: &BTreeMap<Key, Entry>, resolved: &[Deb]) -> Vec<String> {
     let mut lines = Vec::new();
     for ((suite, name), e) in locked {
         match now.get(&(suite.clone(), name.clone())) {
-            None => lines.push(format!(
-                "- {suite}/{name} {} (no longer needed)",
-                e.version
-            )),
+            None => lines.push(format!("- {suite}/{name} {} (no longer needed)", e.version)),
             Some(d) if d.version != e.version => lines.push(format!(
                 "~ {suite}/{name} {} -> {} ({})",
                 e.version, d.version, d.archive
@@ -132,7 +130,10 @@ mod tests {
         let parsed = parse(&render(&debs));
         assert_eq!(parsed.len(), 2);
         let e = &parsed[&("trixie".to_string(), "busybox".to_string())];
-        assert_eq!((e.archive.as_str(), e.version.as_str()), ("trixie-security", "1:1.35"));
+        assert_eq!(
+            (e.archive.as_str(), e.version.as_str()),
+            ("trixie-security", "1:1.35")
+        );
         assert!(drift(&parsed, &debs).is_empty());
     }
 
@@ -144,7 +145,11 @@ mod tests {
             deb("trixie", "libc6", "2.41", "aa"),
         ];
         let text = render(&debs);
-        assert_eq!(text.lines().filter(|l| l.contains("libc6")).count(), 2, "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.contains("libc6")).count(),
+            2,
+            "{text}"
+        );
         let parsed = parse(&text);
         assert_eq!(parsed.len(), 2);
         assert!(drift(&parsed, &debs).is_empty());

@@ -279,7 +279,11 @@ mod tests {
         symlink("usr/sbin", tree.join("sbin")).expect("base-files' merged-/usr link");
         let n = merge(&root, &tree).expect("merge");
         assert_eq!(n, 2, "the doc file and the merged-/usr link are left out");
-        assert!(root.join("usr/sbin").symlink_metadata().expect("sbin").is_dir());
+        assert!(root
+            .join("usr/sbin")
+            .symlink_metadata()
+            .expect("sbin")
+            .is_dir());
         let tool = root.join("usr/bin/tool");
         assert_eq!(
             fs::metadata(&tool).expect("tool").permissions().mode() & 0o777,

@@ -10,7 +10,9 @@ fn a_corrupt_cached_package_is_detected_and_fetched_again() {
     let apts = Apts::new(cache.path(), false).expect("apt-get is installed");
     let apt = apts.view(View::of(Suite::Trixie)).expect("trixie's lists");
     // tini is small and has no dependencies beyond libc.
-    let debs = apt.resolve(&["tini".to_string()], &[]).expect("resolve tini");
+    let debs = apt
+        .resolve(&["tini".to_string()], &[])
+        .expect("resolve tini");
     let tini = debs
         .iter()
         .find(|d| d.name == "tini")
@@ -54,7 +56,13 @@ fn a_package_the_suite_lacks_is_named_with_the_suite_and_the_fix() {
     assert!(text.contains("trixie"), "the suite is named: {text}");
     assert!(text.contains("fix:"), "the fix is named: {text}");
     assert!(
-        !cache.path().join("apt/trixie/lists").read_dir().expect("lists").next().is_none(),
+        cache
+            .path()
+            .join("apt/trixie/lists")
+            .read_dir()
+            .expect("lists")
+            .next()
+            .is_some(),
         "the lists are the build's own, under its cache"
     );
 }
@@ -78,5 +86,9 @@ fn newer_packages_come_from_unstable_and_their_dependencies_from_trixie() {
             .unwrap_or_else(|| panic!("{name} in {debs:?}"))
     };
     assert_eq!(find("docker-cli").suite(), Some(Suite::Unstable));
-    assert_eq!(find("libc6").suite(), Some(Suite::Trixie), "libc from the base");
+    assert_eq!(
+        find("libc6").suite(),
+        Some(Suite::Trixie),
+        "libc from the base"
+    );
 }

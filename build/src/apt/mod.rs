@@ -38,7 +38,10 @@ impl Deb {
 
     /// The upstream part of the version: `26.1.5` of `26.1.5+dfsg1-9+deb13u1`.
     pub fn upstream_version(&self) -> &str {
-        let v = self.version.split_once(':').map_or(self.version.as_str(), |(_, v)| v);
+        let v = self
+            .version
+            .split_once(':')
+            .map_or(self.version.as_str(), |(_, v)| v);
         let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
         v.split(['+', '~']).next().unwrap_or(v)
     }
@@ -162,28 +165,34 @@ impl Apt {
     pub fn resolve(&self, packages: &[String], newer: &[String]) -> Result<Vec<Deb>> {
         let view = self.view();
         let mut args: Vec<String> = packages.to_vec();
-        if let Some(n) = view.newer {
-            args.extend(newer.iter().map(|p| format!("{p}/{}", n.name())));
-        } else {
-            args.extend(newer.iter().cloned());
+        match view.newer {
+            // `name=version`, not `name/unstable`: with a release apt takes the
+            // dependencies from that release too, libc6 included.
+            Some(n) => args.extend(self.versions_in(n, newer)?),
+            None => args.extend(newer.iter().cloned()),
         }
         let fail = |detail: String| BuildError::Resolve {
             packages: args.join(" "),
             suite: view.name(),
             detail,
         };
-        let out = host::run(self.apt_get().arg("--print-uris").arg("install").args(&args))
-            .map_err(|e| {
-                let text = e.to_string();
-                match missing_package(&text) {
-                    Some(package) => BuildError::NotInSuite {
-                        package,
-                        suite: view.name(),
-                        locked: String::new(),
-                    },
-                    None => fail(text),
-                }
-            })?;
+        let out = host::run(
+            self.apt_get()
+                .arg("--print-uris")
+                .arg("install")
+                .args(&args),
+        )
+        .map_err(|e| {
+            let text = e.to_string();
+            match missing_package(&text) {
+                Some(package) => BuildError::NotInSuite {
+                    package,
+                    suite: view.name(),
+                    locked: String::new(),
+                },
+                None => fail(text),
+            }
+        })?;
         let mut debs = parse_print_uris(&out).map_err(fail)?;
         let pinned: Vec<String> = debs
             .iter()
@@ -224,6 +233,33 @@ impl Apt {
                 })?;
         }
         Ok(debs)
+    }
+}
+
+impl Apt {
+    /// `name=version` of each package's version in `suite`, from apt-cache madison.
+    fn versions_in(&self, suite: Suite, names: &[String]) -> Result<Vec<String>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = host::run(self.config.command("apt-cache").arg("madison").args(names))?;
+        let found = parse_madison(&out);
+        names
+            .iter()
+            .map(|name| {
+                found
+                    .iter()
+                    .find(|((n, _), archives)| {
+                        n == name && archives.iter().any(|a| Suite::of_archive(a) == Some(suite))
+                    })
+                    .map(|((n, v), _)| format!("{n}={v}"))
+                    .ok_or_else(|| BuildError::NotInSuite {
+                        package: name.clone(),
+                        suite: suite.name().to_string(),
+                        locked: String::new(),
+                    })
+            })
+            .collect()
     }
 }
 
@@ -399,7 +435,10 @@ mod tests {
     fn a_package_missing_from_a_suite_is_named() {
         for (err, want) in [
             ("E: Unable to locate package dockr.io", "dockr.io"),
-            ("E: Package docker.io has no installation candidate", "docker.io"),
+            (
+                "E: Package docker.io has no installation candidate",
+                "docker.io",
+            ),
             ("E: Release 'unstable' for 'crunx' was not found", "crunx"),
         ] {
             assert_eq!(missing_package(err).as_deref(), Some(want), "{err}");
@@ -409,9 +448,10 @@ mod tests {
 
     #[test]
     fn upstream_versions_drop_epoch_revision_and_repack_suffix() {
-        let mut d = parse_print_uris("'u' docker.io_26.1.5+dfsg1-9+deb13u1+b1_amd64.deb 1 SHA256:a\n")
-            .expect("parses")
-            .remove(0);
+        let mut d =
+            parse_print_uris("'u' docker.io_26.1.5+dfsg1-9+deb13u1+b1_amd64.deb 1 SHA256:a\n")
+                .expect("parses")
+                .remove(0);
         assert_eq!(d.upstream_version(), "26.1.5");
         d.version = "1:1.37.0-6+b9".into();
         assert_eq!(d.upstream_version(), "1.37.0");

@@ -43,9 +43,8 @@ impl Suite {
 
     /// The `deb` lines of the suite.
     fn sources(self) -> Vec<String> {
-        let line = |mirror: &str, suite: &str| {
-            format!("deb [signed-by={KEYRING}] {mirror} {suite} main")
-        };
+        let line =
+            |mirror: &str, suite: &str| format!("deb [signed-by={KEYRING}] {mirror} {suite} main");
         match self {
             Suite::Trixie => vec![
                 line(MIRROR, "trixie"),
@@ -238,7 +237,10 @@ impl Config {
         host::require("apt-get")?;
         let out = host::run(self.command("apt-get").args(["-q", "update"]))?;
         // apt-get update exits 0 when a source failed to download; its W:/E: lines say so.
-        if let Some(line) = out.lines().find(|l| l.starts_with("E:") || l.starts_with("Err:")) {
+        if let Some(line) = out
+            .lines()
+            .find(|l| l.starts_with("E:") || l.starts_with("Err:"))
+        {
             return Err(BuildError::Command {
                 command: format!("apt-get update ({})", self.view.name()),
                 detail: line.to_string(),
@@ -307,7 +309,7 @@ mod tests {
         let dump = "Acquire::Check-Valid-Until \"false\";\nAcquire::GzipIndexes \"true\";\n\
                     Acquire::http::Proxy \"http://127.0.0.1:3142\";\nDir::Etc \"/etc/apt/\";\n";
         assert_eq!(
-            host_transport(&dump),
+            host_transport(dump),
             [
                 "Acquire::Check-Valid-Until \"false\";",
                 "Acquire::http::Proxy \"http://127.0.0.1:3142\";"
@@ -325,7 +327,10 @@ mod tests {
         assert!(c.dir.ends_with("apt/unstable"));
         assert!(c.dir.join("state/status").is_file());
         assert_eq!(
-            c.command("apt-get").get_envs().next().map(|(k, _)| k.to_owned()),
+            c.command("apt-get")
+                .get_envs()
+                .next()
+                .map(|(k, _)| k.to_owned()),
             Some("APT_CONFIG".into())
         );
     }
