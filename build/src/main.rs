@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "corral-build",
-    about = "Build Corral from Debian 12 packages",
+    about = "Build Corral from Debian 13 packages",
     version
 )]
 struct Cli {
