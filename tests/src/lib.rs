@@ -72,6 +72,51 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The upstream version (`26.1.5` of `26.1.5+dfsg1-9+deb13u1+b1`) of package `name` in
+/// `suite` (`trixie`, `unstable`) as `build/packages.lock` records it: the tests compare
+/// with what the build took, never with version literals, since Debian replaces old
+/// versions in its archives. Panics with the fix when the lock lacks it.
+pub fn locked_upstream(suite: &str, name: &str) -> String {
+    let path = repo_root().join("build/packages.lock");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let version = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [archive, n, version, _] = f[..] else {
+                return None;
+            };
+            (n == name && archive.split('-').next() == Some(suite)).then_some(version)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{} has no {suite} {name}; run `corral-build lock`",
+                path.display()
+            )
+        });
+    upstream(version).to_string()
+}
+
+/// The upstream part of a Debian version: no epoch, revision or repack suffix.
+pub fn upstream(version: &str) -> &str {
+    let v = version.split_once(':').map_or(version, |(_, v)| v);
+    let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
+    v.split(['+', '~']).next().unwrap_or(v)
+}
+
+/// The kernel release the build took, from `dist/manifest.json`.
+pub fn built_kernel() -> String {
+    let path = dist_dir().join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            let v = l.trim().strip_prefix("\"kernel\": \"")?;
+            Some(v.trim_end_matches(',').trim_end_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("{} names no kernel; run `make dist`", path.display()))
+}
+
 /// The artifact directory, `dist/` unless CORRAL_DIST says otherwise.
 pub fn dist_dir() -> PathBuf {
     std::env::var_os("CORRAL_DIST")

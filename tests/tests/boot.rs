@@ -40,7 +40,8 @@ fn check_running_system(vm: &mut Vm) {
     let status = vm
         .check("corral-manager status", CMD)
         .expect("engine status");
-    assert!(status.contains("docker 20.10"), "{status}");
+    let system = corral_harness::locked_upstream("trixie", "docker.io");
+    assert!(status.contains(&format!("docker {system}")), "{status}");
     assert!(status.contains("storage driver overlay2"), "{status}");
     // The system images shipped in the root were loaded, their digests checked.
     vm.wait_for("system images loaded", BOOT)
@@ -440,8 +441,10 @@ fn check_console_over_ssh(vm: &mut Vm, ssh: &Ssh) {
             CMD,
         )
         .expect("tools");
+    // The console's CLI is unstable's, matching the default user engine.
+    let cli = corral_harness::locked_upstream("unstable", "docker-cli");
     assert!(
-        v.contains("Docker version 20.10") && v.contains("corral-cli"),
+        v.contains(&format!("Docker version {cli}")) && v.contains("corral-cli"),
         "{v}"
     );
 }
@@ -456,8 +459,17 @@ fn check_corral_command(ssh: &Ssh) {
     let v: Version =
         serde_json::from_value(json("sudo corral os version --format json")).expect("version");
     assert_eq!(v.os, "0.1.0");
-    assert!(v.kernel.starts_with("6.1.0-"), "{v:?}");
-    assert!(v.system_engine.starts_with("20.10."), "{v:?}");
+    assert_eq!(v.kernel, corral_harness::built_kernel(), "{v:?}");
+    assert!(v.kernel.starts_with("6.12."), "Debian 13's kernel: {v:?}");
+    let system = corral_harness::locked_upstream("trixie", "docker.io");
+    assert!(v.system_engine.starts_with(&system), "{v:?}");
+    let user = corral_harness::locked_upstream("unstable", "docker.io");
+    assert!(
+        v.user_engine
+            .as_deref()
+            .is_some_and(|u| u.starts_with(&user)),
+        "the newest engine by default: {v:?}"
+    );
     assert!(
         v.build_id
             .as_deref()

@@ -110,7 +110,11 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
             CMD,
         )
         .expect("docker info as corral");
-    assert!(info.starts_with("20.10."), "{info}");
+    let user = corral_harness::locked_upstream("unstable", "docker.io");
+    assert!(
+        info.starts_with(&user),
+        "the newest engine by default: {info}"
+    );
     assert!(
         info.contains("overlay2 /var/lib/docker json-file"),
         "{info}"
@@ -216,7 +220,12 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
             CMD,
         )
         .expect("docker over TLS as corral");
-    assert!(version.trim().starts_with("20.10."), "{version}");
+    assert!(
+        version
+            .trim()
+            .starts_with(&corral_harness::locked_upstream("unstable", "docker.io")),
+        "{version}"
+    );
     let certs = client_files(&ssh, &dir.join("client-tls"));
     let host = host_docker(
         &certs,
@@ -319,7 +328,12 @@ fn check_tls_generate(ssh: &Ssh, old_certs: &Path, tls: u16, dir: &Path) {
             CMD,
         )
         .expect("the new certificates, by the name given");
-    assert!(version.trim().starts_with("20.10."), "{version}");
+    assert!(
+        version
+            .trim()
+            .starts_with(&corral_harness::locked_upstream("unstable", "docker.io")),
+        "{version}"
+    );
     let (code, text) = ssh
         .run(
             "docker --tlsverify -H tcp://other.example:2376 version 2>&1",
