@@ -266,10 +266,17 @@ fn check_engine_switch(ssh: &Ssh) {
     let first = engines();
     assert_eq!(
         first,
-        [Engine {
-            image: "corral/engine:0.1.0".into(),
-            current: true
-        }]
+        [
+            Engine {
+                image: "corral/engine-trixie:0.1.0".into(),
+                current: false
+            },
+            Engine {
+                image: "corral/engine:0.1.0".into(),
+                current: true
+            }
+        ],
+        "both engine images ship, the newest in use"
     );
     let (code, out) = ssh
         .run("sudo corral engine switch corral/console:0.1.0 2>&1", CMD)
