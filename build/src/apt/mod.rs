@@ -38,12 +38,7 @@ impl Deb {
 
     /// The upstream part of the version: `26.1.5` of `26.1.5+dfsg1-9+deb13u1`.
     pub fn upstream_version(&self) -> &str {
-        let v = self
-            .version
-            .split_once(':')
-            .map_or(self.version.as_str(), |(_, v)| v);
-        let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
-        v.split(['+', '~']).next().unwrap_or(v)
+        corral_harness::upstream(&self.version)
     }
 }
 
