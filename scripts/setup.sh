@@ -13,8 +13,9 @@ PACKAGES=(
   squashfs-tools zstd xz-utils cpio kmod e2fsprogs fdisk
   # C in Rust crates built for the musl target (ring, for the user engine's TLS)
   musl-tools
-  # integration tests run a real dockerd on a private socket
-  docker.io
+  # integration tests run a real dockerd on a private socket, with crun as Corral's
+  # engines have it
+  docker.io crun
   # the end-to-end tests reach guests over ssh
   openssh-client
   # make bench's Debian 12 baseline image

@@ -56,8 +56,27 @@ impl EngineSpec {
                 "--group=root",
             ]
             .map(String::from)
-            .to_vec(),
+            .into_iter()
+            // The same runtimes and default as the user engine (docs/benchmarks.md).
+            .chain(
+                corral_user_docker::daemon::RUNTIMES
+                    .iter()
+                    .map(|(name, path)| format!("--add-runtime={name}={path}")),
+            )
+            .chain([format!(
+                "--default-runtime={}",
+                corral_user_docker::daemon::DEFAULT_RUNTIME
+            )])
+            .collect(),
         }
+    }
+
+    /// The same engine with another default OCI runtime (one of `RUNTIMES`, or runc).
+    pub fn with_default_runtime(mut self, runtime: &str) -> EngineSpec {
+        self.extra_args
+            .retain(|a| !a.starts_with("--default-runtime="));
+        self.extra_args.push(format!("--default-runtime={runtime}"));
+        self
     }
 
     /// dockerd's arguments.
@@ -221,6 +240,8 @@ mod tests {
             "--exec-root=/run/system-docker",
             "--bridge=none",
             "--iptables=false",
+            "--add-runtime=crun=/usr/bin/crun",
+            "--default-runtime=crun",
         ] {
             assert!(
                 args.iter().any(|a| a == want),

@@ -95,7 +95,17 @@ const FLAG_KEYS: &[(&str, &str)] = &[
     ("--live-restore", "live-restore"),
     ("--userland-proxy", "userland-proxy"),
     ("--shutdown-timeout", "shutdown-timeout"),
+    ("--add-runtime", "runtimes"),
+    ("--default-runtime", "default-runtime"),
 ];
+
+/// The OCI runtimes every engine image carries besides runc, by name and path: the
+/// system engine gets the same (`--add-runtime`).
+pub const RUNTIMES: &[(&str, &str)] = &[("crun", "/usr/bin/crun")];
+
+/// The runtime containers run with unless they ask for another: crun, which starts a
+/// container in a fraction of runc's time (docs/benchmarks.md, "OCI runtime").
+pub const DEFAULT_RUNTIME: &str = "crun";
 
 /// How the user engine runs, from `corral.docker`.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,6 +223,17 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
         }
     }
 
+    // Set even when the engine would pick it: engines of any version then share a data
+    // root (overlay2 and the classic image store, never the containerd snapshotters
+    // that Docker 29 turns on for new installs).
+    json.insert("storage-driver".into(), json!("overlay2"));
+    json.insert("features".into(), json!({"containerd-snapshotter": false}));
+    let runtimes: Map<String, Value> = RUNTIMES
+        .iter()
+        .map(|(name, path)| (name.to_string(), json!({ "path": path })))
+        .collect();
+    json.insert("runtimes".into(), Value::Object(runtimes));
+    json.insert("default-runtime".into(), json!(DEFAULT_RUNTIME));
     if let Some(d) = &engine.storage_driver {
         if STORAGE_DRIVERS.contains(&d.as_str()) {
             json.insert("storage-driver".into(), json!(d));
@@ -412,6 +433,18 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
             }
         }
     }
+    if !json.contains_key("runtimes") && json.remove("default-runtime").is_some() {
+        // dockerd refuses a default runtime it does not know.
+        warnings.push(format!(
+            "corral.docker.extra_args: --add-runtime replaces the engine's runtimes ({}); \
+             containers run with runc unless --default-runtime names one of yours",
+            RUNTIMES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     flags.extend(user_flags.iter().map(|s| s.to_string()));
 
     let plan = Plan {
@@ -452,7 +485,12 @@ mod tests {
         assert_eq!(p, defaults(None));
         assert_eq!(
             Value::Object(p.daemon_json.clone()),
-            json!({"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}, "shutdown-timeout": 10})
+            json!({
+                "log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"},
+                "shutdown-timeout": 10, "storage-driver": "overlay2",
+                "features": {"containerd-snapshotter": false},
+                "runtimes": {"crun": {"path": "/usr/bin/crun"}}, "default-runtime": "crun"
+            })
         );
         assert_eq!(
             p.args(&Paths::engine()),
@@ -466,6 +504,22 @@ mod tests {
             ]
         );
         assert!(!p.tls && p.image.is_none() && p.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_users_runtimes_replace_crun_and_the_default_falls_back_to_runc() {
+        let p = plan(
+            &engine("    extra_args: ['--add-runtime=kata=/opt/kata/bin/runtime']\n"),
+            None,
+        )
+        .expect("plan");
+        assert!(!p.daemon_json.contains_key("runtimes"));
+        assert!(!p.daemon_json.contains_key("default-runtime"));
+        assert!(p.warnings[0].contains("--add-runtime replaces the engine's runtimes (crun)"));
+        let p = plan(&engine("    extra_args: [--default-runtime=runc]\n"), None).expect("plan");
+        assert!(p.daemon_json.contains_key("runtimes"));
+        assert!(!p.daemon_json.contains_key("default-runtime"));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     }
 
     #[test]
@@ -488,6 +542,8 @@ mod tests {
                 "bip": "10.7.0.1/24", "bridge": "docker0", "debug": true, "live-restore": true,
                 "userland-proxy": false, "registry-mirrors": ["http://mirror:5000"],
                 "insecure-registries": ["reg:5000"], "shutdown-timeout": 25,
+                "features": {"containerd-snapshotter": false},
+                "runtimes": {"crun": {"path": "/usr/bin/crun"}}, "default-runtime": "crun",
             })
         );
         assert_eq!(

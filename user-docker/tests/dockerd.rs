@@ -79,6 +79,12 @@ async fn dockerd_accepts_every_setting_and_reports_it_back() {
     assert_eq!(info.debug, Some(true));
     assert_eq!(info.live_restore_enabled, Some(true));
     assert_eq!(info.http_proxy.as_deref(), Some("http://127.0.0.1:3128"));
+    // crun beside runc, and the default (the build host's crun, from the setup step).
+    assert_eq!(info.default_runtime.as_deref(), Some("crun"));
+    assert!(
+        info.runtimes.unwrap_or_default().contains_key("crun"),
+        "crun is a runtime"
+    );
     assert_eq!(
         info.docker_root_dir.as_deref(),
         Some(paths.data_root.to_str().expect("utf-8"))
