@@ -42,7 +42,8 @@ pub enum Request {
     BootReport,
     /// The user engine images there are, the one in use marked.
     EngineList,
-    /// Makes `image` the user engine (kept in the saved configuration).
+    /// Makes `image` the user engine (kept in the saved configuration): an engine's
+    /// name (`docker-26.1`, what is saved then) or an engine image's reference.
     EngineSwitch { image: String },
     /// Makes the user engine a new CA and server and client certificates, the server's
     /// for the machine's names and `hostnames`, and gives the `corral` user the client's.
@@ -134,8 +135,17 @@ pub struct Version {
     pub kernel: String,
     /// The system engine's Docker version.
     pub system_engine: String,
+    /// The system engine's default OCI runtime (`crun`).
+    #[serde(default)]
+    pub system_runtime: Option<String>,
     /// The user engine's Docker version, when it answers.
     pub user_engine: Option<String>,
+    /// The user engine's name (`docker-28.5`), from its image's label.
+    #[serde(default)]
+    pub user_engine_name: Option<String>,
+    /// The user engine's default OCI runtime, when it answers.
+    #[serde(default)]
+    pub user_runtime: Option<String>,
     /// The build that made the running root (`BUILD_ID` in /etc/os-release).
     pub build_id: Option<String>,
 }
@@ -144,6 +154,13 @@ pub struct Version {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Engine {
     pub image: String,
+    /// Its name by Docker's major.minor (`docker-28.5`, label `io.corral.engine`), the
+    /// one to switch by: a saved name survives a package bump.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The Docker version it carries (label `io.corral.engine.version`).
+    #[serde(default)]
+    pub version: Option<String>,
     /// Whether the user engine runs it now.
     pub current: bool,
 }

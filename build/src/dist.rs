@@ -30,7 +30,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// here in the first boot on trixie). On EC2's Nitro and KVM the TSC is invariant and
 /// AWS recommends this option for it; the clocksource watchdog it turns off only guards
 /// against broken hardware TSCs.
-pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 tsc=reliable";
+///
+/// `apparmor=0`: Corral ships no AppArmor tools or profiles (docs/user-engine.md,
+/// "Confinement"). Debian's kernel turns AppArmor on, and a dockerd that sees it
+/// (securityfs mounted) loads its docker-default profile with apparmor_parser before
+/// containers start, which no Corral image has; so AppArmor is off, not merely unseen.
+/// Containers are confined by namespaces, dropped capabilities, Docker's default seccomp
+/// profile and cgroups.
+pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 tsc=reliable apparmor=0";
 
 /// Corral's own binaries in the root: (built binary, path in the root).
 const BINARIES: &[(&str, &str)] = &[

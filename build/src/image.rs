@@ -336,9 +336,7 @@ pub fn engine_name(spec: &ImageSpec, debs: &[crate::apt::Deb]) -> Option<(String
     let package = spec.engine.as_ref()?;
     let deb = debs.iter().find(|d| &d.name == package)?;
     let version = deb.upstream_version().to_string();
-    let mut parts = version.split('.');
-    let name = format!("docker-{}.{}", parts.next()?, parts.next()?);
-    Some((name, version))
+    Some((corral_harness::engine_name(&version)?, version))
 }
 
 #[cfg(test)]

@@ -109,6 +109,11 @@ pub fn services_table(services: &[Service]) -> String {
     columns(&rows)
 }
 
+/// ", runtime crun", or nothing when the engine did not say.
+fn runtime(name: Option<&str>) -> String {
+    name.map(|r| format!(", runtime {r}")).unwrap_or_default()
+}
+
 /// `corral os version`.
 pub fn version_table(v: &Version) -> String {
     let none = || "-".to_string();
@@ -117,13 +122,24 @@ pub fn version_table(v: &Version) -> String {
         vec!["kernel".into(), v.kernel.clone()],
         vec![
             "system engine".into(),
-            format!("docker {}", v.system_engine),
+            format!(
+                "docker {}{}",
+                v.system_engine,
+                runtime(v.system_runtime.as_deref())
+            ),
         ],
         vec![
             "user engine".into(),
             v.user_engine
                 .as_ref()
-                .map(|u| format!("docker {u}"))
+                .map(|u| {
+                    let name = v
+                        .user_engine_name
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default();
+                    format!("docker {u}{name}{}", runtime(v.user_runtime.as_deref()))
+                })
                 .unwrap_or_else(|| "not answering".into()),
         ],
         vec!["build".into(), v.build_id.clone().unwrap_or_else(none)],
@@ -222,9 +238,14 @@ fn follow(socket: &Path, request: &Request, format: Format) -> Result<(), Failur
 
 /// `engine list`'s table: the one in use marked `*`.
 pub fn engines_table(engines: &[Engine]) -> String {
-    let mut rows = vec![vec!["IMAGE".to_string(), "IN USE".to_string()]];
+    let mut rows = vec![["NAME", "DOCKER", "IMAGE", "IN USE"]
+        .map(String::from)
+        .to_vec()];
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     rows.extend(engines.iter().map(|e| {
         vec![
+            or_dash(&e.name),
+            or_dash(&e.version),
             e.image.clone(),
             if e.current { "*" } else { "" }.to_string(),
         ]
@@ -427,16 +448,22 @@ mod tests {
         let t = engines_table(&[
             Engine {
                 image: "corral/engine:0.1.0".into(),
+                name: Some("docker-28.5".into()),
+                version: Some("28.5.2".into()),
                 current: true,
             },
             Engine {
                 image: "corral/engine:alt".into(),
+                name: None,
+                version: None,
                 current: false,
             },
         ]);
         assert_eq!(
             t,
-            "IMAGE                IN USE\ncorral/engine:0.1.0  *\ncorral/engine:alt\n"
+            "NAME         DOCKER  IMAGE                IN USE\n\
+             docker-28.5  28.5.2  corral/engine:0.1.0  *\n\
+             -            -       corral/engine:alt\n"
         );
     }
 
@@ -500,13 +527,33 @@ mod tests {
         let t = version_table(&Version {
             os: "0.1.0".into(),
             kernel: "6.1.0-56-cloud-amd64".into(),
-            system_engine: "20.10.24".into(),
+            system_engine: "26.1.5".into(),
+            system_runtime: Some("crun".into()),
             user_engine: None,
+            user_engine_name: None,
+            user_runtime: None,
             build_id: Some("abc".into()),
         });
-        assert!(t.contains("system engine  docker 20.10.24\n"), "{t}");
+        assert!(
+            t.contains("system engine  docker 26.1.5, runtime crun\n"),
+            "{t}"
+        );
         assert!(t.contains("user engine    not answering\n"), "{t}");
         assert!(t.contains("build          abc\n"), "{t}");
+        let t = version_table(&Version {
+            os: "0.1.0".into(),
+            kernel: "6.12.118+deb13-cloud-amd64".into(),
+            system_engine: "26.1.5".into(),
+            system_runtime: Some("crun".into()),
+            user_engine: Some("28.5.2".into()),
+            user_engine_name: Some("docker-28.5".into()),
+            user_runtime: Some("runc".into()),
+            build_id: None,
+        });
+        assert!(
+            t.contains("user engine    docker 28.5.2 (docker-28.5), runtime runc\n"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -168,10 +168,14 @@ enum EngineCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Runs IMAGE as the user engine from now on; the engine in use keeps running if
-    /// IMAGE is not an engine or its dockerd does not start, and comes back if the new
-    /// one does not answer.
-    Switch { image: String },
+    /// Runs ENGINE as the user engine from now on, saved for later boots: a name from
+    /// `engine list` (docker-26.1) or an engine image. The engine in use keeps running
+    /// if ENGINE is not an engine or its dockerd does not start, and comes back if the
+    /// new one does not answer.
+    Switch {
+        #[arg(value_name = "ENGINE")]
+        image: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

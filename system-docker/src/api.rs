@@ -456,15 +456,22 @@ async fn os_version(docker: &Docker) -> Response {
         Ok(v) => v.version.unwrap_or_default(),
         Err(e) => return Response::system(format!("asking the system engine its version: {e}")),
     };
-    let user_engine = match crate::user_engine::connect().await {
-        Some(user) => user.version().await.ok().and_then(|v| v.version),
-        None => None,
+    let system_runtime = docker.info().await.ok().and_then(|i| i.default_runtime);
+    let (user_engine, user_runtime) = match crate::user_engine::connect().await {
+        Some(user) => (
+            user.version().await.ok().and_then(|v| v.version),
+            user.info().await.ok().and_then(|i| i.default_runtime),
+        ),
+        None => (None, None),
     };
     Response::ok(&Version {
         os: os.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
         kernel,
         system_engine,
+        system_runtime,
         user_engine,
+        user_engine_name: crate::engines::in_use_name(docker).await,
+        user_runtime,
         build_id,
     })
 }

@@ -1,9 +1,11 @@
-//! `corral engine list` and `engine switch IMAGE`: the user engine's image. The engine
-//! images are the system engine's images labelled `io.corral.image: engine`; the one in
-//! use is the `docker` service's. A switch never leaves the machine without an engine:
-//! the new image must be an engine whose dockerd runs (tried on its own first, the old
-//! engine untouched), and if the new engine does not answer once it replaced the old,
-//! the old comes back.
+//! `corral engine list` and `engine switch ENGINE`: the user engine's image. The engine
+//! images are the system engine's images labelled `io.corral.image: engine`; the build
+//! names each by Docker's major.minor (`io.corral.engine: docker-28.5`), and an engine
+//! sharing the root's binaries lists them (`io.corral.engine.host-binaries`), bound
+//! read-only wherever it runs. The one in use is the `docker` service's. A switch never
+//! leaves the machine without an engine: the new image must be an engine whose dockerd
+//! runs (tried on its own first, the old engine untouched), and if the new engine does
+//! not answer once it replaced the old, the old comes back.
 
 use crate::compose;
 use crate::enable::{edit_failure, Services};
@@ -13,10 +15,19 @@ use bollard::query_parameters::{ListImagesOptions, RemoveContainerOptions};
 use bollard::Docker;
 use corral_api::protocol::{Engine, Response};
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 /// The label that marks an image as a user engine.
 pub const ENGINE_LABEL: (&str, &str) = ("io.corral.image", "engine");
+/// The engine's name, `docker-<major>.<minor>` (build/src/image.rs sets it).
+pub const NAME_LABEL: &str = "io.corral.engine";
+/// The Docker version the engine carries.
+pub const VERSION_LABEL: &str = "io.corral.engine.version";
+/// The root's binaries an engine runs, space-separated absolute paths.
+pub const HOST_BINARIES_LABEL: &str = "io.corral.engine.host-binaries";
+/// At most this many binaries are bound from the root.
+const MAX_HOST_BINARIES: usize = 32;
 
 /// How long a new engine gets to answer before the old one is put back.
 const ANSWER_WITHIN: Duration = Duration::from_secs(120);
@@ -24,15 +35,22 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(120);
 /// The container that tries a new engine's dockerd on its own.
 const TRIAL: &str = "corral-engine-trial";
 
-/// The image the `docker` service's container runs, if there is one.
-async fn in_use(docker: &Docker) -> Option<String> {
-    let containers = crate::api::service_containers(docker).await.ok()?;
-    let id = containers.get(SERVICE)?;
-    docker.inspect_container(id, None).await.ok()?.config?.image
+/// One engine image in the system engine.
+struct EngineImage {
+    reference: String,
+    name: Option<String>,
+    version: Option<String>,
 }
 
-/// Every engine image, the one in use marked.
-pub async fn list(docker: &Docker) -> Response {
+/// Whether `text` is an engine's name (`docker-26.1`) rather than an image reference.
+pub fn is_engine_name(text: &str) -> bool {
+    text.strip_prefix("docker-").is_some_and(|v| {
+        !v.is_empty() && v.len() <= 32 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+    })
+}
+
+/// Every tagged engine image, sorted by name, then reference.
+async fn engine_images(docker: &Docker) -> Result<Vec<EngineImage>, String> {
     let (key, value) = ENGINE_LABEL;
     let options = ListImagesOptions {
         filters: Some(HashMap::from([(
@@ -41,21 +59,149 @@ pub async fn list(docker: &Docker) -> Response {
         )])),
         ..Default::default()
     };
-    let images = match docker.list_images(Some(options)).await {
-        Ok(i) => i,
-        Err(e) => return Response::system(format!("listing the system engine's images: {e}")),
-    };
-    let current = in_use(docker).await;
-    let mut engines: Vec<Engine> = images
+    let images = docker
+        .list_images(Some(options))
+        .await
+        .map_err(|e| format!("listing the system engine's images: {e}"))?;
+    let mut engines: Vec<EngineImage> = images
         .into_iter()
-        .flat_map(|i| i.repo_tags)
-        .filter(|t| t != "<none>:<none>")
-        .map(|image| Engine {
-            current: current.as_deref() == Some(image.as_str()),
-            image,
+        .flat_map(|i| {
+            let name = i.labels.get(NAME_LABEL).cloned();
+            let version = i.labels.get(VERSION_LABEL).cloned();
+            i.repo_tags
+                .into_iter()
+                .filter(|t| t != "<none>:<none>")
+                .map(move |reference| EngineImage {
+                    reference,
+                    name: name.clone(),
+                    version: version.clone(),
+                })
         })
         .collect();
-    engines.sort_by(|a, b| a.image.cmp(&b.image));
+    engines.sort_by(|a, b| (&a.name, &a.reference).cmp(&(&b.name, &b.reference)));
+    Ok(engines)
+}
+
+/// The image reference for `wanted`: an engine's name is looked up among the engine
+/// images (Corral's own image of that name first); anything else is taken as a
+/// reference. A name no image has is the user's error, listing the engines there are.
+pub async fn resolve(docker: &Docker, wanted: &str) -> Result<String, String> {
+    if !is_engine_name(wanted) {
+        return Ok(wanted.to_string());
+    }
+    let engines = engine_images(docker).await?;
+    let own = format!(":{}", env!("CARGO_PKG_VERSION"));
+    let mut named: Vec<&EngineImage> = engines
+        .iter()
+        .filter(|e| e.name.as_deref() == Some(wanted))
+        .collect();
+    named.sort_by_key(|e| !(e.reference.starts_with("corral/") && e.reference.ends_with(&own)));
+    if let Some(e) = named.first() {
+        return Ok(e.reference.clone());
+    }
+    let there: Vec<String> = engines
+        .iter()
+        .map(|e| match &e.name {
+            Some(n) => format!("{n} ({})", e.reference),
+            None => e.reference.clone(),
+        })
+        .collect();
+    Err(format!(
+        "there is no engine named {wanted}; the engines here: {}",
+        if there.is_empty() {
+            "none".to_string()
+        } else {
+            there.join(", ")
+        }
+    ))
+}
+
+/// The volumes that bind an engine image's host binaries (its
+/// [`HOST_BINARIES_LABEL`]) read-only at the same paths; `is_file` says whether the
+/// root has one. A label that is not a short list of plain absolute paths, or names a
+/// binary the root lacks, is refused: that engine cannot run here.
+pub fn host_binds(
+    labels: &HashMap<String, String>,
+    is_file: impl Fn(&Path) -> bool,
+) -> Result<Vec<String>, String> {
+    let Some(list) = labels.get(HOST_BINARIES_LABEL) else {
+        return Ok(Vec::new());
+    };
+    let paths: Vec<&str> = list.split_whitespace().collect();
+    if paths.len() > MAX_HOST_BINARIES {
+        return Err(format!(
+            "its label {HOST_BINARIES_LABEL} lists {} binaries, more than {MAX_HOST_BINARIES}",
+            paths.len()
+        ));
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let plain = p.len() <= 255
+                && p.starts_with('/')
+                && p.split('/').skip(1).all(|part| {
+                    !part.is_empty()
+                        && part != "."
+                        && part != ".."
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+                });
+            if !plain {
+                return Err(format!(
+                    "its label {HOST_BINARIES_LABEL} holds {p:?}, not a plain absolute path"
+                ));
+            }
+            if !is_file(Path::new(p)) {
+                return Err(format!(
+                    "it runs the root's {p}, which this root does not have"
+                ));
+            }
+            Ok(format!("{p}:{p}:ro"))
+        })
+        .collect()
+}
+
+/// The host binds for `image` as the system engine has it.
+pub async fn image_binds(docker: &Docker, image: &str) -> Result<Vec<String>, String> {
+    let inspected = docker
+        .inspect_image(image)
+        .await
+        .map_err(|e| format!("inspecting {image}: {e}"))?;
+    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
+    host_binds(&labels, |p| p.is_file())
+}
+
+/// The image the `docker` service's container runs, if there is one.
+async fn in_use(docker: &Docker) -> Option<String> {
+    let containers = crate::api::service_containers(docker).await.ok()?;
+    let id = containers.get(SERVICE)?;
+    docker.inspect_container(id, None).await.ok()?.config?.image
+}
+
+/// The name of the engine the `docker` service runs (its image's label).
+pub async fn in_use_name(docker: &Docker) -> Option<String> {
+    let image = in_use(docker).await?;
+    let inspected = docker.inspect_image(&image).await.ok()?;
+    inspected.config?.labels?.remove(NAME_LABEL)
+}
+
+/// Every engine image, the one in use marked.
+pub async fn list(docker: &Docker) -> Response {
+    let images = match engine_images(docker).await {
+        Ok(i) => i,
+        Err(e) => return Response::system(e),
+    };
+    let current = in_use(docker).await;
+    let engines: Vec<Engine> = images
+        .into_iter()
+        .map(|e| Engine {
+            current: current.as_deref() == Some(e.reference.as_str()),
+            image: e.reference,
+            name: e.name,
+            version: e.version,
+        })
+        .collect();
     Response::ok(&engines)
 }
 
@@ -91,14 +237,19 @@ async fn check(docker: &Docker, image: &str) -> Result<(), Response> {
     Ok(())
 }
 
-/// Runs `dockerd --version` in `image` on its own; its output's first line, or why not.
-async fn trial(docker: &Docker, image: &str) -> Result<(), String> {
+/// Runs `dockerd --version` in `image` on its own, with the root's binaries it needs
+/// (`binds`) as the service will have them; why not, when it fails.
+async fn trial(docker: &Docker, image: &str, binds: &[String]) -> Result<(), String> {
     let text = format!(
         "services:\n  {TRIAL}:\n    image: {image}\n    entrypoint: [dockerd]\n    command: [--version]\n    net: none\n    \
          labels: {{io.rancher.os.detach: \"false\"}}\n"
     );
-    let file = compose::parse("engine trial", &text).map_err(|e| e.to_string())?;
-    let service = file.services.get(TRIAL).ok_or("the trial is not defined")?;
+    let mut file = compose::parse("engine trial", &text).map_err(|e| e.to_string())?;
+    let service = file
+        .services
+        .get_mut(TRIAL)
+        .ok_or("the trial is not defined")?;
+    service.volumes.extend(binds.iter().cloned());
     let outcome = services::ensure(docker, TRIAL, service).await;
     let options = RemoveContainerOptions {
         force: true,
@@ -170,16 +321,30 @@ async fn answers(docker: &Docker) -> Result<(), String> {
     }
 }
 
-/// `engine switch IMAGE`.
-pub async fn switch(docker: &Docker, services: &Services, image: &str) -> Response {
+/// `engine switch ENGINE`: an engine's name or an engine image; what was asked for is
+/// what is saved, so a name keeps meaning the newest image of that name.
+pub async fn switch(docker: &Docker, services: &Services, wanted: &str) -> Response {
+    let image = match resolve(docker, wanted).await {
+        Ok(i) => i,
+        Err(why) => return Response::user(why),
+    };
+    let image = image.as_str();
     if let Err(r) = check(docker, image).await {
         return r;
     }
+    let binds = match image_binds(docker, image).await {
+        Ok(b) => b,
+        Err(why) => {
+            return Response::user(format!(
+                "{image} cannot run here ({why}); nothing was changed"
+            ))
+        }
+    };
     let old = in_use(docker).await;
     if old.as_deref() == Some(image) {
         return Response::ok(&serde_json::Value::Null);
     }
-    if let Err(why) = trial(docker, image).await {
+    if let Err(why) = trial(docker, image, &binds).await {
         return Response::user(format!(
             "{image}'s dockerd does not run ({why}); nothing was changed, the engine in use keeps running"
         ));
@@ -191,7 +356,7 @@ pub async fn switch(docker: &Docker, services: &Services, image: &str) -> Respon
     let layer_check = &corral_config::validate::layer;
     if let Err(e) = services
         .machine
-        .set("corral.docker.engine", image, layer_check)
+        .set("corral.docker.engine", wanted, layer_check)
     {
         return edit_failure(e);
     }
@@ -228,6 +393,62 @@ pub async fn switch(docker: &Docker, services: &Services, image: &str) -> Respon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_docker_and_a_version() {
+        for name in ["docker-26.1", "docker-28.5", "docker-29"] {
+            assert!(is_engine_name(name), "{name}");
+        }
+        for other in [
+            "docker-",
+            "corral/engine:0.1.0",
+            "docker-26.1:x",
+            "docker-a/b",
+            "engine",
+        ] {
+            assert!(!is_engine_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn host_binaries_are_bound_read_only_where_they_are() {
+        let labels = |v: &str| HashMap::from([(HOST_BINARIES_LABEL.to_string(), v.to_string())]);
+        let all = |_: &Path| true;
+        assert_eq!(
+            host_binds(&labels("/usr/sbin/dockerd  /usr/bin/crun"), all).unwrap(),
+            [
+                "/usr/sbin/dockerd:/usr/sbin/dockerd:ro",
+                "/usr/bin/crun:/usr/bin/crun:ro"
+            ]
+        );
+        assert_eq!(
+            host_binds(&HashMap::new(), all).unwrap(),
+            Vec::<String>::new()
+        );
+        for bad in [
+            "usr/bin/x",
+            "/usr/../etc/shadow",
+            "/a:/b",
+            "/x,rw",
+            "/a//b",
+            "/",
+        ] {
+            let e = host_binds(&labels(bad), all).unwrap_err();
+            assert!(e.contains("not a plain absolute path"), "{bad}: {e}");
+        }
+        let many = vec!["/usr/bin/x"; 33].join(" ");
+        assert!(host_binds(&labels(&many), all)
+            .unwrap_err()
+            .contains("more than 32"));
+        let e = host_binds(&labels("/usr/sbin/dockerd /usr/bin/nope"), |p: &Path| {
+            p != Path::new("/usr/bin/nope")
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "it runs the root's /usr/bin/nope, which this root does not have"
+        );
+    }
 
     #[test]
     fn only_plain_references_reach_a_services_file() {

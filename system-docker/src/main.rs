@@ -354,7 +354,7 @@ async fn prepare_user_engine(
         &user_engine::server_names(),
     ));
     let default_image = format!("corral/engine:{}", env!("CARGO_PKG_VERSION"));
-    if let Some(e) = user_engine::check_image(docker, file, &default_image).await {
+    for e in user_engine::settle_image(docker, file, &default_image).await {
         report.push((log::Level::Error, e));
     }
     for (level, line) in report {

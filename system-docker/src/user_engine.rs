@@ -196,22 +196,52 @@ pub fn server_names() -> Vec<String> {
     names
 }
 
-/// When the configuration picks an engine image the system engine does not have, the
-/// service keeps the built-in engine and the reason is reported.
-pub async fn check_image(
+/// Settles the `docker` service's image: an engine's name (`docker-26.1`) becomes the
+/// image of that name, and the root's binaries the image runs are bound read-only.
+/// When the configuration picks an engine that is not there, or cannot run on this root,
+/// the service keeps the built-in engine; each reason is returned.
+pub async fn settle_image(
     docker: &bollard::Docker,
     file: &mut ServicesFile,
     default_image: &str,
-) -> Option<String> {
-    let service = file.services.get_mut(SERVICE)?;
-    if service.image == default_image || docker.inspect_image(&service.image).await.is_ok() {
-        return None;
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(service) = file.services.get_mut(SERVICE) else {
+        return problems;
+    };
+    let wanted = service.image.clone();
+    let mut candidates = vec![wanted.as_str()];
+    if wanted != default_image {
+        candidates.push(default_image);
     }
-    let wanted = std::mem::replace(&mut service.image, default_image.to_string());
-    Some(format!(
-        "corral.docker.engine: the image {wanted} is not in the system engine; load it \
-         (`system-docker load`) or fix the name. The user engine runs {default_image}"
-    ))
+    for candidate in candidates {
+        let settled = async {
+            let image = crate::engines::resolve(docker, candidate).await?;
+            if image != default_image && docker.inspect_image(&image).await.is_err() {
+                return Err(format!(
+                    "the image {image} is not in the system engine; load it \
+                     (`system-docker load`) or fix the name"
+                ));
+            }
+            let binds = crate::engines::image_binds(docker, &image)
+                .await
+                .map_err(|why| format!("{image} cannot run here: {why}"))?;
+            Ok((image, binds))
+        };
+        match settled.await {
+            Ok((image, binds)) => {
+                service.image = image;
+                service.volumes.extend(binds);
+                return problems;
+            }
+            Err(why) if candidate != default_image => problems.push(format!(
+                "corral.docker.engine: {why}. The user engine runs {default_image}"
+            )),
+            Err(why) => problems.push(format!("the built-in engine {default_image}: {why}")),
+        }
+    }
+    service.image = default_image.to_string();
+    problems
 }
 
 /// Connects to the user engine's socket, the API version negotiated.

@@ -557,6 +557,14 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         .expect("join"),
         "is not in the system engine",
     );
+    user_error(
+        call(Request::EngineSwitch {
+            image: "docker-26.1".into(),
+        })
+        .await
+        .expect("join"),
+        "there is no engine named docker-26.1; the engines here: none",
+    );
     assert_eq!(
         std::fs::read_to_string(machine.store.set_path()).expect("saved"),
         layer_before

@@ -105,6 +105,13 @@ pub fn upstream(version: &str) -> &str {
     v.split(['+', '~']).next().unwrap_or(v)
 }
 
+/// An engine's name from its Docker version: `28.5.2` -> `docker-28.5`.
+pub fn engine_name(upstream: &str) -> Option<String> {
+    let mut parts = upstream.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    Some(format!("docker-{major}.{minor}"))
+}
+
 /// The kernel release the build took, from `dist/manifest.json`.
 pub fn built_kernel() -> String {
     let path = dist_dir().join("manifest.json");

@@ -255,7 +255,7 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
 /// `corral engine list` and `switch`: a non-engine is refused with the engine untouched;
 /// a second engine (a tag of the built-in one) takes over and is saved; and back.
 fn check_engine_switch(ssh: &Ssh) {
-    use corral_api::protocol::Engine;
+    use corral_api::protocol::{Engine, Version};
     let switch_wait = Duration::from_secs(300);
     let engines = || -> Vec<Engine> {
         let out = ssh
@@ -263,21 +263,104 @@ fn check_engine_switch(ssh: &Ssh) {
             .expect("engine list");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     };
+    let trixie = corral_harness::locked_upstream("trixie", "docker.io");
+    let newest = corral_harness::locked_upstream("unstable", "docker.io");
+    let old_name = corral_harness::engine_name(&trixie).expect("trixie's engine name");
+    let new_name = corral_harness::engine_name(&newest).expect("the newest engine's name");
     let first = engines();
     assert_eq!(
         first,
         [
             Engine {
                 image: "corral/engine-trixie:0.1.0".into(),
+                name: Some(old_name.clone()),
+                version: Some(trixie.clone()),
                 current: false
             },
             Engine {
                 image: "corral/engine:0.1.0".into(),
+                name: Some(new_name.clone()),
+                version: Some(newest.clone()),
                 current: true
             }
         ],
-        "both engine images ship, the newest in use"
+        "both engine images ship, named by their Docker versions, the newest in use"
     );
+    let table = ssh.check("sudo corral engine list", CMD).expect("table");
+    assert!(table.starts_with("NAME"), "{table}");
+    let (code, out) = ssh
+        .run("sudo corral engine switch docker-9.9 2>&1", CMD)
+        .expect("switch to an engine that is not there");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "there is no engine named docker-9.9; the engines here: {old_name} (corral/engine-trixie:0.1.0), {new_name} (corral/engine:0.1.0)"
+        )),
+        "{out}"
+    );
+    // Debian 13's engine, running the root's own binaries.
+    ssh.check(
+        &format!("sudo corral engine switch {old_name}"),
+        switch_wait,
+    )
+    .expect("switch to trixie's engine");
+    let v = ssh
+        .check(
+            "docker info --format '{{.ServerVersion}} {{.DefaultRuntime}}'",
+            CMD,
+        )
+        .expect("the switched engine answers");
+    assert_eq!(v.trim(), format!("{trixie} crun"), "{v}");
+    let mounts = ssh
+        .check(
+            "sudo system-docker inspect docker --format '{{range .Mounts}}{{.Source}}:{{.RW}} {{end}}'",
+            CMD,
+        )
+        .expect("its mounts");
+    for binary in [
+        "/usr/sbin/dockerd",
+        "/usr/bin/containerd",
+        "/usr/sbin/runc",
+        "/usr/bin/crun",
+    ] {
+        assert!(
+            mounts.contains(&format!("{binary}:false")),
+            "{binary} read-only in {mounts}"
+        );
+    }
+    let v: Version = serde_json::from_str(
+        &ssh.check("sudo corral os version --format json", CMD)
+            .expect("version"),
+    )
+    .expect("version json");
+    assert_eq!(
+        v.user_engine_name.as_deref(),
+        Some(old_name.as_str()),
+        "{v:?}"
+    );
+    assert_eq!(v.user_runtime.as_deref(), Some("crun"), "{v:?}");
+    assert!(
+        engines()
+            .iter()
+            .any(|e| e.name.as_deref() == Some(old_name.as_str()) && e.current),
+        "listed as current"
+    );
+    assert_eq!(
+        ssh.check("sudo corral config get corral.docker.engine", CMD)
+            .expect("saved")
+            .trim(),
+        old_name,
+        "the name is saved, so a package bump keeps the choice"
+    );
+    ssh.check(
+        &format!("sudo corral engine switch {new_name}"),
+        switch_wait,
+    )
+    .expect("switch back to the newest");
+    let v = ssh
+        .check("docker info --format '{{.ServerVersion}}'", CMD)
+        .expect("the newest engine answers again");
+    assert_eq!(v.trim(), newest);
     let (code, out) = ssh
         .run("sudo corral engine switch corral/console:0.1.0 2>&1", CMD)
         .expect("switch to a non-engine");
@@ -285,32 +368,6 @@ fn check_engine_switch(ssh: &Ssh) {
     assert!(out.contains("is not an engine image"), "{out}");
     ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
         .expect("the engine in use still answers");
-    ssh.check(
-        "sudo system-docker tag corral/engine:0.1.0 corral/engine:alt",
-        CMD,
-    )
-    .expect("a second engine image");
-    ssh.check("sudo corral engine switch corral/engine:alt", switch_wait)
-        .expect("switch to alt");
-    ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
-        .expect("the new engine answers");
-    let now = engines();
-    assert!(
-        now.iter()
-            .any(|e| e.image == "corral/engine:alt" && e.current)
-            && now.iter().filter(|e| e.current).count() == 1,
-        "{now:?}"
-    );
-    assert_eq!(
-        ssh.check("sudo corral config get corral.docker.engine", CMD)
-            .expect("saved")
-            .trim(),
-        "corral/engine:alt"
-    );
-    ssh.check("sudo corral engine switch corral/engine:0.1.0", switch_wait)
-        .expect("switch back");
-    ssh.check("docker info --format '{{.ServerVersion}}'", CMD)
-        .expect("the built-in engine answers again");
     // An engine whose dockerd runs (`--version` works) but cannot serve: the switch
     // fails (exit 2) and the engine in use comes back, saved configuration and all.
     ssh.check(
@@ -344,7 +401,7 @@ fn check_engine_switch(ssh: &Ssh) {
         ssh.check("sudo corral config get corral.docker.engine", CMD)
             .expect("saved")
             .trim(),
-        "corral/engine:0.1.0",
+        new_name,
         "the saved engine is the one that runs"
     );
 }
@@ -476,6 +533,16 @@ fn check_corral_command(ssh: &Ssh) {
             .as_deref()
             .is_some_and(|u| u.starts_with(&user)),
         "the newest engine by default: {v:?}"
+    );
+    assert_eq!(
+        v.user_engine_name,
+        corral_harness::engine_name(&user),
+        "named by its Docker version: {v:?}"
+    );
+    assert_eq!(
+        (v.system_runtime.as_deref(), v.user_runtime.as_deref()),
+        (Some("crun"), Some("crun")),
+        "crun by default in both engines: {v:?}"
     );
     assert!(
         v.build_id
