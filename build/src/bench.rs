@@ -158,15 +158,17 @@ fn corral_seed(dir: &Path, key: &KeyPair, preload: &Preload) -> Result<PathBuf> 
 }
 
 fn probe<'a>(scenario: Scenario, key: &'a KeyPair, preload: &'a Preload) -> Probe<'a> {
-    let (user, as_root) = match scenario {
-        Scenario::Debian => ("root", ""),
-        _ => ("corral", "sudo "),
+    // Debian's docker.io runs runc only; Corral's engines have crun too.
+    let (user, as_root, runtimes): (_, _, &[&str]) = match scenario {
+        Scenario::Debian => ("root", "", &["runc"]),
+        _ => ("corral", "sudo ", &["runc", "crun"]),
     };
     Probe {
         key,
         user,
         as_root,
         image: Some(&preload.reference),
+        runtimes,
     }
 }
 

@@ -298,6 +298,8 @@ fn boot(paths: &Paths, ssh_port: u16, iso: bool, uefi: bool, memory: u32) -> any
     cfg.ssh_port = Some(ssh_port);
     cfg.memory_mb = memory;
     cfg.no_reboot = false;
+    // A machine to use: it may pull images (the tests' machines reach nothing).
+    cfg.isolated = false;
     if uefi {
         cfg.firmware = Firmware::Uefi;
     }

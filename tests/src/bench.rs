@@ -179,6 +179,67 @@ pub struct Probe<'a> {
     /// An image the machine preloads at boot: the figure `first docker run answers` is
     /// when `docker run --pull never IMAGE true` first succeeds.
     pub image: Option<&'a str>,
+    /// The OCI runtimes to compare with that image ([`runtime_figures`]).
+    pub runtimes: &'a [&'a str],
+}
+
+/// How many containers each runtime figure takes.
+const RUNTIME_RUNS: usize = 5;
+
+/// For each runtime: the mean time of a `docker run --rm IMAGE true` (five in a row, one
+/// before them not counted, timed inside the guest by /proc/uptime; the docker CLI's own
+/// start is in it, the same for every runtime), and the memory five idle containers
+/// add, per container.
+pub fn runtime_figures(
+    ssh: &Ssh,
+    image: &str,
+    runtimes: &[&str],
+    per_try: Duration,
+) -> Result<Figures> {
+    let mut out = Figures::new();
+    for rt in runtimes {
+        let run = format!("docker run --rm --pull never --runtime {rt} {image} true >/dev/null");
+        ssh.check(&run, per_try)?;
+        let timed = ssh.check(
+            &format!(
+                "a=$(cut -d' ' -f1 /proc/uptime); for i in $(seq {RUNTIME_RUNS}); do {run} || exit 1; done; \
+                 echo $a $(cut -d' ' -f1 /proc/uptime)"
+            ),
+            per_try * RUNTIME_RUNS as u32,
+        )?;
+        let mut t = timed
+            .split_whitespace()
+            .filter_map(|v| v.parse::<f64>().ok());
+        if let (Some(a), Some(b)) = (t.next(), t.next()) {
+            out.insert(
+                format!("docker run --rm, {rt} (s)"),
+                (b - a) / RUNTIME_RUNS as f64,
+            );
+        }
+        let before = used_mib(&ssh.check("cat /proc/meminfo", per_try)?);
+        let names: Vec<String> = (1..=RUNTIME_RUNS)
+            .map(|i| format!("bench-{rt}-{i}"))
+            .collect();
+        for n in &names {
+            ssh.check(
+                &format!("docker run -d --pull never --runtime {rt} --name {n} {image} sleep 600 >/dev/null"),
+                per_try,
+            )?;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        let after = used_mib(&ssh.check("cat /proc/meminfo", per_try)?);
+        ssh.check(
+            &format!("docker rm -f {} >/dev/null", names.join(" ")),
+            per_try,
+        )?;
+        if let (Some(b), Some(a)) = (before, after) {
+            out.insert(
+                format!("idle container, {rt} (MiB)"),
+                (a - b) / RUNTIME_RUNS as f64,
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// One boot of a machine with sshd and Docker (Corral, or the Debian baseline): the
@@ -219,6 +280,10 @@ pub fn machine_run(
             per_try,
         )?;
         out.insert("first docker run answers".into(), since(Instant::now()));
+    }
+    // Before the settled memory, which the runtime figures' containers do not stay for.
+    if let Some(image) = probe.image {
+        out.extend(runtime_figures(&ssh, image, probe.runtimes, per_try)?);
     }
     std::thread::sleep(SETTLE);
     if let Some(used) = used_mib(&ssh.check("cat /proc/meminfo", per_try)?) {

@@ -75,6 +75,10 @@ pub struct VmConfig {
     pub smbios_vendor: Option<String>,
     /// Exit QEMU instead of rebooting the guest.
     pub no_reboot: bool,
+    /// The guest reaches nothing but the forwards (QEMU's `restrict=on`): tests never
+    /// send to another address, and "offline" is what a test sees. `make run` turns it
+    /// off so that a user's machine can pull images.
+    pub isolated: bool,
 }
 
 impl VmConfig {
@@ -90,11 +94,15 @@ impl VmConfig {
             drives: Vec::new(),
             smbios_vendor: None,
             no_reboot: true,
+            isolated: true,
         }
     }
 
     fn netdev(&self) -> String {
         let mut net = String::from("user,id=n0");
+        if self.isolated {
+            net.push_str(",restrict=on");
+        }
         if self.metadata_port.is_some() {
             net.push_str(",net=169.254.0.0/16,dhcpstart=169.254.0.15");
         }
@@ -293,5 +301,11 @@ mod tests {
         assert!(a.contains("-monitor unix:/t/m.sock,server=on,wait=off"));
         assert!(a.contains("-append console=ttyS0"));
         assert!(a.contains("nvme,drive=d0,serial=corral0"));
+        assert!(
+            a.contains("-netdev user,id=n0,restrict=on"),
+            "isolated: {a}"
+        );
+        cfg.isolated = false;
+        assert!(!joined(&cfg, &Serial::Stdio).contains("restrict"));
     }
 }

@@ -123,6 +123,17 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     .expect("a named volume written");
     ssh.check(&format!("docker create --name keeper {BUSYBOX} true"), CMD)
         .expect("a container created");
+    // Debian 13's engine from now on: saved on the state partition, so the next boot
+    // starts it, over the data the newest engine made.
+    let trixie = corral_harness::locked_upstream("trixie", "docker.io");
+    let newest = corral_harness::locked_upstream("unstable", "docker.io");
+    let old_engine = corral_harness::engine_name(&trixie).expect("a name");
+    let new_engine = corral_harness::engine_name(&newest).expect("a name");
+    ssh.check(
+        &format!("sudo corral engine switch {old_engine}"),
+        Duration::from_secs(300),
+    )
+    .expect("switch to Debian 13's engine");
     let key_before = host_key(&ssh);
     change_config_and_services(&ssh);
     // `corral reboot`: the clean shutdown, then the reset (QEMU runs with -no-reboot, so
@@ -158,8 +169,14 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
         "kept"
     );
     check_config_and_services_kept(&ssh);
-    ssh.eventually("docker info --format '{{.ServerVersion}}'", BOOT, CMD)
+    let version = ssh
+        .eventually("docker info --format '{{.ServerVersion}}'", BOOT, CMD)
         .expect("the user engine answers");
+    assert_eq!(
+        corral_harness::upstream(version.trim()),
+        trixie,
+        "the switched engine after the reboot"
+    );
     ssh.check(&format!("docker image inspect {BUSYBOX} >/dev/null"), CMD)
         .expect("the image is still in the user engine");
     assert_eq!(
@@ -176,6 +193,25 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
             .expect("the container")
             .trim(),
         "/keeper"
+    );
+    // And back to the newest, which still has it all.
+    ssh.check(
+        &format!("sudo corral engine switch {new_engine}"),
+        Duration::from_secs(300),
+    )
+    .expect("switch back to the newest engine");
+    let back = ssh
+        .check(
+            &format!(
+                "docker info --format '{{{{.ServerVersion}}}}' && docker run --rm -v keep:/data {BUSYBOX} cat /data/f"
+            ),
+            CMD,
+        )
+        .expect("the newest engine with the data");
+    let (version, data) = back.trim().split_once('\n').expect("two lines");
+    assert_eq!(
+        (corral_harness::upstream(version), data),
+        (newest.as_str(), "volume-data")
     );
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(180))

@@ -166,6 +166,8 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
         )
         .expect("log config");
     assert!(log.contains("max-size:5m"), "{log}");
+    check_confinement(&ssh);
+    check_compose_and_buildx(&ssh);
 
     // A published port, reached from the build host through QEMU's hostfwd: NAT and
     // docker-proxy on the engine's own bridge.
@@ -280,6 +282,104 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
         console.contains("user engine: 1 containers stopped"),
         "workloads stopped first:\n{console}"
     );
+}
+
+/// No AppArmor in this kernel boot either (no `apparmor=0` here: the engine never sees
+/// it, securityfs being unmounted); Docker's seccomp profile and crun confine
+/// containers, which start (docs/user-engine.md, "Confinement").
+fn check_confinement(ssh: &Ssh) {
+    let info = ssh
+        .check(
+            "docker info --format '{{.DefaultRuntime}}|{{json .SecurityOptions}}|{{range $k, $v := .Runtimes}}{{$k}} {{end}}'",
+            CMD,
+        )
+        .expect("docker info");
+    let fields: Vec<&str> = info.trim().split('|').collect();
+    assert_eq!(fields[0], "crun", "{info}");
+    assert!(fields[1].contains("name=seccomp"), "{info}");
+    assert!(!fields[1].contains("apparmor"), "{info}");
+    assert!(
+        fields[2].contains("crun") && fields[2].contains("runc"),
+        "{info}"
+    );
+    let mounted = ssh
+        .check("grep -c ' securityfs ' /proc/1/mounts || true", CMD)
+        .expect("mounts");
+    assert_eq!(mounted.trim(), "0", "securityfs stays unmounted");
+    let runc = ssh
+        .check(
+            &format!("docker run --rm --runtime runc {BUSYBOX} echo runc too"),
+            CMD,
+        )
+        .expect("runc is there for whoever asks");
+    assert!(runc.contains("runc too"), "{runc}");
+}
+
+/// `docker compose` (v2) and `docker buildx` as the console's user: two services that
+/// reach each other by name, then `down` removes them and their network; a build FROM a
+/// loaded image with no network to pull from.
+fn check_compose_and_buildx(ssh: &Ssh) {
+    let compose = format!(
+        "services:\n\
+         \x20 server:\n\
+         \x20   image: {BUSYBOX}\n\
+         \x20   command: [sh, -c, 'mkdir -p /www && echo answered by name > /www/index.html && exec httpd -f -p 80 -h /www']\n\
+         \x20 client:\n\
+         \x20   image: {BUSYBOX}\n\
+         \x20   depends_on: [server]\n\
+         \x20   command: [sh, -c, 'for i in $$(seq 60); do wget -q -O- http://server/ && exit 0; sleep 1; done; exit 1']\n"
+    );
+    ssh.check(
+        &format!(
+            "mkdir -p pair && printf '%s' {} > pair/compose.yaml",
+            corral_harness::bench::sh_quote(&compose)
+        ),
+        CMD,
+    )
+    .expect("compose file");
+    ssh.check("cd pair && docker compose up -d 2>&1", CMD)
+        .expect("docker compose up -d");
+    let code = ssh
+        .check("docker wait pair-client-1", CMD)
+        .expect("the client finishes");
+    let said = ssh.check("docker logs pair-client-1", CMD).expect("logs");
+    assert_eq!(code.trim(), "0", "the client reached the server: {said}");
+    assert!(said.contains("answered by name"), "{said}");
+    ssh.check("cd pair && docker compose down 2>&1", CMD)
+        .expect("docker compose down");
+    let left = ssh
+        .check(
+            "docker ps -aq --filter label=com.docker.compose.project=pair; docker network ls -q --filter name=pair_default",
+            CMD,
+        )
+        .expect("what is left");
+    assert_eq!(
+        left.trim(),
+        "",
+        "down removes the containers and the network"
+    );
+
+    ssh.check(
+        &format!(
+            "mkdir -p built && printf 'FROM {BUSYBOX}\\nRUN echo built here > /built\\n' > built/Dockerfile"
+        ),
+        CMD,
+    )
+    .expect("Dockerfile");
+    let (code, out) = ssh
+        .run(
+            "docker buildx build --pull=false -t corral/built:1 built 2>&1",
+            Duration::from_secs(300),
+        )
+        .expect("docker buildx build");
+    assert_eq!(code, 0, "{out}");
+    let built = ssh
+        .check(
+            "docker run --rm corral/built:1 cat /built && docker rmi corral/built:1",
+            CMD,
+        )
+        .expect("the built image runs");
+    assert!(built.contains("built here"), "{built}");
 }
 
 /// `corral tls generate`: a new CA whose server certificate carries the names given;
