@@ -7,7 +7,8 @@ set -euo pipefail
 PACKAGES=(
   # boot and inspect images
   qemu-system-x86 qemu-utils ovmf
-  # ISO and bootloaders
+  # ISO and FAT; the bootloaders here serve the iso and disk crates' own tests (the
+  # build takes its bootloaders from the image's suite, docs/building.md)
   xorriso isolinux syslinux-common grub-common grub-pc-bin grub-efi-amd64-bin mtools dosfstools
   # root image and initrd
   squashfs-tools zstd xz-utils cpio kmod e2fsprogs fdisk
@@ -18,7 +19,7 @@ PACKAGES=(
   docker.io crun
   # the end-to-end tests reach guests over ssh
   openssh-client
-  # make bench's Debian 12 baseline image
+  # make bench's Debian 13 baseline image
   mmdebstrap
 )
 

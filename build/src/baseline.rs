@@ -1,8 +1,9 @@
-//! The Debian 12 baseline of `make bench`: what a user would run instead of Corral.
-//! mmdebstrap makes Debian 12 with systemd, openssh-server and docker.io (and the
-//! kernel package Corral's vmlinuz comes from, for its modules and for the initramfs
-//! Debian's own initramfs-tools makes) into a raw ext4 image. The benchmark boots it with
-//! Corral's kernel, the same QEMU flags and Corral's kernel command line plus `root=`.
+//! The Debian 13 baseline of `make bench`: what a cloud user would run instead of
+//! Corral. mmdebstrap makes Debian 13 with systemd, openssh-server and docker.io and
+//! Debian 13's cloud kernel package (`linux-image-<release>-cloud-amd64`, the one
+//! Corral's vmlinuz comes from: the same file), with the initramfs Debian's own
+//! initramfs-tools makes, into a raw ext4 image. The benchmark boots that kernel and
+//! initramfs with the same QEMU flags and Corral's kernel command line plus `root=`.
 //!
 //! Like Corral it gets an ssh key (root's authorized_keys) and an image to preload, which
 //! a systemd unit loads once docker.service runs, as Corral's manager loads
@@ -20,13 +21,13 @@ use std::process::Command;
 
 /// Debian's archive, as Corral's packages come from it (the kernel is in security).
 pub const SOURCES: &[&str] = &[
-    "deb http://deb.debian.org/debian bookworm main",
-    "deb http://deb.debian.org/debian bookworm-updates main",
-    "deb http://deb.debian.org/debian-security bookworm-security main",
+    "deb http://deb.debian.org/debian trixie main",
+    "deb http://deb.debian.org/debian trixie-updates main",
+    "deb http://deb.debian.org/debian-security trixie-security main",
 ];
 
 /// The packages on top of mmdebstrap's `apt` variant (Essential plus apt, no
-/// recommends): a small Debian 12 server with systemd, sshd and Docker. `{kernel}` is
+/// recommends): a small Debian 13 server with systemd, sshd and Docker. `{kernel}` is
 /// Corral's kernel release.
 pub const PACKAGES: &[&str] = &[
     "systemd-sysv",
@@ -53,7 +54,7 @@ pub const IMAGE_BYTES: u64 = 3 << 30;
 /// What the image is made from; any change makes it anew.
 #[derive(Debug, Clone)]
 pub struct Recipe {
-    /// Corral's kernel release (dist/manifest.json), e.g. `6.1.0-56-cloud-amd64`.
+    /// Corral's kernel release (dist/manifest.json), e.g. `6.12.118+deb13-cloud-amd64`.
     pub kernel: String,
     /// root's authorized_keys line.
     pub public_key: String,
@@ -155,7 +156,7 @@ impl Recipe {
              mmdebstrap --mode=root --variant=apt --include={packages} \\\n\
              \x20 --customize-hook={copy} \\\n\
              \x20 --customize-hook='chroot \"$1\" systemctl enable systemd-networkd bench-preload.service' \\\n\
-             \x20 bookworm {root} {mirrors}\n\
+             \x20 trixie {root} {mirrors}\n\
              cp {root}/boot/initrd.img-{kernel} {initrd}\n\
              rm -f {image}\n\
              truncate -s {bytes} {image}\n\
@@ -239,7 +240,7 @@ mod tests {
 
     fn recipe() -> Recipe {
         Recipe {
-            kernel: "6.1.0-56-cloud-amd64".into(),
+            kernel: "6.12.118+deb13-cloud-amd64".into(),
             public_key: "ssh-ed25519 AAAA bench\n".into(),
             archive: PathBuf::from("/x/busybox.tar"),
             archive_sha256: "abc".into(),
@@ -251,7 +252,7 @@ mod tests {
         let r = recipe();
         let p = r.packages();
         for want in [
-            "linux-image-6.1.0-56-cloud-amd64",
+            "linux-image-6.12.118+deb13-cloud-amd64",
             "openssh-server",
             "docker.io",
             "systemd-sysv",
@@ -260,14 +261,13 @@ mod tests {
         }
         let script = r.script(Path::new("/w b"), "1000:1000");
         assert!(
-            script
-                .contains("cp '/w b/root'/boot/initrd.img-6.1.0-56-cloud-amd64 '/w b/initrd.img'"),
+            script.contains(
+                "cp '/w b/root'/boot/initrd.img-6.12.118+deb13-cloud-amd64 '/w b/initrd.img'"
+            ),
             "{script}"
         );
         assert!(script.contains("mkfs.ext4 -q -F -L debian -d '/w b/root' '/w b/debian.img'"));
-        assert!(
-            script.contains("'deb http://deb.debian.org/debian-security bookworm-security main'")
-        );
+        assert!(script.contains("'deb http://deb.debian.org/debian-security trixie-security main'"));
         assert!(script.contains("chown 1000:1000"));
         assert!(script.contains("systemctl enable systemd-networkd bench-preload.service"));
         let files = r.files();
@@ -290,7 +290,7 @@ mod tests {
         b.archive_sha256 = "def".into();
         assert_ne!(a.stamp(), b.stamp());
         let mut c = recipe();
-        c.kernel = "6.1.0-57-cloud-amd64".into();
+        c.kernel = "6.12.119+deb13-cloud-amd64".into();
         assert_ne!(a.stamp(), c.stamp());
     }
 

@@ -1,5 +1,5 @@
 //! `corral-build bench` (`make bench`): boots the floor (the same kernel with an init that
-//! powers off at once), Corral (ISO and disk image) and the Debian 12 baseline
+//! powers off at once), Corral (ISO and disk image) and the Debian 13 baseline
 //! ([`crate::baseline`]) N times each with the same kernel, command line and QEMU flags,
 //! and writes the median and range of every figure, the ratios of Corral to the floor
 //! and to Debian, and sizes, to `dist/bench.json` and a table in docs/benchmarks.md.
@@ -44,7 +44,7 @@ impl Scenario {
             Scenario::Iso => "Corral ISO",
             Scenario::Disk => "Corral disk, 1st boot",
             Scenario::DiskAgain => "Corral disk, 2nd boot",
-            Scenario::Debian => "Debian 12",
+            Scenario::Debian => "Debian 13",
         }
     }
 
@@ -254,7 +254,7 @@ pub fn bench(paths: &BenchPaths, scenarios: &[Scenario], runs: usize) -> Result<
         floor_initrd(&need(paths.busybox.clone())?, &floor_cpio(paths))?;
     }
     if scenarios.contains(&Scenario::Debian) {
-        let step = Step::start("the Debian 12 baseline image (mmdebstrap)", 0);
+        let step = Step::start("the Debian 13 baseline image (mmdebstrap)", 0);
         let recipe = Recipe {
             kernel: paths.kernel_release.clone(),
             public_key: key.public.clone(),
@@ -550,7 +550,7 @@ mod tests {
         let md = markdown(&report(), "2026-11-21");
         assert!(
             md.contains(
-                "| figure | floor | Corral ISO | Debian 12 | Corral ISO / floor | Corral ISO / Debian 12 |"
+                "| figure | floor | Corral ISO | Debian 13 | Corral ISO / floor | Corral ISO / Debian 13 |"
             ),
             "{md}"
         );
@@ -590,7 +590,7 @@ mod tests {
         );
         assert_eq!(j["sizes_bytes"]["corral.iso"], 109_100_000);
         assert_eq!(
-            j["ratios"]["Corral ISO / Debian 12"]["docker info answers"],
+            j["ratios"]["Corral ISO / Debian 13"]["docker info answers"],
             0.5
         );
         assert_eq!(

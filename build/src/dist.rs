@@ -78,6 +78,8 @@ pub struct Resolved {
     pub kernel: Deb,
     /// Each system image: its folder, spec and packages.
     pub images: Vec<(PathBuf, ImageSpec, Vec<Deb>)>,
+    /// The boot media's packages (`bootloaders` in rootfs.yml) with their dependencies.
+    pub boot: Vec<Deb>,
 }
 
 impl Resolved {
@@ -85,6 +87,7 @@ impl Resolved {
     pub fn all(&self) -> Vec<Deb> {
         let mut all: Vec<Deb> = self.debs.clone();
         all.push(self.kernel.clone());
+        all.extend(self.boot.iter().cloned());
         for (_, _, debs) in &self.images {
             all.extend(debs.iter().cloned());
         }
@@ -136,12 +139,18 @@ fn resolve_with(
             suite: spec.suite.name().into(),
             detail: "apt did not resolve it to a linux-image-<version> package".into(),
         })?;
+    let boot = if spec.bootloaders.is_empty() {
+        Vec::new()
+    } else {
+        apt.resolve(&spec.bootloaders, &[])?
+    };
     let images = resolve_images(&apts, &paths.repo.join("images"))?;
     let r = Resolved {
         spec,
         debs,
         kernel,
         images,
+        boot,
     };
     let all = r.all();
     step.done(&format!(
@@ -388,10 +397,18 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     let vmlinuz = paths.dist.join("vmlinuz");
     fs::copy(&kernel.vmlinuz, &vmlinuz).map_err(BuildError::write(&vmlinuz))?;
 
+    let tools = boot_tools(paths, &apts, &r.boot)?;
+    let boot_debs: String = r
+        .boot
+        .iter()
+        .map(|d| format!("{} {}\n", d.name, d.sha256))
+        .collect();
+
     // ISO.
     let iso = paths.dist.join("corral.iso");
     let mut fp = Fingerprint::new("iso");
-    fp.text("initrd", &initrd_fp)
+    fp.text("boot packages", &boot_debs)
+        .text("initrd", &initrd_fp)
         .text("kernel", &r.kernel.sha256)
         .text("cmdline", CMDLINE)
         .text("iso", include_str!("../../iso/src/lib.rs"))
@@ -407,6 +424,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
             cmdline: CMDLINE,
             work: &paths.work.join("iso"),
             output: &iso,
+            tools: &tools,
         })?;
         made(step, &iso, &iso_fp)?;
     }
@@ -414,7 +432,8 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     // The raw disk image (BIOS and UEFI, slots A and B, state), for disks and EC2.
     let img = paths.dist.join("corral.img");
     let mut fp = Fingerprint::new("disk");
-    fp.text("initrd", &initrd_fp)
+    fp.text("boot packages", &boot_debs)
+        .text("initrd", &initrd_fp)
         .text("kernel", &r.kernel.sha256)
         .text("cmdline", CMDLINE)
         .text("disk", include_str!("../../iso/src/disk.rs"))
@@ -440,6 +459,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
             seed,
             work: &paths.work.join("disk"),
             output: &img,
+            tools: &tools,
         })?;
         made(step, &img, &img_fp)?;
     }
@@ -451,6 +471,33 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     }
     manifest.write(&paths.dist.join("manifest.json"))?;
     Ok(manifest)
+}
+
+/// The boot media's packages unpacked into one folder (`boot-tools` in the work
+/// folder), remade when they change, for [`corral_iso::Tools`].
+fn boot_tools(paths: &Paths, apts: &Apts, debs: &[Deb]) -> Result<corral_iso::Tools> {
+    let dir = paths.work.join("boot-tools");
+    let stamp = paths.work.join("boot-tools.stamp");
+    let want: String = debs
+        .iter()
+        .map(|d| format!("{} {}\n", d.name, d.sha256))
+        .collect();
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let step = Step::start("unpacking the bootloaders", debs.len() as u64);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(BuildError::write(&dir))?;
+        }
+        fs::create_dir_all(&dir).map_err(BuildError::write(&dir))?;
+        for d in debs {
+            step.set_detail(&d.name);
+            let tree = deb::unpack(&paths.cache, d, &apts.path(d))?;
+            rootfs::merge(&dir, &tree)?;
+            step.inc();
+        }
+        fs::write(&stamp, &want).map_err(BuildError::write(&stamp))?;
+        step.done(&format!("{} packages in {}", debs.len(), dir.display()));
+    }
+    Ok(corral_iso::Tools::unpacked(&dir)?)
 }
 
 /// Ends a stage: records its fingerprint next to `output` and reports path and size.

@@ -12,7 +12,6 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("depmod", "kmod"),
     ("mksquashfs", "squashfs-tools"),
     ("xorriso", "xorriso"),
-    ("grub-mkstandalone", "grub-common"),
     ("mkfs.vfat", "dosfstools"),
     ("mcopy", "mtools"),
     ("qemu-system-x86_64", "qemu-system-x86"),

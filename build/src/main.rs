@@ -55,7 +55,7 @@ enum Cmd {
         bucket: Option<String>,
     },
     /// Boot the floor (this kernel, an init that powers off), Corral (ISO, disk image)
-    /// and Debian 12 (mmdebstrap: systemd, openssh-server, docker.io; same kernel) N
+    /// and Debian 13 (mmdebstrap: systemd, openssh-server, docker.io; its cloud kernel) N
     /// times each; write dist/bench.json and the table in docs/benchmarks.md.
     Bench {
         /// Boots per machine.

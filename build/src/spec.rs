@@ -23,6 +23,10 @@ pub struct RootfsSpec {
     #[serde(default)]
     pub links: Vec<crate::image::LinkSpec>,
     pub kernel: KernelSpec,
+    /// Packages of the same suite that make the boot media (GRUB, isolinux, mke2fs),
+    /// unpacked into a folder on the build host and run from there; not in the root.
+    #[serde(default)]
+    pub bootloaders: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -8,7 +8,7 @@
 //! and loads the kernel and initrd from that slot's partition. docs/disks.md has the
 //! slot and boot-counter rules this configuration implements.
 
-use crate::{need, run, IsoError, Result, DEBUG_OPTIONS};
+use crate::{run, IsoError, Result, Tools, DEBUG_OPTIONS};
 use corral_disk::layout::{self, EFI, IMAGE_MIB, MIB, SLOT_A, SLOT_B, STATE};
 use corral_disk::{bios, Guid, Table};
 use std::fs::{self, File, OpenOptions};
@@ -109,6 +109,8 @@ pub struct DiskInputs<'a> {
     /// A scratch directory, emptied first.
     pub work: &'a Path,
     pub output: &'a Path,
+    /// Where GRUB and mke2fs come from.
+    pub tools: &'a Tools,
 }
 
 /// The n-th GUID derived from the seed.
@@ -137,10 +139,13 @@ fn write_at(image: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
 
 /// GRUB's core image for BIOS boots: modules built in, the prefix on partition 2 of the
 /// drive the BIOS booted.
-fn grub_pc_core(out: &Path) -> Result<()> {
-    need(GRUB_PC_DIR)?;
+fn grub_pc_core(out: &Path, tools: &Tools) -> Result<()> {
+    let modules = tools.file(GRUB_PC_DIR.0, GRUB_PC_DIR.1)?;
     let prefix = format!("(,gpt{})/{GRUB_DIR}", layout::number(&EFI));
-    run(Command::new("grub-mkimage")
+    run(tools
+        .command("/usr/bin/grub-mkimage", "grub-common")?
+        .arg("-d")
+        .arg(&modules)
         .args(["-O", "i386-pc", "-p", &prefix, "-o"])
         .arg(out)
         .arg("biosdisk")
@@ -148,9 +153,12 @@ fn grub_pc_core(out: &Path) -> Result<()> {
 }
 
 /// GRUB for UEFI: the prefix without a device is the partition it was loaded from.
-fn grub_efi_disk(out: &Path) -> Result<()> {
-    need(crate::GRUB_EFI_DIR)?;
-    run(Command::new("grub-mkimage")
+fn grub_efi_disk(out: &Path, tools: &Tools) -> Result<()> {
+    let modules = tools.file(crate::GRUB_EFI_DIR.0, crate::GRUB_EFI_DIR.1)?;
+    run(tools
+        .command("/usr/bin/grub-mkimage", "grub-common")?
+        .arg("-d")
+        .arg(&modules)
         .args(["-O", "x86_64-efi", "-p", &format!("/{GRUB_DIR}"), "-o"])
         .arg(out)
         .args(GRUB_DISK_MODULES)
@@ -207,12 +215,12 @@ impl BootKit {
 
 /// Makes the boot kit in `dir` (created) for a disk whose kernel command line is
 /// `cmdline`.
-pub fn boot_kit(dir: &Path, cmdline: &str) -> Result<BootKit> {
+pub fn boot_kit(dir: &Path, cmdline: &str, tools: &Tools) -> Result<BootKit> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     let kit = BootKit::in_dir(dir);
-    grub_pc_core(&kit.core_img)?;
-    grub_efi_disk(&kit.efi)?;
-    let boot_img = Path::new(GRUB_PC_DIR.0).join("boot.img");
+    grub_pc_core(&kit.core_img, tools)?;
+    grub_efi_disk(&kit.efi, tools)?;
+    let boot_img = tools.file(&format!("{}/boot.img", GRUB_PC_DIR.0), GRUB_PC_DIR.1)?;
     fs::copy(&boot_img, &kit.boot_img).map_err(io(&boot_img))?;
     fs::write(&kit.grub_cfg, grub_disk_cfg(cmdline)).map_err(io(&kit.grub_cfg))?;
     let env = grubenv(&[("corral_slot", "A")]).unwrap_or_default();
@@ -228,7 +236,7 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
         fs::remove_dir_all(work).map_err(io(work))?;
     }
     fs::create_dir_all(work).map_err(io(work))?;
-    let kit = boot_kit(&work.join("kit"), inputs.cmdline)?;
+    let kit = boot_kit(&work.join("kit"), inputs.cmdline, inputs.tools)?;
     let image = inputs.output;
     let _ = fs::remove_file(image);
     let file = File::create(image).map_err(io(image))?;
@@ -291,6 +299,7 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
     fs::copy(inputs.kernel, slot_dir.join("vmlinuz")).map_err(io(inputs.kernel))?;
     fs::copy(inputs.initrd, slot_dir.join("initrd")).map_err(io(inputs.initrd))?;
     mkfs_ext4(
+        inputs.tools,
         image,
         part(&SLOT_A),
         SLOT_A.name,
@@ -299,6 +308,7 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
     )?;
     // The state filesystem: empty; PID 1 grows it to the disk at first boot.
     mkfs_ext4(
+        inputs.tools,
         image,
         part(&STATE),
         STATE.name,
@@ -311,6 +321,7 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
 /// An ext4 filesystem in place in a partition of the image, optionally filled from a
 /// directory, with a fixed UUID, hash seed and time so that the image is reproducible.
 fn mkfs_ext4(
+    tools: &Tools,
     image: &Path,
     part: &corral_disk::Partition,
     label: &str,
@@ -318,7 +329,7 @@ fn mkfs_ext4(
     files: Option<&Path>,
 ) -> Result<()> {
     let uuid = uuid.to_string().to_lowercase();
-    let mut cmd = Command::new("mkfs.ext4");
+    let mut cmd = tools.mke2fs()?;
     cmd.args(["-q", "-F", "-L", label, "-U", &uuid])
         .arg("-E")
         .arg(format!("offset={},hash_seed={uuid}", part.offset()))

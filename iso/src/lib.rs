@@ -11,10 +11,14 @@
 //!
 //! - **Owns:** the bootloader configurations and the layout of the ISO.
 //! - **Must not touch:** what is inside the initrd or root image (`build` makes those).
-//! - **Talks to:** host tools from Debian packages: xorriso, grub-mkstandalone
-//!   (grub-common, grub-efi-amd64-bin), isolinux, syslinux-common, mtools, dosfstools.
+//! - **Talks to:** the bootloaders and grub-mkstandalone, grub-mkimage and mke2fs from
+//!   [`Tools`] (the image's own suite, unpacked by the build); xorriso, mtools and
+//!   dosfstools from the build host.
 
 pub mod disk;
+mod tools;
+
+pub use tools::Tools;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,9 +26,7 @@ use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IsoError {
-    #[error(
-        "'{path}' is missing; install it with `apt-get install {package}` (or run `make setup`)"
-    )]
+    #[error("'{path}' is missing (Debian package {package})")]
     MissingFile {
         path: PathBuf,
         package: &'static str,
@@ -42,7 +44,7 @@ pub enum IsoError {
 
 pub type Result<T> = std::result::Result<T, IsoError>;
 
-/// Host files the ISO is made of, with the Debian package of each.
+/// Files the ISO is made of (paths as installed), with the Debian package of each.
 const ISOLINUX_BIN: (&str, &str) = ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux");
 const ISOHDPFX: (&str, &str) = ("/usr/lib/ISOLINUX/isohdpfx.bin", "isolinux");
 const LDLINUX: (&str, &str) = (
@@ -68,6 +70,8 @@ pub struct IsoInputs<'a> {
     /// A scratch directory, emptied first.
     pub work: &'a Path,
     pub output: &'a Path,
+    /// Where the bootloaders come from.
+    pub tools: &'a Tools,
 }
 
 /// Options of the second boot entry: a root shell on the second serial port, for
@@ -119,18 +123,6 @@ pub fn grub_early_cfg() -> String {
     )
 }
 
-pub(crate) fn need(file: (&str, &'static str)) -> Result<PathBuf> {
-    let path = PathBuf::from(file.0);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(IsoError::MissingFile {
-            path,
-            package: file.1,
-        })
-    }
-}
-
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let command = format!("{cmd:?}").replace('"', "");
     let out = cmd.output().map_err(|e| IsoError::Command {
@@ -173,12 +165,15 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Builds GRUB's standalone EFI binary with the early configuration inside.
-pub fn grub_efi(work: &Path) -> Result<PathBuf> {
-    need(GRUB_EFI_DIR)?;
+pub fn grub_efi(work: &Path, tools: &Tools) -> Result<PathBuf> {
+    let modules = tools.file(GRUB_EFI_DIR.0, GRUB_EFI_DIR.1)?;
     let early = work.join("grub-early.cfg");
     write(&early, grub_early_cfg().as_bytes())?;
     let out = work.join("BOOTX64.EFI");
-    run(Command::new("grub-mkstandalone")
+    run(tools
+        .command("/usr/bin/grub-mkstandalone", "grub-common")?
+        .arg("--directory")
+        .arg(&modules)
         .args(["-O", "x86_64-efi", "--locales=", "--themes=", "--fonts="])
         .arg(format!("--install-modules={GRUB_MODULES}"))
         .arg(format!("--modules={GRUB_MODULES}"))
@@ -213,9 +208,10 @@ fn efi_image(work: &Path, efi: &Path) -> Result<PathBuf> {
 
 /// Makes the ISO.
 pub fn build(inputs: &IsoInputs) -> Result<()> {
-    let isolinux = need(ISOLINUX_BIN)?;
-    let ldlinux = need(LDLINUX)?;
-    let mbr = need(ISOHDPFX)?;
+    let tools = inputs.tools;
+    let isolinux = tools.file(ISOLINUX_BIN.0, ISOLINUX_BIN.1)?;
+    let ldlinux = tools.file(LDLINUX.0, LDLINUX.1)?;
+    let mbr = tools.file(ISOHDPFX.0, ISOHDPFX.1)?;
     let work = inputs.work;
     if work.exists() {
         fs::remove_dir_all(work).map_err(|source| IsoError::Write {
@@ -237,11 +233,11 @@ pub fn build(inputs: &IsoInputs) -> Result<()> {
         grub_cfg(inputs.cmdline).as_bytes(),
     )?;
     // What `corral install` writes onto a disk besides kernel and initrd.
-    let kit = disk::boot_kit(&work.join("kit"), inputs.cmdline)?;
+    let kit = disk::boot_kit(&work.join("kit"), inputs.cmdline, tools)?;
     for (name, file) in disk::BootKit::FILES.iter().zip(kit.files()) {
         copy(file, &tree.join(disk::KIT_DIR).join(name))?;
     }
-    let efi = grub_efi(work)?;
+    let efi = grub_efi(work, tools)?;
     copy(&efi, &tree.join("EFI/BOOT/BOOTX64.EFI"))?;
     let img = efi_image(work, &efi)?;
     copy(&img, &tree.join("boot/efiboot.img"))?;
@@ -306,10 +302,12 @@ mod tests {
 
     #[test]
     fn a_missing_host_file_names_its_package() {
-        let err = need(("/nonexistent/isolinux.bin", "isolinux")).expect_err("missing");
-        assert!(
-            err.to_string().contains("apt-get install isolinux"),
-            "{err}"
+        let err = Tools::host()
+            .file("/nonexistent/isolinux.bin", "isolinux")
+            .expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            "'/nonexistent/isolinux.bin' is missing (Debian package isolinux)"
         );
     }
 }

@@ -31,6 +31,7 @@ fn the_disk_image_holds_table_bootloaders_and_slot_a() {
         seed: [9; 16],
         work: &dir.path().join("work"),
         output: &image,
+        tools: &corral_iso::Tools::host(),
     };
     let table = build_disk(&inputs).unwrap();
     assert_eq!(std::fs::metadata(&image).unwrap().len(), 1 << 30);
