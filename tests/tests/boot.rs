@@ -71,7 +71,8 @@ fn check_running_system(vm: &mut Vm) {
             "{service}: {status}"
         );
     }
-    // The network service got a DHCP lease from QEMU's user network.
+    // The network service got a DHCP lease from QEMU's user network. The tests' network
+    // is isolated (restrict=on), and then QEMU's DHCP offers no router and no DNS server.
     let addr = vm
         .check(
             "for i in $(seq 100); do ip -4 addr show eth0 | grep -q 'inet ' && break; sleep 0.2; done; \
@@ -80,7 +81,6 @@ fn check_running_system(vm: &mut Vm) {
         )
         .expect("eth0");
     assert!(addr.contains("inet 10.0.2.15/24"), "{addr}");
-    assert!(addr.contains("nameserver 10.0.2.3"), "{addr}");
     // syslog: a host process's message reaches /var/log/messages.
     vm.check("logger corral-e2e-hello", CMD).expect("logger");
     let wait_log = "for i in $(seq 50); do grep -q corral-e2e-hello /var/log/messages && break; \
