@@ -12,6 +12,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// The system engine's default OCI runtime: runc. With crun as its default, a system
+/// engine restarted after `kill -9` could not start the `docker` service's container
+/// again (containerd found the old task's bundle left behind: "mkdir ...: file
+/// exists"; the BIOS and UEFI scenarios, tests/tests/boot.rs). The system engine starts
+/// a handful of containers once per boot, where crun's faster start buys little; crun
+/// is there for whoever asks (`--runtime crun`), and the user engine's default.
+pub const SYSTEM_RUNTIME: &str = "runc";
+
 /// Where an engine lives and how it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSpec {
@@ -57,26 +65,15 @@ impl EngineSpec {
             ]
             .map(String::from)
             .into_iter()
-            // The same runtimes and default as the user engine (docs/benchmarks.md).
+            // The user engine's runtimes, and runc as the default (SYSTEM_RUNTIME).
             .chain(
                 corral_user_docker::daemon::RUNTIMES
                     .iter()
                     .map(|(name, path)| format!("--add-runtime={name}={path}")),
             )
-            .chain([format!(
-                "--default-runtime={}",
-                corral_user_docker::daemon::DEFAULT_RUNTIME
-            )])
+            .chain([format!("--default-runtime={SYSTEM_RUNTIME}")])
             .collect(),
         }
-    }
-
-    /// The same engine with another default OCI runtime (one of `RUNTIMES`, or runc).
-    pub fn with_default_runtime(mut self, runtime: &str) -> EngineSpec {
-        self.extra_args
-            .retain(|a| !a.starts_with("--default-runtime="));
-        self.extra_args.push(format!("--default-runtime={runtime}"));
-        self
     }
 
     /// dockerd's arguments.
@@ -241,7 +238,7 @@ mod tests {
             "--bridge=none",
             "--iptables=false",
             "--add-runtime=crun=/usr/bin/crun",
-            "--default-runtime=crun",
+            "--default-runtime=runc",
         ] {
             assert!(
                 args.iter().any(|a| a == want),

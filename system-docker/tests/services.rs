@@ -47,8 +47,7 @@ async fn engine_with_base(tmp: &Path) -> (Engine, Docker) {
         serde_json::to_vec(&index).expect("json"),
     )
     .expect("index");
-    let engine_spec = EngineSpec::system_at(&tmp.join("engine"))
-        .with_default_runtime(corral_harness::host_runtime());
+    let engine_spec = EngineSpec::system_at(&tmp.join("engine"));
     let engine = Engine::start(&engine_spec).expect("dockerd starts");
     let docker = wait_ready(&engine_spec, Duration::from_secs(90))
         .await

@@ -169,18 +169,6 @@ pub fn require_dockerd() {
     );
 }
 
-/// The OCI runtime a test's engine on this build host can run containers with: crun,
-/// as in Corral, on a host with the unified cgroup2 hierarchy; runc on a hybrid one,
-/// which crun refuses ("cgroups in hybrid mode not supported"). Corral's guests are
-/// unified, and the QEMU suite runs crun there.
-pub fn host_runtime() -> &'static str {
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "crun"
-    } else {
-        "runc"
-    }
-}
-
 /// A fresh log folder for a test: `target/e2e/<name>/`.
 pub fn log_dir(name: &str) -> PathBuf {
     let dir = repo_root().join("target/e2e").join(name);

@@ -546,8 +546,8 @@ fn check_corral_command(ssh: &Ssh) {
     );
     assert_eq!(
         (v.system_runtime.as_deref(), v.user_runtime.as_deref()),
-        (Some("crun"), Some("crun")),
-        "crun by default in both engines: {v:?}"
+        (Some("runc"), Some("crun")),
+        "runc in the system engine, crun in the user engine: {v:?}"
     );
     assert!(
         v.build_id
