@@ -186,10 +186,10 @@ pub struct Probe<'a> {
 /// How many containers each runtime figure takes.
 const RUNTIME_RUNS: usize = 5;
 
-/// For each runtime: the mean time of a `docker run --rm IMAGE true` (five in a row, one
-/// before them not counted, timed inside the guest by /proc/uptime; the docker CLI's own
-/// start is in it, the same for every runtime), and the memory five idle containers
-/// add, per container.
+/// For each runtime: the mean time of a `docker run --rm IMAGE true` (five each, the
+/// runtimes in turns, after one each not counted, timed inside the guest by
+/// /proc/uptime; the docker CLI's own start is in it, the same for every runtime), and
+/// the memory five idle containers add, per container.
 pub fn runtime_figures(
     ssh: &Ssh,
     image: &str,
@@ -197,25 +197,38 @@ pub fn runtime_figures(
     per_try: Duration,
 ) -> Result<Figures> {
     let mut out = Figures::new();
+    let run =
+        |rt: &str| format!("docker run --rm --pull never --runtime {rt} {image} true >/dev/null");
     for rt in runtimes {
-        let run = format!("docker run --rm --pull never --runtime {rt} {image} true >/dev/null");
-        ssh.check(&run, per_try)?;
-        let timed = ssh.check(
-            &format!(
-                "a=$(cut -d' ' -f1 /proc/uptime); for i in $(seq {RUNTIME_RUNS}); do {run} || exit 1; done; \
-                 echo $a $(cut -d' ' -f1 /proc/uptime)"
-            ),
-            per_try * RUNTIME_RUNS as u32,
-        )?;
-        let mut t = timed
-            .split_whitespace()
-            .filter_map(|v| v.parse::<f64>().ok());
-        if let (Some(a), Some(b)) = (t.next(), t.next()) {
-            out.insert(
-                format!("docker run --rm, {rt} (s)"),
-                (b - a) / RUNTIME_RUNS as f64,
-            );
+        ssh.check(&run(rt), per_try)?;
+    }
+    // Taken in turns (runc, crun, runc, ...), so that a machine still settling does not
+    // favour the runtime measured last.
+    let mut spent = vec![0.0; runtimes.len()];
+    for _ in 0..RUNTIME_RUNS {
+        for (rt, total) in runtimes.iter().zip(spent.iter_mut()) {
+            let timed = ssh.check(
+                &format!(
+                    "a=$(cut -d' ' -f1 /proc/uptime); {} || exit 1; echo $a $(cut -d' ' -f1 /proc/uptime)",
+                    run(rt)
+                ),
+                per_try,
+            )?;
+            let mut t = timed
+                .split_whitespace()
+                .filter_map(|v| v.parse::<f64>().ok());
+            if let (Some(a), Some(b)) = (t.next(), t.next()) {
+                *total += b - a;
+            }
         }
+    }
+    for (rt, total) in runtimes.iter().zip(spent) {
+        out.insert(
+            format!("docker run --rm, {rt} (s)"),
+            total / RUNTIME_RUNS as f64,
+        );
+    }
+    for rt in runtimes {
         let before = used_mib(&ssh.check("cat /proc/meminfo", per_try)?);
         let names: Vec<String> = (1..=RUNTIME_RUNS)
             .map(|i| format!("bench-{rt}-{i}"))

@@ -103,8 +103,9 @@ const FLAG_KEYS: &[(&str, &str)] = &[
 /// system engine gets the same (`--add-runtime`).
 pub const RUNTIMES: &[(&str, &str)] = &[("crun", "/usr/bin/crun")];
 
-/// The runtime containers run with unless they ask for another: crun, which starts a
-/// container in a fraction of runc's time (docs/benchmarks.md, "OCI runtime").
+/// The runtime containers run with unless they ask for another: crun, a C program
+/// where runc is Go; docs/benchmarks.md ("OCI runtime") has the measurements, which
+/// have not settled it yet.
 pub const DEFAULT_RUNTIME: &str = "crun";
 
 /// How the user engine runs, from `corral.docker`.
