@@ -397,12 +397,14 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
     let vmlinuz = paths.dist.join("vmlinuz");
     fs::copy(&kernel.vmlinuz, &vmlinuz).map_err(BuildError::write(&vmlinuz))?;
 
-    let tools = boot_tools(paths, &apts, &r.boot)?;
+    // What the boot media are made with: the stamp of the unpacked folder and a part of
+    // the ISO's and the disk image's fingerprints.
     let boot_debs: String = r
         .boot
         .iter()
         .map(|d| format!("{} {}\n", d.name, d.sha256))
         .collect();
+    let tools = boot_tools(paths, &apts, &r.boot, &boot_debs)?;
 
     // ISO.
     let iso = paths.dist.join("corral.iso");
@@ -474,15 +476,17 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
 }
 
 /// The boot media's packages unpacked into one folder (`boot-tools` in the work
-/// folder), remade when they change, for [`corral_iso::Tools`].
-fn boot_tools(paths: &Paths, apts: &Apts, debs: &[Deb]) -> Result<corral_iso::Tools> {
+/// folder), remade when `listing` (their names and sha256s) changes, for
+/// [`corral_iso::Tools`].
+fn boot_tools(
+    paths: &Paths,
+    apts: &Apts,
+    debs: &[Deb],
+    listing: &str,
+) -> Result<corral_iso::Tools> {
     let dir = paths.work.join("boot-tools");
     let stamp = paths.work.join("boot-tools.stamp");
-    let want: String = debs
-        .iter()
-        .map(|d| format!("{} {}\n", d.name, d.sha256))
-        .collect();
-    if fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(listing) {
         let step = Step::start("unpacking the bootloaders", debs.len() as u64);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(BuildError::write(&dir))?;
@@ -494,7 +498,7 @@ fn boot_tools(paths: &Paths, apts: &Apts, debs: &[Deb]) -> Result<corral_iso::To
             rootfs::merge(&dir, &tree)?;
             step.inc();
         }
-        fs::write(&stamp, &want).map_err(BuildError::write(&stamp))?;
+        fs::write(&stamp, listing).map_err(BuildError::write(&stamp))?;
         step.done(&format!("{} packages in {}", debs.len(), dir.display()));
     }
     Ok(corral_iso::Tools::unpacked(&dir)?)

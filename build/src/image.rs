@@ -202,11 +202,6 @@ impl ImageSpec {
     }
 }
 
-/// The labels the build gives an engine image: its name (`docker-28.5`) and its Docker
-/// version (`28.5.2`), which `corral engine list` shows.
-pub const ENGINE_NAME_LABEL: &str = "io.corral.engine";
-pub const ENGINE_VERSION_LABEL: &str = "io.corral.engine.version";
-
 /// Every image folder under `images/`, sorted by name.
 pub fn list(images_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(images_dir)
@@ -295,9 +290,12 @@ pub fn build(
     }
     rootfs::links(&root, &spec.links)?;
     let mut config = spec.config.clone();
+    // The labels `corral engine list` and `engine switch` read: the engine's name
+    // (`docker-28.5`) and its Docker version (`28.5.2`).
     if let Some((name, version)) = engine_name(spec, debs) {
-        config.labels.insert(ENGINE_NAME_LABEL.into(), name);
-        config.labels.insert(ENGINE_VERSION_LABEL.into(), version);
+        use corral_system_docker::engines::{NAME_LABEL, VERSION_LABEL};
+        config.labels.insert(NAME_LABEL.into(), name);
+        config.labels.insert(VERSION_LABEL.into(), version);
     }
     let built = docker_archive::build(
         &root,

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 /// The label that marks an image as a user engine.
 pub const ENGINE_LABEL: (&str, &str) = ("io.corral.image", "engine");
-/// The engine's name, `docker-<major>.<minor>` (build/src/image.rs sets it).
+/// The engine's name, `docker-<major>.<minor>` (the build sets it and the version label,
+/// build/src/image.rs).
 pub const NAME_LABEL: &str = "io.corral.engine";
 /// The Docker version the engine carries.
 pub const VERSION_LABEL: &str = "io.corral.engine.version";
@@ -162,14 +163,10 @@ pub fn host_binds(
         .collect()
 }
 
-/// The host binds for `image` as the system engine has it.
-pub async fn image_binds(docker: &Docker, image: &str) -> Result<Vec<String>, String> {
-    let inspected = docker
-        .inspect_image(image)
-        .await
-        .map_err(|e| format!("inspecting {image}: {e}"))?;
-    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
-    host_binds(&labels, |p| p.is_file())
+/// The labels of `image` as the system engine has it; `None` when it does not have it.
+pub async fn labels(docker: &Docker, image: &str) -> Option<HashMap<String, String>> {
+    let inspected = docker.inspect_image(image).await.ok()?;
+    Some(inspected.config.and_then(|c| c.labels).unwrap_or_default())
 }
 
 /// The image the `docker` service's container runs, if there is one.
@@ -182,8 +179,7 @@ async fn in_use(docker: &Docker) -> Option<String> {
 /// The name of the engine the `docker` service runs (its image's label).
 pub async fn in_use_name(docker: &Docker) -> Option<String> {
     let image = in_use(docker).await?;
-    let inspected = docker.inspect_image(&image).await.ok()?;
-    inspected.config?.labels?.remove(NAME_LABEL)
+    labels(docker, &image).await?.remove(NAME_LABEL)
 }
 
 /// Every engine image, the one in use marked.
@@ -214,27 +210,26 @@ fn plain_reference(image: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "./:-_@".contains(c))
 }
 
-/// Whether `image` is in the system engine and labelled an engine.
-async fn check(docker: &Docker, image: &str) -> Result<(), Response> {
+/// Whether `image` is in the system engine and labelled an engine; its labels.
+async fn check(docker: &Docker, image: &str) -> Result<HashMap<String, String>, Response> {
     if !plain_reference(image) {
         return Err(Response::user(format!(
             "{image:?} is not an image reference (such as corral/engine:0.1.0)"
         )));
     }
-    let inspected = docker.inspect_image(image).await.map_err(|_| {
+    let labels = labels(docker, image).await.ok_or_else(|| {
         Response::user(format!(
             "the image {image} is not in the system engine; load it first \
              (sudo system-docker load -i FILE), then switch; `corral engine list` shows the engines there are"
         ))
     })?;
-    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
     let (key, value) = ENGINE_LABEL;
     if labels.get(key).map(String::as_str) != Some(value) {
         return Err(Response::user(format!(
             "{image} is not an engine image (it lacks the label {key}: {value}); `corral engine list` shows the engines"
         )));
     }
-    Ok(())
+    Ok(labels)
 }
 
 /// Runs `dockerd --version` in `image` on its own, with the root's binaries it needs
@@ -329,10 +324,11 @@ pub async fn switch(docker: &Docker, services: &Services, wanted: &str) -> Respo
         Err(why) => return Response::user(why),
     };
     let image = image.as_str();
-    if let Err(r) = check(docker, image).await {
-        return r;
-    }
-    let binds = match image_binds(docker, image).await {
+    let labels = match check(docker, image).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let binds = match host_binds(&labels, |p| p.is_file()) {
         Ok(b) => b,
         Err(why) => {
             return Response::user(format!(

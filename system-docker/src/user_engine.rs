@@ -217,14 +217,13 @@ pub async fn settle_image(
     for candidate in candidates {
         let settled = async {
             let image = crate::engines::resolve(docker, candidate).await?;
-            if image != default_image && docker.inspect_image(&image).await.is_err() {
+            let Some(labels) = crate::engines::labels(docker, &image).await else {
                 return Err(format!(
                     "the image {image} is not in the system engine; load it \
                      (`system-docker load`) or fix the name"
                 ));
-            }
-            let binds = crate::engines::image_binds(docker, &image)
-                .await
+            };
+            let binds = crate::engines::host_binds(&labels, |p| p.is_file())
                 .map_err(|why| format!("{image} cannot run here: {why}"))?;
             Ok((image, binds))
         };
