@@ -49,7 +49,7 @@ lint: setup
 
 unit: setup
 	cargo test --workspace --exclude corral-harness
-	cargo test -p corral-harness --lib
+	cargo test -p corral-harness --lib --test architecture
 
 e2e: dist
 	$(BUILD) test-images

@@ -226,31 +226,17 @@ fn run(args: &[String]) -> Result<String, BuildError> {
         command: String::new(),
         detail: "empty command".into(),
     })?;
-    let command = args.join(" ");
-    let out = Command::new(program)
-        .args(rest)
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => BuildError::MissingTool {
-                tool: program.clone(),
-                package: if program == "aws" {
-                    "awscli".into()
-                } else {
-                    "coldsnap (cargo install coldsnap; not in Debian)".into()
-                },
+    corral_host::command::output(Command::new(program).args(rest)).map_err(|e| match e {
+        corral_host::HostError::ProgramMissing { program } => BuildError::MissingTool {
+            package: if program == "aws" {
+                "awscli".into()
+            } else {
+                "coldsnap (cargo install coldsnap; not in Debian)".into()
             },
-            _ => BuildError::Command {
-                command: command.clone(),
-                detail: e.to_string(),
-            },
-        })?;
-    if !out.status.success() {
-        return Err(BuildError::Command {
-            command,
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            tool: program,
+        },
+        e => e.into(),
+    })
 }
 
 /// Uploads, waits for the snapshot, registers; returns the AMI ID.

@@ -9,6 +9,8 @@ pub enum BuildError {
     MissingTool { tool: String, package: String },
     #[error("running `{command}` failed: {detail}")]
     Command { command: String, detail: String },
+    #[error(transparent)]
+    Run(#[from] corral_host::HostError),
     #[error("reading '{path}' failed: {source}")]
     Read {
         path: PathBuf,

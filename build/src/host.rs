@@ -43,26 +43,10 @@ pub fn require(tool: &str) -> Result<std::path::PathBuf> {
     })
 }
 
-/// Runs a command to completion; on failure, the error carries its stderr.
+/// Runs a command to completion and returns its stdout (through the project's one command
+/// runner); on failure, the error names the command and carries its stderr's last lines.
 pub fn run(cmd: &mut Command) -> Result<String> {
-    let shown = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().map_err(|e| BuildError::Command {
-        command: shown.clone(),
-        detail: e.to_string(),
-    })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
-        return Err(BuildError::Command {
-            command: shown,
-            detail: format!(
-                "{}\n{}",
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(corral_host::command::output(cmd)?)
 }
 
 #[cfg(test)]

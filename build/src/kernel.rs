@@ -5,7 +5,7 @@
 use crate::error::{BuildError, Result};
 use crate::host;
 use crate::spec::KernelSpec;
-use corral_init::modules::DepMap;
+use corral_host::modules::DepMap;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};

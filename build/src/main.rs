@@ -243,10 +243,8 @@ fn bench(
     let json = serde_json::to_string_pretty(&bench::to_json(&report))?;
     std::fs::write(&json_path, json + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
-    let when = std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    let when = corral_host::command::output(std::process::Command::new("date").arg("+%Y-%m-%d"))
+        .map(|o| o.trim().to_string())
         .unwrap_or_default();
     let table = bench::markdown(&report, &when);
     println!("{table}");

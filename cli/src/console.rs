@@ -38,8 +38,11 @@ pub enum ConsoleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("making the host key {key}: {detail}")]
-    Keygen { key: PathBuf, detail: String },
+    #[error("making the host key {key}: {source}")]
+    Keygen {
+        key: PathBuf,
+        source: corral_host::HostError,
+    },
 }
 
 type Result<T> = std::result::Result<T, ConsoleError>;
@@ -156,21 +159,11 @@ pub fn ensure_host_keys(dir: &Path, keygen: &Path) -> Result<Vec<PathBuf>> {
         if key.exists() {
             continue;
         }
-        let out = Command::new(keygen)
-            .args(["-q", "-t", t, "-N", "", "-C", "corral host key", "-f"])
-            .arg(&key)
-            .output()
-            .map_err(io("running", keygen))?;
-        if !out.status.success() {
-            return Err(ConsoleError::Keygen {
-                key,
-                detail: format!(
-                    "{} exited with {}: {}",
-                    keygen.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            });
+        let mut cmd = Command::new(keygen);
+        cmd.args(["-q", "-t", t, "-N", "", "-C", "corral host key", "-f"])
+            .arg(&key);
+        if let Err(source) = corral_host::command::output(&mut cmd) {
+            return Err(ConsoleError::Keygen { key, source });
         }
         made.push(key);
     }
@@ -179,10 +172,9 @@ pub fn ensure_host_keys(dir: &Path, keygen: &Path) -> Result<Vec<PathBuf>> {
 
 /// The fingerprint line of a public key (`256 SHA256:... (ED25519)`), for the console.
 pub fn fingerprint(keygen: &Path, public: &Path) -> Option<String> {
-    let out = Command::new(keygen).arg("-lf").arg(public).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    corral_host::command::output(Command::new(keygen).arg("-lf").arg(public))
+        .ok()
+        .map(|out| out.trim().to_string())
 }
 
 /// busybox getty's arguments for a console; with `autologin`, no prompt: `corral` is

@@ -11,7 +11,7 @@ use corral_cli::api::Format;
 use corral_cli::console::{self, USER};
 use corral_cli::install::{self, host::Host};
 use corral_cli::passwd;
-use corral_init::supervisor::{self, Respawn};
+use corral_host::respawn::{self, Respawn};
 use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::path::{Path, PathBuf};
@@ -253,8 +253,8 @@ fn main() -> ExitCode {
         Command::Tls {
             command: TlsCommand::Generate { hostnames, format },
         } => return manager(vec![Request::TlsGenerate { hostnames }], format),
-        Command::Poweroff => return power(corral_init::power::Action::Poweroff),
-        Command::Reboot => return power(corral_init::power::Action::Reboot),
+        Command::Poweroff => return power(corral_host::power::Action::Poweroff),
+        Command::Reboot => return power(corral_host::power::Action::Reboot),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "corral", &mut std::io::stdout());
             return ExitCode::SUCCESS;
@@ -361,8 +361,8 @@ fn manager(requests: Vec<Request>, format: Format) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn power(action: corral_init::power::Action) -> ExitCode {
-    match corral_init::request(action, false) {
+fn power(action: corral_host::power::Action) -> ExitCode {
+    match corral_host::power::request(action, false) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("corral: {e}");
@@ -454,7 +454,7 @@ fn install(args: &InstallArgs) -> ExitCode {
 
 /// runcmd, then a `#!` user-data script, each to the end; the console starts this.
 fn runcmd() -> anyhow::Result<()> {
-    corral_init::kmsg::KmsgLogger::init("corral-runcmd", log::LevelFilter::Info);
+    corral_host::kmsg::KmsgLogger::init("corral-runcmd", log::LevelFilter::Info);
     let (config, _) = corral_config::load().context("reading the configuration")?;
     let script = Path::new(corral_cli::usercmd::SCRIPT);
     let script = script.exists().then_some(script);
@@ -473,7 +473,7 @@ fn runcmd() -> anyhow::Result<()> {
 /// Sets up ssh access, then keeps sshd and the gettys running until the container is
 /// stopped.
 fn console_init() -> anyhow::Result<()> {
-    corral_init::kmsg::KmsgLogger::init("corral-console", log::LevelFilter::Info);
+    corral_host::kmsg::KmsgLogger::init("corral-console", log::LevelFilter::Info);
     let root = Path::new("/");
     let (config, errors) = corral_config::load().context("reading the configuration")?;
     for e in errors {
@@ -522,7 +522,7 @@ fn console_init() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all("/run/sshd").context("creating /run/sshd")?;
 
-    let signals = corral_init::handled_signals();
+    let signals = corral_host::handled_signals();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .context("blocking signals")?;
     let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
@@ -563,9 +563,9 @@ fn console_init() -> anyhow::Result<()> {
         }
     }
     let mut refs: Vec<&mut Respawn> = children.iter_mut().collect();
-    let action = supervisor::run(&sfd, &mut refs);
+    let action = respawn::run(&sfd, &mut refs);
     log::info!("stopping ({})", action.verb());
-    supervisor::stop(&mut refs, Duration::from_secs(5));
+    respawn::stop(&mut refs, Duration::from_secs(5));
     Ok(())
 }
 

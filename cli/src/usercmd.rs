@@ -26,14 +26,9 @@ pub fn run(commands: &[Command], script: Option<&Path>) -> Vec<String> {
         ));
     }
     for (what, argv) in argvs {
-        let line = match std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-        {
-            Err(e) => format!("{what}: could not start: {e}"),
-            Ok(out) => corral_config::schema::outcome_line(&what, &out),
-        };
-        report.push(line);
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        report.push(corral_host::command::report(&what, &mut cmd, None));
     }
     report
 }

@@ -17,7 +17,7 @@ pub struct Setting {
 
 /// The configuration options on a command line, in order.
 pub fn settings(cmdline: &str) -> Vec<Setting> {
-    corral_init::cmdline::split(cmdline)
+    corral_host::cmdline::split(cmdline)
         .into_iter()
         .filter_map(|word| {
             let rest = word

@@ -68,7 +68,7 @@ pub struct RealMedia;
 
 impl Media for RealMedia {
     fn find(&self, labels: &[&str]) -> Vec<PathBuf> {
-        corral_init::label::find(Path::new("/sys/class/block"), Path::new("/dev"), labels)
+        corral_host::label::find(Path::new("/sys/class/block"), Path::new("/dev"), labels)
             .into_iter()
             .map(|(dev, _)| dev)
             .collect()

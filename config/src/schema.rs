@@ -420,24 +420,6 @@ impl Command {
     }
 }
 
-/// How a command ended, as one report line: `<what>: exit N` (or how it was killed),
-/// then its output, indented.
-pub fn outcome_line(what: &str, out: &std::process::Output) -> String {
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let code = out
-        .status
-        .code()
-        .map(|c| format!("exit {c}"))
-        .unwrap_or_else(|| "killed by a signal".into());
-    let body: String = text
-        .trim_end()
-        .lines()
-        .map(|l| format!("\n    {l}"))
-        .collect();
-    format!("{what}: {code}{body}")
-}
-
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

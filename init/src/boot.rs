@@ -2,10 +2,11 @@
 //! assembly, switch) and in the real root (cgroups, live-mode mounts, hostname, modules).
 //! Everything goes through [`Sys`], so the sequence is unit-tested with the fake.
 
-use crate::cmdline::{BootOptions, Cgroup};
 use crate::error::Result;
-use crate::sys::Sys;
-use crate::{memcg, modules, mounts, root, since_boot, state};
+use crate::{memcg, mounts, root, state};
+use corral_host::cmdline::{BootOptions, Cgroup};
+use corral_host::sys::Sys;
+use corral_host::{modules, since_boot};
 use std::path::{Path, PathBuf};
 
 /// Modules the initrd needs to mount the root, one name a line (written by the build).
@@ -108,23 +109,10 @@ pub fn root_stage(sys: &dyn Sys, opts: &BootOptions) -> Result<()> {
     Ok(())
 }
 
-/// /etc/hosts with the host name on 127.0.1.1 (Debian's convention), so that programs
-/// that look their own name up (sudo, for one) find it. Containers on the host network
-/// get a copy of this file.
-pub fn hosts_with_name(hosts: &str, hostname: &str) -> String {
-    let mut out: String = hosts
-        .lines()
-        .filter(|l| !l.starts_with("127.0.1.1"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    out.push_str(&format!("127.0.1.1 {hostname}\n"));
-    out
-}
-
 fn name_in_hosts(sys: &dyn Sys, hostname: &str) {
     let path = Path::new("/etc/hosts");
     let hosts = sys.read_to_string(path).unwrap_or_default();
-    if let Err(e) = sys.write(path, &hosts_with_name(&hosts, hostname)) {
+    if let Err(e) = sys.write(path, &corral_host::hosts::with_name(&hosts, hostname)) {
         log::warn!("{e}");
     }
 }
@@ -132,7 +120,7 @@ fn name_in_hosts(sys: &dyn Sys, hostname: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::fake::{Call, FakeSys};
+    use corral_host::sys::fake::{Call, FakeSys};
 
     fn booted_fake() -> FakeSys {
         FakeSys::default()
@@ -183,14 +171,5 @@ mod tests {
             .read_to_string(Path::new("/etc/hosts"))
             .expect("written");
         assert_eq!(hosts, "127.0.1.1 node7\n");
-    }
-
-    #[test]
-    fn the_host_name_replaces_an_earlier_127_0_1_1_line() {
-        let hosts = "127.0.0.1 localhost\n127.0.1.1 old\n::1 localhost\n";
-        assert_eq!(
-            hosts_with_name(hosts, "new"),
-            "127.0.0.1 localhost\n::1 localhost\n127.0.1.1 new\n"
-        );
     }
 }

@@ -1,73 +1,16 @@
 //! The one error type of the init crate: one variant per operation, each naming what it
-//! acted on, so the console message says what failed and where.
+//! acted on, so the console message says what failed and where. The system calls' own
+//! failures come from corral-host and pass through unchanged.
 
 use std::path::PathBuf;
 
 /// Everything that can go wrong while PID 1 brings the machine up or down.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    #[error("mounting {fstype} on '{target}' failed: {source}")]
-    Mount {
-        fstype: String,
-        target: PathBuf,
-        source: nix::Error,
-    },
-    #[error("unmounting '{target}' failed: {source}")]
-    Unmount { target: PathBuf, source: nix::Error },
-    #[error("creating directory '{path}' failed: {source}")]
-    Mkdir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("removing directory '{path}' failed: {source}")]
-    Rmdir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("`{command}` failed: {detail}")]
-    Run { command: String, detail: String },
-    #[error("growing '{partition}' failed: {detail}")]
-    Grow { partition: PathBuf, detail: String },
-    #[error("reading '{path}' failed: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("writing '{path}' failed: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("loading kernel module '{name}' from '{path}' failed: {source}")]
-    LoadModule {
-        name: String,
-        path: PathBuf,
-        source: nix::Error,
-    },
-    #[error("kernel module '{name}' is not in '{dep_file}'; rebuild the image with it listed in build/rootfs.yml")]
-    UnknownModule { name: String, dep_file: PathBuf },
-    #[error("attaching '{file}' to a loop device failed: {source}")]
-    Loop { file: PathBuf, source: nix::Error },
-    #[error("switching root to '{new_root}' failed at {step}: {source}")]
-    SwitchRoot {
-        new_root: PathBuf,
-        step: &'static str,
-        source: nix::Error,
-    },
-    #[error("setting the hostname to '{name}' failed: {source}")]
-    Hostname { name: String, source: nix::Error },
-    #[error("starting '{program}' failed: {source}")]
-    Spawn {
-        program: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Host(#[from] corral_host::HostError),
     #[error("the root image '{path}' is missing from the initrd; rebuild with `make dist`")]
     MissingRootImage { path: PathBuf },
-    #[error("signal setup failed at {step}: {source}")]
-    Signals {
-        step: &'static str,
-        source: nix::Error,
-    },
 }
 
 /// Result alias for this crate.

@@ -8,16 +8,24 @@
 //! order and calls reboot(2). The same binary is `poweroff`, `reboot` and `halt` on the
 //! host: by name, it asks PID 1 to stop.
 //!
-//! - **Owns:** the early mounts, the root switch, kernel module loading at boot, the
-//!   hostname at boot, reaping, the shutdown sequence, `/run/corral/lower` and
-//!   `/run/corral/rw`.
+//! - **Owns:** the early mounts (one table, `mounts`), the root switch (`root`), kernel
+//!   module loading at boot, the hostname at boot (`boot`), the state partition (`state`:
+//!   find, autoformat a blank disk, grow, mount at `/run/corral/state`, bind the persisted
+//!   directories), the early memory cgroup (`memcg`), the manager's life and the shutdown
+//!   sequence (`shutdown`), `/run/corral/lower`, `/run/corral/rw` and its steps of the boot
+//!   report in `/run/corral/init-steps`.
 //! - **Must not touch:** dockerd or any container (the manager does), configuration
 //!   files (the `config` crate does), the network.
-//! - **Talks to:** the kernel (system calls, through [`sys::Sys`]), the manager (starts
-//!   it, SIGTERM at shutdown), the console and /dev/kmsg.
+//! - **Talks to:** the kernel, through corral-host (the `Sys` trait and its recording
+//!   fake, module loading, labels, reaping and respawning, the kernel log);
+//!   mkfs.ext4 and resize2fs (e2fsprogs, in the root); the manager (starts it, SIGTERM
+//!   at shutdown); the console.
 //!
-//! PID 1 never exits and never panics: every error either degrades (logged, boot goes
-//! on) or takes the one terminal path, [`shutdown::fatal`].
+//! A leaf: no other crate depends on it (`tests/tests/architecture.rs` checks). Small and
+//! synchronous (nix and corral-host; no tokio). PID 1 never exits and never panics: every
+//! error either degrades (logged, boot goes on) or takes the one terminal path,
+//! [`shutdown::fatal`]; clippy denies `unwrap`, `expect`, `panic` and `exit` outside
+//! tests.
 
 #![cfg_attr(
     not(test),
@@ -25,54 +33,23 @@
 )]
 
 pub mod boot;
-pub mod cmdline;
 pub mod error;
-pub mod grow;
-pub mod kmsg;
-pub mod label;
 pub mod memcg;
-pub mod modules;
 pub mod mounts;
-pub mod power;
-pub mod reaper;
 pub mod root;
 pub mod shutdown;
-pub mod spawn;
 pub mod state;
-pub mod supervisor;
-pub mod sys;
-pub mod timeline;
 
-use cmdline::BootOptions;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use corral_host::cmdline::{self, BootOptions};
+use corral_host::respawn::{self, Respawn};
+use corral_host::{handled_signals, kmsg, since_boot, sys, timeline};
+use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::path::PathBuf;
 use std::time::Duration;
-use supervisor::Respawn;
 
-/// Seconds since the kernel started (CLOCK_BOOTTIME), for log lines and the boot report.
-pub fn since_boot() -> f64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
-        .unwrap_or(0.0)
-}
-
-/// The signals PID 1 reads through its signalfd.
-pub fn handled_signals() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGPWR,
-        Signal::SIGHUP,
-    ] {
-        set.add(s);
-    }
-    set
-}
+/// The manager's program, which PID 1 keeps running.
+pub const MANAGER: &str = "/usr/bin/corral-manager";
 
 /// PID 1's whole life. Never returns.
 pub fn run() -> ! {
@@ -116,7 +93,7 @@ pub fn run() -> ! {
         Ok(sfd) => sfd,
         Err(e) => shutdown::fatal(&e, opts.recovery),
     };
-    let mut manager = Respawn::new("manager", supervisor::MANAGER, &[], None);
+    let mut manager = Respawn::new("manager", MANAGER, &[], None);
     let mut shell = opts.debug_shell.as_ref().map(|tty| {
         log::warn!("debug shell enabled on {tty} (corral.debug_shell)");
         let tty = Some(PathBuf::from("/dev").join(tty));
@@ -129,25 +106,11 @@ pub fn run() -> ! {
     if let Some(shell) = shell.as_mut() {
         children.push(shell);
     }
-    let action = supervisor::run(&sfd, &mut children);
+    let action = respawn::run(&sfd, &mut children);
     shutdown::shutdown(
         &sys,
         &mut children,
         action,
         Duration::from_secs(opts.shutdown_timeout),
     )
-}
-
-/// `poweroff`, `reboot`, `halt`: ask PID 1 to stop, or with `-f` stop at once.
-pub fn request(action: power::Action, force: bool) -> Result<(), String> {
-    if force {
-        nix::unistd::sync();
-        return nix::sys::reboot::reboot(action.reboot_mode())
-            .map(|_| ())
-            .map_err(|e| format!("reboot(2) failed: {e}; run as root"));
-    }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), action.signal()).map_err(|e| match e {
-        nix::Error::EPERM => "only root can stop the machine; try `sudo` first".to_string(),
-        e => format!("signalling PID 1 failed: {e}"),
-    })
 }

@@ -1,6 +1,6 @@
 //! PID 1, and the `poweroff` / `reboot` / `halt` commands by the name they are run as.
 
-use corral_init::power::Action;
+use corral_host::power::{self, Action};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         let force = rest.iter().any(|a| a == "-f" || a == "--force");
-        return match corral_init::request(action, force) {
+        return match power::request(action, force) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{argv0}: {e}");

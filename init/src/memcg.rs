@@ -13,9 +13,9 @@
 //! hardware it costs one mkdir and one rmdir. The key stays on once turned on, so the
 //! cgroup is removed again.
 
-use crate::cmdline::Cgroup;
 use crate::error::Result;
-use crate::sys::Sys;
+use corral_host::cmdline::Cgroup;
+use corral_host::sys::Sys;
 use std::path::{Path, PathBuf};
 
 /// The cgroup made and removed again, under the memory hierarchy.
@@ -59,7 +59,7 @@ pub fn warm(sys: &dyn Sys, cgroup: Cgroup) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::fake::{Call, FakeSys};
+    use corral_host::sys::fake::{Call, FakeSys};
 
     #[test]
     fn v2_hands_memory_down_then_makes_and_removes_a_child() {

@@ -3,9 +3,9 @@
 //! applies the plan through [`Sys`]. Mounting is idempotent: a target already mounted with
 //! the same filesystem type is skipped.
 
-use crate::cmdline::{BootOptions, Cgroup};
 use crate::error::Result;
-use crate::sys::Sys;
+use corral_host::cmdline::{BootOptions, Cgroup};
+use corral_host::sys::Sys;
 use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 
@@ -208,7 +208,7 @@ pub fn unmount_order(proc_mounts: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::fake::{Call, FakeSys};
+    use corral_host::sys::fake::{Call, FakeSys};
 
     #[test]
     fn early_plan_mounts_api_filesystems_in_order() {

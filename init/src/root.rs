@@ -4,7 +4,7 @@
 
 use crate::error::{InitError, Result};
 use crate::mounts::MOVED_AT_SWITCH;
-use crate::sys::Sys;
+use corral_host::sys::Sys;
 use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 pub const ROOT_IMAGE: &str = "/root.squashfs";
 /// Where the new root is assembled before the switch.
 pub const NEW_ROOT: &str = "/sysroot";
-/// Where the root image (squashfs) stays mounted, read-only, after the switch.
-pub const LOWER: &str = "/run/corral/lower";
+pub use corral_host::layout::LOWER;
 const RW: &str = "/run/corral/rw";
 
 /// Mounts the root image read-only with a tmpfs upper layer at [`NEW_ROOT`].
@@ -58,7 +57,8 @@ pub fn assemble(sys: &dyn Sys) -> Result<()> {
         Some("overlay"),
         MsFlags::empty(),
         Some(&options),
-    )
+    )?;
+    Ok(())
 }
 
 /// Moves the API filesystems into the new root and switches into it, then makes `/`
@@ -76,13 +76,14 @@ pub fn switch(sys: &dyn Sys) -> Result<()> {
         None,
         MsFlags::MS_REC | MsFlags::MS_SHARED,
         None,
-    )
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::fake::{Call, FakeSys};
+    use corral_host::sys::fake::{Call, FakeSys};
 
     #[test]
     fn assemble_stacks_tmpfs_over_the_squashfs_image() {

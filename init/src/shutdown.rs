@@ -3,13 +3,13 @@
 //! remount the root read-only and call reboot(2). Also the one terminal path for a boot
 //! that cannot go on.
 
-use crate::cmdline::Recovery;
 use crate::mounts::unmount_order;
-use crate::power::Action;
-use crate::reaper;
-use crate::spawn::spawn;
-use crate::supervisor::{stop, wait_until, Respawn};
-use crate::sys::Sys;
+use corral_host::cmdline::Recovery;
+use corral_host::command::spawn;
+use corral_host::power::Action;
+use corral_host::reaper;
+use corral_host::respawn::{stop, wait_until, Respawn};
+use corral_host::sys::Sys;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

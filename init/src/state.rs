@@ -8,10 +8,11 @@
 //! The root itself stays a fresh overlay every boot: what persists is the list below,
 //! nothing else (as on Bottlerocket), so a reboot always starts from the shipped OS.
 
-use crate::cmdline::BootOptions;
 use crate::error::Result;
 use crate::mounts;
-use crate::sys::Sys;
+use corral_host::cmdline::BootOptions;
+use corral_host::layout::PERSISTED;
+use corral_host::sys::Sys;
 use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,16 +21,6 @@ use std::time::Duration;
 pub const LABEL: &str = "CORRAL_STATE";
 /// Where the state filesystem is mounted.
 pub const MOUNT: &str = "/run/corral/state";
-/// (directory on the state filesystem, where it appears): the engines' data, Corral's
-/// own (saved configuration, ssh host keys, TLS, preload), users' homes, /opt, logs.
-pub const PERSISTED: &[(&str, &str)] = &[
-    ("system-docker", "/var/lib/system-docker"),
-    ("docker", "/var/lib/docker"),
-    ("corral", "/var/lib/corral"),
-    ("home", "/home"),
-    ("opt", "/opt"),
-    ("log", "/var/log"),
-];
 /// A disk counts as blank when this much of its start is zeros.
 pub const BLANK_BYTES: usize = 1 << 20;
 /// How long to wait for NVMe namespaces (probed asynchronously) to show the label.
@@ -193,7 +184,7 @@ fn mount(sys: &dyn Sys, device: &Path) -> Result<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::fake::{Call, FakeSys};
+    use corral_host::sys::fake::{Call, FakeSys};
 
     fn mounts_of(sys: &FakeSys) -> Vec<(Option<String>, PathBuf)> {
         sys.calls()

@@ -16,33 +16,15 @@
 //!   dosfstools from the build host.
 
 pub mod disk;
+mod error;
 mod tools;
 
+pub use error::{IsoError, Result};
 pub use tools::Tools;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-#[derive(Debug, thiserror::Error)]
-pub enum IsoError {
-    #[error("'{path}' is missing (Debian package {package})")]
-    MissingFile {
-        path: PathBuf,
-        package: &'static str,
-    },
-    #[error("running `{command}` failed: {detail}")]
-    Command { command: String, detail: String },
-    #[error(transparent)]
-    Disk(#[from] corral_disk::DiskError),
-    #[error("writing '{path}' failed: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-pub type Result<T> = std::result::Result<T, IsoError>;
 
 /// Files the ISO is made of (paths as installed), with the Debian package of each.
 const ISOLINUX_BIN: (&str, &str) = ("/usr/lib/ISOLINUX/isolinux.bin", "isolinux");
@@ -123,24 +105,10 @@ pub fn grub_early_cfg() -> String {
     )
 }
 
+/// Runs a build tool to its end (through the project's one command runner).
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
-    let command = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().map_err(|e| IsoError::Command {
-        command: command.clone(),
-        detail: e.to_string(),
-    })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(IsoError::Command {
-            command,
-            detail: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        })
-    }
+    corral_host::command::output(cmd)?;
+    Ok(())
 }
 
 fn write(path: &Path, content: &[u8]) -> Result<()> {

@@ -81,7 +81,7 @@ fn the_disk_image_holds_table_bootloaders_and_slot_a() {
     let head = &bytes[state.offset() as usize..state.offset() as usize + 2048];
     // The label as PID 1 finds the state filesystem by it.
     assert_eq!(
-        corral_init::label::from_bytes(head).as_deref(),
+        corral_host::label::from_bytes(head).as_deref(),
         Some("CORRAL_STATE"),
         "the state filesystem's label"
     );

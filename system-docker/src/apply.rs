@@ -7,7 +7,7 @@
 //! console, where users look for them (as RancherOS did).
 
 use corral_config::schema::{Command, ModuleName, Mount, Scalar, SysctlKey};
-use corral_init::sys::Sys;
+use corral_host::sys::Sys;
 use nix::mount::MsFlags;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub fn hostname(sys: &dyn Sys, name: &str) -> Vec<String> {
     let hosts = sys
         .read_to_string(Path::new("/etc/hosts"))
         .unwrap_or_default();
-    let hosts = corral_init::boot::hosts_with_name(&hosts, name);
+    let hosts = corral_host::hosts::with_name(&hosts, name);
     if let Err(e) = sys.write(Path::new("/etc/hosts"), &hosts) {
         errors.push(format!("hostname {name}: {e}"));
     }
@@ -73,7 +73,7 @@ pub fn load_modules(sys: &dyn Sys, release: &str, names: &[String], what: &str) 
         return Vec::new();
     }
     let dir = Path::new("/lib/modules").join(release);
-    match corral_init::modules::load(sys, &dir, names) {
+    match corral_host::modules::load(sys, &dir, names) {
         Ok(0) => Vec::new(),
         Ok(n) => vec![format!(
             "{what}: {n} module(s) did not load; the kernel log says which"
@@ -114,7 +114,7 @@ pub fn mounts(sys: &dyn Sys, entries: &[Mount]) -> Vec<String> {
         let target = Path::new(&*m.target);
         let device = match m.device.strip_prefix("LABEL=") {
             Some(label) => {
-                match corral_init::label::find(
+                match corral_host::label::find(
                     Path::new("/sys/class/block"),
                     Path::new("/dev"),
                     &[label],
@@ -175,13 +175,15 @@ pub async fn run_commands(what: &str, commands: &[Command], limit: Duration) -> 
     let mut report = Vec::new();
     for (i, c) in commands.iter().enumerate() {
         let argv = c.argv();
-        let mut cmd = tokio::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..]).kill_on_drop(true);
-        let line = match tokio::time::timeout(limit, cmd.output()).await {
-            Err(_) => format!("{what}[{i}] `{c}`: still running after {limit:?}; killed"),
-            Ok(Err(e)) => format!("{what}[{i}] `{c}`: could not start: {e}"),
-            Ok(Ok(out)) => corral_config::schema::outcome_line(&format!("{what}[{i}] `{c}`"), &out),
-        };
+        let named = format!("{what}[{i}] `{c}`");
+        // The runner blocks (it waits for the command), so it runs off the runtime.
+        let line = tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+            corral_host::command::report(&named, &mut cmd, Some(limit))
+        })
+        .await
+        .unwrap_or_else(|e| format!("{what}[{i}] `{c}`: the runner failed: {e}"));
         report.push(line);
     }
     report
@@ -227,7 +229,7 @@ pub fn file_tar(f: &corral_config::schema::WriteFile) -> Result<Vec<u8>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corral_init::sys::fake::{Call, FakeSys};
+    use corral_host::sys::fake::{Call, FakeSys};
 
     #[test]
     fn hostname_goes_to_the_kernel_and_both_files() {

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use corral_config::datasource;
 use corral_config::store::{self, Effective, Store};
-use corral_init::kmsg::KmsgLogger;
+use corral_host::kmsg::KmsgLogger;
 use corral_system_docker::engine::EngineSpec;
 use corral_system_docker::images;
 use corral_system_docker::supervise::{supervise, EngineEvent};
@@ -91,7 +91,7 @@ const SERVICES_DIR: &str = "/var/lib/corral/conf/services";
 /// The manager proper, as PID 1 runs it.
 fn manage() -> anyhow::Result<()> {
     KmsgLogger::init("corral-manager", log::LevelFilter::Info);
-    let manager_started = corral_init::since_boot();
+    let manager_started = corral_host::since_boot();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,7 +107,7 @@ fn manage() -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         // The seed on the root's squashfs itself (PID 1 mounts it there): its layers
         // are linked, not copied. Without it (a root that is not a squashfs), copied.
-        let on_squashfs = std::path::Path::new(corral_init::root::LOWER)
+        let on_squashfs = std::path::Path::new(corral_host::layout::LOWER)
             .join(corral_system_docker::seed::SEED_DIR.trim_start_matches('/'));
         // Linked layers point into this boot's root image, so they suit a data root
         // that lives as long as the boot (tmpfs). A data root on the state partition
@@ -144,7 +144,7 @@ fn manage() -> anyhow::Result<()> {
                 _ = int.recv() => break,
                 Some(event) = events.recv() => {
                     if let EngineEvent::Ready { .. } = event {
-                        timeline::record(ENGINE, manager_started, corral_init::since_boot(), Some(ROOT_STAGE));
+                        timeline::record(ENGINE, manager_started, corral_host::since_boot(), Some(ROOT_STAGE));
                         // Every start of the engine (the first, or after a crash) gets
                         // the images and the services; both skip what is already there.
                         // A stop request does not wait for the start-up to finish: it
@@ -203,7 +203,7 @@ async fn on_engine_ready(
     configured: &mut Option<Effective>,
 ) -> Option<corral_system_docker::compose::ServicesFile> {
     let started = std::time::Instant::now();
-    let images_start = corral_init::since_boot();
+    let images_start = corral_host::since_boot();
     let docker = match corral_system_docker::engine::connect(spec).await {
         Ok(d) => d,
         Err(e) => {
@@ -248,7 +248,7 @@ async fn on_engine_ready(
                 } else {
                     loaded.join(", ")
                 },
-                corral_init::since_boot()
+                corral_host::since_boot()
             );
         }
         Err(e) => log::error!("{e}"),
@@ -256,7 +256,7 @@ async fn on_engine_ready(
     timeline::record(
         IMAGES,
         images_start,
-        corral_init::since_boot(),
+        corral_host::since_boot(),
         Some(ENGINE),
     );
     let links = network::wired_links(std::path::Path::new("/sys/class/net"));
@@ -276,12 +276,12 @@ async fn on_engine_ready(
                 ..Default::default()
             };
             bring_up_services(&docker, &network, IMAGES).await;
-            let configuring = corral_init::since_boot();
+            let configuring = corral_host::since_boot();
             let e = configure(&saved).await;
             timeline::record(
                 CONFIGURATION,
                 configuring,
-                corral_init::since_boot(),
+                corral_host::since_boot(),
                 Some("service network"),
             );
             *configured = Some(e.clone());
@@ -291,7 +291,7 @@ async fn on_engine_ready(
     let mut file = services_for(&effective, &links);
     prepare_user_engine(&docker, &effective, &mut file).await;
     let since = corral_system_docker::watch::now_stamp();
-    let services_start = corral_init::since_boot();
+    let services_start = corral_host::since_boot();
     bring_up_services(&docker, &file, CONFIGURATION).await;
     if file.services.contains_key("console") {
         tokio::spawn(timeline::when_listening(
@@ -343,7 +343,7 @@ async fn prepare_user_engine(
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let wanted: Vec<String> = user_engine::MODULES.iter().map(|m| m.to_string()).collect();
     let what = format!("loading {}", wanted.join(", "));
-    for problem in apply::load_modules(&corral_init::sys::Linux, release.trim(), &wanted, &what) {
+    for problem in apply::load_modules(&corral_host::sys::Linux, release.trim(), &wanted, &what) {
         report.push((log::Level::Warn, problem));
     }
     let plan = user_engine::plan(effective, &mut report);
@@ -472,7 +472,7 @@ async fn configure(saved: &Effective) -> Effective {
             let _ = std::fs::remove_file(script);
         }
     }
-    let sys = corral_init::sys::Linux;
+    let sys = corral_host::sys::Linux;
     let c = &effective.config;
     let mut problems = Vec::new();
     if let Some(name) = c.host_name() {
@@ -570,7 +570,7 @@ async fn bring_up_services(
     file: &corral_system_docker::compose::ServicesFile,
     after: &str,
 ) {
-    let start = corral_init::since_boot();
+    let start = corral_host::since_boot();
     use corral_system_docker::services::Outcome;
     for w in &file.warnings {
         log::warn!("{w}");
@@ -579,7 +579,7 @@ async fn bring_up_services(
         log::error!("{e}; the other services still start");
     }
     for (name, outcome) in corral_system_docker::services::up(docker, file).await {
-        let at = corral_init::since_boot();
+        let at = corral_host::since_boot();
         if outcome.succeeded() {
             timeline::record(&format!("service {name}"), start, at, Some(after));
         }

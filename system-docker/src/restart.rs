@@ -2,7 +2,7 @@
 //! is logged with its reason and backs off the same way PID 1 does (0.5 s doubling to
 //! 30 s; a run of a minute resets it). Pure logic: the event loop in `watch` feeds it.
 
-use corral_init::supervisor::backoff;
+use corral_host::respawn::backoff;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

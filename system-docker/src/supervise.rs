@@ -2,8 +2,8 @@
 //! start it again after a backoff; on shutdown stop it cleanly.
 
 use crate::engine::{stop_leftover_containerd, wait_ready, Engine, EngineSpec};
-use corral_init::since_boot;
-use corral_init::supervisor::backoff;
+use corral_host::respawn::backoff;
+use corral_host::since_boot;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 

@@ -1,5 +1,5 @@
 //! This boot's timeline as the manager records it, for `corral boot-report`: PID 1's
-//! steps (read from [`corral_init::timeline::STEPS`]), then the manager's own: the
+//! steps (read from [`corral_host::timeline::STEPS`]), then the manager's own: the
 //! system engine, the system images, the network, the configuration, each service,
 //! sshd listening and the user engine.
 
@@ -43,7 +43,7 @@ pub fn parse_init(text: &str) -> Vec<Step> {
 
 /// The report so far: PID 1's steps and the manager's.
 pub fn report() -> BootReport {
-    let mut steps = std::fs::read_to_string(corral_init::timeline::STEPS)
+    let mut steps = std::fs::read_to_string(corral_host::timeline::STEPS)
         .map(|t| parse_init(&t))
         .unwrap_or_default();
     steps.extend(STEPS.lock().unwrap_or_else(|p| p.into_inner()).clone());
@@ -65,7 +65,7 @@ pub async fn when_listening(
             .await
             .is_ok()
         {
-            record(name, start, corral_init::since_boot(), Some(after));
+            record(name, start, corral_host::since_boot(), Some(after));
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn pid_1s_steps_are_read_back() {
-        let text = corral_init::timeline::lines(1.2, 1.5, 2.8) + "garbage\nx\tno\t1\t\n";
+        let text = corral_host::timeline::lines(1.2, 1.5, 2.8) + "garbage\nx\tno\t1\t\n";
         let steps = parse_init(&text);
         assert_eq!(steps.len(), 3);
         assert_eq!(steps[0], Step::new("kernel", 0.0, 1.2, None));

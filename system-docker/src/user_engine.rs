@@ -278,7 +278,7 @@ pub async fn when_ready(within: Duration, started: f64) {
         );
         return;
     };
-    let ready = corral_init::since_boot();
+    let ready = corral_host::since_boot();
     log::info!("user engine: ready at {ready:.2}s");
     crate::timeline::record(
         crate::timeline::USER_ENGINE,
@@ -303,7 +303,7 @@ pub async fn when_ready(within: Duration, started: f64) {
     crate::timeline::record(
         "user images preloaded",
         ready,
-        corral_init::since_boot(),
+        corral_host::since_boot(),
         Some(crate::timeline::USER_ENGINE),
     );
 }

@@ -8,7 +8,7 @@ use crate::restart::{Decision, Policy, Tracker};
 use crate::services::{RESTART, SERVICE};
 use bollard::query_parameters::{EventsOptions, StartContainerOptions};
 use bollard::Docker;
-use corral_init::since_boot;
+use corral_host::since_boot;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

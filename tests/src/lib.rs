@@ -38,6 +38,8 @@ pub enum HarnessError {
         code: i32,
         output: String,
     },
+    #[error(transparent)]
+    Run(#[from] corral_host::HostError),
 }
 
 pub type Result<T> = std::result::Result<T, HarnessError>;
@@ -179,19 +181,12 @@ pub fn log_dir(name: &str) -> PathBuf {
 /// A disk of `bytes` at `disk` holding the raw image `image` (a sparse copy, grown): an
 /// image written to a bigger disk, as on EC2 or by `dd`.
 pub fn disk_from_image(image: &Path, disk: &Path, bytes: u64) -> Result<()> {
-    let out = std::process::Command::new("cp")
-        .arg("--sparse=always")
-        .arg(image)
-        .arg(disk)
-        .output()
-        .map_err(|e| HarnessError::Io("cp".into(), e))?;
-    if !out.status.success() {
-        return Err(HarnessError::Command {
-            command: format!("cp --sparse=always {} {}", image.display(), disk.display()),
-            code: out.status.code().unwrap_or(-1),
-            output: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
+    corral_host::command::output(
+        std::process::Command::new("cp")
+            .arg("--sparse=always")
+            .arg(image)
+            .arg(disk),
+    )?;
     std::fs::OpenOptions::new()
         .write(true)
         .open(disk)
@@ -224,18 +219,11 @@ pub fn nocloud_iso(dir: &Path, user_data: &[u8], meta_data: &str) -> Result<Path
     std::fs::write(seed.join("user-data"), user_data).map_err(io(&seed))?;
     std::fs::write(seed.join("meta-data"), meta_data).map_err(io(&seed))?;
     let iso = dir.join("cidata.iso");
-    let out = std::process::Command::new("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-r", "-o"])
-        .arg(&iso)
-        .arg(&seed)
-        .output()
-        .map_err(io(Path::new("xorriso")))?;
-    if !out.status.success() {
-        return Err(HarnessError::Command {
-            command: "xorriso -as mkisofs".into(),
-            code: out.status.code().unwrap_or(-1),
-            output: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
+    corral_host::command::output(
+        std::process::Command::new("xorriso")
+            .args(["-as", "mkisofs", "-quiet", "-V", "cidata", "-J", "-r", "-o"])
+            .arg(&iso)
+            .arg(&seed),
+    )?;
     Ok(iso)
 }

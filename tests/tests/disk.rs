@@ -384,7 +384,7 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
     );
     // The label as PID 1 reads it (and blkid would).
     assert_eq!(
-        corral_init::label::of_device(&blank).as_deref(),
+        corral_host::label::of_device(&blank).as_deref(),
         Some("CORRAL_STATE")
     );
 }

@@ -192,7 +192,7 @@ impl Host for Linux {
     }
 
     fn labelled(&self, label: &str) -> Vec<PathBuf> {
-        corral_init::label::find(Path::new("/sys/class/block"), &self.dev, &[label])
+        corral_host::label::find(Path::new("/sys/class/block"), &self.dev, &[label])
             .into_iter()
             .map(|(node, _)| node)
             .collect()
@@ -255,7 +255,7 @@ impl Host for Linux {
 
     fn run(&self, program: &str, args: &[&str]) -> io::Result<()> {
         // PID 1's runner: a clean environment; the exit status and stderr in the error.
-        corral_init::spawn::run(program, args).map_err(io::Error::other)
+        corral_host::command::run(program, args).map_err(io::Error::other)
     }
 
     fn mount(&self, device: &Path, dir: &Path, fstype: &str, read_only: bool) -> io::Result<()> {

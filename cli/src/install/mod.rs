@@ -108,7 +108,7 @@ pub struct Installed {
 /// file under [`CONF_DIR`], in the state directory PID 1 binds there.
 pub fn cloud_config_on_state() -> PathBuf {
     let set_file = Store::new(CONF_DIR).set_path();
-    corral_init::state::PERSISTED
+    corral_host::layout::PERSISTED
         .iter()
         .find_map(|(dir, at)| {
             let rest = set_file.strip_prefix(at).ok()?;

@@ -2,7 +2,7 @@
 //! gives each module's path and dependencies; dependencies load first; built-in and
 //! already-loaded modules are skipped.
 
-use crate::error::{InitError, Result};
+use crate::error::{HostError, Result};
 use crate::sys::Sys;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ pub fn load(sys: &dyn Sys, modules_dir: &Path, wanted: &[String]) -> Result<usiz
                 failures += 1;
                 log::warn!(
                     "{}",
-                    InitError::UnknownModule {
+                    HostError::UnknownModule {
                         name: missing,
                         dep_file: dep_file.clone()
                     }

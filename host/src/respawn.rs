@@ -1,10 +1,12 @@
-//! PID 1's main loop after boot: keeps the manager (and, when asked for, a debug shell)
-//! running, reaps every child, and returns the shutdown request that ends it. Synchronous:
-//! one signalfd, one poll with a timeout for the next restart.
+//! Keeping processes running, for a process that reaps its own children: PID 1 (the
+//! manager and a debug shell) and the console container's init (sshd and the gettys).
+//! [`run`] starts each [`Respawn`], restarts it with [`backoff`] when it exits, reaps
+//! every child, and returns the shutdown request that ends it. Synchronous: one
+//! signalfd, one poll with a timeout for the next restart.
 
+use crate::command::spawn;
 use crate::power::Action;
 use crate::reaper;
-use crate::spawn::spawn;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
@@ -12,9 +14,6 @@ use nix::unistd::Pid;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// The manager's program.
-pub const MANAGER: &str = "/usr/bin/corral-manager";
 
 /// Delay before restarting a process that has failed `failures` times in a row: 0.5 s,
 /// doubling, at most 30 s, so a crash loop neither spins nor leaves the machine without

@@ -3,7 +3,7 @@
 //! implementation is [`Linux`]; the fake is [`fake::FakeSys`]. Callers receive a
 //! `&dyn Sys` explicitly: nothing picks an implementation by `cfg!(test)`.
 
-use crate::error::{InitError, Result};
+use crate::error::{HostError, Result};
 use nix::mount::{MntFlags, MsFlags};
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -77,7 +77,7 @@ impl Sys for Linux {
         flags: MsFlags,
         data: Option<&str>,
     ) -> Result<()> {
-        nix::mount::mount(source, target, fstype, flags, data).map_err(|source| InitError::Mount {
+        nix::mount::mount(source, target, fstype, flags, data).map_err(|source| HostError::Mount {
             fstype: fstype.unwrap_or("(bind/move)").to_string(),
             target: target.to_path_buf(),
             source,
@@ -85,35 +85,35 @@ impl Sys for Linux {
     }
 
     fn umount(&self, target: &Path, flags: MntFlags) -> Result<()> {
-        nix::mount::umount2(target, flags).map_err(|source| InitError::Unmount {
+        nix::mount::umount2(target, flags).map_err(|source| HostError::Unmount {
             target: target.to_path_buf(),
             source,
         })
     }
 
     fn mkdir_all(&self, path: &Path) -> Result<()> {
-        fs::create_dir_all(path).map_err(|source| InitError::Mkdir {
+        fs::create_dir_all(path).map_err(|source| HostError::Mkdir {
             path: path.to_path_buf(),
             source,
         })
     }
 
     fn remove_dir(&self, path: &Path) -> Result<()> {
-        fs::remove_dir(path).map_err(|source| InitError::Rmdir {
+        fs::remove_dir(path).map_err(|source| HostError::Rmdir {
             path: path.to_path_buf(),
             source,
         })
     }
 
     fn read_to_string(&self, path: &Path) -> Result<String> {
-        fs::read_to_string(path).map_err(|source| InitError::Read {
+        fs::read_to_string(path).map_err(|source| HostError::Read {
             path: path.to_path_buf(),
             source,
         })
     }
 
     fn write(&self, path: &Path, contents: &str) -> Result<()> {
-        fs::write(path, contents).map_err(|source| InitError::Write {
+        fs::write(path, contents).map_err(|source| HostError::Write {
             path: path.to_path_buf(),
             source,
         })
@@ -124,7 +124,7 @@ impl Sys for Linux {
     }
 
     fn load_module(&self, name: &str, path: &Path, params: &str) -> Result<()> {
-        let err = |source| InitError::LoadModule {
+        let err = |source| HostError::LoadModule {
             name: name.to_string(),
             path: path.to_path_buf(),
             source,
@@ -140,7 +140,7 @@ impl Sys for Linux {
     }
 
     fn attach_loop(&self, file: &Path) -> Result<PathBuf> {
-        let err = |source| InitError::Loop {
+        let err = |source| HostError::Loop {
             file: file.to_path_buf(),
             source,
         };
@@ -161,7 +161,7 @@ impl Sys for Linux {
     }
 
     fn switch_root(&self, new_root: &Path) -> Result<()> {
-        let err = |step, source| InitError::SwitchRoot {
+        let err = |step, source| HostError::SwitchRoot {
             new_root: new_root.to_path_buf(),
             step,
             source,
@@ -177,7 +177,7 @@ impl Sys for Linux {
     }
 
     fn set_hostname(&self, name: &str) -> Result<()> {
-        nix::unistd::sethostname(name).map_err(|source| InitError::Hostname {
+        nix::unistd::sethostname(name).map_err(|source| HostError::Hostname {
             name: name.to_string(),
             source,
         })
@@ -195,7 +195,7 @@ impl Sys for Linux {
         let mut head = Vec::with_capacity(len);
         File::open(path)
             .and_then(|f| f.take(len as u64).read_to_end(&mut head))
-            .map_err(|source| InitError::Read {
+            .map_err(|source| HostError::Read {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -203,7 +203,7 @@ impl Sys for Linux {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<()> {
-        crate::spawn::run(program, args)
+        crate::command::run(program, args)
     }
 
     fn grow_partition(&self, partition: &Path) -> Result<Option<u64>> {
@@ -289,7 +289,7 @@ pub mod fake {
         fn record(&self, call: Call, target: &Path) -> Result<()> {
             self.calls.borrow_mut().push(call);
             if self.fail_targets.borrow().contains(target) {
-                return Err(InitError::Mount {
+                return Err(HostError::Mount {
                     fstype: "fake".into(),
                     target: target.to_path_buf(),
                     source: nix::Error::EIO,
@@ -331,7 +331,7 @@ pub mod fake {
                 .borrow()
                 .get(path)
                 .cloned()
-                .ok_or_else(|| InitError::Read {
+                .ok_or_else(|| HostError::Read {
                     path: path.to_path_buf(),
                     source: std::io::ErrorKind::NotFound.into(),
                 })

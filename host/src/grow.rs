@@ -3,7 +3,7 @@
 //! the kernel told the new size with BLKPG, which works while other partitions of the
 //! disk are in use (BLKRRPART would not). The filesystem grows after it is mounted.
 
-use crate::error::{InitError, Result};
+use crate::error::{HostError, Result};
 use corral_disk::gpt::{sectors_of, Table, SECTOR};
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -49,7 +49,7 @@ fn disk_of(partition: &Path) -> Option<(PathBuf, usize)> {
 
 /// See the module documentation. `Ok(None)` when there is nothing to grow.
 pub fn grow(partition: &Path) -> Result<Option<u64>> {
-    let err = |detail: String| InitError::Grow {
+    let err = |detail: String| HostError::Grow {
         partition: partition.to_path_buf(),
         detail,
     };

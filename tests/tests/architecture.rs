@@ -1,0 +1,95 @@
+//! The workspace's dependency rules, read from `cargo metadata`: who may link whom. A
+//! crate's normal and build dependencies count; dev-dependencies do not (a test may link
+//! what it tests). Each rule says why, so a failure explains itself.
+
+use serde_json::Value;
+use std::process::Command;
+
+/// (crate, or "*" for every crate; the crate it must not depend on; why).
+const FORBIDDEN: &[(&str, &str, &str)] = &[(
+    "*",
+    "corral-init",
+    "PID 1 is a leaf: what others need of it lives in corral-host",
+)];
+
+/// Every workspace crate's (name, [(dependency, kind)]), kind "normal", "build" or "dev".
+fn workspace_dependencies() -> Vec<(String, Vec<(String, String)>)> {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .args(["--manifest-path", manifest])
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata is JSON");
+    let packages = meta["packages"].as_array().expect("packages");
+    packages
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .map(|d| {
+                    let kind = d["kind"].as_str().unwrap_or("normal").to_string();
+                    (d["name"].as_str().expect("name").to_string(), kind)
+                })
+                .collect();
+            (p["name"].as_str().expect("name").to_string(), deps)
+        })
+        .collect()
+}
+
+/// The rules `deps` breaks, as sentences.
+fn violations(deps: &[(String, Vec<(String, String)>)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, list) in deps {
+        for (dep, kind) in list.iter().filter(|(_, kind)| kind != "dev") {
+            for (from, to, why) in FORBIDDEN {
+                if (*from == "*" || from == name) && to == dep {
+                    found.push(format!("{name} has a {kind} dependency on {dep}: {why}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_crate_breaks_the_dependency_rules() {
+    let deps = workspace_dependencies();
+    assert!(
+        deps.iter().any(|(n, _)| n == "corral-init") && deps.len() >= 10,
+        "the whole workspace was read: {:?}",
+        deps.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    let found = violations(&deps);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn a_normal_dependency_on_pid_1_is_caught_and_a_dev_dependency_is_not() {
+    let deps = vec![
+        (
+            "corral-x".to_string(),
+            vec![("corral-init".to_string(), "normal".to_string())],
+        ),
+        (
+            "corral-y".to_string(),
+            vec![("corral-init".to_string(), "dev".to_string())],
+        ),
+    ];
+    let found = violations(&deps);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("corral-x has a normal dependency on corral-init"));
+}
