@@ -47,7 +47,9 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit: setup
+# The manager's integration tests run the busybox test image (`corral-build test-images`).
+unit: setup tool
+	$(BUILD) test-images
 	cargo test --workspace --exclude corral-harness
 	cargo test -p corral-harness --lib --test architecture
 

@@ -12,8 +12,8 @@ use crate::progress::Step;
 use crate::spec::RootfsSpec;
 use crate::stage::{fresh, mark, Fingerprint};
 use crate::{deb, host, lock, rootfs};
-use corral_system_docker::images::{Archive as ImageArchive, IMAGES_DIR};
-use corral_system_docker::seed::{self, SEED_DIR};
+use corral_dockerd::images::{Archive as ImageArchive, IMAGES_DIR};
+use corral_dockerd::seed::{self, SEED_DIR};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -615,13 +615,13 @@ fn write_index(dir: &Path, archives: &[(PathBuf, ImageArchive)]) -> Result<()> {
 }
 
 /// Loads the archives into a private dockerd on the build host and keeps its image
-/// store (see `corral_system_docker::seed`). Returns the store and its fingerprint.
+/// store (see `corral_dockerd::seed`). Returns the store and its fingerprint.
 fn seed_store(paths: &Paths, archives: &[(PathBuf, ImageArchive)]) -> Result<(PathBuf, String)> {
     let images = paths.work.join("images");
     write_index(&images, archives)?;
     let out = paths.work.join("seed");
     let mut fp = Fingerprint::new("seed");
-    fp.text("seed.rs", include_str!("../../system-docker/src/seed.rs"));
+    fp.text("seed.rs", include_str!("../../dockerd/src/seed.rs"));
     for (_, a) in archives {
         fp.text(&a.name, &a.image_id);
     }

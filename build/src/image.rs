@@ -293,7 +293,7 @@ pub fn build(
     // The labels `corral engine list` and `engine switch` read: the engine's name
     // (`docker-28.5`) and its Docker version (`28.5.2`).
     if let Some((name, version)) = engine_name(spec, debs) {
-        use corral_system_docker::engines::{NAME_LABEL, VERSION_LABEL};
+        use corral_user_docker::labels::{NAME_LABEL, VERSION_LABEL};
         config.labels.insert(NAME_LABEL.into(), name);
         config.labels.insert(VERSION_LABEL.into(), version);
     }

@@ -21,7 +21,7 @@ pub struct Manifest {
     pub cmdline: String,
     pub artifacts: Vec<Artifact>,
     /// The system images in the root, with their digests.
-    pub images: Vec<corral_system_docker::images::Archive>,
+    pub images: Vec<corral_dockerd::images::Archive>,
     pub packages: Vec<String>,
 }
 

@@ -7,8 +7,8 @@ use bollard::query_parameters::{
 };
 use corral_build::apt::Apts;
 use corral_build::image::{self, ImageInputs, ImageSpec};
-use corral_system_docker::engine::{wait_ready, Engine, EngineSpec};
-use corral_system_docker::images::{load_all, Archive, Outcome};
+use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
+use corral_dockerd::images::{load_all, Archive, Outcome};
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;

@@ -18,15 +18,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// The label that marks an image as a user engine.
-pub const ENGINE_LABEL: (&str, &str) = ("io.corral.image", "engine");
-/// The engine's name, `docker-<major>.<minor>` (the build sets it and the version label,
-/// build/src/image.rs).
-pub const NAME_LABEL: &str = "io.corral.engine";
-/// The Docker version the engine carries.
-pub const VERSION_LABEL: &str = "io.corral.engine.version";
-/// The root's binaries an engine runs, space-separated absolute paths.
-pub const HOST_BINARIES_LABEL: &str = "io.corral.engine.host-binaries";
+pub use corral_user_docker::labels::{
+    ENGINE_LABEL, HOST_BINARIES_LABEL, NAME_LABEL, VERSION_LABEL,
+};
 /// At most this many binaries are bound from the root.
 const MAX_HOST_BINARIES: usize = 32;
 

@@ -3,9 +3,9 @@
 use anyhow::Context;
 use corral_config::datasource;
 use corral_config::store::{self, Effective, Store};
+use corral_dockerd::engine::EngineSpec;
+use corral_dockerd::images;
 use corral_host::kmsg::KmsgLogger;
-use corral_system_docker::engine::EngineSpec;
-use corral_system_docker::images;
 use corral_system_docker::supervise::{supervise, EngineEvent};
 use corral_system_docker::timeline::{self, CONFIGURATION, ENGINE, IMAGES, ROOT_STAGE};
 use corral_system_docker::{api, apply, assemble, enable, network, user_engine};
@@ -31,7 +31,7 @@ fn status() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let docker = corral_system_docker::engine::connect(&spec)
+        let docker = corral_dockerd::engine::connect(&spec)
             .await
             .with_context(|| format!("connecting to {}", spec.socket.display()))?;
         let version = docker
@@ -108,7 +108,7 @@ fn manage() -> anyhow::Result<()> {
         // The seed on the root's squashfs itself (PID 1 mounts it there): its layers
         // are linked, not copied. Without it (a root that is not a squashfs), copied.
         let on_squashfs = std::path::Path::new(corral_host::layout::LOWER)
-            .join(corral_system_docker::seed::SEED_DIR.trim_start_matches('/'));
+            .join(corral_dockerd::seed::SEED_DIR.trim_start_matches('/'));
         // Linked layers point into this boot's root image, so they suit a data root
         // that lives as long as the boot (tmpfs). A data root on the state partition
         // outlives it (and an upgrade replaces the root image): it gets copies.
@@ -116,10 +116,10 @@ fn manage() -> anyhow::Result<()> {
             .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
             .unwrap_or(false);
         let seeded = if on_squashfs.is_dir() && data_root_in_ram {
-            corral_system_docker::seed::install_linked(&on_squashfs, &spec.data_root)
+            corral_dockerd::seed::install_linked(&on_squashfs, &spec.data_root)
         } else {
-            corral_system_docker::seed::install(
-                std::path::Path::new(corral_system_docker::seed::SEED_DIR),
+            corral_dockerd::seed::install(
+                std::path::Path::new(corral_dockerd::seed::SEED_DIR),
                 &spec.data_root,
             )
         };
@@ -204,7 +204,7 @@ async fn on_engine_ready(
 ) -> Option<corral_system_docker::compose::ServicesFile> {
     let started = std::time::Instant::now();
     let images_start = corral_host::since_boot();
-    let docker = match corral_system_docker::engine::connect(spec).await {
+    let docker = match corral_dockerd::engine::connect(spec).await {
         Ok(d) => d,
         Err(e) => {
             log::error!("{e}");
@@ -604,7 +604,7 @@ async fn stop_services(
     file: &corral_system_docker::compose::ServicesFile,
     timeout: std::time::Duration,
 ) {
-    let Ok(docker) = corral_system_docker::engine::connect(spec).await else {
+    let Ok(docker) = corral_dockerd::engine::connect(spec).await else {
         return;
     };
     let started = std::time::Instant::now();

@@ -1,7 +1,7 @@
 //! Keeps an engine running: start, wait for the API, report ready, and when dockerd dies
 //! start it again after a backoff; on shutdown stop it cleanly.
 
-use crate::engine::{stop_leftover_containerd, wait_ready, Engine, EngineSpec};
+use corral_dockerd::engine::{stop_leftover_containerd, wait_ready, Engine, EngineSpec};
 use corral_host::respawn::backoff;
 use corral_host::since_boot;
 use std::time::{Duration, Instant};

@@ -245,7 +245,7 @@ pub async fn settle_image(
 
 /// Connects to the user engine's socket, the API version negotiated.
 pub async fn connect() -> Option<bollard::Docker> {
-    crate::engine::connect_to("user", std::path::Path::new(corral_user_docker::SOCKET))
+    corral_dockerd::engine::connect_to("user", std::path::Path::new(corral_user_docker::SOCKET))
         .await
         .ok()
 }

@@ -1,49 +1,45 @@
-//! Services on a real dockerd (Debian's docker.io) on a private socket, with the `base`
-//! system image built from Debian's busybox by corral-build. Containers are unprivileged:
+//! Services on a real dockerd (Debian's docker.io) on a private socket, with the busybox
+//! test image (`tests/images/busybox`, built by `corral-build test-images`, which
+//! `make unit` runs first). Containers are unprivileged:
 //! the build machines lack CAP_SYS_RESOURCE (privileged services are tested in QEMU).
 
 use bollard::Docker;
 use corral_api::protocol::{Brought, Request, Response, Service};
-use corral_build::apt::Apts;
-use corral_build::image::{self, ImageInputs, ImageSpec};
 use corral_config::edit::Machine;
+use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
+use corral_dockerd::images::{load_all, Archive};
 use corral_system_docker::assemble;
 use corral_system_docker::compose::parse;
 use corral_system_docker::enable::{Assemble, Services};
-use corral_system_docker::engine::{wait_ready, Engine, EngineSpec};
-use corral_system_docker::images::{load_all, Archive};
 use corral_system_docker::services::{up, Action, Outcome};
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;
 
-async fn engine_with_base(tmp: &Path) -> (Engine, Docker) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = repo.join("images/base");
-    let spec = ImageSpec::load(&dir).expect("images/base");
-    let cache = std::env::var_os("HOME")
-        .map(|h| Path::new(&h).join(".cache/corral"))
-        .unwrap_or_else(|| tmp.join("cache"));
-    let apts = Apts::new(&cache, false).expect("apt");
-    let debs = image::resolve(&apts, &spec).expect("resolve");
-    apts.fetch_all(&debs, &|_| {}).expect("fetch");
-    let inputs = ImageInputs {
-        apts: &apts,
-        cache: &cache,
-        work: &tmp.join("images"),
-        binaries: &tmp.join("bin"),
-        version: "test",
-    };
-    let built = image::build(&inputs, &dir, &spec, &debs).expect("build base");
+/// The test image's reference.
+const IMAGE: &str = "corral/busybox:0.1.0";
+
+async fn engine_with_busybox(tmp: &Path) -> (Engine, Docker) {
+    // The build's record of the test image: reference, image ID and the archive's sha256.
+    let archive = corral_harness::test_image("busybox");
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(archive.with_extension("json")).expect("busybox.json beside the archive"),
+    )
+    .expect("busybox.json");
+    let field = |k: &str| record[k].as_str().expect(k).to_string();
+    assert_eq!(field("reference"), IMAGE);
+    let images = tmp.join("images");
+    std::fs::create_dir_all(&images).expect("mkdir");
+    std::fs::copy(&archive, images.join("busybox.tar")).expect("copy the archive");
     let index = vec![Archive {
-        name: "base".into(),
-        reference: built.reference.clone(),
-        image_id: built.image_id.clone(),
-        archive_sha256: built.archive_sha256.clone(),
-        file: "base.tar".into(),
+        name: "busybox".into(),
+        reference: field("reference"),
+        image_id: field("image_id"),
+        archive_sha256: field("archive_sha256"),
+        file: "busybox.tar".into(),
     }];
     std::fs::write(
-        tmp.join("images/index.json"),
+        images.join("index.json"),
         serde_json::to_vec(&index).expect("json"),
     )
     .expect("index");
@@ -95,36 +91,36 @@ fn services(data: &Path, app_cmd: &str) -> String {
         r#"
 services:
   data:
-    image: corral/base:test
+    image: corral/busybox:0.1.0
     command: "true"
     labels: {{io.rancher.os.createonly: "true"}}
     volumes: ["{data}:/data"]
   setup:
-    image: corral/base:test
+    image: corral/busybox:0.1.0
     command: [sh, -c, "echo prepared > /data/setup"]
     labels: {{io.rancher.os.detach: "false"}}
     volumes_from: [data]
   app:
-    image: corral/base:test
+    image: corral/busybox:0.1.0
     command: [sh, -c, "{app_cmd}"]
     restart: always
     labels: {{io.rancher.os.after: setup}}
     volumes_from: [data]
   broken:
-    image: corral/base:test
+    image: corral/busybox:0.1.0
     command: [sh, -c, "exit 3"]
     labels: {{io.rancher.os.detach: "false"}}
   after-broken:
-    image: corral/base:test
+    image: corral/busybox:0.1.0
     command: [sleep, "1000"]
     labels: {{io.rancher.os.after: broken}}
   missing-image:
     image: corral/nope:1
   loop-a:
-    image: corral/base:test
+    image: corral/busybox:0.1.0
     labels: {{io.rancher.os.after: loop-b}}
   loop-b:
-    image: corral/base:test
+    image: corral/busybox:0.1.0
     labels: {{io.rancher.os.after: loop-a}}
 "#,
         data = data.display()
@@ -134,7 +130,7 @@ services:
 #[tokio::test(flavor = "current_thread")]
 async fn services_come_up_in_order_and_are_kept_as_defined() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (engine, docker) = engine_with_base(tmp.path()).await;
+    let (engine, docker) = engine_with_busybox(tmp.path()).await;
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
     let app = "cat /data/setup; exec sleep 1000";
@@ -335,10 +331,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         serde_json::from_value(body(call(Request::ServiceList).await.expect("join")))
             .expect("services");
     let app = list.iter().find(|s| s.name == "app").expect("app listed");
-    assert_eq!(
-        (app.image.as_str(), app.state.as_str()),
-        ("corral/base:test", "running")
-    );
+    assert_eq!((app.image.as_str(), app.state.as_str()), (IMAGE, "running"));
     assert!(
         app.since.as_deref().is_some_and(|s| s.starts_with("20")),
         "{app:?}"
@@ -473,7 +466,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     assert!(container(&docker, "app").await.1, "running again");
     // A service from a file's text: kept, enabled, brought up by name, its output
     // followed as it comes.
-    let ticker = "services:\n  ticker:\n    image: corral/base:test\n    \
+    let ticker = "services:\n  ticker:\n    image: corral/busybox:0.1.0\n    \
                   command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done']\n";
     body(
         call(Request::ServiceEnable {
@@ -533,7 +526,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         numbers.windows(2).all(|w| w[1] == w[0] + 1),
         "in order, none missed: {numbers:?}"
     );
-    // Engines: none here (the base image is not one); a switch to a non-engine or a
+    // Engines: none here (the busybox image is not one); a switch to a non-engine or a
     // missing image is the user's error and changes nothing.
     let engines: Vec<corral_api::protocol::Engine> =
         serde_json::from_value(body(call(Request::EngineList).await.expect("join")))
@@ -542,7 +535,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     let layer_before = std::fs::read_to_string(machine.store.set_path()).expect("saved");
     user_error(
         call(Request::EngineSwitch {
-            image: "corral/base:test".into(),
+            image: IMAGE.into(),
         })
         .await
         .expect("join"),

@@ -1,7 +1,7 @@
 //! The manager's engine supervision against a real dockerd (Debian's docker.io, installed
 //! by the setup step) on a private socket under a temporary directory.
 
-use corral_system_docker::engine::EngineSpec;
+use corral_dockerd::engine::EngineSpec;
 use corral_system_docker::supervise::{supervise, EngineEvent};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};

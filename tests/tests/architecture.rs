@@ -1,15 +1,36 @@
 //! The workspace's dependency rules, read from `cargo metadata`: who may link whom. A
-//! crate's normal and build dependencies count; dev-dependencies do not (a test may link
-//! what it tests). Each rule says why, so a failure explains itself.
+//! crate's normal and build dependencies count; dev-dependencies only where a rule says
+//! so (a test may link what it tests). Each rule says why, so a failure explains itself.
 
 use serde_json::Value;
 use std::process::Command;
 
 /// (crate, or "*" for every crate; the crate it must not depend on; why).
-const FORBIDDEN: &[(&str, &str, &str)] = &[(
-    "*",
-    "corral-init",
-    "PID 1 is a leaf: what others need of it lives in corral-host",
+const FORBIDDEN: &[(&str, &str, &str)] = &[
+    (
+        "*",
+        "corral-init",
+        "PID 1 is a leaf: what others need of it lives in corral-host",
+    ),
+    (
+        "corral-build",
+        "corral-system-docker",
+        "the build shares the engine, the image archives and the seed with the manager \
+         through corral-dockerd, and links no part of the manager",
+    ),
+    (
+        "*",
+        "corral-build",
+        "the build is a host tool at the top: nothing links it",
+    ),
+];
+
+/// Dev-dependencies that are forbidden too: (crate, dependency, why).
+const FORBIDDEN_IN_TESTS: &[(&str, &str, &str)] = &[(
+    "corral-system-docker",
+    "corral-build",
+    "the manager's integration tests take their image from `corral-build test-images` \
+     (target/corral/test-images), not by linking the build",
 )];
 
 /// Every workspace crate's (name, [(dependency, kind)]), kind "normal", "build" or "dev".
@@ -54,8 +75,12 @@ fn workspace_dependencies() -> Vec<(String, Vec<(String, String)>)> {
 fn violations(deps: &[(String, Vec<(String, String)>)]) -> Vec<String> {
     let mut found = Vec::new();
     for (name, list) in deps {
-        for (dep, kind) in list.iter().filter(|(_, kind)| kind != "dev") {
-            for (from, to, why) in FORBIDDEN {
+        for (dep, kind) in list {
+            let rules = match kind.as_str() {
+                "dev" => FORBIDDEN_IN_TESTS,
+                _ => FORBIDDEN,
+            };
+            for (from, to, why) in rules {
                 if (*from == "*" || from == name) && to == dep {
                     found.push(format!("{name} has a {kind} dependency on {dep}: {why}"));
                 }
@@ -92,4 +117,13 @@ fn a_normal_dependency_on_pid_1_is_caught_and_a_dev_dependency_is_not() {
     let found = violations(&deps);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("corral-x has a normal dependency on corral-init"));
+    let manager_test = vec![(
+        "corral-system-docker".to_string(),
+        vec![("corral-build".to_string(), "dev".to_string())],
+    )];
+    assert_eq!(
+        violations(&manager_test).len(),
+        1,
+        "a test-only link to the build"
+    );
 }

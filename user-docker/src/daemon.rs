@@ -99,9 +99,7 @@ const FLAG_KEYS: &[(&str, &str)] = &[
     ("--default-runtime", "default-runtime"),
 ];
 
-/// The OCI runtimes every engine image carries besides runc, by name and path: the
-/// system engine gets the same (`--add-runtime`).
-pub const RUNTIMES: &[(&str, &str)] = &[("crun", "/usr/bin/crun")];
+pub use corral_dockerd::engine::RUNTIMES;
 
 /// The runtime containers run with unless they ask for another: crun, a C program
 /// where runc is Go; docs/benchmarks.md ("OCI runtime") has the measurements, which

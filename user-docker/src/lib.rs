@@ -5,6 +5,7 @@
 //! starts dockerd inside the service's container.
 
 pub mod daemon;
+pub mod labels;
 pub mod preload;
 pub mod tls;
 

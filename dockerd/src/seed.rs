@@ -6,7 +6,7 @@
 //! after the engine starts: an image the seed lacks is loaded from its archive.
 
 use crate::engine::{wait_ready, Engine, EngineSpec};
-use crate::error::{ManagerError, Result};
+use crate::error::{DockerdError, Result};
 use crate::images::load_all;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -20,10 +20,10 @@ pub const SEED_DIR: &str = "/usr/share/corral/system-docker-seed";
 /// networks, volumes) dockerd makes itself.
 pub const PARTS: &[&str] = &["image", "overlay2"];
 
-fn io_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> ManagerError {
+fn io_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> DockerdError {
     let path = path.to_path_buf();
     let what = what.to_string();
-    move |e| ManagerError::Seed {
+    move |e| DockerdError::Seed {
         path,
         detail: format!("{what}: {e}"),
     }
@@ -115,7 +115,7 @@ pub async fn make(images_dir: &Path, scratch: &Path, out: &Path) -> Result<()> {
     };
     engine.stop(Duration::from_secs(30)).await;
     for (name, outcome) in loaded? {
-        outcome.map_err(|e| ManagerError::Seed {
+        outcome.map_err(|e| DockerdError::Seed {
             path: images_dir.join(&name),
             detail: e.to_string(),
         })?;

@@ -4,7 +4,7 @@
 //! ID under its reference; a corrupt or unloadable archive is reported by name and
 //! skipped, and the others still load.
 
-use crate::error::{ManagerError, Result};
+use crate::error::{DockerdError, Result};
 use bollard::query_parameters::ImportImageOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -38,18 +38,18 @@ pub enum Outcome {
 /// Reads `<dir>/index.json`.
 pub fn read_index(dir: &Path) -> Result<Vec<Archive>> {
     let path = dir.join("index.json");
-    let text = std::fs::read(&path).map_err(|source| ManagerError::ImageIndex {
+    let text = std::fs::read(&path).map_err(|source| DockerdError::ImageIndex {
         path: path.clone(),
         detail: source.to_string(),
     })?;
-    serde_json::from_slice(&text).map_err(|e| ManagerError::ImageIndex {
+    serde_json::from_slice(&text).map_err(|e| DockerdError::ImageIndex {
         path,
         detail: e.to_string(),
     })
 }
 
-fn image_err(archive: &Archive, path: &Path, detail: String) -> ManagerError {
-    ManagerError::Image {
+fn image_err(archive: &Archive, path: &Path, detail: String) -> DockerdError {
+    DockerdError::Image {
         name: archive.name.clone(),
         path: path.to_path_buf(),
         detail,

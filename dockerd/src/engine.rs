@@ -3,7 +3,7 @@
 //! data root and exec root, no bridge and no iptables (two engines that both manage
 //! iptables flush each other's chains), so system services use the host network.
 
-use crate::error::{ManagerError, Result};
+use crate::error::{DockerdError, Result};
 use bollard::Docker;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -19,6 +19,10 @@ use tokio::process::{Child, Command};
 /// a handful of containers once per boot, where crun's faster start buys little; crun
 /// is there for whoever asks (`--runtime crun`), and the user engine's default.
 pub const SYSTEM_RUNTIME: &str = "runc";
+
+/// The OCI runtimes every engine carries besides runc, by name and path: the system
+/// engine (`--add-runtime`) and every user engine image (`daemon.json`'s `runtimes`).
+pub const RUNTIMES: &[(&str, &str)] = &[("crun", "/usr/bin/crun")];
 
 /// Where an engine lives and how it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +71,7 @@ impl EngineSpec {
             .into_iter()
             // The user engine's runtimes, and runc as the default (SYSTEM_RUNTIME).
             .chain(
-                corral_user_docker::daemon::RUNTIMES
+                RUNTIMES
                     .iter()
                     .map(|(name, path)| format!("--add-runtime={name}={path}")),
             )
@@ -98,7 +102,7 @@ pub struct Engine {
 impl Engine {
     /// Starts dockerd. Its output is appended to the spec's log file.
     pub fn start(spec: &EngineSpec) -> Result<Engine> {
-        let log_err = |source| ManagerError::EngineLog {
+        let log_err = |source| DockerdError::EngineLog {
             engine: spec.name.clone(),
             path: spec.log_file.clone(),
             source,
@@ -119,7 +123,7 @@ impl Engine {
             .stderr(log2)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| ManagerError::StartEngine {
+            .map_err(|source| DockerdError::StartEngine {
                 engine: spec.name.clone(),
                 program: spec.program.clone(),
                 source,
@@ -192,7 +196,7 @@ pub async fn connect(spec: &EngineSpec) -> Result<Docker> {
 
 /// [`connect`] to an engine the manager does not run itself: `name` for messages.
 pub async fn connect_to(name: &str, socket: &Path) -> Result<Docker> {
-    let api = |source| ManagerError::Api {
+    let api = |source| DockerdError::Api {
         engine: name.to_string(),
         socket: socket.to_path_buf(),
         source,
@@ -213,7 +217,7 @@ pub async fn wait_ready(spec: &EngineSpec, within: Duration) -> Result<Docker> {
             }
         }
         if Instant::now() >= deadline {
-            return Err(ManagerError::NotReady {
+            return Err(DockerdError::NotReady {
                 engine: spec.name.clone(),
                 socket: spec.socket.clone(),
                 seconds: within.as_secs(),

@@ -1,9 +1,10 @@
-//! The manager's error type: one variant per operation, naming the engine and what failed.
+//! corral-dockerd's error type: one variant per operation, naming the engine or image and
+//! what failed.
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ManagerError {
+pub enum DockerdError {
     #[error("starting the {engine} engine ('{program}') failed: {source}; is docker.io in the root image?")]
     StartEngine {
         engine: String,
@@ -41,4 +42,5 @@ pub enum ManagerError {
     },
 }
 
-pub type Result<T> = std::result::Result<T, ManagerError>;
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, DockerdError>;

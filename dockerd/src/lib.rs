@@ -1,0 +1,26 @@
+//! # corral-dockerd: one Docker engine and the system images it is filled with
+//!
+//! What the manager and the build both need to do with a dockerd: run one as a child
+//! process with the system engine's flags (its own socket, data root and exec root, no
+//! bridge, no iptables; `engine`), wait until its API answers and stop it cleanly; read
+//! the system images' archives and their `index.json`, and load each into an engine
+//! unless it already has that image (`images`); and the seeded image store, made at build
+//! time by loading the archives into a private dockerd and installed at boot into an
+//! empty data root before the engine starts (`seed`). The manager runs the system engine
+//! and loads the images with it; the build makes the seed with it; neither links the
+//! other.
+//!
+//! - **Owns:** nothing on a machine by itself: the paths an engine uses are its
+//!   caller's (`EngineSpec`); it defines where the build puts the archives
+//!   (`/usr/share/corral/images`) and the seed (`/usr/share/corral/system-docker-seed`).
+//! - **Must not touch:** the services, the configuration, the user engine's state.
+//! - **Talks to:** dockerd (started as a child; its API through bollard), containerd
+//!   (a leftover one is stopped before an engine restarts), the filesystem of the data
+//!   root it seeds.
+
+pub mod engine;
+pub mod error;
+pub mod images;
+pub mod seed;
+
+pub use error::{DockerdError, Result};
