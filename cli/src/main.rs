@@ -412,7 +412,7 @@ fn install(args: &InstallArgs) -> ExitCode {
         eprint!("{question}");
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
-        Ok(install::plan::is_yes(&answer))
+        Ok(install::devices::is_yes(&answer))
     };
     let started = std::time::Instant::now();
     match install::install(&host, &req, &mut ask) {

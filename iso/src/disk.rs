@@ -1,20 +1,27 @@
-//! `corral.img`: the raw disk image, in the layout of [`corral_disk::layout`]. Made on
-//! an image file without root, loop devices or mounting: the partition table and GRUB's
-//! BIOS sectors written by corral-disk, the filesystems made in place (`mkfs.vfat
-//! --offset`, `mkfs.ext4 -E offset=`), files put in with mtools and `mkfs.ext4 -d`.
+//! `corral.img`: the raw disk image. What goes where is corral-disk's plan
+//! ([`corral_disk::plan`]); this module is the plan's writer for an image file, without
+//! root, loop devices or mounting: the table and the raw writes through the file, the
+//! filesystems made in place (`mkfs.vfat --offset`, `mkfs.ext4 -E offset=`), files put
+//! in with mtools and `mkfs.ext4 -d`. It also makes the boot kit (GRUB's images, with
+//! grub-mkimage from the suite's packages), build-only code that the host CLI never
+//! links: `corral install` writes the same plan onto a device.
 //!
 //! GRUB, BIOS and UEFI alike, reads `/grub/grub.cfg` and `/grub/grubenv` from the EFI
 //! system partition of the disk it started from, picks a boot slot from the environment
 //! and loads the kernel and initrd from that slot's partition. docs/disks.md has the
 //! slot and boot-counter rules this configuration implements.
 
-use crate::{run, IsoError, Result, Tools, DEBUG_OPTIONS};
-use corral_disk::layout::{self, EFI, IMAGE_MIB, MIB, SLOT_A, SLOT_B, STATE};
-use corral_disk::{bios, Guid, Table};
+use crate::{run, IsoError, Result, Tools};
+use corral_disk::grub::{grub_disk_cfg, grubenv, GRUB_DIR};
+use corral_disk::layout::{self, EFI, IMAGE_MIB, MIB};
+use corral_disk::plan::{self, Contents, FsKind, Plan, Source, BLANK_BYTES};
+use corral_disk::{Guid, Table};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
 use std::process::Command;
+
+pub use corral_disk::kit::{BootKit, KIT_DIR};
 
 const GRUB_PC_DIR: (&str, &str) = ("/usr/lib/grub/i386-pc", "grub-pc-bin");
 
@@ -35,67 +42,6 @@ const GRUB_DISK_MODULES: &[&str] = &[
     "terminal",
     "search",
 ];
-
-/// GRUB's directory on the ESP, relative to the partition.
-pub const GRUB_DIR: &str = "grub";
-
-/// The size of a GRUB environment block.
-pub const GRUBENV_SIZE: usize = 1024;
-
-/// A GRUB environment block (what grub-editenv writes): a header, `name=value` lines,
-/// `#` up to 1024 bytes. `None` when the variables do not fit.
-pub fn grubenv(vars: &[(&str, &str)]) -> Option<String> {
-    let mut env = String::from("# GRUB Environment Block\n");
-    for (name, value) in vars {
-        env.push_str(&format!("{name}={value}\n"));
-    }
-    let pad = GRUBENV_SIZE.checked_sub(env.len())?;
-    env.push_str(&"#".repeat(pad));
-    Some(env)
-}
-
-/// The disk's GRUB menu. The slot to boot is `corral_slot` (A or B) from the environment
-/// block, unless `corral_trial` names a slot on trial: that one boots while
-/// `corral_tries` counts down 3, 2, 1, 0; once spent, the trial is dropped and
-/// `corral_slot` boots again. Whoever starts a trial (the upgrade) sets all three; a
-/// boot that comes up healthy makes the trial slot `corral_slot`.
-pub fn grub_disk_cfg(cmdline: &str) -> String {
-    let a = layout::number(&SLOT_A);
-    let b = layout::number(&SLOT_B);
-    format!(
-        r#"serial --unit=0 --speed=115200
-terminal_input serial console
-terminal_output serial console
-set timeout=1
-set corral_slot=A
-set corral_trial=
-set corral_tries=
-if [ -s $prefix/grubenv ]; then
-  load_env --file $prefix/grubenv corral_slot corral_trial corral_tries
-fi
-set boot_slot=$corral_slot
-if [ -n "$corral_trial" ]; then
-  if [ "$corral_tries" = 3 ]; then set corral_tries=2
-  elif [ "$corral_tries" = 2 ]; then set corral_tries=1
-  elif [ "$corral_tries" = 1 ]; then set corral_tries=0
-  else set corral_tries=
-  fi
-  if [ -n "$corral_tries" ]; then set boot_slot=$corral_trial; else set corral_trial=; fi
-  save_env --file $prefix/grubenv corral_trial corral_tries
-fi
-regexp --set=1:disk '^(.*),gpt[0-9]+$' "$root"
-if [ "$boot_slot" = B ]; then set slot=($disk,gpt{b}); else set boot_slot=A; set slot=($disk,gpt{a}); fi
-menuentry "Corral (slot $boot_slot)" {{
-  linux $slot/vmlinuz {cmdline} corral.slot=$boot_slot
-  initrd $slot/initrd
-}}
-menuentry "Corral (slot $boot_slot) with a root shell on ttyS1 (debugging)" --hotkey=d {{
-  linux $slot/vmlinuz {cmdline} corral.slot=$boot_slot {DEBUG_OPTIONS}
-  initrd $slot/initrd
-}}
-"#
-    )
-}
 
 /// What goes into the disk image.
 pub struct DiskInputs<'a> {
@@ -165,54 +111,6 @@ fn grub_efi_disk(out: &Path, tools: &Tools) -> Result<()> {
         .args(["efi_gop", "all_video"]))
 }
 
-/// GRUB for a Corral disk, as files: what the disk image is made from, and what the ISO
-/// carries (in [`KIT_DIR`]) for `corral install` to write onto a disk.
-#[derive(Debug, Clone)]
-pub struct BootKit {
-    /// GRUB's i386-pc boot sector (the MBR's code).
-    pub boot_img: PathBuf,
-    /// GRUB's i386-pc core image, its block list not yet pointed at a partition.
-    pub core_img: PathBuf,
-    /// GRUB for UEFI, for the ESP's removable path.
-    pub efi: PathBuf,
-    /// The slot-choosing menu, for the ESP's `/grub/grub.cfg`.
-    pub grub_cfg: PathBuf,
-    /// The environment block a new disk starts with (`corral_slot=A`).
-    pub grubenv: PathBuf,
-}
-
-/// Where the ISO keeps the boot kit.
-pub const KIT_DIR: &str = "boot/install";
-
-impl BootKit {
-    /// The kit's file names, as in [`KIT_DIR`].
-    pub const FILES: [&'static str; 5] =
-        ["boot.img", "core.img", "BOOTX64.EFI", "grub.cfg", "grubenv"];
-
-    /// The kit in a directory that holds [`BootKit::FILES`].
-    pub fn in_dir(dir: &Path) -> BootKit {
-        let [boot_img, core_img, efi, grub_cfg, grubenv] = BootKit::FILES.map(|f| dir.join(f));
-        BootKit {
-            boot_img,
-            core_img,
-            efi,
-            grub_cfg,
-            grubenv,
-        }
-    }
-
-    /// Every file, in the order of [`BootKit::FILES`].
-    pub fn files(&self) -> [&Path; 5] {
-        [
-            &self.boot_img,
-            &self.core_img,
-            &self.efi,
-            &self.grub_cfg,
-            &self.grubenv,
-        ]
-    }
-}
-
 /// Makes the boot kit in `dir` (created) for a disk whose kernel command line is
 /// `cmdline`.
 pub fn boot_kit(dir: &Path, cmdline: &str, tools: &Tools) -> Result<BootKit> {
@@ -248,74 +146,124 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
         n += 1;
         derived(inputs.seed, n)
     })?;
+    let (boot_img, core_img) = kit.boot_code()?;
+    let plan = plan::plan(
+        table,
+        &Contents {
+            kit: &kit,
+            boot_img: &boot_img,
+            core_img: &core_img,
+            kernel: inputs.kernel,
+            initrd: inputs.initrd,
+            cloud_config: None,
+        },
+    )?;
+    write_plan(&plan, image, inputs)?;
+    Ok(plan.table)
+}
+
+/// Carries out `plan` on the image file: the table, the raw writes, the blank
+/// partitions, then each filesystem made in place and filled.
+fn write_plan(plan: &Plan, image: &Path, inputs: &DiskInputs) -> Result<()> {
     let mut disk = OpenOptions::new()
         .read(true)
         .write(true)
         .open(image)
         .map_err(io(image))?;
-    table.write(&mut disk)?;
-    let part = |slot: &layout::Slot| &table.partitions[layout::number(slot) - 1];
+    plan.table.write(&mut disk)?;
+    drop(disk);
+    for raw in &plan.raw {
+        write_at(image, raw.offset, &raw.bytes)?;
+    }
+    for &number in &plan.blank {
+        let Some(part) = plan.partition(number) else {
+            continue;
+        };
+        let zeros = vec![0u8; part.bytes().min(BLANK_BYTES) as usize];
+        write_at(image, part.offset(), &zeros)?;
+    }
+    for fs in &plan.filesystems {
+        let Some(part) = plan.partition(fs.number) else {
+            continue;
+        };
+        // Each filesystem's files gathered in a folder first: mke2fs -d and mcopy read
+        // files, and a file from bytes has none.
+        let staged = inputs.work.join(format!("part-{}", fs.number));
+        stage(&staged, &fs.files)?;
+        match fs.kind {
+            FsKind::Fat16 => fat_in_place(image, part, fs.label, inputs.seed, &staged)?,
+            FsKind::Ext4 => mkfs_ext4(
+                inputs.tools,
+                image,
+                part,
+                fs.label,
+                // Partition 3 (slot A) keeps the id it had before the plan: 101.
+                derived(inputs.seed, 98 + fs.number as u8),
+                (!fs.files.is_empty()).then_some(staged.as_path()),
+            )?,
+        }
+    }
+    Ok(())
+}
 
-    // BIOS: core.img in partition 1, boot.img in the MBR pointing at it.
-    let bios_part = part(&layout::BIOS);
-    let mut core = fs::read(&kit.core_img).map_err(io(&kit.core_img))?;
-    bios::fit_core(&mut core, bios_part)?;
-    write_at(image, bios_part.offset(), &core)?;
-    let boot_img = fs::read(&kit.boot_img).map_err(io(&kit.boot_img))?;
-    let mut mbr = [0u8; 512];
-    disk.seek(SeekFrom::Start(0)).map_err(io(image))?;
-    disk.read_exact(&mut mbr).map_err(io(image))?;
-    let sector = bios::boot_sector(&boot_img, &mbr, bios_part.first)?;
-    write_at(image, 0, &sector)?;
+/// Puts the plan's files for one filesystem under `dir`, private ones 0600 in 0700
+/// folders.
+fn stage(dir: &Path, files: &[plan::FileEntry]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    for f in files {
+        let to = dir.join(&f.path);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+            if f.private {
+                fs::set_permissions(parent, fs::Permissions::from_mode(0o700))
+                    .map_err(io(parent))?;
+            }
+        }
+        match &f.source {
+            Source::File(from) => fs::copy(from, &to).map(drop).map_err(io(from))?,
+            Source::Bytes(bytes) => fs::write(&to, bytes).map_err(io(&to))?,
+        }
+        if f.private {
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600)).map_err(io(&to))?;
+        }
+    }
+    Ok(())
+}
 
-    // The ESP: FAT, GRUB for UEFI at the removable path, the menu and the environment.
-    let esp = part(&EFI);
+/// A FAT16 filesystem in place in a partition of the image, its volume id from the
+/// seed, filled with the folders and files under `staged` (mtools).
+fn fat_in_place(
+    image: &Path,
+    part: &corral_disk::Partition,
+    label: &str,
+    seed: [u8; 16],
+    staged: &Path,
+) -> Result<()> {
     let volume_id = format!(
         "{:02x}{:02x}{:02x}{:02x}",
-        inputs.seed[0], inputs.seed[1], inputs.seed[2], inputs.seed[3]
+        seed[0], seed[1], seed[2], seed[3]
     );
     run(Command::new("mkfs.vfat")
-        .arg(format!("--offset={}", esp.first))
+        .arg(format!("--offset={}", part.first))
         // FAT16: FAT32 wants more clusters than 31 MiB has.
-        .args(["-F", "16", "-n", EFI.name, "-i", &volume_id])
+        .args(["-F", "16", "-n", label, "-i", &volume_id])
         .arg(image)
-        .arg((esp.bytes() / 1024).to_string()))?;
-    let fat = format!("{}@@{}", image.display(), esp.offset());
-    run(Command::new("mmd")
-        .args(["-i", &fat])
-        .args(["::/EFI", "::/EFI/BOOT"])
-        .arg(format!("::/{GRUB_DIR}")))?;
-    for (from, to) in [
-        (&kit.efi, "::/EFI/BOOT/BOOTX64.EFI".to_string()),
-        (&kit.grub_cfg, format!("::/{GRUB_DIR}/grub.cfg")),
-        (&kit.grubenv, format!("::/{GRUB_DIR}/grubenv")),
-    ] {
-        run(Command::new("mcopy").args(["-i", &fat]).arg(from).arg(to))?;
+        .arg((part.bytes() / 1024).to_string()))?;
+    let fat = format!("{}@@{}", image.display(), part.offset());
+    // mcopy -s copies the staged tree, folders included, into the root.
+    let mut entries: Vec<_> = fs::read_dir(staged)
+        .map_err(io(staged))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    if entries.is_empty() {
+        return Ok(());
     }
-
-    // Slot A: kernel and initrd. Slot B: left empty for the first upgrade.
-    let slot_dir = work.join("slot-a");
-    fs::create_dir_all(&slot_dir).map_err(io(&slot_dir))?;
-    fs::copy(inputs.kernel, slot_dir.join("vmlinuz")).map_err(io(inputs.kernel))?;
-    fs::copy(inputs.initrd, slot_dir.join("initrd")).map_err(io(inputs.initrd))?;
-    mkfs_ext4(
-        inputs.tools,
-        image,
-        part(&SLOT_A),
-        SLOT_A.name,
-        derived(inputs.seed, 101),
-        Some(&slot_dir),
-    )?;
-    // The state filesystem: empty; PID 1 grows it to the disk at first boot.
-    mkfs_ext4(
-        inputs.tools,
-        image,
-        part(&STATE),
-        STATE.name,
-        derived(inputs.seed, 102),
-        None,
-    )?;
-    Ok(table)
+    run(Command::new("mcopy")
+        .args(["-s", "-i", &fat])
+        .args(&entries)
+        .arg("::/"))
 }
 
 /// An ext4 filesystem in place in a partition of the image, optionally filled from a
@@ -344,32 +292,6 @@ fn mkfs_ext4(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_environment_block_is_exactly_1024_bytes() {
-        let env = grubenv(&[("corral_slot", "A"), ("corral_trial", "")]).unwrap();
-        assert_eq!(env.len(), GRUBENV_SIZE);
-        assert!(env.starts_with("# GRUB Environment Block\ncorral_slot=A\ncorral_trial=\n#"));
-        let long = "x".repeat(2000);
-        assert!(grubenv(&[("v", &long)]).is_none());
-    }
-
-    #[test]
-    fn the_menu_boots_the_chosen_slot_with_the_command_line() {
-        let cfg = grub_disk_cfg("console=ttyS0");
-        assert!(cfg.contains("linux $slot/vmlinuz console=ttyS0 corral.slot=$boot_slot\n"));
-        assert!(cfg.contains("set slot=($disk,gpt4)"));
-        assert!(cfg.contains("set slot=($disk,gpt3)"));
-        assert!(cfg.contains(&format!("corral.slot=$boot_slot {DEBUG_OPTIONS}")));
-        // A trial counts down and is then dropped.
-        for step in [
-            "= 3 ]; then set corral_tries=2",
-            "= 1 ]; then set corral_tries=0",
-        ] {
-            assert!(cfg.contains(step), "{step}");
-        }
-        assert!(cfg.contains("save_env --file $prefix/grubenv corral_trial corral_tries"));
-    }
 
     #[test]
     fn derived_guids_differ_and_repeat() {

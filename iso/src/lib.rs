@@ -56,10 +56,7 @@ pub struct IsoInputs<'a> {
     pub tools: &'a Tools,
 }
 
-/// Options of the second boot entry: a root shell on the second serial port, for
-/// debugging and for the test harness. Choosing it needs the console, from which the
-/// command line could be edited anyway, so it grants nothing new.
-pub const DEBUG_OPTIONS: &str = "corral.debug_shell=ttyS1";
+pub use corral_disk::grub::DEBUG_OPTIONS;
 
 /// isolinux's configuration. TIMEOUT is in tenths of a second.
 pub fn isolinux_cfg(cmdline: &str) -> String {

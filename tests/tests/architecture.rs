@@ -23,6 +23,22 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "corral-build",
         "the build is a host tool at the top: nothing links it",
     ),
+    (
+        "corral-cli",
+        "corral-iso",
+        "the host CLI writes a disk from corral-disk's plan; the ISO crate's image writer \
+         and grub-mkimage are build tools",
+    ),
+    (
+        "corral-init",
+        "corral-iso",
+        "build-only code (mtools, grub-mkimage) never reaches PID 1",
+    ),
+    (
+        "corral-system-docker",
+        "corral-iso",
+        "build-only code (mtools, grub-mkimage) never reaches the manager",
+    ),
 ];
 
 /// Dev-dependencies that are forbidden too: (crate, dependency, why).

@@ -28,7 +28,7 @@ impl Fake {
     pub fn new(vda_bytes: u64) -> Fake {
         let root = tempfile::tempdir().expect("tempdir");
         let iso_tree = root.path().join("iso");
-        let kit = iso_tree.join(corral_iso::disk::KIT_DIR);
+        let kit = iso_tree.join(corral_disk::kit::KIT_DIR);
         fs::create_dir_all(&kit).expect("kit dir");
         let mut boot = vec![0u8; 512];
         boot[0x66] = 0xEB;

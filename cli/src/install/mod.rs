@@ -8,15 +8,16 @@
 //! does not validate, no ISO to copy from, a device that is not a whole writable disk,
 //! the disk holding the ISO, a disk in use, a disk too small, and a "no" to the question.
 
+pub mod devices;
 pub mod host;
-pub mod plan;
 pub mod write;
 
 use corral_config::store::{Store, CONF_DIR};
 use corral_config::userdata::{self, UserData, MAX_USER_DATA};
+use corral_disk::kit::{BootKit, KIT_DIR};
 use corral_disk::layout::{self, PLAN};
+use corral_disk::plan::{self, Contents};
 use corral_disk::{DiskError, Guid};
-use corral_iso::disk::{BootKit, KIT_DIR};
 use host::Host;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub enum InstallError {
     #[error(
         "no Corral ISO found (no volume labelled {}): corral install copies Corral from the \
          ISO this machine booted; boot the ISO and run it there",
-        plan::SOURCE_LABEL
+        devices::SOURCE_LABEL
     )]
     NoSource,
     #[error("the Corral ISO on {node} lacks {missing}; it was built before corral install existed: use an ISO from `make dist`")]
@@ -156,9 +157,9 @@ pub fn install(
         .as_deref()
         .map(read_cloud_config)
         .transpose()?;
-    let disks = plan::disks(host)?;
-    let source = plan::find_source(host, &disks)?;
-    let disk = plan::check_target(host, &disks, &req.device, &source)?;
+    let disks = devices::disks(host)?;
+    let source = devices::find_source(host, &disks)?;
+    let disk = devices::check_target(host, &disks, &req.device, &source)?;
     let guids: Vec<Guid> = (0..=PLAN.len())
         .map(|_| Guid::random())
         .collect::<Result<_, _>>()
@@ -190,12 +191,31 @@ pub fn install(
                 missing: missing.join(", "),
             });
         }
+        // The plan reads GRUB's boot code from the kit: a bad kit is refused here, before
+        // the question and the first write.
+        let (boot_img, core_img) = kit.boot_code().map_err(InstallError::Disk)?;
+        let at = cloud_config_on_state();
+        let plan = plan::plan(
+            table.clone(),
+            &Contents {
+                kit: &kit,
+                boot_img: &boot_img,
+                core_img: &core_img,
+                kernel: &kernel,
+                initrd: &initrd,
+                cloud_config: config.as_deref().map(|c| (at.as_path(), c)),
+            },
+        )
+        .map_err(|source| InstallError::Layout {
+            path: req.device.clone(),
+            source,
+        })?;
         if !req.force {
             let question = format!(
                 "This erases everything on {} ({}) and installs Corral from {}.\n\
                  Type yes to go on: ",
                 disk.node.display(),
-                plan::describe(&disk),
+                devices::describe(&disk),
                 source.node.display()
             );
             let yes = confirm(&question)
@@ -204,20 +224,7 @@ pub fn install(
                 return Err(InstallError::Declined);
             }
         }
-        let at = cloud_config_on_state();
-        write::write(
-            host,
-            &disk,
-            &table,
-            &write::Payload {
-                kit: &kit,
-                kernel: &kernel,
-                initrd: &initrd,
-                cloud_config: config.as_deref(),
-                cloud_config_at: &at,
-                work: &req.work,
-            },
-        )
+        write::write(host, &disk, &plan, &req.work)
     });
     let _ = std::fs::remove_dir(&req.work);
     result?;

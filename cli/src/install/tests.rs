@@ -101,7 +101,7 @@ fn a_blank_disk_gets_the_layout_grub_slot_a_and_the_cloud_config() {
     ];
     assert_eq!(calls, expected);
     let esp = fake.filesystem(Path::new(&p(2)));
-    let kit = fake.iso_tree.join(corral_iso::disk::KIT_DIR);
+    let kit = fake.iso_tree.join(corral_disk::kit::KIT_DIR);
     for (on_esp, in_kit) in [
         ("EFI/BOOT/BOOTX64.EFI", "BOOTX64.EFI"),
         ("grub/grub.cfg", "grub.cfg"),
@@ -172,10 +172,10 @@ fn without_force_it_asks_and_a_no_writes_nothing() {
 #[test]
 fn answers_that_mean_yes() {
     for a in ["y", "yes\n", " YES "] {
-        assert!(plan::is_yes(a), "{a:?}");
+        assert!(devices::is_yes(a), "{a:?}");
     }
     for a in ["", "n", "no", "yes please", "\n"] {
-        assert!(!plan::is_yes(a), "{a:?}");
+        assert!(!devices::is_yes(a), "{a:?}");
     }
 }
 

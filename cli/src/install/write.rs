@@ -1,37 +1,24 @@
-//! The writes of `corral install`, in order: old signatures wiped, the GPT of
-//! corral-disk's layout, GRUB's BIOS sectors, then the filesystems (ESP with GRUB for
-//! UEFI and the slot menu, slot A with kernel and initrd, the state filesystem with the
-//! cloud-config). Bytes before the partitions exist go through the disk's node; once the
-//! kernel has re-read the table, each filesystem is made and filled through its own.
+//! `corral install`'s writer: carries out corral-disk's plan ([`corral_disk::plan`]) on a
+//! block device, in order: old signatures wiped, the GPT, the raw writes (GRUB's BIOS
+//! sectors), then each filesystem made and filled (ESP with GRUB for UEFI and the slot
+//! menu, slot A with kernel and initrd, the state filesystem with the cloud-config).
+//! Bytes before the partitions exist go through the disk's node; once the kernel has
+//! re-read the table, each filesystem is made and filled through its own. The build
+//! writes the same plan onto an image file (corral-iso's `disk`).
 
 use super::host::{Disk, Host};
 use super::InstallError;
-use corral_disk::layout::{self, BIOS, EFI, MIB, SLOT_A, STATE};
-use corral_disk::{bios, Table};
-use corral_iso::disk::{BootKit, GRUB_DIR};
+use corral_disk::layout::{self, MIB};
+use corral_disk::plan::{FileEntry, Filesystem, FsKind, Plan, Source};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// What goes onto the disk.
-pub struct Payload<'a> {
-    pub kit: &'a BootKit,
-    pub kernel: &'a Path,
-    pub initrd: &'a Path,
-    /// The cloud-config to keep as the machine's own (`corral config set`'s layer).
-    pub cloud_config: Option<&'a [u8]>,
-    /// Where, under the state filesystem, the cloud-config goes.
-    pub cloud_config_at: &'a Path,
-    /// A scratch directory for mount points.
-    pub work: &'a Path,
-}
-
 /// A step's line, numbered.
-fn step(n: usize, what: &str) {
-    eprintln!("[{n}/{STEPS}] {what}");
+fn step(n: usize, of: usize, what: &str) {
+    eprintln!("[{n}/{of}] {what}");
 }
-const STEPS: usize = 5;
 
 fn io_err<'a>(
     what: &'static str,
@@ -46,15 +33,27 @@ fn write_at(disk: &mut File, node: &Path, offset: u64, bytes: &[u8]) -> Result<(
         .map_err(io_err("writing", node))
 }
 
-/// Writes everything onto `disk`.
-pub fn write(
-    host: &dyn Host,
-    disk: &Disk,
-    table: &Table,
-    payload: &Payload,
-) -> Result<(), InstallError> {
+/// What a filesystem's step says.
+fn describe(fs: &Filesystem) -> String {
+    let what = match layout::PLAN.get(fs.number.wrapping_sub(1)) {
+        Some(s) if *s == layout::EFI => "EFI system partition: GRUB for UEFI and the boot menu",
+        Some(s) if *s == layout::SLOT_A => {
+            "boot slot A: the kernel and the initrd with the root image"
+        }
+        Some(s) if *s == layout::STATE => "state partition, with the cloud-config",
+        _ => "partition",
+    };
+    let kind = match fs.kind {
+        FsKind::Fat16 => "FAT16",
+        FsKind::Ext4 => "ext4",
+    };
+    format!("{what} ({kind} {})", fs.label)
+}
+
+/// Writes `plan` onto `disk`; `work` holds the mount points.
+pub fn write(host: &dyn Host, disk: &Disk, plan: &Plan, work: &Path) -> Result<(), InstallError> {
     let node = &disk.node;
-    let part = |slot: &layout::Slot| &table.partitions[layout::number(slot) - 1];
+    let steps = 2 + plan.filesystems.len();
     let mut dev = OpenOptions::new()
         .read(true)
         .write(true)
@@ -63,97 +62,97 @@ pub fn write(
 
     step(
         1,
+        steps,
         "wiping the old partition table and filesystem signatures",
     );
+    // The disk's ends and the start of every partition: what was there before must not
+    // read as a table or a filesystem. This blanks the plan's empty partitions too.
     let zeros = vec![0u8; MIB as usize];
     write_at(&mut dev, node, 0, &zeros)?;
     write_at(&mut dev, node, disk.bytes - MIB, &zeros)?;
-    for p in &table.partitions {
+    for p in &plan.table.partitions {
         let len = p.bytes().min(MIB) as usize;
         write_at(&mut dev, node, p.offset(), &zeros[..len])?;
     }
+    debug_assert!(plan.blank.iter().all(|n| plan.partition(*n).is_some()));
 
-    step(2, "writing the partition table and GRUB's BIOS boot code");
-    table.write(&mut dev).map_err(InstallError::Disk)?;
-    let read = |p: &Path| fs::read(p).map_err(io_err("reading", p));
-    let mut core = read(&payload.kit.core_img)?;
-    bios::fit_core(&mut core, part(&BIOS)).map_err(InstallError::Disk)?;
-    write_at(&mut dev, node, part(&BIOS).offset(), &core)?;
-    let mut mbr = [0u8; 512];
-    dev.seek(SeekFrom::Start(0))
-        .and_then(|_| dev.read_exact(&mut mbr))
-        .map_err(io_err("reading", node))?;
-    let sector = bios::boot_sector(&read(&payload.kit.boot_img)?, &mbr, part(&BIOS).first)
-        .map_err(InstallError::Disk)?;
-    write_at(&mut dev, node, 0, &sector)?;
+    step(
+        2,
+        steps,
+        "writing the partition table and GRUB's BIOS boot code",
+    );
+    plan.table.write(&mut dev).map_err(InstallError::Disk)?;
+    for raw in &plan.raw {
+        write_at(&mut dev, node, raw.offset, &raw.bytes)?;
+    }
     dev.sync_all().map_err(io_err("flushing", node))?;
     drop(dev);
     host.reread_partitions(node)
         .map_err(io_err("re-reading the partition table of", node))?;
-    let part_node = |slot: &layout::Slot| {
-        host.partition_node(disk, layout::number(slot))
-            .map_err(io_err("finding the partitions of", node))
-    };
 
-    step(3, "EFI system partition: GRUB for UEFI and the boot menu");
-    let esp = part_node(&EFI)?;
-    mkfs(host, "mkfs.vfat", &["-F", "16", "-n", EFI.name], &esp)?;
-    filled(host, &esp, "vfat", payload.work, |root| {
-        let boot = root.join("EFI/BOOT");
-        let grub = root.join(GRUB_DIR);
-        for d in [&boot, &grub] {
-            fs::create_dir_all(d).map_err(io_err("creating", d))?;
-        }
-        copy(&payload.kit.efi, &boot.join("BOOTX64.EFI"), None)?;
-        copy(&payload.kit.grub_cfg, &grub.join("grub.cfg"), None)?;
-        copy(&payload.kit.grubenv, &grub.join("grubenv"), None)?;
-        Ok(())
-    })?;
-
-    step(
-        4,
-        "boot slot A: the kernel and the initrd with the root image",
-    );
-    let slot_a = part_node(&SLOT_A)?;
-    mkfs(host, "mkfs.ext4", &["-q", "-F", "-L", SLOT_A.name], &slot_a)?;
-    filled(host, &slot_a, "ext4", payload.work, |root| {
-        let total = [payload.kernel, payload.initrd]
-            .iter()
-            .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-            .sum();
-        let bar = ProgressBar::new(total);
-        if let Ok(style) = ProgressStyle::with_template(
-            "    {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {elapsed}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        copy(payload.kernel, &root.join("vmlinuz"), Some(&bar))?;
-        copy(payload.initrd, &root.join("initrd"), Some(&bar))?;
-        bar.finish_and_clear();
-        Ok(())
-    })?;
-
-    // Slot B stays empty (its first MiB wiped above) for the first upgrade.
-    step(
-        5,
-        "state partition: ext4 CORRAL_STATE, with the cloud-config",
-    );
-    let state = part_node(&STATE)?;
-    mkfs(host, "mkfs.ext4", &["-q", "-F", "-L", STATE.name], &state)?;
-    filled(host, &state, "ext4", payload.work, |root| {
-        let Some(config) = payload.cloud_config else {
-            return Ok(());
+    for (i, fs) in plan.filesystems.iter().enumerate() {
+        step(3 + i, steps, &describe(fs));
+        let device = host
+            .partition_node(disk, fs.number)
+            .map_err(io_err("finding the partitions of", node))?;
+        let (program, args): (&str, &[&str]) = match fs.kind {
+            FsKind::Fat16 => ("mkfs.vfat", &["-F", "16", "-n"]),
+            FsKind::Ext4 => ("mkfs.ext4", &["-q", "-F", "-L"]),
         };
-        let path = root.join(payload.cloud_config_at);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(io_err("setting the mode of", dir))?;
-        }
-        corral_config::store::write_private(&path, config).map_err(io_err("writing", &path))
-    })?;
+        let mut args = args.to_vec();
+        args.push(fs.label);
+        mkfs(host, program, &args, &device)?;
+        let fstype = match fs.kind {
+            FsKind::Fat16 => "vfat",
+            FsKind::Ext4 => "ext4",
+        };
+        filled(host, &device, fstype, work, |root| {
+            put_files(root, &fs.files)
+        })?;
+    }
     host.sync();
+    Ok(())
+}
+
+/// Puts a filesystem's files under `root`, with one progress bar over the bytes of the
+/// files copied; private files 0600 in 0700 folders, written atomically.
+fn put_files(root: &Path, files: &[FileEntry]) -> Result<(), InstallError> {
+    let total = files
+        .iter()
+        .map(|f| match &f.source {
+            Source::File(p) => fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Source::Bytes(b) => b.len() as u64,
+        })
+        .sum();
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "    {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {elapsed}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    for f in files {
+        let to = root.join(&f.path);
+        if let Some(dir) = to.parent() {
+            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+            if f.private {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                    .map_err(io_err("setting the mode of", dir))?;
+            }
+        }
+        match &f.source {
+            Source::File(from) => copy(from, &to, &bar)?,
+            Source::Bytes(bytes) if f.private => {
+                corral_config::store::write_private(&to, bytes).map_err(io_err("writing", &to))?;
+                bar.inc(bytes.len() as u64);
+            }
+            Source::Bytes(bytes) => {
+                fs::write(&to, bytes).map_err(io_err("writing", &to))?;
+                bar.inc(bytes.len() as u64);
+            }
+        }
+    }
+    bar.finish_and_clear();
     Ok(())
 }
 
@@ -207,10 +206,9 @@ pub fn mount_point(work: &Path, device: &Path) -> PathBuf {
 }
 
 /// Copies a file, advancing `bar` by the bytes copied, and flushes it to the disk.
-fn copy(from: &Path, to: &Path, bar: Option<&ProgressBar>) -> Result<(), InstallError> {
+fn copy(from: &Path, to: &Path, bar: &ProgressBar) -> Result<(), InstallError> {
     let src = File::open(from).map_err(io_err("reading", from))?;
     let mut dst = File::create(to).map_err(io_err("creating", to))?;
-    let bar = bar.cloned().unwrap_or_else(ProgressBar::hidden);
     std::io::copy(&mut bar.wrap_read(src), &mut dst).map_err(io_err("copying to", to))?;
     dst.sync_all().map_err(io_err("flushing", to))
 }
