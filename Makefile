@@ -7,7 +7,7 @@ BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-system-docker -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean
+.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes
 
 all: dist
 
@@ -51,13 +51,17 @@ lint: setup
 unit: setup tool
 	$(BUILD) test-images
 	cargo test --workspace --exclude corral-harness
-	cargo test -p corral-harness --lib --test architecture
+	cargo test -p corral-harness --lib --test architecture --test readmes
 
 e2e: dist
 	$(BUILD) test-images
 	cargo test -p corral-harness --test '*' -- --test-threads=1 --nocapture
 	# The benchmark's smoke run (one floor and one ISO boot), so its harness cannot rot.
 	$(BUILD) bench --runs 1 --only floor,iso --out target/bench-smoke --no-docs
+
+## Rewrite every crate's README.md from its crate docs (tests/tests/readmes.rs checks them).
+readmes:
+	CORRAL_WRITE_READMES=1 cargo test -p corral-harness --test readmes
 
 clean:
 	rm -rf dist target/corral target/e2e

@@ -1,13 +1,16 @@
-//! # corral-api: the `corral` command's protocol with the manager
+//! # corral-api
 //!
-//! The manager listens on [`SOCKET`] (root only). A client writes one [`Request`] as a
-//! JSON line and reads one [`Response`] as a JSON line; each connection carries one
-//! exchange. Listings come back as data (never as text to parse), so the CLI prints
-//! them as a table or as JSON.
+//! The protocol between the `corral` command and the manager (`corral-manager`) on
+//! `/run/corral/api.sock`: one JSON request per line, one JSON answer per line
+//! ([`protocol`](src/protocol.rs)); the boot report's timeline and its critical path
+//! ([`report`](src/report.rs)); and the blocking client the CLI uses
+//! ([`client`](src/client.rs)). The manager serves it (`system-docker/src/api.rs`).
 //!
-//! - **Owns:** the wire format and the boot report's shape.
-//! - **Must not touch:** anything on the machine; it is types and a client.
-//! - **Talks to:** [`SOCKET`] (the client).
+//! - **Owns:** the wire format, the size limit of a message, the boot report's shape and
+//!   how its critical path is found.
+//! - **Must not touch:** engines, files or processes: it is types, framing and a socket
+//!   client, nothing that acts on the machine.
+//! - **Talks to:** the manager's socket (the client only).
 
 pub mod client;
 pub mod protocol;

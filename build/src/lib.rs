@@ -1,20 +1,24 @@
-//! # corral-build: Debian packages in, Corral out
+//! # corral-build
 //!
-//! Resolves Debian 13 (and, for the newest Docker, unstable) packages with the build's
-//! own apt configuration (`apt::suite`: private sources, lists and an empty dpkg status
-//! under the cache), fetches them into a cache checked by sha256, records suite and
-//! version of each in `build/packages.lock` (and reports drift), unpacks them, assembles the merged-/usr
-//! root with Corral's binaries, makes the squashfs root image and the initrd (`/init`,
-//! device nodes, boot modules, root image), and calls `corral-iso` for the ISO. Every
-//! stage is skipped when its inputs are unchanged.
+//! The build: Debian 13 packages (and unstable's newest Docker) in, `dist/` out. `corral-build dist` (what `make dist`
+//! runs), `corral-build lock`, `corral-build run`, `corral-build ami`, `corral-build bench`
+//! (`make bench`: `src/bench.rs` boots the floor and Corral through the harness and writes
+//! `dist/bench.json` and the table in docs/benchmarks.md). What goes in the root is
+//! [`rootfs.yml`](rootfs.yml); the system images are `images/<name>/image.yml`
+//! ([docs/services.md](../docs/services.md)); the versions used are
+//! [`packages.lock`](packages.lock). See
+//! [docs/building.md](../docs/building.md).
 //!
-//! - **Owns:** `dist/`, `target/corral/`, the package cache (`~/.cache/corral`, or
-//!   `CORRAL_CACHE`), `build/packages.lock`.
-//! - **Must not touch:** the build host's apt sources and dpkg state (apt runs with a
-//!   private configuration and an empty status file); nothing of it runs on a Corral
-//!   machine.
-//! - **Talks to:** apt-get, dpkg-deb, depmod, mksquashfs (host tools from Debian), the
-//!   `iso` crate, and the harness for `corral-build run`.
+//! - **Owns:** `dist/`, `target/corral/`, the package cache (`~/.cache/corral` or
+//!   `$CORRAL_CACHE`), `build/packages.lock`.
+//! - **Must not touch:** the build host's own dpkg state (apt runs against an empty status
+//!   file). It is a host tool: nothing of it runs on a Corral machine.
+//! - **Talks to:** apt-get, apt-cache, dpkg-deb, depmod, mksquashfs (each through
+//!   corral-host's command runner); the `iso` crate (ISO and disk image, from corral-disk's
+//!   plan); corral-dockerd (a private dockerd on the build host that makes the seeded
+//!   image store); corral-user-docker (the engine images' labels); the harness (for `run`
+//!   and `bench`); coldsnap or the AWS CLI (for `ami`, see docs/ec2.md). Nothing links it
+//!   (`tests/tests/architecture.rs`).
 
 pub mod ami;
 pub mod apt;

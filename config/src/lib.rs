@@ -1,9 +1,29 @@
 //! # corral-config
 //!
-//! Corral's configuration: the cloud-config schema (RancherOS's, with `rancher:` read as
-//! `corral:`), the kernel command line, user-data and its forms, the datasources,
-//! merging in precedence order, the saved configuration under `/var/lib/corral/conf/`
-//! and validation that names every problem. See README.md for what it owns.
+//! Corral's configuration: the cloud-config schema (RancherOS's, `rancher:` read as
+//! `corral:`; cloud-init's basics at the top level), each value checked as it is read so
+//! errors carry the key's path, line, column and a hint (`schema.rs`, every key in
+//! `examples/full.yml`); the kernel command line's `corral.<path>=<yaml>` options
+//! (`cmdline.rs`); user-data and its forms, `#cloud-config`, `#!`, `#compose` and gzip,
+//! capped at 1 MiB, with unknown keys as warnings (`userdata.rs`); the datasources, NoCloud,
+//! config drive, EC2 IMDSv2/v1, `url:`, `file:`, `cmdline`, tried in parallel with backoff
+//! (`datasource.rs`); merging in precedence order with RancherOS's metadata rules
+//! (`merge.rs`); the saved configuration under `/var/lib/corral/conf/` with the last good
+//! user-data kept when a new one is rejected, and the layered configuration in force
+//! (`store.rs`); reading it by key and changing the `corral config set` layer only when
+//! the result validates (`edit.rs`); and validation that reports every problem, not just the first
+//! (`validate.rs`). The reference is docs/cloud-config.md.
+//!
+//! Tests: every key, the merge order, each datasource against a fake (a real HTTP server on
+//! 127.0.0.1 for IMDS, from the harness), a 34-case malformed corpus with exact errors, and
+//! a mutation test of the parsers; `make fuzz` runs the cargo-fuzz targets in `fuzz/`.
+//!
+//! - **Owns:** the schema, parsing, the datasources and `/var/lib/corral/conf/`.
+//! - **Must not touch:** running services or engines (the manager applies configuration;
+//!   the console applies `write_files` and `runcmd`), files of other crates.
+//! - **Talks to:** the datasources (block devices it mounts read-only under
+//!   `/run/corral/media`, the metadata service over HTTP); its callers (the manager, the
+//!   console's `corral console-init`, `corral config validate`) use it as a library.
 
 pub mod cmdline;
 pub mod datasource;

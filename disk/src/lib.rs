@@ -16,8 +16,9 @@
 //! - **Talks to:** whatever `Read + Write + Seek` it is handed, and the boot kit's files
 //!   it reads; nothing else.
 //!
-//! Used by the build (the raw image), by PID 1 (growing the state partition) and by
-//! `corral install`. No panics on what it reads: a table from a disk is untrusted.
+//! Used by the build (the raw image), by PID 1 (growing the state partition, through
+//! corral-host) and by `corral install`. No panics on what it reads: a table from a
+//! disk is untrusted.
 
 pub mod bios;
 pub mod error;

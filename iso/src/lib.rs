@@ -1,19 +1,24 @@
-//! # corral-iso: bootable media
+//! # corral-iso
 //!
-//! Makes `corral.iso` from a kernel, an initrd and a kernel command line: isolinux for
-//! BIOS, GRUB (a standalone x86_64-efi image at the removable path
-//! `/EFI/BOOT/BOOTX64.EFI`, also inside an El Torito EFI image) for UEFI, hybrid so the
-//! same file boots from a CD or written to a disk. It also carries, in `/boot/install`,
-//! the GRUB files `corral install` writes onto a disk (the disk image's boot kit,
-//! [`disk::BootKit`]). Both menus show the serial console and VGA, wait one second, and
-//! let the user edit the command line (Tab in isolinux, `e` in GRUB), so `corral.*`
-//! options pass through to the kernel.
+//! Makes `dist/corral.iso` from kernel, initrd and command line: isolinux for BIOS, GRUB
+//! (standalone x86_64-efi image at `/EFI/BOOT/BOOTX64.EFI`, also as the El Torito EFI image)
+//! for UEFI, hybrid so it also boots written to a disk. Two entries: `corral` and `debug`
+//! (adds `corral.debug_shell=ttyS1`).
 //!
-//! - **Owns:** the bootloader configurations and the layout of the ISO.
-//! - **Must not touch:** what is inside the initrd or root image (`build` makes those).
-//! - **Talks to:** the bootloaders and grub-mkstandalone, grub-mkimage and mke2fs from
-//!   [`Tools`] (the image's own suite, unpacked by the build); xorriso, mtools and
-//!   dosfstools from the build host.
+//! Also `dist/corral.img` (`src/disk.rs`): the GPT raw disk image, corral-disk's plan
+//! (`corral_disk::plan`) carried out on a file without root or loop devices: GRUB i386-pc core.img in the BIOS
+//! boot partition and boot.img in the MBR, GRUB x86_64-efi at the ESP's removable path with
+//! the slot-choosing `grub.cfg` and `grubenv`, slot A (ext4 via `mke2fs -t ext4 -E offset= -d`),
+//! an empty state filesystem. docs/disks.md.
+//!
+//! - **Owns:** bootloader configurations, the ISO's layout, the boot kit's GRUB images
+//!   (grub-mkimage) and the disk image's writer.
+//! - **Must not touch:** what is inside the initrd or root image.
+//! - **Talks to:** the bootloader files and grub-mkstandalone, grub-mkimage and mke2fs of
+//!   a `Tools` folder (`src/tools.rs`: Debian packages the build unpacked from the image's
+//!   suite, run with that folder's own loader; the host's packages in this crate's tests);
+//!   xorriso, mkfs.vfat and mtools from the host; corral-disk for the table and GRUB's
+//!   sectors.
 
 pub mod disk;
 mod error;

@@ -1,17 +1,55 @@
-//! # corral-system-docker: the manager
+//! # corral-system-docker
 //!
-//! PID 1 starts `corral-manager`. It runs Debian's dockerd as the **system engine**
-//! (socket `/run/system-docker.sock`, data root `/var/lib/system-docker`, exec root
-//! `/run/system-docker`, `--bridge=none --iptables=false`), waits for `/_ping` through
-//! bollard, logs `system engine ready` with the seconds since boot, restarts the engine
-//! with a backoff if it dies, and stops it cleanly when PID 1 sends SIGTERM.
+//! `corral-manager`, which PID 1 starts: runs Debian's dockerd as the system engine, waits
+//! for its API, logs `system engine ready`, restarts it when it dies and stops it on
+//! SIGTERM. After every engine start it loads the system images (corral-dockerd's `images`). Once
+//! per boot it then brings the network service up, fetches user-data from the datasources,
+//! saves or rejects it and applies the configuration on the host: hostname and
+//! `/etc/hosts`, sysctl, modules, mounts, bootcmd (`src/apply.rs`), and the network plan
+//! handed to the network service (`src/network.rs`); the report goes to the console and
+//! `/var/log/cloud-config.log`. It brings up the services put together from the built-in
+//! [`os-config.yml`](os-config.yml), the users' files in `/var/lib/corral/conf/services/`,
+//! `services_include`, `corral.services` and `#compose` user-data, with
+//! `corral.environment` (`src/assemble.rs`), writes `write_files` entries with `container:`
+//! into their service, and brings them up (`src/compose.rs` parses and merges, `src/graph.rs`
+//! orders, `src/services.rs` reconciles), and watches the engine's events to log every
+//! transition and restart exited services per their `restart:` with backoff
+//! (`src/watch.rs`, decisions in `src/restart.rs`). The `docker` service (the user engine)
+//! gets its command, image, `daemon.json` and TLS files from `corral.docker` through
+//! `corral-user-docker` before it starts; once its socket answers, the preloaded archives
+//! are loaded (`src/user_engine.rs`). At shutdown it stops the user engine's containers
+//! first, then the services (the console last), then the engine. `corral-manager status`
+//! asks the engine (through its API) for its version, storage driver, images and
+//! containers. It answers the `corral` command on `/run/corral/api.sock` (root only; one
+//! JSON request and answer per connection, a stream of answers for `logs --follow`;
+//! protocol in `corral-api`): service list, start, stop, restart and logs through the
+//! system engine's API, versions, and the boot report from its timeline (`src/api.rs`,
+//! `src/timeline.rs`, which also reads PID 1's steps from `/run/corral/init-steps`);
+//! service enable, disable and up, kept as `corral.services_include` in the saved
+//! configuration through corral-config's `edit` (`src/enable.rs`; the built-in catalogue
+//! of optional services is `catalogue/`); engine list and switch by engine name
+//! (`docker-26.1`, the image label `io.corral.engine`) or image, the root's binaries an
+//! engine image lists (`io.corral.engine.host-binaries`) bound read-only into its
+//! container, with a trial of the new engine's dockerd first and the old engine put back
+//! if the new one exits or does not answer (`src/engines.rs`); tls generate, a new CA and certificates for the user engine
+//! through corral-user-docker's `tls` (`src/tls.rs`). See [docs/services.md](../docs/services.md) and
+//! [docs/cli.md](../docs/cli.md).
 //!
-//! - **Owns:** the system engine process, `/run/system-docker.sock`,
-//!   `/var/lib/system-docker`, `/run/system-docker`, `/var/log/system-docker.log`.
-//! - **Must not touch:** the user engine's state (`/var/lib/docker`,
-//!   `/var/run/docker.sock`), mounts and modules (PID 1 owns them).
-//! - **Talks to:** dockerd through its socket (bollard), PID 1 (it is PID 1's child and
-//!   stops on SIGTERM), the kernel log.
+//! - **Owns:** the system engine process and its containers (the system services), their
+//!   restarts, `/run/system-docker.sock`, `/run/corral/api.sock`,
+//!   `/var/lib/system-docker`, `/run/system-docker`, `/var/log/system-docker.log`; what
+//!   cloud-config applies on the host after PID 1's boot: the configured hostname and its
+//!   `/etc/hosts` line, sysctls, the modules `corral.modules` and the user engine need,
+//!   the `mounts` entries, `bootcmd`, `/var/log/cloud-config.log`; the user engine's
+//!   `daemon.json` and TLS files under `/run/corral/docker` and `/var/lib/corral/tls`.
+//! - **Must not touch:** the user engine's data (`/var/lib/docker`); it reaches that engine
+//!   only through `/var/run/docker.sock` (readiness, preload, stopping workloads);
+//!   PID 1's early mounts, the root and the state partition; the console's files
+//!   (`write_files` without `container:` and `runcmd` are the console's); the saved
+//!   configuration other than through corral-config's `edit`.
+//! - **Talks to:** dockerd through its socket (bollard, tokio; the process itself through
+//!   corral-dockerd); PID 1 (its parent); the kernel (modules, mounts, sysctls, the
+//!   hostname, through corral-host); the kernel log.
 
 pub mod api;
 pub mod apply;

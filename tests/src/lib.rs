@@ -1,15 +1,20 @@
-//! # corral-harness: Corral machines in QEMU
+//! # corral-harness
 //!
-//! Boots Corral's real artifacts (ISO, disk image, kernel + initrd) in
-//! `qemu-system-x86_64 -accel tcg`, reads the serial console with deadlines, runs commands
-//! through the debug shell on ttyS1 (`corral.debug_shell=ttyS1`), and keeps every
-//! console log under `target/e2e/<test>/`. The end-to-end tests in `tests/tests/`,
-//! `corral-build run` and the benchmarks all start machines through it.
+//! Boots Corral's real artifacts in `qemu-system-x86_64 -accel tcg` (ISO on a virtio-scsi
+//! CD, a disk, or kernel + initrd; extra drives; hostfwd and guestfwd on 127.0.0.1; SeaBIOS
+//! or OVMF), reads the serial console with deadlines, answers boot prompts, runs commands
+//! through the debug shell on ttyS1, and keeps every log under `target/e2e/<test>/`.
+//! `tests/*.rs` hold the end-to-end tests; `examples/guest.rs` boots a build and runs
+//! commands in it; `src/bench.rs` is one benchmark boot and its figures (console markers,
+//! ssh, memory, poweroff) with the statistics over runs, driven by `corral-build bench`. See [docs/testing.md](../docs/testing.md).
 //!
-//! - **Owns:** QEMU command lines and the per-test log folders under `target/e2e/`.
-//! - **Must not touch:** the artifacts in `dist/` (it only reads them).
-//! - **Talks to:** qemu-system-x86_64, and the guest through its serial ports and
-//!   forwarded ports on 127.0.0.1.
+//! - **Owns:** QEMU command lines, `target/e2e/`.
+//! - **Must not touch:** `dist/` (read only).
+//! - **Talks to:** qemu-system-x86_64; the guest through serial sockets and forwarded ports;
+//!   host tools (xorriso, cp) through corral-host's command runner.
+//!
+//! `tests/architecture.rs` holds the workspace's dependency rules (over `cargo metadata`)
+//! and checks that every crate's README is its crate documentation.
 
 pub mod bench;
 pub mod channel;

@@ -1,8 +1,25 @@
-//! The user engine: the Docker daemon for workloads, run as the `docker` system service
-//! from the `engine` image. This crate turns `corral.docker` into that dockerd's flags
-//! and `daemon.json` ([`daemon`]), keeps its TLS files ([`tls`]) and loads the images
-//! users preload ([`preload`]). The manager calls it; `corral-engine` (in the image)
-//! starts dockerd inside the service's container.
+//! # corral-user-docker
+//!
+//! The user engine, where workloads run (see [docs/user-engine.md](../docs/user-engine.md)):
+//!
+//! - `daemon`: `corral.docker` -> dockerd's flags and `daemon.json` (a `Plan`); what the
+//!   engine cannot honour is an error naming the key.
+//! - `tls`: the CA, server and client certificates, made once in `/var/lib/corral/tls`
+//!   (or anew on `corral tls generate`: `renew`, names checked by `check_name`), the
+//!   client's copied to `/home/corral/.docker`.
+//! - `preload`: archives in `/var/lib/corral/preload/docker` loaded once each.
+//! - `labels`: the image labels that make an image a user engine (`io.corral.image:
+//!   engine`, its name, Docker version and the root's binaries it runs); the build sets
+//!   them, the manager reads them.
+//! - `corral-engine` (binary): the `engine` image's entrypoint; nests the container's
+//!   cgroup (v2) so dockerd can delegate controllers, then becomes dockerd.
+//!
+//! - **Owns:** the user engine's settings, `/var/run/docker.sock`'s flags, its TLS files,
+//!   the preload markers.
+//! - **Must not touch:** the system engine or its state; the service definition itself
+//!   (the manager's `os-config.yml` and `user_engine.rs`).
+//! - **Talks to:** the user dockerd through its socket (preload). The manager calls it
+//!   (`system-docker/src/user_engine.rs`); `corral config validate` runs its checks.
 
 pub mod daemon;
 pub mod labels;
