@@ -4,23 +4,17 @@
 //! command's output.
 
 use crate::enable::Services;
-use crate::services::SERVICE;
-use bollard::query_parameters::{
-    ListContainersOptions, LogsOptions, RestartContainerOptions, StartContainerOptions,
-    StopContainerOptions,
-};
+use bollard::query_parameters::{LogsOptions, RestartContainerOptions, StartContainerOptions};
 use bollard::Docker;
 use corral_api::protocol::{Logs, Request, Response, Service, Version};
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-/// How long a service gets to stop for `corral service stop`, `restart` and `disable`.
-pub(crate) const STOP_SECONDS: i32 = 10;
+use crate::containers::STOP_SECONDS;
 
 /// A service label naming the file a service logs to instead of its output (syslog's
 /// /var/log/messages): `corral service logs` reads that file's end.
@@ -155,9 +149,9 @@ pub async fn handle(context: &Context, request: Request) -> Response {
         }
         Request::ServiceDisable { name } => context.services.disable(docker, &name).await,
         Request::ServiceUp { names } => context.services.up(docker, &names).await,
-        Request::EngineList => crate::engines::list(docker).await,
+        Request::EngineList => crate::engine_images::list(docker).await,
         Request::EngineSwitch { image } => {
-            crate::engines::switch(docker, &context.services, &image).await
+            crate::engine_switch::switch(docker, &context.services, &image).await
         }
         Request::BootReport => Response::ok(&crate::timeline::report()),
         Request::TlsGenerate { hostnames } => crate::tls::generate(
@@ -169,33 +163,10 @@ pub async fn handle(context: &Context, request: Request) -> Response {
     }
 }
 
-/// Every container of a Corral service (labelled with its service), by service name.
-pub async fn service_containers(docker: &Docker) -> Result<HashMap<String, String>, String> {
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(HashMap::from([(
-            "label".to_string(),
-            vec![SERVICE.to_string()],
-        )])),
-        ..Default::default()
-    };
-    let containers = docker
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(containers
-        .into_iter()
-        .filter_map(|c| {
-            let name = c.labels.as_ref()?.get(SERVICE)?.clone();
-            Some((name, c.id?))
-        })
-        .collect())
-}
-
 /// The services, by name, with their state from the engine.
 pub async fn list(docker: &Docker) -> Result<Vec<Service>, String> {
     let mut out = Vec::new();
-    for (name, id) in service_containers(docker).await? {
+    for (name, id) in crate::containers::service_containers(docker).await? {
         let c = docker
             .inspect_container(&id, None)
             .await
@@ -236,7 +207,7 @@ enum Action {
 
 /// The container of service `name`, or the user's error naming the services there are.
 async fn find(docker: &Docker, name: &str) -> Result<String, Response> {
-    let all = service_containers(docker)
+    let all = crate::containers::service_containers(docker)
         .await
         .map_err(|e| Response::system(format!("listing the services: {e}")))?;
     all.get(name).cloned().ok_or_else(|| {
@@ -250,15 +221,6 @@ async fn find(docker: &Docker, name: &str) -> Result<String, Response> {
     })
 }
 
-/// Stops container `id` cleanly, as `service stop` does: [`STOP_SECONDS`] to go.
-pub(crate) async fn stop(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
-    let options = StopContainerOptions {
-        t: Some(STOP_SECONDS),
-        signal: None,
-    };
-    docker.stop_container(id, Some(options)).await
-}
-
 async fn act(docker: &Docker, name: &str, action: Action) -> Response {
     let id = match find(docker, name).await {
         Ok(id) => id,
@@ -270,7 +232,7 @@ async fn act(docker: &Docker, name: &str, action: Action) -> Response {
                 .start_container(&id, None::<StartContainerOptions>)
                 .await
         }
-        Action::Stop => stop(docker, &id).await,
+        Action::Stop => crate::containers::stop(docker, &id).await,
         Action::Restart => {
             let options = RestartContainerOptions {
                 t: Some(STOP_SECONDS),
@@ -470,7 +432,7 @@ async fn os_version(docker: &Docker) -> Response {
         system_engine,
         system_runtime,
         user_engine,
-        user_engine_name: crate::engines::in_use_name(docker).await,
+        user_engine_name: crate::engine_images::in_use_name(docker).await,
         user_runtime,
         build_id,
     })

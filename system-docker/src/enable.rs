@@ -161,7 +161,7 @@ impl Services {
             );
         }
         let defined = (self.assemble)(false).await.services.contains_key(name);
-        let containers = match crate::api::service_containers(docker).await {
+        let containers = match crate::containers::service_containers(docker).await {
             Ok(c) => c,
             Err(e) => return Response::system(format!("listing the services: {e}")),
         };
@@ -179,7 +179,7 @@ impl Services {
                 ..Default::default()
             };
             // A clean stop first, as `service stop` does; then the container goes.
-            let _ = crate::api::stop(docker, id).await;
+            let _ = crate::containers::stop(docker, id).await;
             if let Err(e) = docker.remove_container(id, Some(options)).await {
                 return Response::system(format!(
                     "service {name} is disabled for later boots, but removing its container failed: {e}"

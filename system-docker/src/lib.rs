@@ -4,7 +4,7 @@
 //! for its API, logs `system engine ready`, restarts it when it dies and stops it on
 //! SIGTERM. After every engine start it loads the system images (corral-dockerd's `images`). Once
 //! per boot it then brings the network service up, fetches user-data from the datasources,
-//! saves or rejects it and applies the configuration on the host: hostname and
+//! saves or rejects it and applies the configuration on the host (`src/configure.rs`): hostname and
 //! `/etc/hosts`, sysctl, modules, mounts, bootcmd (`src/apply.rs`), and the network plan
 //! handed to the network service (`src/network.rs`); the report goes to the console and
 //! `/var/log/cloud-config.log`. It brings up the services put together from the built-in
@@ -31,9 +31,18 @@
 //! (`docker-26.1`, the image label `io.corral.engine`) or image, the root's binaries an
 //! engine image lists (`io.corral.engine.host-binaries`) bound read-only into its
 //! container, with a trial of the new engine's dockerd first and the old engine put back
-//! if the new one exits or does not answer (`src/engines.rs`); tls generate, a new CA and certificates for the user engine
+//! if the new one exits or does not answer (`src/engine_images.rs` finds and checks
+//! engines, `src/engine_switch.rs` switches); tls generate, a new CA and certificates for the user engine
 //! through corral-user-docker's `tls` (`src/tls.rs`). See [docs/services.md](../docs/services.md) and
 //! [docs/cli.md](../docs/cli.md).
+//!
+//! How the code is cut: `src/main.rs` only starts the runtime; `src/lifecycle.rs` is the
+//! manager's life (seed, engine, the event loop, the shutdown order); `src/supervise.rs`
+//! keeps the system engine running (the process itself is corral-dockerd's);
+//! `src/startup.rs` is what follows each engine start; `src/configure.rs` applies the
+//! configuration once per boot; `src/containers.rs` finds and stops the services'
+//! containers; `src/status.rs` is `corral-manager status`. No module imports one that
+//! imports it back.
 //!
 //! - **Owns:** the system engine process and its containers (the system services), their
 //!   restarts, `/run/system-docker.sock`, `/run/corral/api.sock`,
@@ -55,12 +64,19 @@ pub mod api;
 pub mod apply;
 pub mod assemble;
 pub mod compose;
+pub mod configure;
+pub mod containers;
 pub mod enable;
-pub mod engines;
+pub mod engine_images;
+pub mod engine_switch;
+pub mod error;
 pub mod graph;
+pub mod lifecycle;
 pub mod network;
 pub mod restart;
 pub mod services;
+pub mod startup;
+pub mod status;
 pub mod supervise;
 pub mod timeline;
 pub mod tls;

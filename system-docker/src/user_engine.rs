@@ -12,8 +12,7 @@ use log::Level;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The service's name in os-config.yml.
-pub const SERVICE: &str = "docker";
+pub use corral_user_docker::SERVICE;
 
 /// Kernel modules the engine needs loaded before it starts: containers on a bridge see
 /// iptables rules only with br_netfilter (which brings `bridge`), and overlay2 needs
@@ -216,14 +215,14 @@ pub async fn settle_image(
     }
     for candidate in candidates {
         let settled = async {
-            let image = crate::engines::resolve(docker, candidate).await?;
-            let Some(labels) = crate::engines::labels(docker, &image).await else {
+            let image = crate::engine_images::resolve(docker, candidate).await?;
+            let Some(labels) = crate::engine_images::labels(docker, &image).await else {
                 return Err(format!(
                     "the image {image} is not in the system engine; load it \
                      (`system-docker load`) or fix the name"
                 ));
             };
-            let binds = crate::engines::host_binds(&labels, |p| p.is_file())
+            let binds = crate::engine_images::host_binds(&labels, |p| p.is_file())
                 .map_err(|why| format!("{image} cannot run here: {why}"))?;
             Ok((image, binds))
         };
@@ -340,6 +339,41 @@ pub async fn stop_workloads(timeout: Duration) -> (usize, Vec<String>) {
         .filter_map(Result::err)
         .collect();
     (ids.len() - failures.len(), failures)
+}
+
+/// How long the user engine gets to answer after its service started.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Fills in the user engine's service from `corral.docker`, and reports how.
+pub async fn prepare(
+    docker: &bollard::Docker,
+    effective: &Effective,
+    file: &mut crate::compose::ServicesFile,
+) {
+    let mut report = Vec::new();
+    // dockerd asks for these with modprobe, which the engine image does not have.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let wanted: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
+    let what = format!("loading {}", wanted.join(", "));
+    for problem in
+        crate::apply::load_modules(&corral_host::sys::Linux, release.trim(), &wanted, &what)
+    {
+        report.push((log::Level::Warn, problem));
+    }
+    let plan = plan(effective, &mut report);
+    report.extend(configure_service(
+        file,
+        &plan,
+        &Dirs::host(),
+        &server_names(),
+    ));
+    let default_image = format!("corral/engine:{}", env!("CARGO_PKG_VERSION"));
+    for e in settle_image(docker, file, &default_image).await {
+        report.push((log::Level::Error, e));
+    }
+    for (level, line) in report {
+        log::log!(level, "user engine: {line}");
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub mod labels;
 pub mod preload;
 pub mod tls;
 
+/// The system service that runs the user engine (and its container's name).
+pub const SERVICE: &str = "docker";
 /// The engine's socket (group [`GROUP`], mode 0660), the same path on the host.
 pub const SOCKET: &str = "/var/run/docker.sock";
 /// The engine's data root: a tmpfs in live mode, the state partition when there is one.

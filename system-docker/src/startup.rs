@@ -1,0 +1,274 @@
+//! What follows each start of the system engine: the API socket (once per boot), the
+//! system images, the network service and the configuration (once per boot), the user
+//! engine's service prepared, every service brought up and watched. Also stopping the
+//! services at shutdown.
+
+use crate::configure::{configure, current_config};
+use crate::timeline::{self, CONFIGURATION, ENGINE, IMAGES};
+use crate::{api, apply, assemble, enable, network, user_engine};
+use corral_config::store::Effective;
+use corral_dockerd::engine::EngineSpec;
+use corral_dockerd::images;
+use tokio::sync::watch;
+
+/// Where users' services files live (`*.yml`, read in name order after the built-in
+/// ones); a state partition keeps them.
+const SERVICES_DIR: &str = "/var/lib/corral/conf/services";
+
+/// What follows each start of the system engine: load the system images; the first
+/// time, bring the network up, fetch and apply the configuration; then bring the
+/// services up and watch them. Returns the services it brought up.
+pub async fn on_engine_ready(
+    spec: &EngineSpec,
+    quiet: watch::Receiver<bool>,
+    configured: &mut Option<Effective>,
+) -> Option<crate::compose::ServicesFile> {
+    let started = std::time::Instant::now();
+    let images_start = corral_host::since_boot();
+    let docker = match corral_dockerd::engine::connect(spec).await {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}");
+            return None;
+        }
+    };
+    if configured.is_none() {
+        // Once per boot: the socket `corral` talks to.
+        let path = std::path::Path::new(corral_api::SOCKET);
+        match api::bind(path) {
+            Ok(listener) => {
+                let context = api::Context {
+                    docker: docker.clone(),
+                    services: enable::here(assembler(docker.clone())),
+                    engine_dirs: user_engine::Dirs::host(),
+                };
+                tokio::spawn(api::serve(listener, std::sync::Arc::new(context)));
+            }
+            Err(e) => log::error!(
+                "api: listening on {}: {e}; the `corral` command cannot reach the manager",
+                path.display()
+            ),
+        }
+    }
+    let dir = std::path::Path::new(images::IMAGES_DIR);
+    match images::load_all(&docker, dir).await {
+        Ok(results) => {
+            let mut loaded = Vec::new();
+            for (name, outcome) in results {
+                match outcome {
+                    Ok(images::Outcome::Loaded) => loaded.push(name),
+                    Ok(images::Outcome::AlreadyPresent) => {}
+                    Err(e) => log::error!("{e}; the other images still load"),
+                }
+            }
+            log::info!(
+                "system images loaded in {:.2}s: {} (at {:.2}s since boot)",
+                started.elapsed().as_secs_f64(),
+                if loaded.is_empty() {
+                    "none new".to_string()
+                } else {
+                    loaded.join(", ")
+                },
+                corral_host::since_boot()
+            );
+        }
+        Err(e) => log::error!("{e}"),
+    }
+    timeline::record(
+        IMAGES,
+        images_start,
+        corral_host::since_boot(),
+        Some(ENGINE),
+    );
+    let links = network::wired_links(std::path::Path::new("/sys/class/net"));
+    let effective = match configured {
+        Some(e) => e.clone(),
+        None => {
+            // The network first, as the saved configuration has it: the datasources
+            // that live on the network need it.
+            let saved = current_config();
+            let early = services_for(&saved, &links);
+            let network = crate::compose::ServicesFile {
+                services: early
+                    .services
+                    .into_iter()
+                    .filter(|(name, _)| name == "network")
+                    .collect(),
+                ..Default::default()
+            };
+            bring_up_services(&docker, &network, IMAGES).await;
+            let configuring = corral_host::since_boot();
+            let e = configure(&saved).await;
+            timeline::record(
+                CONFIGURATION,
+                configuring,
+                corral_host::since_boot(),
+                Some("service network"),
+            );
+            *configured = Some(e.clone());
+            e
+        }
+    };
+    let mut file = services_for(&effective, &links);
+    user_engine::prepare(&docker, &effective, &mut file).await;
+    let since = crate::watch::now_stamp();
+    let services_start = corral_host::since_boot();
+    bring_up_services(&docker, &file, CONFIGURATION).await;
+    if file.services.contains_key("console") {
+        tokio::spawn(timeline::when_listening(
+            timeline::SSHD,
+            22,
+            services_start,
+            "service console",
+            user_engine::WAIT,
+        ));
+    }
+    if file.services.contains_key(user_engine::SERVICE) {
+        tokio::spawn(user_engine::when_ready(user_engine::WAIT, services_start));
+    }
+    for line in container_files(&docker, &effective).await {
+        log::error!("{line}");
+    }
+    tokio::spawn(crate::watch::run(docker, since, quiet));
+    Some(file)
+}
+
+/// The services as the saved configuration has them now, for `corral service enable`,
+/// `disable` and `up`.
+fn assembler(docker: bollard::Docker) -> enable::Assemble {
+    Box::new(move |to_start| {
+        let docker = docker.clone();
+        Box::pin(async move {
+            let effective = current_config();
+            let links = network::wired_links(std::path::Path::new("/sys/class/net"));
+            let mut file = services_for(&effective, &links);
+            if to_start {
+                user_engine::prepare(&docker, &effective, &mut file).await;
+            }
+            file
+        })
+    })
+}
+
+/// The built-in system services, with the OS version filled in.
+fn builtin_services() -> String {
+    include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Every service this boot runs, with the configuration's environment and network plan.
+fn services_for(effective: &Effective, links: &[network::Link]) -> crate::compose::ServicesFile {
+    let builtin = builtin_services();
+    let available: Vec<std::path::PathBuf> = assemble::AVAILABLE_DIRS
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    assemble::services(
+        effective,
+        &assemble::Sources {
+            builtin: &builtin,
+            user_dir: std::path::Path::new(SERVICES_DIR),
+            available: &available,
+            network_env: network::environment(&effective.config.corral.network, links),
+        },
+    )
+}
+
+/// `write_files` entries with `container:`, copied into their service's container.
+/// Returns a line per failure.
+async fn container_files(docker: &bollard::Docker, effective: &Effective) -> Vec<String> {
+    let mut failures = Vec::new();
+    for f in &effective.config.write_files {
+        let Some(container) = &f.container else {
+            continue;
+        };
+        let result = async {
+            if f.append {
+                return Err(
+                    "append is not supported with container:; write the whole file".to_string(),
+                );
+            }
+            let tar = apply::file_tar(f)?;
+            let options = bollard::query_parameters::UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            docker
+                .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(()) => log::info!("cloud-config: wrote {} into service {container}", f.path),
+            Err(e) => failures.push(format!(
+                "cloud-config: write_files {} into service {container}: {e}",
+                f.path
+            )),
+        }
+    }
+    failures
+}
+
+/// Brings the services up and logs where each one ended; each one that came up is a
+/// step of the boot report, after `after`.
+async fn bring_up_services(
+    docker: &bollard::Docker,
+    file: &crate::compose::ServicesFile,
+    after: &str,
+) {
+    let start = corral_host::since_boot();
+    use crate::services::Outcome;
+    for w in &file.warnings {
+        log::warn!("{w}");
+    }
+    for e in &file.errors {
+        log::error!("{e}; the other services still start");
+    }
+    for (name, outcome) in crate::services::up(docker, file).await {
+        let at = corral_host::since_boot();
+        if outcome.succeeded() {
+            timeline::record(&format!("service {name}"), start, at, Some(after));
+        }
+        match outcome {
+            Outcome::Running { action } => {
+                log::info!("service {name}: running ({action:?}) at {at:.2}s")
+            }
+            Outcome::Created { action } => {
+                log::info!("service {name}: created ({action:?}) at {at:.2}s")
+            }
+            Outcome::Completed => log::info!("service {name}: completed at {at:.2}s"),
+            Outcome::Failed(why) => log::error!("service {name}: failed: {why}"),
+            Outcome::Skipped(why) => log::error!("service {name}: not started: {why}"),
+            Outcome::Blocked(why) => log::error!("service {name}: not started: {why}"),
+        }
+    }
+}
+
+/// Stops the services before the engine, the console last.
+pub async fn stop_services(
+    spec: &EngineSpec,
+    file: &crate::compose::ServicesFile,
+    timeout: std::time::Duration,
+) {
+    let Ok(docker) = corral_dockerd::engine::connect(spec).await else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    // Every service's container there is: those brought up after the boot (`corral
+    // service up`) too. The boot's list if the engine cannot say.
+    let names: Vec<String> = match crate::containers::service_containers(&docker).await {
+        Ok(containers) => containers.into_keys().collect(),
+        Err(e) => {
+            log::warn!("listing the services to stop: {e}; stopping the boot's");
+            file.services.keys().cloned().collect()
+        }
+    };
+    let failed = crate::services::stop_all(&docker, &names, "console", timeout).await;
+    for (name, why) in &failed {
+        log::warn!("service {name}: stopping failed: {why}");
+    }
+    log::info!(
+        "services stopped in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
