@@ -1,0 +1,94 @@
+//! `corral.cloud_init`: which datasources are tried, in order.
+
+use super::*;
+
+/// `corral.cloud_init`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CloudInit {
+    /// Where user-data comes from, tried in parallel (default: cmdline, nocloud,
+    /// configdrive, ec2).
+    #[serde(default)]
+    pub datasources: Option<Vec<Datasource>>,
+}
+
+/// A datasource, as written in `corral.cloud_init.datasources`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Datasource {
+    /// `corral.cloud_config_url=` on the kernel command line.
+    Cmdline,
+    /// A volume labelled `cidata` (or the path of a directory holding its files).
+    NoCloud(Option<String>),
+    /// A volume labelled `config-2` (or a directory).
+    ConfigDrive(Option<String>),
+    /// EC2's instance metadata service.
+    Ec2,
+    Url(String),
+    File(String),
+}
+
+impl std::fmt::Display for Datasource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Datasource::Cmdline => f.write_str("cmdline"),
+            Datasource::NoCloud(None) => f.write_str("nocloud"),
+            Datasource::NoCloud(Some(p)) => write!(f, "nocloud:{p}"),
+            Datasource::ConfigDrive(None) => f.write_str("configdrive"),
+            Datasource::ConfigDrive(Some(p)) => write!(f, "configdrive:{p}"),
+            Datasource::Ec2 => f.write_str("ec2"),
+            Datasource::Url(u) => write!(f, "url:{u}"),
+            Datasource::File(p) => write!(f, "file:{p}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Datasource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, arg) = match s.split_once(':') {
+            Some((k, a)) => (k, Some(a.to_string()).filter(|a| !a.is_empty())),
+            None => (s, None),
+        };
+        let path = |a: Option<String>| -> Result<Option<String>, String> {
+            match a {
+                Some(p) if !p.starts_with('/') => {
+                    Err(format!("{s:?}: {p:?} is not an absolute path"))
+                }
+                other => Ok(other),
+            }
+        };
+        Ok(match (kind, arg) {
+            ("cmdline", None) => Datasource::Cmdline,
+            ("nocloud", a) => Datasource::NoCloud(path(a)?),
+            ("configdrive", a) => Datasource::ConfigDrive(path(a)?),
+            ("ec2", None) => Datasource::Ec2,
+            ("url", Some(u)) if u.starts_with("http://") || u.starts_with("https://") => {
+                Datasource::Url(u)
+            }
+            ("file", Some(p)) if p.starts_with('/') => Datasource::File(p),
+            _ => {
+                return Err(format!(
+                    "datasource {s:?} is not one Corral knows; use cmdline, nocloud, configdrive, ec2, url:http://... or file:/path"
+                ))
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Datasource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor(|s| s.parse::<Datasource>().map(|_| ())))?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The datasources tried when none are configured.
+pub fn default_datasources() -> Vec<Datasource> {
+    vec![
+        Datasource::Cmdline,
+        Datasource::NoCloud(None),
+        Datasource::ConfigDrive(None),
+        Datasource::Ec2,
+    ]
+}

@@ -1,0 +1,262 @@
+//! The cloud-config schema: RancherOS's keys (under `corral:`, with `rancher:` read as the
+//! same section) and cloud-init's basics at the top level. Every value is checked while it
+//! is read, so a wrong type or a bad value is an error with the key's path, the line and
+//! the column, and a hint. Unknown keys are accepted (and reported as warnings by
+//! [`crate::userdata`]), so a RancherOS cloud-config loads unchanged.
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::IpAddr;
+
+#[macro_use]
+mod scalar;
+mod commands;
+mod datasources;
+mod docker;
+mod files;
+mod mounts;
+mod network;
+mod services;
+mod ssh;
+mod state;
+
+pub use commands::*;
+pub use datasources::*;
+pub use docker::*;
+pub use files::*;
+pub use mounts::*;
+pub use network::*;
+pub use scalar::*;
+pub use services::*;
+pub use ssh::*;
+pub use state::*;
+
+/// A machine's configuration (cloud-config).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CloudConfig {
+    /// Public keys allowed to log in as `corral` over ssh.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub ssh_authorized_keys: Vec<String>,
+    /// The host name.
+    #[serde(default)]
+    pub hostname: Option<Hostname>,
+    /// Files written at boot, before the services start (or into a service).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub write_files: Vec<WriteFile>,
+    /// Commands run in the console once it has started, every boot.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub runcmd: Vec<Command>,
+    /// Commands run on the host before the services start, every boot.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub bootcmd: Vec<Command>,
+    /// Filesystems mounted before the services start: cloud-init's
+    /// `[device, mount point, type, options]` lists.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub mounts: Vec<Mount>,
+    /// Corral's own section; `rancher:` is read as an alias.
+    #[serde(default, alias = "rancher", deserialize_with = "null_is_default")]
+    pub corral: Corral,
+}
+
+/// The `corral:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Corral {
+    /// More authorized keys: what `corral.ssh_authorized_keys=[...]` on the kernel
+    /// command line sets.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub ssh_authorized_keys: Vec<String>,
+    /// Consoles that log `corral` in without a prompt.
+    #[serde(default)]
+    pub autologin: Autologin,
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub network: Network,
+    /// Extra system services, in docker-compose form (checked by the manager).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Optional services to turn on (`true`) or off, by name.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub services_include: BTreeMap<ServiceName, bool>,
+    /// Kernel modules to load at boot (a list, or `a,b` as PID 1 takes it from the
+    /// kernel command line).
+    #[serde(default, deserialize_with = "list_or_commas")]
+    pub modules: Vec<ModuleName>,
+    /// The host name from the kernel command line (`corral.hostname=`); wins over
+    /// `hostname:`.
+    #[serde(default)]
+    pub hostname: Option<Hostname>,
+    /// Kernel parameters (`net.ipv4.ip_forward: 1`).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub sysctl: BTreeMap<SysctlKey, Scalar>,
+    /// Variables every system service gets (`HTTP_PROXY: http://...`).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub environment: BTreeMap<EnvName, Scalar>,
+    /// The user engine (issue "the user engine" reads it).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub docker: Engine,
+    /// The system engine.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub system_docker: Engine,
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub ssh: Ssh,
+    /// Where the state partition is and whether to format it.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub state: State,
+    /// The console image; only the default one exists.
+    #[serde(default)]
+    pub console: Option<ConsoleName>,
+    /// Seconds the services get to stop at shutdown.
+    #[serde(default)]
+    pub shutdown_timeout: Option<u32>,
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub cloud_init: CloudInit,
+    /// User-data from this URL (`corral.cloud_config_url=` on the kernel command line).
+    #[serde(default)]
+    pub cloud_config_url: Option<Url>,
+}
+
+impl CloudConfig {
+    /// The host name to set: `corral.hostname` (the kernel command line's) or
+    /// `hostname`.
+    pub fn host_name(&self) -> Option<&Hostname> {
+        self.corral.hostname.as_ref().or(self.hostname.as_ref())
+    }
+
+    /// Every authorized key, from both places, each once, in order.
+    pub fn authorized_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for k in self
+            .ssh_authorized_keys
+            .iter()
+            .chain(&self.corral.ssh_authorized_keys)
+        {
+            let k = k.trim();
+            if !k.is_empty() && !keys.iter().any(|have| have == k) {
+                keys.push(k.to_string());
+            }
+        }
+        keys
+    }
+}
+
+/// The keys the schema reads, section by section, for the unknown-key warnings. `*`
+/// stands for any name (an interface, a service).
+pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "ssh_authorized_keys",
+            "hostname",
+            "write_files",
+            "runcmd",
+            "bootcmd",
+            "mounts",
+            "corral",
+            "rancher",
+        ],
+    ),
+    (
+        "corral",
+        &[
+            "ssh_authorized_keys",
+            "autologin",
+            "network",
+            "services",
+            "services_include",
+            "modules",
+            "sysctl",
+            "environment",
+            "docker",
+            "system_docker",
+            "ssh",
+            "state",
+            "console",
+            "shutdown_timeout",
+            "cloud_init",
+            "cloud_config_url",
+            "hostname",
+            // Boot options PID 1 reads from the kernel command line.
+            "cgroup",
+            "debug_shell",
+            "recovery",
+        ],
+    ),
+    ("corral.network", &["interfaces", "dns"]),
+    (
+        "corral.network.interfaces.*",
+        &[
+            "dhcp",
+            "address",
+            "addresses",
+            "gateway",
+            "gateway_ipv6",
+            "mtu",
+        ],
+    ),
+    ("corral.network.dns", &["nameservers", "search"]),
+    (
+        "write_files.*",
+        &[
+            "path",
+            "content",
+            "encoding",
+            "permissions",
+            "owner",
+            "append",
+            "container",
+        ],
+    ),
+    ("corral.docker", ENGINE_KEYS),
+    ("corral.system_docker", ENGINE_KEYS),
+    ("corral.ssh", &["keys", "port", "listen_address", "daemon"]),
+    (
+        "corral.state",
+        &[
+            "dev",
+            "fstype",
+            "autoformat",
+            "wait",
+            "required",
+            "formatzero",
+        ],
+    ),
+    ("corral.cloud_init", &["datasources"]),
+];
+
+const ENGINE_KEYS: &[&str] = &[
+    "args",
+    "extra_args",
+    "environment",
+    "storage_driver",
+    "log_driver",
+    "log_opts",
+    "registry_mirror",
+    "insecure_registry",
+    "bip",
+    "group",
+    "debug",
+    "tls",
+    "tls_args",
+    "engine",
+    "bridge",
+    "live_restore",
+    "userland_proxy",
+    "host",
+    "ca_cert",
+    "ca_key",
+    "server_cert",
+    "server_key",
+    "graph",
+    "exec_root",
+    "pid_file",
+    "config_file",
+    "containerd",
+    "restart",
+    "selinux_enabled",
+    "storage_context",
+    "exec",
+];
+
+#[cfg(test)]
+mod tests;

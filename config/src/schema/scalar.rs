@@ -1,0 +1,263 @@
+//! Checked scalars: strings checked while the parser still knows the key's path, line
+//! and column (`checked_string!`), lists given as commas, `null` read as the default.
+
+use super::*;
+
+/// A list, or one string of comma-separated items (`corral.modules=a,b`).
+pub(crate) fn list_or_commas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ModuleName>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<ModuleName>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of module names, or names separated by commas")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(m) = seq.next_element::<ModuleName>()? {
+                out.push(m);
+            }
+            Ok(out)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let check = ScalarVisitor(check_module);
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| check.accept(p.to_string()).map(ModuleName))
+                .collect()
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `null` (a key with nothing after it) reads as the type's default.
+pub(crate) fn null_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A string checked when it is read: `$name(String)` built by `$check`.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub String);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name(d.deserialize_any(ScalarVisitor($check))?))
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+/// Reads a scalar as text and checks it while the parser still knows where it is, so
+/// the error carries the key's path, line and column.
+pub(crate) struct ScalarVisitor(pub(crate) fn(&str) -> Result<(), String>);
+
+impl ScalarVisitor {
+    fn accept<E: serde::de::Error>(&self, s: String) -> Result<String, E> {
+        (self.0)(&s).map_err(E::custom)?;
+        Ok(s)
+    }
+}
+
+impl serde::de::Visitor<'_> for ScalarVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value (text, a number or true/false), not a list or a mapping")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        self.accept(v.to_string())
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+        self.accept(v.to_string())
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        self.accept(v.to_string())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        self.accept(v.to_string())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+        self.accept(v.to_string())
+    }
+}
+
+/// A YAML scalar read as text: strings, numbers and booleans (`1`, `true`, `"x"`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Scalar(d.deserialize_any(ScalarVisitor(|_| Ok(())))?))
+    }
+}
+
+checked_string!(
+    /// A host name: letters, digits, `-` and `.`, up to 253 characters, 63 a label.
+    Hostname,
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{s:?} is not a valid host name; use letters, digits and `-`, in labels of up to 63 separated by `.`"))
+        }
+    }
+);
+
+checked_string!(
+    /// A kernel module name (`br_netfilter`), optionally with parameters after a space.
+    ModuleName,
+    check_module
+);
+
+pub(crate) fn check_module(s: &str) -> Result<(), String> {
+    let name = s.split_whitespace().next().unwrap_or_default();
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a module name; write the name as modprobe takes it, like br_netfilter"
+        ))
+    }
+}
+
+checked_string!(
+    /// A sysctl key, dotted (`net.ipv4.ip_forward`) or as a path under /proc/sys.
+    SysctlKey,
+    |s| {
+        let ok = !s.is_empty()
+            && s.split(['.', '/']).all(|p| {
+                !p.is_empty()
+                    && p != ".."
+                    && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-:".contains(c))
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{s:?} is not a sysctl key; write it as sysctl does, like net.ipv4.ip_forward"))
+        }
+    }
+);
+
+checked_string!(
+    /// An environment variable's name.
+    EnvName,
+    |s| {
+        let mut chars = s.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            Ok(())
+        } else {
+            Err(format!("{s:?} is not an environment variable name; use letters, digits and _, like HTTP_PROXY"))
+        }
+    }
+);
+
+checked_string!(
+    /// A service's name, as docker takes container names.
+    ServiceName,
+    |s| {
+        let mut chars = s.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            Ok(())
+        } else {
+            Err(format!("{s:?} is not a service name; use letters, digits, `_`, `.` and `-`"))
+        }
+    }
+);
+
+checked_string!(
+    /// The console's name; Corral has one console, `default` (RancherOS's alternative
+    /// consoles are images Corral does not ship).
+    ConsoleName,
+    |s| {
+        if s == "default" || s == "corral" {
+            Ok(())
+        } else {
+            Err(format!("console {s:?} does not exist; Corral ships the `default` console only (remove the key)"))
+        }
+    }
+);
+
+checked_string!(
+    /// An http:// or https:// URL.
+    Url,
+    |s| {
+        if (s.starts_with("http://") || s.starts_with("https://")) && !s.contains(char::is_whitespace) {
+            Ok(())
+        } else {
+            Err(format!("{s:?} is not a URL; write http://host/path"))
+        }
+    }
+);
+
+checked_string!(
+    /// An absolute path with no `..` in it.
+    AbsPath,
+    |s| {
+        if s.starts_with('/') && !s.split('/').any(|p| p == "..") && !s.contains('\0') {
+            Ok(())
+        } else {
+            Err(format!("{s:?} is not an absolute path; write it from /, without `..`"))
+        }
+    }
+);
+
+checked_string!(
+    /// An address with its prefix length, `10.0.0.5/24` or `fd00::5/64`.
+    Cidr,
+    |s| {
+        let (ip, len) = s.split_once('/').ok_or_else(|| {
+            format!("{s:?} has no prefix length; write the address as 10.0.0.5/24")
+        })?;
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("{s:?}: {ip:?} is not an IP address"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        match len.parse::<u8>() {
+            Ok(n) if n <= max => Ok(()),
+            _ => Err(format!("{s:?}: the prefix length must be 0 to {max}")),
+        }
+    }
+);

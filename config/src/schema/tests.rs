@@ -1,0 +1,305 @@
+use super::*;
+
+fn parse(yaml: &str) -> CloudConfig {
+    yaml_serde::from_str(yaml).expect("parses")
+}
+
+fn error(yaml: &str) -> String {
+    yaml_serde::from_str::<CloudConfig>(yaml)
+        .expect_err(yaml)
+        .to_string()
+}
+
+/// Every key of the reference example reads into its field.
+#[test]
+fn every_key_of_the_full_example() {
+    let text = include_str!("../../examples/full.yml");
+    let c = parse(text);
+    assert_eq!(c.hostname.as_deref(), Some("web1"));
+    assert_eq!(c.authorized_keys().len(), 1);
+    let files = &c.write_files;
+    assert_eq!(files.len(), 5);
+    assert_eq!(files[0].content, b"Welcome to web1.\n");
+    assert_eq!(files[0].permissions, Mode(0o644));
+    assert_eq!(files[1].permissions, Mode(0o600));
+    assert_eq!(files[1].owner.as_deref(), Some("corral:corral"));
+    assert_eq!(files[2].content, b"hello\n");
+    assert!(files[3].append);
+    assert_eq!(files[4].container.as_deref(), Some("console"));
+    assert_eq!(
+        c.bootcmd,
+        [Command::Shell("echo bootcmd ran > /run/bootcmd".into())]
+    );
+    assert_eq!(
+        c.runcmd[1],
+        Command::Argv(vec!["touch".into(), "/run/runcmd-argv".into()])
+    );
+    assert_eq!(c.runcmd[1].argv(), ["touch", "/run/runcmd-argv"]);
+    assert_eq!(c.runcmd[0].argv()[..2], ["/bin/sh", "-c"]);
+    assert_eq!(
+        c.mounts,
+        [Mount {
+            device: "/dev/vdb".into(),
+            target: AbsPath("/mnt/data".into()),
+            fstype: "ext4".into(),
+            options: "defaults,noatime".into()
+        }]
+    );
+    let k = &c.corral;
+    assert_eq!(k.autologin, Autologin::Ttys(vec!["ttyS0".into()]));
+    let eth0 = &k.network.interfaces["eth0"];
+    assert_eq!((eth0.dhcp, eth0.mtu), (Some(true), Some(Mtu(1500))));
+    let by_mac = &k.network.interfaces["mac=52:54:00:12:34:57"];
+    assert_eq!(by_mac.address.as_deref(), Some("10.0.1.5/24"));
+    assert_eq!(by_mac.gateway, Some("10.0.1.1".parse().expect("ip")));
+    assert!(k.network.interfaces.contains_key("eth*"));
+    assert_eq!(k.network.dns.nameservers.len(), 2);
+    assert_eq!(k.network.dns.search[0].0, "corp.example");
+    assert_eq!(k.services["hello"].0["restart"], "always");
+    assert!(!k.services_include[&ServiceName("extra".into())]);
+    assert_eq!(k.modules[0].0, "br_netfilter");
+    assert_eq!(k.sysctl[&SysctlKey("net.ipv4.ip_forward".into())].0, "1");
+    assert_eq!(
+        k.environment[&EnvName("HTTP_PROXY".into())].0,
+        "http://proxy.corp:3128"
+    );
+    assert_eq!(k.docker.extra_args, [Scalar("--debug".into())]);
+    assert_eq!(k.docker.storage_driver.as_deref(), Some("overlay2"));
+    assert_eq!(k.docker.log_opts["max-size"].0, "10m");
+    assert_eq!(k.docker.insecure_registry, ["registry.corp:5000"]);
+    assert_eq!(k.docker.bip.as_deref(), Some("172.18.0.1/16"));
+    assert!(k.docker.registry_mirror.is_some() && k.docker.log_driver.is_some());
+    assert_eq!(
+        k.system_docker.extra_args,
+        [Scalar("--log-level=warn".into())]
+    );
+    assert_eq!((k.ssh.port, k.ssh.daemon), (Some(22), Some(true)));
+    assert_eq!(k.state.dev.as_deref(), Some("LABEL=CORRAL_STATE"));
+    assert_eq!(k.state.autoformat, ["/dev/vda"]);
+    assert_eq!(k.console.as_deref(), Some("default"));
+    assert_eq!(k.shutdown_timeout, Some(30));
+    assert_eq!(
+        k.cloud_init.datasources.as_deref(),
+        Some(
+            &[
+                Datasource::NoCloud(None),
+                Datasource::Ec2,
+                Datasource::Url("http://10.0.0.1/user-data".into()),
+                Datasource::File("/var/lib/corral/conf/extra.yml".into())
+            ][..]
+        )
+    );
+    // RancherOS's spelling reads the same.
+    let rancher = parse(&text.replace("\ncorral:\n", "\nrancher:\n"));
+    assert_eq!(rancher, c);
+}
+
+#[test]
+fn modules_as_pid_1_takes_them_and_the_command_line_hostname() {
+    let c = parse("hostname: a\ncorral: {modules: 'dummy, loop', hostname: b}");
+    assert_eq!(
+        c.corral.modules,
+        [ModuleName("dummy".into()), ModuleName("loop".into())]
+    );
+    assert_eq!(c.host_name().map(|h| &h.0[..]), Some("b"));
+    assert_eq!(
+        parse("hostname: a").host_name().map(|h| &h.0[..]),
+        Some("a")
+    );
+    assert!(error("corral: {modules: ['a/b']}").contains("is not a module name"));
+}
+
+#[test]
+fn empty_keys_read_as_their_defaults() {
+    let c = parse("write_files:\nruncmd:\ncorral:\n  network:\n  sysctl:\n");
+    assert_eq!(c, CloudConfig::default());
+}
+
+#[test]
+fn modes_encodings_and_commands() {
+    let mode = |m: &str| {
+        parse(&format!("write_files: [{{path: /a, permissions: {m}}}]")).write_files[0].permissions
+    };
+    assert_eq!(mode("'0644'"), Mode(0o644));
+    assert_eq!(
+        mode("0644"),
+        Mode(0o644),
+        "unquoted, a leading zero keeps it text"
+    );
+    assert_eq!(mode("'755'"), Mode(0o755));
+    assert_eq!(mode("0o600"), Mode(0o600));
+    assert_eq!(
+        mode("420"),
+        Mode(0o644),
+        "a number is the mode's value, as cloud-init"
+    );
+    assert!(error("write_files: [{path: /a, permissions: '0999'}]").contains("not a file mode"));
+    assert!(error("write_files: [{path: /a, permissions: 99999}]").contains("not a file mode"));
+    let gz_b64 = "H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==";
+    let c = parse(&format!(
+        "write_files: [{{path: /a, encoding: gz+b64, content: {gz_b64}}}]"
+    ));
+    assert_eq!(c.write_files[0].content, b"hello");
+    assert_eq!(decode("aGk=", Encoding::Base64).expect("b64"), b"hi");
+    assert!(decode("!!!", Encoding::Base64).is_err());
+    assert!(decode("not gzip", Encoding::Gzip).is_err());
+    assert!(error("runcmd: [{a: 1}]").contains("a command is a line of shell"));
+    assert!(error("runcmd: ['']").contains("a command is a line of shell"));
+    assert_eq!(
+        parse("bootcmd: [[echo, 1]]").bootcmd[0].argv(),
+        ["echo", "1"]
+    );
+}
+
+#[test]
+fn bad_values_are_named_with_their_key_and_a_hint() {
+    let cases = [
+        (
+            "hostname: -bad-",
+            "hostname: \"-bad-\" is not a valid host name",
+        ),
+        (
+            "hostname: [a]",
+            "hostname: invalid type: sequence, expected a value",
+        ),
+        (
+            "write_files: [{path: etc/x}]",
+            "write_files[0].path: \"etc/x\" is not an absolute path",
+        ),
+        (
+            "write_files: [{content: x}]",
+            "write_files[0]: missing field `path`",
+        ),
+        (
+            "write_files: [{path: /x, encoding: rot13}]",
+            "write_files[0].encoding: encoding \"rot13\" is not known",
+        ),
+        (
+            "write_files: [{path: /x, owner: 'a b'}]",
+            "write_files: write_files entry for /x: owner \"a b\"",
+        ),
+        ("mounts: [[/dev/vdb]]", "mounts: a mount is a list"),
+        (
+            "mounts: [[/dev/vdb, mnt]]",
+            "mounts: mount point \"mnt\" is not an absolute path",
+        ),
+        (
+            "corral: {network: {interfaces: {eth0: {address: 10.0.0.5}}}}",
+            "corral.network.interfaces.eth0.address: \"10.0.0.5\" has no prefix length",
+        ),
+        (
+            "corral: {network: {interfaces: {eth0: {address: 10.0.0.5/33}}}}",
+            "the prefix length must be 0 to 32",
+        ),
+        (
+            "corral: {network: {interfaces: {eth0: {gateway: 10.0.0}}}}",
+            "corral.network.interfaces.eth0.gateway: invalid IP address syntax",
+        ),
+        (
+            "corral: {network: {interfaces: {eth0: {mtu: 20}}}}",
+            "mtu 20 is out of range",
+        ),
+        (
+            "corral: {network: {dns: {nameservers: [dns.google]}}}",
+            "corral.network.dns.nameservers[0]: invalid IP address syntax",
+        ),
+        (
+            "corral: {services: {web: {restart: always}}}",
+            "corral.services: a service is a docker-compose service with an image",
+        ),
+        (
+            "corral: {services_include: {'a b': true}}",
+            "is not a service name",
+        ),
+        (
+            "corral: {modules: ['../evil']}",
+            "corral.modules[0]: \"../evil\" is not a module name",
+        ),
+        (
+            "corral: {sysctl: {'net/../../x': 1}}",
+            "is not a sysctl key",
+        ),
+        ("corral: {sysctl: {kernel.x: [1]}}", "expected a value"),
+        (
+            "corral: {environment: {1BAD: x}}",
+            "\"1BAD\" is not an environment variable name",
+        ),
+        (
+            "corral: {docker: {environment: 3}}",
+            "corral.docker: environment is a list of KEY=VALUE",
+        ),
+        (
+            "corral: {ssh: {port: 70000}}",
+            "corral.ssh.port: invalid value: integer `70000`",
+        ),
+        (
+            "corral: {console: ubuntu}",
+            "corral.console: console \"ubuntu\" does not exist",
+        ),
+        (
+            "corral: {shutdown_timeout: soon}",
+            "corral.shutdown_timeout: invalid type: string \"soon\"",
+        ),
+        (
+            "corral: {cloud_init: {datasources: [gce]}}",
+            "datasource \"gce\" is not one Corral knows",
+        ),
+        (
+            "corral: {cloud_init: {datasources: ['file:relative']}}",
+            "datasource \"file:relative\" is not one Corral knows",
+        ),
+        (
+            "corral: {cloud_config_url: ftp://x}",
+            "corral.cloud_config_url: \"ftp://x\" is not a URL",
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .map(|(yaml, want)| (yaml, want, error(yaml)))
+        .filter(|(_, want, got)| !got.contains(*want))
+        .map(|(yaml, want, got)| format!("{yaml}: want {want:?} in {got:?}"))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn datasources_print_as_they_are_written() {
+    for s in [
+        "cmdline",
+        "nocloud",
+        "nocloud:/media/cidata",
+        "configdrive",
+        "ec2",
+        "url:https://x/y",
+        "file:/a",
+    ] {
+        assert_eq!(s.parse::<Datasource>().expect(s).to_string(), s);
+    }
+}
+
+#[test]
+fn keys_from_both_places_are_merged_once() {
+    let c = parse("ssh_authorized_keys: [a, b]\ncorral:\n  ssh_authorized_keys: [b, ' c ', '']\n");
+    assert_eq!(c.authorized_keys(), ["a", "b", "c"]);
+}
+
+#[test]
+fn autologin_forms() {
+    let a = |y: &str| {
+        parse(&format!("corral: {{autologin: {y}}}"))
+            .corral
+            .autologin
+    };
+    assert_eq!(a("true"), Autologin::All);
+    assert_eq!(a("false"), Autologin::Off);
+    assert_eq!(a("null"), Autologin::Off);
+    assert_eq!(
+        a("'tty1,/dev/ttyS0'"),
+        Autologin::Ttys(vec!["tty1".into(), "ttyS0".into()])
+    );
+    assert_eq!(a("[ttyS0]"), Autologin::Ttys(vec!["ttyS0".into()]));
+    assert!(a("[ttyS0]").covers("ttyS0") && !a("[ttyS0]").covers("tty1"));
+    assert!(Autologin::All.covers("tty1") && !Autologin::Off.covers("tty1"));
+    let bad: Result<CloudConfig, _> = yaml_serde::from_str("corral: {autologin: {a: 1}}");
+    assert!(bad.is_err());
+}
