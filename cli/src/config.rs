@@ -4,10 +4,11 @@
 //! manager reads them at boot, so a change takes effect at the next boot.
 
 use crate::api::Failure;
-use corral_config::edit::{self, EditError, Machine};
+use corral_config::edit::{self, Machine};
+use corral_config::ConfigError;
 use std::path::Path;
 
-fn failure(e: EditError) -> Failure {
+fn failure(e: ConfigError) -> Failure {
     if e.is_user_error() {
         Failure::user(e.to_string())
     } else {

@@ -19,32 +19,6 @@ const DOTTED: &[&[&str]] = &[&["corral", "sysctl"]];
 const HEADER: &str =
     "# Written by `corral config set` and `corral config merge`; the manager reads it at boot.\n";
 
-#[derive(Debug, thiserror::Error)]
-pub enum EditError {
-    #[error("{key:?} is not a key: {why}; a key is a dotted path such as hostname or corral.docker.engine")]
-    BadKey { key: String, why: String },
-    #[error("{key}: {at} holds a value, not a section; set {at} itself instead")]
-    NotASection { key: String, at: String },
-    #[error("{0}")]
-    Config(#[from] ConfigError),
-    #[error("{0}")]
-    Refused(Refusal),
-    #[error("writing {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl EditError {
-    /// Whether fixing the command or its input is the cure (exit 1); a failed write
-    /// is the machine's (exit 2).
-    pub fn is_user_error(&self) -> bool {
-        !matches!(self, EditError::Write { .. })
-    }
-}
-
 /// Why a change was refused: every problem, each naming the file, line, key and fix.
 #[derive(Debug)]
 pub struct Refusal {
@@ -68,8 +42,8 @@ impl std::fmt::Display for Refusal {
 
 /// A key as a path of names: `rancher.` is `corral.`, and below `corral.sysctl` the rest
 /// is one name.
-pub fn key_path(key: &str) -> Result<Vec<String>, EditError> {
-    let bad = |why: &str| EditError::BadKey {
+pub fn key_path(key: &str) -> Result<Vec<String>, ConfigError> {
+    let bad = |why: &str| ConfigError::BadKey {
         key: key.to_string(),
         why: why.to_string(),
     };
@@ -120,9 +94,14 @@ pub fn lookup<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// Sets `path` in `doc` to `value`, making the sections on the way. `key` names the
 /// change in errors.
-pub fn assign(doc: &mut Value, key: &str, path: &[String], value: Value) -> Result<(), EditError> {
+pub fn assign(
+    doc: &mut Value,
+    key: &str,
+    path: &[String],
+    value: Value,
+) -> Result<(), ConfigError> {
     let Some((last, parents)) = path.split_last() else {
-        return Err(EditError::BadKey {
+        return Err(ConfigError::BadKey {
             key: key.to_string(),
             why: "it is empty".into(),
         });
@@ -133,7 +112,7 @@ pub fn assign(doc: &mut Value, key: &str, path: &[String], value: Value) -> Resu
     let mut here = doc;
     for (i, name) in parents.iter().enumerate() {
         let Value::Mapping(map) = here else {
-            return Err(EditError::NotASection {
+            return Err(ConfigError::NotASection {
                 key: key.to_string(),
                 at: path[..i].join("."),
             });
@@ -147,7 +126,7 @@ pub fn assign(doc: &mut Value, key: &str, path: &[String], value: Value) -> Resu
         here = entry;
     }
     let Value::Mapping(map) = here else {
-        return Err(EditError::NotASection {
+        return Err(ConfigError::NotASection {
             key: key.to_string(),
             at: parents.join("."),
         });
@@ -181,11 +160,11 @@ pub fn render(value: &Value) -> String {
 
 /// A layer that parsed as something other than a cloud-config (a script or a services
 /// file), which `set` and `merge` cannot work on.
-fn not_cloud_config(origin: &str) -> EditError {
-    EditError::Config(ConfigError::UnknownForm {
+fn not_cloud_config(origin: &str) -> ConfigError {
+    ConfigError::UnknownForm {
         origin: origin.to_string(),
         first_line: "a script or a services file".into(),
-    })
+    }
 }
 
 /// The configuration layers of one machine: its store, its OEM file and its kernel
@@ -224,7 +203,7 @@ impl Machine {
 
     /// What was given to this machine: its user-data and its `config set` layer, merged
     /// (`export`; without the OEM's, the metadata's and the command line's).
-    pub fn own(&self) -> Result<Value, EditError> {
+    pub fn own(&self) -> Result<Value, ConfigError> {
         let user = match self.store.user_data()? {
             Some(UserData::CloudConfig { value, .. }) => value,
             _ => Value::Null,
@@ -233,7 +212,7 @@ impl Machine {
     }
 
     /// The `config set` layer's document (an empty mapping when there is none).
-    pub fn set_layer(&self) -> Result<Value, EditError> {
+    pub fn set_layer(&self) -> Result<Value, ConfigError> {
         match store::read_layer(&self.store.set_path())? {
             Some(UserData::CloudConfig { value, .. }) => Ok(merge::normalize(value)),
             Some(_) => Err(not_cloud_config(
@@ -251,15 +230,15 @@ impl Machine {
         &self,
         change: &str,
         check: &dyn Fn(&str, &[u8]) -> Report,
-        edit: impl FnOnce(&mut Value) -> Result<(), EditError>,
-    ) -> Result<PathBuf, EditError> {
+        edit: impl FnOnce(&mut Value) -> Result<(), ConfigError>,
+    ) -> Result<PathBuf, ConfigError> {
         let path = self.store.set_path();
         let mut doc = self.set_layer()?;
         edit(&mut doc)?;
         let text = format!("{HEADER}{}", render(&merge::normalize(doc)));
         let origin = path.display().to_string();
         let refuse = |errors: Vec<String>| {
-            EditError::Refused(Refusal {
+            ConfigError::Refused(Refusal {
                 change: change.to_string(),
                 errors,
             })
@@ -280,7 +259,7 @@ impl Machine {
         if !new.is_empty() {
             return Err(refuse(new));
         }
-        let write = |source| EditError::Write {
+        let write = |source| ConfigError::Write {
             path: path.clone(),
             source,
         };
@@ -295,7 +274,7 @@ impl Machine {
         key: &str,
         value: &str,
         check: &dyn Fn(&str, &[u8]) -> Report,
-    ) -> Result<PathBuf, EditError> {
+    ) -> Result<PathBuf, ConfigError> {
         let path = key_path(key)?;
         let value = crate::cmdline::value_of(value);
         self.change(&format!("`corral config set {key}`"), check, |doc| {
@@ -310,11 +289,11 @@ impl Machine {
         origin: &str,
         bytes: &[u8],
         check: &dyn Fn(&str, &[u8]) -> Report,
-    ) -> Result<PathBuf, EditError> {
+    ) -> Result<PathBuf, ConfigError> {
         let report = check(origin, bytes);
         let change = format!("merging {origin}");
         if !report.errors.is_empty() {
-            return Err(EditError::Refused(Refusal {
+            return Err(ConfigError::Refused(Refusal {
                 change,
                 errors: report.errors,
             }));
@@ -357,7 +336,7 @@ mod tests {
         );
         for bad in ["", "a..b", ".a", "a.", "a b"] {
             assert!(
-                matches!(key_path(bad), Err(EditError::BadKey { .. })),
+                matches!(key_path(bad), Err(ConfigError::BadKey { .. })),
                 "{bad:?}"
             );
         }
@@ -425,7 +404,7 @@ mod tests {
             .set("corral.shutdown_timeout.x", "1", &check)
             .expect_err("below a number");
         assert!(
-            matches!(&e, EditError::NotASection { at, .. } if at == "corral.shutdown_timeout"),
+            matches!(&e, ConfigError::NotASection { at, .. } if at == "corral.shutdown_timeout"),
             "{e}"
         );
         assert_eq!(std::fs::read(m.store.set_path()).unwrap(), before);

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+/// Everything that can go wrong reading, fetching, checking or changing configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {0}: {1}")]
@@ -24,4 +25,40 @@ pub enum ConfigError {
     /// A kernel option whose value does not fit the schema.
     #[error("kernel command line: {option}: {problem}")]
     Option { option: String, problem: String },
+    /// A datasource that did not answer, worth another try (a network that is not up
+    /// yet, a 5xx).
+    #[error("{what}: {detail}")]
+    Unreachable { what: String, detail: String },
+    /// A datasource whose answer another try would not mend (malformed, a 4xx, a file
+    /// that cannot be read).
+    #[error("{what}: {detail}")]
+    BadAnswer { what: String, detail: String },
+    #[error("{key:?} is not a key: {why}; a key is a dotted path such as hostname or corral.docker.engine")]
+    BadKey { key: String, why: String },
+    #[error("{key}: {at} holds a value, not a section; set {at} itself instead")]
+    NotASection { key: String, at: String },
+    #[error("{0}")]
+    Refused(crate::edit::Refusal),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+impl ConfigError {
+    /// Whether trying the same again later may succeed (a datasource not reachable yet).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ConfigError::Unreachable { .. })
+    }
+
+    /// Whether fixing the command or its input is the cure (exit 1); a failed write is
+    /// the machine's (exit 2).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, ConfigError::Write { .. })
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, ConfigError>;

@@ -2,20 +2,24 @@
 //!
 //! Corral's configuration: the cloud-config schema (RancherOS's, `rancher:` read as
 //! `corral:`; cloud-init's basics at the top level), each value checked as it is read so
-//! errors carry the key's path, line, column and a hint (`schema.rs`, every key in
-//! `examples/full.yml`); the kernel command line's `corral.<path>=<yaml>` options
+//! errors carry the key's path, line, column and a hint (`schema/`, one module per section,
+//! every key in `examples/full.yml`); the kernel command line's `corral.<path>=<yaml>` options
 //! (`cmdline.rs`); user-data and its forms, `#cloud-config`, `#!`, `#compose` and gzip,
 //! capped at 1 MiB, with unknown keys as warnings (`userdata.rs`); the datasources, NoCloud,
-//! config drive, EC2 IMDSv2/v1, `url:`, `file:`, `cmdline`, tried in parallel with backoff
-//! (`datasource.rs`); merging in precedence order with RancherOS's metadata rules
+//! config drive, EC2 IMDSv2/v1, `url:`, `file:`, `cmdline`, one module each behind the
+//! `Datasource` trait, tried in parallel with backoff (`datasource/`); merging in precedence order with RancherOS's metadata rules
 //! (`merge.rs`); the saved configuration under `/var/lib/corral/conf/` with the last good
 //! user-data kept when a new one is rejected, and the layered configuration in force
 //! (`store.rs`); reading it by key and changing the `corral config set` layer only when
 //! the result validates (`edit.rs`); and validation that reports every problem, not just the first
 //! (`validate.rs`). The reference is docs/cloud-config.md.
 //!
-//! Tests: every key, the merge order, each datasource against a fake (a real HTTP server on
-//! 127.0.0.1 for IMDS, from the harness), a 34-case malformed corpus with exact errors, and
+//! One error type, `ConfigError` (`error.rs`), for reading, fetching, checking and
+//! changing configuration.
+//!
+//! Tests: every key, the merge order, each datasource against fixture trees
+//! (`tests/fixtures/`) or a fake metadata service (a real HTTP server on 127.0.0.1,
+//! from the harness), a 34-case malformed corpus with exact errors, and
 //! a mutation test of the parsers; `make fuzz` runs the cargo-fuzz targets in `fuzz/`.
 //!
 //! - **Owns:** the schema, parsing, the datasources and `/var/lib/corral/conf/`.

@@ -9,7 +9,7 @@ use crate::services::{self, Outcome};
 use bollard::query_parameters::RemoveContainerOptions;
 use bollard::Docker;
 use corral_api::protocol::{Brought, Response};
-use corral_config::edit::{self, Machine};
+use corral_config::edit::Machine;
 use futures_util::future::BoxFuture;
 use std::path::{Path, PathBuf};
 
@@ -30,7 +30,7 @@ pub struct Services {
 
 /// A failed change of the saved configuration as an answer: the user's, unless the
 /// write itself failed.
-pub fn edit_failure(e: edit::EditError) -> Response {
+pub fn edit_failure(e: corral_config::ConfigError) -> Response {
     if e.is_user_error() {
         Response::user(e.to_string())
     } else {

@@ -8,12 +8,12 @@ pub struct CloudInit {
     /// Where user-data comes from, tried in parallel (default: cmdline, nocloud,
     /// configdrive, ec2).
     #[serde(default)]
-    pub datasources: Option<Vec<Datasource>>,
+    pub datasources: Option<Vec<DatasourceName>>,
 }
 
 /// A datasource, as written in `corral.cloud_init.datasources`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Datasource {
+pub enum DatasourceName {
     /// `corral.cloud_config_url=` on the kernel command line.
     Cmdline,
     /// A volume labelled `cidata` (or the path of a directory holding its files).
@@ -26,22 +26,22 @@ pub enum Datasource {
     File(String),
 }
 
-impl std::fmt::Display for Datasource {
+impl std::fmt::Display for DatasourceName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Datasource::Cmdline => f.write_str("cmdline"),
-            Datasource::NoCloud(None) => f.write_str("nocloud"),
-            Datasource::NoCloud(Some(p)) => write!(f, "nocloud:{p}"),
-            Datasource::ConfigDrive(None) => f.write_str("configdrive"),
-            Datasource::ConfigDrive(Some(p)) => write!(f, "configdrive:{p}"),
-            Datasource::Ec2 => f.write_str("ec2"),
-            Datasource::Url(u) => write!(f, "url:{u}"),
-            Datasource::File(p) => write!(f, "file:{p}"),
+            DatasourceName::Cmdline => f.write_str("cmdline"),
+            DatasourceName::NoCloud(None) => f.write_str("nocloud"),
+            DatasourceName::NoCloud(Some(p)) => write!(f, "nocloud:{p}"),
+            DatasourceName::ConfigDrive(None) => f.write_str("configdrive"),
+            DatasourceName::ConfigDrive(Some(p)) => write!(f, "configdrive:{p}"),
+            DatasourceName::Ec2 => f.write_str("ec2"),
+            DatasourceName::Url(u) => write!(f, "url:{u}"),
+            DatasourceName::File(p) => write!(f, "file:{p}"),
         }
     }
 }
 
-impl std::str::FromStr for Datasource {
+impl std::str::FromStr for DatasourceName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
@@ -58,14 +58,14 @@ impl std::str::FromStr for Datasource {
             }
         };
         Ok(match (kind, arg) {
-            ("cmdline", None) => Datasource::Cmdline,
-            ("nocloud", a) => Datasource::NoCloud(path(a)?),
-            ("configdrive", a) => Datasource::ConfigDrive(path(a)?),
-            ("ec2", None) => Datasource::Ec2,
+            ("cmdline", None) => DatasourceName::Cmdline,
+            ("nocloud", a) => DatasourceName::NoCloud(path(a)?),
+            ("configdrive", a) => DatasourceName::ConfigDrive(path(a)?),
+            ("ec2", None) => DatasourceName::Ec2,
             ("url", Some(u)) if u.starts_with("http://") || u.starts_with("https://") => {
-                Datasource::Url(u)
+                DatasourceName::Url(u)
             }
-            ("file", Some(p)) if p.starts_with('/') => Datasource::File(p),
+            ("file", Some(p)) if p.starts_with('/') => DatasourceName::File(p),
             _ => {
                 return Err(format!(
                     "datasource {s:?} is not one Corral knows; use cmdline, nocloud, configdrive, ec2, url:http://... or file:/path"
@@ -75,20 +75,20 @@ impl std::str::FromStr for Datasource {
     }
 }
 
-impl<'de> Deserialize<'de> for Datasource {
+impl<'de> Deserialize<'de> for DatasourceName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor(|s| s.parse::<Datasource>().map(|_| ())))?
+        d.deserialize_any(ScalarVisitor(|s| s.parse::<DatasourceName>().map(|_| ())))?
             .parse()
             .map_err(serde::de::Error::custom)
     }
 }
 
 /// The datasources tried when none are configured.
-pub fn default_datasources() -> Vec<Datasource> {
+pub fn default_datasources() -> Vec<DatasourceName> {
     vec![
-        Datasource::Cmdline,
-        Datasource::NoCloud(None),
-        Datasource::ConfigDrive(None),
-        Datasource::Ec2,
+        DatasourceName::Cmdline,
+        DatasourceName::NoCloud(None),
+        DatasourceName::ConfigDrive(None),
+        DatasourceName::Ec2,
     ]
 }

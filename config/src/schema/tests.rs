@@ -82,10 +82,10 @@ fn every_key_of_the_full_example() {
         k.cloud_init.datasources.as_deref(),
         Some(
             &[
-                Datasource::NoCloud(None),
-                Datasource::Ec2,
-                Datasource::Url("http://10.0.0.1/user-data".into()),
-                Datasource::File("/var/lib/corral/conf/extra.yml".into())
+                DatasourceName::NoCloud(None),
+                DatasourceName::Ec2,
+                DatasourceName::Url("http://10.0.0.1/user-data".into()),
+                DatasourceName::File("/var/lib/corral/conf/extra.yml".into())
             ][..]
         )
     );
@@ -273,7 +273,7 @@ fn datasources_print_as_they_are_written() {
         "url:https://x/y",
         "file:/a",
     ] {
-        assert_eq!(s.parse::<Datasource>().expect(s).to_string(), s);
+        assert_eq!(s.parse::<DatasourceName>().expect(s).to_string(), s);
     }
 }
 
