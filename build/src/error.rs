@@ -5,6 +5,15 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error("{step}: {source}")]
+    Step {
+        step: &'static str,
+        source: Box<BuildError>,
+    },
+    #[error(
+        "a build step ran before the {needs} step it needs; the order of dist::STEPS is wrong"
+    )]
+    StepOrder { needs: &'static str },
     #[error("host tool '{tool}' is missing; install it with `apt-get install {package}` (or run `make setup`)")]
     MissingTool { tool: String, package: String },
     #[error("running `{command}` failed: {detail}")]

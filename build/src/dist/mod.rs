@@ -1,0 +1,265 @@
+//! `corral-build dist`: Debian packages in, `dist/` out, as a table of named steps
+//! ([`STEPS`], walked by [`dist`]). Each step reads what earlier ones left in [`Build`]
+//! and is skipped when its inputs are unchanged (see [`crate::stage`]), so a second
+//! build after a small change redoes only what that change touches.
+//!
+//! - `resolve`: the package set, the kernel, the system images' packages, the lock.
+//! - `images`: the system images, the seeded image store, the test images.
+//! - `root`: the packages unpacked, the root assembled with Corral's layer, squashfs.
+//! - `initrd`: `/init`, busybox, device nodes, boot modules and the root image.
+//! - `media`: the bootloaders unpacked, the ISO, the raw disk image.
+
+mod images;
+mod initrd;
+mod media;
+mod resolve;
+mod root;
+
+pub use images::test_images;
+pub use resolve::{resolve, Resolved};
+
+use crate::apt::{Apts, Deb};
+use crate::error::{BuildError, Result};
+use crate::host;
+use crate::kernel::Kernel;
+use crate::manifest::{Artifact, Manifest};
+use crate::progress::Step;
+use crate::stage::mark;
+use corral_dockerd::images::Archive as ImageArchive;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Corral's version, in /etc/os-release and the manifest.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The kernel command line both boot menus pass. ttyS0 is last, so it is /dev/console:
+/// what QEMU's serial, EC2's get-console-output and the harness read.
+///
+/// `tsc=reliable`: without it, Debian 13's 6.12 kernel under QEMU's TCG (2 vCPUs) finds
+/// the TSC "unstable" a few seconds into the boot, flips the sched_clock static key while
+/// both CPUs run the scheduler, and dies of an `Oops: int3` in sched_clock_cpu (seen
+/// here in the first boot on trixie). On EC2's Nitro and KVM the TSC is invariant and
+/// AWS recommends this option for it; the clocksource watchdog it turns off only guards
+/// against broken hardware TSCs.
+///
+/// `apparmor=0`: Corral ships no AppArmor tools or profiles (docs/user-engine.md,
+/// "Confinement"). Debian's kernel turns AppArmor on, and a dockerd that sees it
+/// (securityfs mounted) loads its docker-default profile with apparmor_parser before
+/// containers start, which no Corral image has; so AppArmor is off, not merely unseen.
+/// Containers are confined by namespaces, dropped capabilities, Docker's default seccomp
+/// profile and cgroups.
+pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 tsc=reliable apparmor=0";
+
+/// Where things are.
+pub struct Paths {
+    pub repo: PathBuf,
+    /// Downloaded and unpacked packages, shared by builds (~/.cache/corral).
+    pub cache: PathBuf,
+    /// Intermediate outputs (target/corral).
+    pub work: PathBuf,
+    /// Static musl builds of Corral's binaries.
+    pub binaries: PathBuf,
+    pub dist: PathBuf,
+}
+
+pub struct Options {
+    /// Overrides kernel.flavour from build/rootfs.yml.
+    pub kernel_flavour: Option<String>,
+    /// Fail instead of warn when packages drift from build/packages.lock.
+    pub locked: bool,
+    /// Rewrite build/packages.lock with what apt resolved.
+    pub update_lock: bool,
+}
+
+/// What the steps hand on to later ones. A step that needs what an earlier one makes
+/// asks through an accessor, which is an error (never a panic) if the table's order
+/// were wrong.
+pub struct Build<'a> {
+    pub paths: &'a Paths,
+    pub opts: &'a Options,
+    apts: Option<Apts>,
+    resolved: Option<Resolved>,
+    /// Each root package with the folder it was unpacked into.
+    trees: Vec<(Deb, PathBuf)>,
+    kernel: Option<Kernel>,
+    /// The system images' archives and their index entries.
+    archives: Vec<(PathBuf, ImageArchive)>,
+    /// The seeded image store and its fingerprint.
+    seed: (PathBuf, String),
+    root_fp: String,
+    initrd_fp: String,
+    /// The bootloaders' packages as `name sha256` lines: their folder's stamp and part of
+    /// the ISO's and the disk image's fingerprints.
+    boot_debs: String,
+    tools: Option<corral_iso::Tools>,
+}
+
+fn missing(step: &'static str) -> BuildError {
+    BuildError::StepOrder { needs: step }
+}
+
+impl<'a> Build<'a> {
+    fn new(paths: &'a Paths, opts: &'a Options) -> Self {
+        Build {
+            paths,
+            opts,
+            apts: None,
+            resolved: None,
+            trees: Vec::new(),
+            kernel: None,
+            archives: Vec::new(),
+            seed: (PathBuf::new(), String::new()),
+            root_fp: String::new(),
+            initrd_fp: String::new(),
+            boot_debs: String::new(),
+            tools: None,
+        }
+    }
+
+    fn apts(&self) -> Result<&Apts> {
+        self.apts.as_ref().ok_or_else(|| missing("resolve"))
+    }
+
+    fn resolved(&self) -> Result<&Resolved> {
+        self.resolved.as_ref().ok_or_else(|| missing("resolve"))
+    }
+
+    fn kernel(&self) -> Result<&Kernel> {
+        self.kernel.as_ref().ok_or_else(|| missing("unpack"))
+    }
+
+    fn tools(&self) -> Result<&corral_iso::Tools> {
+        self.tools.as_ref().ok_or_else(|| missing("boot tools"))
+    }
+
+    /// The root image (in the work folder; the initrd carries it).
+    fn squashfs(&self) -> PathBuf {
+        self.paths.work.join("root.squashfs")
+    }
+
+    fn initrd(&self) -> PathBuf {
+        self.paths.dist.join("initrd")
+    }
+
+    fn vmlinuz(&self) -> PathBuf {
+        self.paths.dist.join("vmlinuz")
+    }
+
+    fn iso(&self) -> PathBuf {
+        self.paths.dist.join("corral.iso")
+    }
+
+    fn disk_image(&self) -> PathBuf {
+        self.paths.dist.join("corral.img")
+    }
+}
+
+/// A step of the build.
+type StepFn = fn(&mut Build<'_>) -> Result<()>;
+
+/// The build, in order: (name, step). Each name is what a failure names.
+pub const STEPS: &[(&str, StepFn)] = &[
+    ("check the inputs", check_inputs),
+    ("resolve", resolve::step),
+    ("fetch", fetch_step),
+    ("unpack", root::unpack),
+    ("system images", images::system_images),
+    ("root image", root::root_image),
+    ("initrd", initrd::initrd),
+    ("kernel", initrd::kernel),
+    ("boot tools", media::boot_tools),
+    ("ISO", media::iso),
+    ("disk image", media::disk_image),
+];
+
+/// Builds everything into `dist/` and writes `dist/manifest.json`.
+pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
+    let mut build = Build::new(paths, opts);
+    for (name, step) in STEPS {
+        step(&mut build).map_err(|e| BuildError::Step {
+            step: name,
+            source: Box::new(e),
+        })?;
+    }
+    let r = build.resolved()?;
+    let mut manifest = Manifest::new(VERSION, &build.kernel()?.release, CMDLINE, &r.all());
+    manifest.images = build.archives.iter().map(|(_, a)| a.clone()).collect();
+    for p in [
+        build.iso(),
+        build.disk_image(),
+        build.vmlinuz(),
+        build.initrd(),
+        build.squashfs(),
+    ] {
+        manifest.artifacts.push(Artifact::of(&p)?);
+    }
+    manifest.write(&paths.dist.join("manifest.json"))?;
+    Ok(manifest)
+}
+
+/// The host tools and Corral's own binaries are there; the output folders exist.
+fn check_inputs(b: &mut Build<'_>) -> Result<()> {
+    for (tool, _) in host::TOOLS {
+        host::require(tool)?;
+    }
+    for (name, _) in BINARIES {
+        let bin = b.paths.binaries.join(name);
+        if !bin.exists() {
+            return Err(BuildError::Spec {
+                path: bin,
+                detail: "missing; build it with `make dist` (cargo build --profile image --target x86_64-unknown-linux-musl)".into(),
+            });
+        }
+    }
+    fs::create_dir_all(&b.paths.work).map_err(BuildError::write(&b.paths.work))?;
+    fs::create_dir_all(&b.paths.dist).map_err(BuildError::write(&b.paths.dist))
+}
+
+/// Every package the build uses, into the cache.
+fn fetch_step(b: &mut Build<'_>) -> Result<()> {
+    let all = b.resolved()?.all();
+    fetch(b.apts()?, &all, b.paths)
+}
+
+/// Corral's own binaries in the root: (built binary, path in the root).
+const BINARIES: &[(&str, &str)] = &[
+    ("corral-init", "usr/sbin/corral-init"),
+    ("corral-manager", "usr/bin/corral-manager"),
+    // The CLI on the host too (a debug or recovery shell), as in the console.
+    ("corral", "usr/bin/corral"),
+];
+
+/// Busybox applets that must not be linked: PID 1's own commands stop the machine.
+const NOT_APPLETS: &[&str] = &["init", "linuxrc", "poweroff", "reboot", "halt"];
+
+/// Fetches `debs` into the cache with a progress line.
+fn fetch(apts: &Apts, debs: &[Deb], paths: &Paths) -> Result<()> {
+    let step = Step::start("fetching packages", debs.len() as u64);
+    apts.fetch_all(debs, &|d| {
+        step.set_detail(&d.name);
+        step.inc();
+    })?;
+    let total: u64 = debs.iter().map(|d| d.size).sum();
+    step.done(&format!(
+        "{} packages, {:.1} MB, in {}",
+        debs.len(),
+        total as f64 / 1e6,
+        paths.cache.join("debs").display()
+    ));
+    Ok(())
+}
+
+/// Ends a stage: records its fingerprint next to `output` and reports path and size.
+fn made(step: Step, output: &Path, fingerprint: &str) -> Result<()> {
+    mark(output, fingerprint)?;
+    step.done(&format!(
+        "{} ({:.1} MB)",
+        output.display(),
+        size(output) as f64 / 1e6
+    ));
+    Ok(())
+}
+
+fn size(p: &Path) -> u64 {
+    fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
