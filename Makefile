@@ -5,7 +5,7 @@ MUSL      := x86_64-unknown-linux-musl
 SSH_PORT  ?= 2222
 BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
-IMAGE_CRATES := -p corral-init -p corral-system-docker -p corral-cli -p corral-user-docker
+IMAGE_CRATES := -p corral-init -p corral-manager -p corral-cli -p corral-user-docker
 
 .PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes
 

@@ -4,7 +4,7 @@
 //! `/run/corral/api.sock`: one JSON request per line, one JSON answer per line
 //! ([`protocol`](src/protocol.rs)); the boot report's timeline and its critical path
 //! ([`report`](src/report.rs)); and the blocking client the CLI uses
-//! ([`client`](src/client.rs)). The manager serves it (`system-docker/src/api.rs`).
+//! ([`client`](src/client.rs)). The manager serves it (`manager/src/api.rs`).
 //!
 //! - **Owns:** the wire format, the size limit of a message, the boot report's shape and
 //!   how its critical path is found.

@@ -353,8 +353,7 @@ mod tests {
     #[test]
     fn every_built_in_service_has_its_image_folder() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let text =
-            std::fs::read_to_string(repo.join("system-docker/os-config.yml")).expect("os-config");
+        let text = std::fs::read_to_string(repo.join("manager/os-config.yml")).expect("os-config");
         for line in text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("image: corral/"))

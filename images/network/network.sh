@@ -6,7 +6,7 @@
 #   eth2 none [mtu=N]                      up, no address
 # and, when configured, CORRAL_DNS / CORRAL_DNS_SEARCH (space-separated), which replace
 # what DHCP says. Which interfaces are wired, and what each gets, the manager decides
-# (system-docker/src/network.rs); an interface the plan leaves out is left alone.
+# (manager/src/network.rs); an interface the plan leaves out is left alone.
 # Leases are applied by udhcpc.script; /etc/resolv.conf is the host's, bind-mounted.
 
 ip link set lo up

@@ -14,7 +14,7 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
     ),
     (
         "corral-build",
-        "corral-system-docker",
+        "corral-manager",
         "the build shares the engine, the image archives and the seed with the manager \
          through corral-dockerd, and links no part of the manager",
     ),
@@ -35,7 +35,7 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "build-only code (mtools, grub-mkimage) never reaches PID 1",
     ),
     (
-        "corral-system-docker",
+        "corral-manager",
         "corral-iso",
         "build-only code (mtools, grub-mkimage) never reaches the manager",
     ),
@@ -43,7 +43,7 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
 
 /// Dev-dependencies that are forbidden too: (crate, dependency, why).
 const FORBIDDEN_IN_TESTS: &[(&str, &str, &str)] = &[(
-    "corral-system-docker",
+    "corral-manager",
     "corral-build",
     "the manager's integration tests take their image from `corral-build test-images` \
      (target/corral/test-images), not by linking the build",
@@ -134,7 +134,7 @@ fn a_normal_dependency_on_pid_1_is_caught_and_a_dev_dependency_is_not() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("corral-x has a normal dependency on corral-init"));
     let manager_test = vec![(
-        "corral-system-docker".to_string(),
+        "corral-manager".to_string(),
         vec![("corral-build".to_string(), "dev".to_string())],
     )];
     assert_eq!(

@@ -19,7 +19,7 @@
 //! - **Must not touch:** the system engine or its state; the service definition itself
 //!   (the manager's `os-config.yml` and `user_engine.rs`).
 //! - **Talks to:** the user dockerd through its socket (preload). The manager calls it
-//!   (`system-docker/src/user_engine.rs`); `corral config validate` runs its checks.
+//!   (`manager/src/user_engine.rs`); `corral config validate` runs its checks.
 
 pub mod daemon;
 pub mod labels;

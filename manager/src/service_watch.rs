@@ -4,7 +4,7 @@
 //! that services brought up later (`corral service up`) are watched alike. Runs until the engine's event stream ends
 //! (the engine died; the manager starts a new watcher with the engine) or shutdown.
 
-use crate::restart::{Decision, Policy, Tracker};
+use crate::restart_policy::{Decision, Policy, Tracker};
 use crate::services::{RESTART, SERVICE};
 use bollard::query_parameters::{EventsOptions, StartContainerOptions};
 use bollard::Docker;

@@ -1,4 +1,4 @@
-//! # corral-system-docker
+//! # corral-manager
 //!
 //! `corral-manager`, which PID 1 starts: runs Debian's dockerd as the system engine, waits
 //! for its API, logs `system engine ready`, restarts it when it dies and stops it on
@@ -14,7 +14,7 @@
 //! into their service, and brings them up (`src/compose.rs` parses and merges, `src/graph.rs`
 //! orders, `src/services.rs` reconciles), and watches the engine's events to log every
 //! transition and restart exited services per their `restart:` with backoff
-//! (`src/watch.rs`, decisions in `src/restart.rs`). The `docker` service (the user engine)
+//! (`src/service_watch.rs`, decisions in `src/restart_policy.rs`). The `docker` service (the user engine)
 //! gets its command, image, `daemon.json` and TLS files from `corral.docker` through
 //! `corral-user-docker` before it starts; once its socket answers, the preloaded archives
 //! are loaded (`src/user_engine.rs`). At shutdown it stops the user engine's containers
@@ -37,7 +37,7 @@
 //! [docs/cli.md](../docs/cli.md).
 //!
 //! How the code is cut: `src/main.rs` only starts the runtime; `src/lifecycle.rs` is the
-//! manager's life (seed, engine, the event loop, the shutdown order); `src/supervise.rs`
+//! manager's life (seed, engine, the event loop, the shutdown order); `src/system_engine.rs`
 //! keeps the system engine running (the process itself is corral-dockerd's);
 //! `src/startup.rs` is what follows each engine start; `src/configure.rs` applies the
 //! configuration once per boot; `src/containers.rs` finds and stops the services'
@@ -73,12 +73,12 @@ pub mod error;
 pub mod graph;
 pub mod lifecycle;
 pub mod network;
-pub mod restart;
+pub mod restart_policy;
+pub mod service_watch;
 pub mod services;
 pub mod startup;
 pub mod status;
-pub mod supervise;
+pub mod system_engine;
 pub mod timeline;
 pub mod tls;
 pub mod user_engine;
-pub mod watch;

@@ -2,7 +2,7 @@
 //! by the setup step) on a private socket under a temporary directory.
 
 use corral_dockerd::engine::EngineSpec;
-use corral_system_docker::supervise::{supervise, EngineEvent};
+use corral_manager::system_engine::{supervise, EngineEvent};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use corral_host::kmsg::KmsgLogger;
-use corral_system_docker::{lifecycle, status};
+use corral_manager::{lifecycle, status};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

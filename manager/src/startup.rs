@@ -111,7 +111,7 @@ pub async fn on_engine_ready(
     };
     let mut file = services_for(&effective, &links);
     user_engine::prepare(&docker, &effective, &mut file).await;
-    let since = crate::watch::now_stamp();
+    let since = crate::service_watch::now_stamp();
     let services_start = corral_host::since_boot();
     bring_up_services(&docker, &file, CONFIGURATION).await;
     if file.services.contains_key("console") {
@@ -129,7 +129,7 @@ pub async fn on_engine_ready(
     for line in container_files(&docker, &effective).await {
         log::error!("{line}");
     }
-    tokio::spawn(crate::watch::run(docker, since, quiet));
+    tokio::spawn(crate::service_watch::run(docker, since, quiet));
     Some(file)
 }
 

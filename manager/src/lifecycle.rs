@@ -3,7 +3,7 @@
 //! SIGTERM stop the workloads, then the services (the console last), then the engine.
 
 use crate::error::{ManagerError, Result};
-use crate::supervise::{supervise, EngineEvent};
+use crate::system_engine::{supervise, EngineEvent};
 use crate::timeline::{self, ENGINE, ROOT_STAGE};
 use crate::{startup, user_engine};
 use corral_config::store::Effective;
@@ -86,7 +86,7 @@ pub async fn run(manager_started: f64) -> Result<()> {
             .as_ref()
             .and_then(|c| c.config.corral.shutdown_timeout)
             .map(|s| std::time::Duration::from_secs(s.into()))
-            .unwrap_or(crate::watch::STOP_TIMEOUT);
+            .unwrap_or(crate::service_watch::STOP_TIMEOUT);
         // Workloads first, while their engine still runs to stop them cleanly.
         let started = std::time::Instant::now();
         let (stopped, failures) = user_engine::stop_workloads(timeout).await;

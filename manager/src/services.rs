@@ -137,7 +137,7 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
                 .collect();
             (!mounts.is_empty()).then_some(mounts)
         },
-        // The manager restarts services itself (crate::watch); dockerd must not as well.
+        // The manager restarts services itself (crate::service_watch); dockerd must not as well.
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
             maximum_retry_count: None,
@@ -147,7 +147,7 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
         oom_score_adj: s.oom_score_adj,
         ..Default::default()
     };
-    crate::restart::Policy::parse(s.restart.as_deref())?;
+    crate::restart_policy::Policy::parse(s.restart.as_deref())?;
     let mut labels: HashMap<String, String> = s.labels.to_map().into_iter().collect();
     labels.insert(SERVICE.into(), name.into());
     labels.insert(

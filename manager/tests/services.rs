@@ -8,10 +8,10 @@ use corral_api::protocol::{Brought, Request, Response, Service};
 use corral_config::edit::Machine;
 use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
 use corral_dockerd::images::{load_all, Archive};
-use corral_system_docker::assemble;
-use corral_system_docker::compose::parse;
-use corral_system_docker::enable::{Assemble, Services};
-use corral_system_docker::services::{up, Action, Outcome};
+use corral_manager::assemble;
+use corral_manager::compose::parse;
+use corral_manager::enable::{Assemble, Services};
+use corral_manager::services::{up, Action, Outcome};
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;
@@ -192,9 +192,9 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     // watcher goes by each container's restart label, as for a service brought up after
     // the boot (`corral service up`).
     let (quiet_tx, quiet_rx) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn(corral_system_docker::watch::run(
+    let watcher = tokio::spawn(corral_manager::service_watch::run(
         docker.clone(),
-        corral_system_docker::watch::now_stamp(),
+        corral_manager::service_watch::now_stamp(),
         quiet_rx,
     ));
     let (app_id, running, _) = container(&docker, "app").await;
@@ -274,7 +274,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     // The api socket (`corral service ...`) on this engine: list, logs, stop, start, and
     // a name that is not a service, through the CLI's own client.
     let sock = tmp.path().join("api.sock");
-    let listener = corral_system_docker::api::bind(&sock).expect("bind the api socket");
+    let listener = corral_manager::api::bind(&sock).expect("bind the api socket");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&sock)
         .expect("socket")
@@ -303,7 +303,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         );
         Box::pin(async move { file })
     });
-    let context = corral_system_docker::api::Context {
+    let context = corral_manager::api::Context {
         docker: docker.clone(),
         services: Services {
             machine: machine.clone(),
@@ -311,9 +311,9 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
             lookup,
             assemble,
         },
-        engine_dirs: corral_system_docker::user_engine::Dirs::under(&tmp.path().join("engine")),
+        engine_dirs: corral_manager::user_engine::Dirs::under(&tmp.path().join("engine")),
     };
-    let server = tokio::spawn(corral_system_docker::api::serve(
+    let server = tokio::spawn(corral_manager::api::serve(
         listener,
         std::sync::Arc::new(context),
     ));
