@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(
             r.errors,
             [
-                "u: line 2 column 11: hostname: \"-bad-\" is not a valid host name; use letters, digits and `-`, in labels of up to 63 separated by `.`",
+                "u: line 2 column 11: hostname: \"-bad-\" is not a valid host name; use letters, digits and `-`, in labels of up to 63 separated by `.`, at most 64 in all",
                 "u: line 5 column 11: write_files[0].path: \"relative\" is not an absolute path; write it from /, without `..`",
                 "u: line 8 column 13: rancher.modules[0]: \"../x\" is not a module name; write the name as modprobe takes it, like br_netfilter",
                 "u: line 11 column 19: rancher.network.interfaces.eth0.mtu: mtu 5 is out of range; use 68 to 65535 (1500 on most networks)",

@@ -99,14 +99,46 @@ fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// A hostname is 1-64 characters of letters, digits, '-' and '.' (RFC 1123, as sethostname
-/// accepts at most 64 bytes).
-fn valid_hostname(name: &str) -> bool {
-    !name.is_empty()
+/// The one check of a host name, for the kernel command line (`corral.hostname`) and
+/// cloud-config (`hostname`, `corral.hostname`) alike: labels of letters, digits and
+/// `-` (not first or last, RFC 1123), at most 63 each, separated by `.`, at most 64 in
+/// all because sethostname(2) takes no more (HOST_NAME_MAX).
+pub fn check_hostname(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
         && name.len() <= 64
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid host name; use letters, digits and `-`, in labels of up to \
+             63 separated by `.`, at most 64 in all"
+        ))
+    }
+}
+
+/// The one check of a kernel module as `corral.modules` names it, on the command line
+/// and in cloud-config: the name as modprobe takes it, optionally parameters after a
+/// space.
+pub fn check_module(entry: &str) -> Result<(), String> {
+    let name = entry.split_whitespace().next().unwrap_or_default();
+    if !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{entry:?} is not a module name; write the name as modprobe takes it, like br_netfilter"
+        ))
+    }
 }
 
 impl BootOptions {
@@ -127,8 +159,10 @@ impl BootOptions {
                 opts_warn(&mut opts.warnings, key, value, fix);
             };
             match key {
-                "hostname" if valid_hostname(value) => opts.hostname = value.to_string(),
-                "hostname" => bad("use letters, digits, '-' and '.', at most 64"),
+                "hostname" => match check_hostname(value) {
+                    Ok(()) => opts.hostname = value.to_string(),
+                    Err(_) => bad("use letters, digits, '-' and '.', at most 64"),
+                },
                 "cgroup" => match value {
                     "v1" => opts.cgroup = Cgroup::V1,
                     "v2" => opts.cgroup = Cgroup::V2,
@@ -140,7 +174,14 @@ impl BootOptions {
                     "reboot" => opts.recovery = Recovery::Reboot,
                     _ => bad("use shell, poweroff or reboot"),
                 },
-                "modules" => opts.modules.extend(list(value)),
+                "modules" => {
+                    for module in list(value) {
+                        match check_module(&module) {
+                            Ok(()) => opts.modules.push(module),
+                            Err(why) => opts_warn(&mut opts.warnings, key, &module, &why),
+                        }
+                    }
+                }
                 "debug_shell" if value.starts_with("tty") || value.starts_with("hvc") => {
                     opts.debug_shell = Some(value.to_string())
                 }
@@ -254,5 +295,26 @@ mod tests {
         assert_eq!(opts.warnings.len(), 5, "{:?}", opts.warnings);
         assert!(opts.warnings[0].contains("corral.hostname"));
         assert!(opts.warnings[1].contains("use v1 or v2"));
+    }
+
+    #[test]
+    fn hostnames_and_modules_are_checked_as_cloud_config_checks_them() {
+        assert!(check_hostname("node-7.example").is_ok());
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "a_b",
+            &"x".repeat(65),
+            &format!("{}.b", "a".repeat(64)),
+        ] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
+        }
+        let opts = BootOptions::parse("corral.modules=dummy,../x corral.hostname=-bad");
+        assert_eq!(opts.modules, ["dummy"]);
+        assert_eq!(opts.hostname, "corral", "a bad name keeps the default");
+        assert_eq!(opts.warnings.len(), 2, "{:?}", opts.warnings);
+        assert!(check_module("br_netfilter nf_conntrack_helper=1").is_ok());
     }
 }

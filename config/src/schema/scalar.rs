@@ -118,46 +118,20 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 checked_string!(
-    /// A host name: letters, digits, `-` and `.`, up to 253 characters, 63 a label.
+    /// A host name, checked as PID 1 checks `corral.hostname`
+    /// (`corral_host::cmdline::check_hostname`).
     Hostname,
-    |s| {
-        let ok = !s.is_empty()
-            && s.len() <= 253
-            && s.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("{s:?} is not a valid host name; use letters, digits and `-`, in labels of up to 63 separated by `.`"))
-        }
-    }
+    corral_host::cmdline::check_hostname
 );
 
 checked_string!(
-    /// A kernel module name (`br_netfilter`), optionally with parameters after a space.
+    /// A kernel module name (`br_netfilter`), optionally with parameters after a space,
+    /// checked as PID 1 checks `corral.modules` (`corral_host::cmdline::check_module`).
     ModuleName,
     check_module
 );
 
-pub(crate) fn check_module(s: &str) -> Result<(), String> {
-    let name = s.split_whitespace().next().unwrap_or_default();
-    if !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "{s:?} is not a module name; write the name as modprobe takes it, like br_netfilter"
-        ))
-    }
-}
+pub(crate) use corral_host::cmdline::check_module;
 
 checked_string!(
     /// A sysctl key, dotted (`net.ipv4.ip_forward`) or as a path under /proc/sys.
