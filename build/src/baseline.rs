@@ -35,8 +35,13 @@ pub const PACKAGES: &[&str] = &[
     "dbus",
     "openssh-server",
     "docker.io",
-    // docker.io recommends it and apt installs recommends: without it, Debian's kernel
-    // (AppArmor on) and dockerd refuse to start containers.
+    // What `apt install docker.io` brings by recommendation and a cloud user needs: the
+    // docker command (Debian 13 ships it apart from the daemon), the CA bundle for
+    // registries, and AppArmor (without it, Debian's kernel with AppArmor on and dockerd
+    // refuse to start containers). Its other recommends (git, needrestart,
+    // dbus-user-session, xz-utils) run nothing at boot and are left out.
+    "docker-cli",
+    "ca-certificates",
     "apparmor",
     "iproute2",
     "procps",
@@ -255,6 +260,7 @@ mod tests {
             "linux-image-6.12.118+deb13-cloud-amd64",
             "openssh-server",
             "docker.io",
+            "docker-cli",
             "systemd-sysv",
         ] {
             assert!(p.iter().any(|x| x == want), "{want} in {p:?}");
