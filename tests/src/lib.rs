@@ -79,6 +79,26 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The workspace's `cargo metadata` (format 1, its own crates only) as JSON text, read
+/// offline with the cargo that runs the tests: what the dependency and README rules
+/// (`tests/tests/architecture.rs`, `tests/tests/readmes.rs`) check.
+pub fn workspace_metadata() -> Result<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    corral_host::command::output(
+        std::process::Command::new(cargo)
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
+            .arg("--manifest-path")
+            .arg(repo_root().join("Cargo.toml")),
+    )
+    .map_err(HarnessError::from)
+}
+
 /// The upstream version (`26.1.5` of `26.1.5+dfsg1-9+deb13u1+b1`) of package `name` in
 /// `suite` (`trixie`, `unstable`) as `build/packages.lock` records it: the tests compare
 /// with what the build took, never with version literals, since Debian replaces old

@@ -3,7 +3,6 @@
 //! so (a test may link what it tests). Each rule says why, so a failure explains itself.
 
 use serde_json::Value;
-use std::process::Command;
 
 /// (crate, or "*" for every crate; the crate it must not depend on; why).
 const FORBIDDEN: &[(&str, &str, &str)] = &[
@@ -51,24 +50,8 @@ const FORBIDDEN_IN_TESTS: &[(&str, &str, &str)] = &[(
 
 /// Every workspace crate's (name, [(dependency, kind)]), kind "normal", "build" or "dev".
 fn workspace_dependencies() -> Vec<(String, Vec<(String, String)>)> {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .args(["--manifest-path", manifest])
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "cargo metadata: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata is JSON");
+    let text = corral_harness::workspace_metadata().expect("cargo metadata runs");
+    let meta: Value = serde_json::from_str(&text).expect("cargo metadata is JSON");
     let packages = meta["packages"].as_array().expect("packages");
     packages
         .iter()

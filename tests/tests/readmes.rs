@@ -5,28 +5,11 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Every workspace crate's folder, from `cargo metadata`.
 fn crate_dirs() -> Vec<PathBuf> {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .args(["--manifest-path", manifest])
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let text = corral_harness::workspace_metadata().expect("cargo metadata runs");
+    let meta: Value = serde_json::from_str(&text).expect("cargo metadata is JSON");
     meta["packages"]
         .as_array()
         .expect("packages")
