@@ -66,7 +66,7 @@ pub struct Context {
     pub docker: Docker,
     pub services: Services,
     /// The user engine's files (`tls generate` renews its certificates there).
-    pub engine_dirs: crate::user_engine::Dirs,
+    pub engine_dirs: corral_user_docker::service::Dirs,
 }
 
 /// Answers connections on `listener` until the task is dropped.
@@ -157,7 +157,7 @@ pub async fn handle(context: &Context, request: Request) -> Response {
         Request::TlsGenerate { hostnames } => crate::tls::generate(
             &context.services.machine.in_force(),
             &context.engine_dirs,
-            &crate::user_engine::server_names(),
+            &corral_user_docker::service::server_names(),
             &hostnames,
         ),
     }
@@ -419,7 +419,7 @@ async fn os_version(docker: &Docker) -> Response {
         Err(e) => return Response::system(format!("asking the system engine its version: {e}")),
     };
     let system_runtime = docker.info().await.ok().and_then(|i| i.default_runtime);
-    let (user_engine, user_runtime) = match crate::user_engine::connect().await {
+    let (user_engine, user_runtime) = match corral_user_docker::client::connect().await {
         Some(user) => (
             user.version().await.ok().and_then(|v| v.version),
             user.info().await.ok().and_then(|i| i.default_runtime),

@@ -5,7 +5,7 @@
 //! `#compose` user-data. Then the configuration's environment goes to every service
 //! (a service's own value wins) and the network plan to the network service.
 
-use crate::compose::{self, MapOrList, ServicesFile};
+use corral_compose::{self as compose, ServicesFile};
 use corral_config::store::Effective;
 use std::path::{Path, PathBuf};
 
@@ -143,24 +143,15 @@ pub fn services(effective: &Effective, src: &Sources) -> ServicesFile {
         .collect();
     for service in file.services.values_mut() {
         for (k, v) in &env {
-            set_env(&mut service.environment, k, v, false);
+            service.environment.set(k, v, false);
         }
     }
     if let Some(network) = file.services.get_mut("network") {
         for (k, v) in &src.network_env {
-            set_env(&mut network.environment, k, v, true);
+            network.environment.set(k, v, true);
         }
     }
     file
-}
-
-/// Sets `key` in a compose environment; an existing value stays unless `replace`.
-pub fn set_env(env: &mut MapOrList, key: &str, value: &str, replace: bool) {
-    let mut map = env.to_map();
-    if replace || !map.contains_key(key) {
-        map.insert(key.to_string(), value.to_string());
-    }
-    *env = MapOrList::List(map.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 //! saved configuration asks for now.
 
 use crate::assemble::{self, ESSENTIAL};
-use crate::compose::{self, ServicesFile};
 use crate::services::{self, Outcome};
 use bollard::query_parameters::RemoveContainerOptions;
 use bollard::Docker;
 use corral_api::protocol::{Brought, Response};
+use corral_compose::{self as compose, ServicesFile};
 use corral_config::edit::Machine;
 use futures_util::future::BoxFuture;
 use std::path::{Path, PathBuf};

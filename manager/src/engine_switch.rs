@@ -3,13 +3,13 @@
 //! (tried on its own first, the old engine untouched), and if the new engine does not
 //! answer once it replaced the old, the old comes back.
 
-use crate::compose;
 use crate::enable::{edit_failure, Services};
 use crate::engine_images::{check, host_binds, in_use, resolve};
 use crate::services::{self, Outcome};
 use bollard::query_parameters::RemoveContainerOptions;
 use bollard::Docker;
 use corral_api::protocol::Response;
+use corral_compose as compose;
 use corral_user_docker::SERVICE;
 use std::time::Duration;
 
@@ -71,7 +71,7 @@ async fn answers(docker: &Docker) -> Result<(), String> {
     // a start time that changes is a dockerd that exited in between.
     let mut first_start: Option<String> = None;
     loop {
-        if crate::user_engine::answering(Duration::from_secs(1))
+        if corral_user_docker::client::answering(Duration::from_secs(1))
             .await
             .is_some()
         {

@@ -11,13 +11,14 @@
 //! [`os-config.yml`](os-config.yml), the users' files in `/var/lib/corral/conf/services/`,
 //! `services_include`, `corral.services` and `#compose` user-data, with
 //! `corral.environment` (`src/assemble.rs`), writes `write_files` entries with `container:`
-//! into their service, and brings them up (`src/compose.rs` parses and merges, `src/graph.rs`
-//! orders, `src/services.rs` reconciles), and watches the engine's events to log every
+//! into their service, and brings them up (corral-compose parses, merges and orders,
+//! `src/services.rs` reconciles), and watches the engine's events to log every
 //! transition and restart exited services per their `restart:` with backoff
 //! (`src/service_watch.rs`, decisions in `src/restart_policy.rs`). The `docker` service (the user engine)
 //! gets its command, image, `daemon.json` and TLS files from `corral.docker` through
 //! `corral-user-docker` before it starts; once its socket answers, the preloaded archives
-//! are loaded (`src/user_engine.rs`). At shutdown it stops the user engine's containers
+//! are loaded (`src/user_engine.rs`; the service's definition and the engine's socket are
+//! corral-user-docker's). At shutdown it stops the user engine's containers
 //! first, then the services (the console last), then the engine. `corral-manager status`
 //! asks the engine (through its API) for its version, storage driver, images and
 //! containers. It answers the `corral` command on `/run/corral/api.sock` (root only; one
@@ -63,14 +64,12 @@
 pub mod api;
 pub mod apply;
 pub mod assemble;
-pub mod compose;
 pub mod configure;
 pub mod containers;
 pub mod enable;
 pub mod engine_images;
 pub mod engine_switch;
 pub mod error;
-pub mod graph;
 pub mod lifecycle;
 pub mod network;
 pub mod restart_policy;

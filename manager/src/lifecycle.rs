@@ -3,9 +3,9 @@
 //! SIGTERM stop the workloads, then the services (the console last), then the engine.
 
 use crate::error::{ManagerError, Result};
+use crate::startup;
 use crate::system_engine::{supervise, EngineEvent};
 use crate::timeline::{self, ENGINE, ROOT_STAGE};
-use crate::{startup, user_engine};
 use corral_config::store::Effective;
 use corral_dockerd::engine::EngineSpec;
 use tokio::signal::unix::{signal, SignalKind};
@@ -89,7 +89,7 @@ pub async fn run(manager_started: f64) -> Result<()> {
             .unwrap_or(crate::service_watch::STOP_TIMEOUT);
         // Workloads first, while their engine still runs to stop them cleanly.
         let started = std::time::Instant::now();
-        let (stopped, failures) = user_engine::stop_workloads(timeout).await;
+        let (stopped, failures) = corral_user_docker::client::stop_workloads(timeout).await;
         for f in failures {
             log::warn!("user engine: stopping {f}");
         }

@@ -6,8 +6,6 @@
 //! start. Restarts after a crash are the manager's (`restart` and `watch`), not dockerd's,
 //! so each one is logged and backs off like PID 1's.
 
-use crate::compose::{Service, ServicesFile, Ulimit};
-use crate::graph::Graph;
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, HostConfig, ResourcesUlimits, RestartPolicy,
     RestartPolicyNameEnum,
@@ -17,6 +15,8 @@ use bollard::query_parameters::{
     WaitContainerOptions,
 };
 use bollard::Docker;
+use corral_compose::graph::Graph;
+use corral_compose::{Service, ServicesFile, Ulimit};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -67,7 +67,7 @@ impl Outcome {
 /// environment (left out when unset there).
 fn environment(s: &Service) -> Vec<String> {
     match &s.environment {
-        crate::compose::MapOrList::List(items) => items
+        corral_compose::MapOrList::List(items) => items
             .iter()
             .filter_map(|i| match i.split_once('=') {
                 Some(_) => Some(i.clone()),
@@ -373,7 +373,7 @@ pub async fn stop_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::parse;
+    use corral_compose::parse;
 
     fn service(yaml: &str) -> Service {
         parse("s.yml", &format!("services:\n  a:\n    image: x\n{yaml}"))

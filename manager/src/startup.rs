@@ -22,7 +22,7 @@ pub async fn on_engine_ready(
     spec: &EngineSpec,
     quiet: watch::Receiver<bool>,
     configured: &mut Option<Effective>,
-) -> Option<crate::compose::ServicesFile> {
+) -> Option<corral_compose::ServicesFile> {
     let started = std::time::Instant::now();
     let images_start = corral_host::since_boot();
     let docker = match corral_dockerd::engine::connect(spec).await {
@@ -40,7 +40,7 @@ pub async fn on_engine_ready(
                 let context = api::Context {
                     docker: docker.clone(),
                     services: enable::here(assembler(docker.clone())),
-                    engine_dirs: user_engine::Dirs::host(),
+                    engine_dirs: corral_user_docker::service::Dirs::host(),
                 };
                 tokio::spawn(api::serve(listener, std::sync::Arc::new(context)));
             }
@@ -88,7 +88,7 @@ pub async fn on_engine_ready(
             // that live on the network need it.
             let saved = current_config();
             let early = services_for(&saved, &links);
-            let network = crate::compose::ServicesFile {
+            let network = corral_compose::ServicesFile {
                 services: early
                     .services
                     .into_iter()
@@ -156,7 +156,7 @@ fn builtin_services() -> String {
 }
 
 /// Every service this boot runs, with the configuration's environment and network plan.
-fn services_for(effective: &Effective, links: &[network::Link]) -> crate::compose::ServicesFile {
+fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compose::ServicesFile {
     let builtin = builtin_services();
     let available: Vec<std::path::PathBuf> = assemble::AVAILABLE_DIRS
         .iter()
@@ -213,7 +213,7 @@ async fn container_files(docker: &bollard::Docker, effective: &Effective) -> Vec
 /// step of the boot report, after `after`.
 async fn bring_up_services(
     docker: &bollard::Docker,
-    file: &crate::compose::ServicesFile,
+    file: &corral_compose::ServicesFile,
     after: &str,
 ) {
     let start = corral_host::since_boot();
@@ -247,7 +247,7 @@ async fn bring_up_services(
 /// Stops the services before the engine, the console last.
 pub async fn stop_services(
     spec: &EngineSpec,
-    file: &crate::compose::ServicesFile,
+    file: &corral_compose::ServicesFile,
     timeout: std::time::Duration,
 ) {
     let Ok(docker) = corral_dockerd::engine::connect(spec).await else {

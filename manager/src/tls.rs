@@ -3,9 +3,9 @@
 //! folder, with the client's copy given to the `corral` user. The engine reads its files
 //! when it starts; this module never restarts it, the answer says how.
 
-use crate::user_engine::Dirs;
 use corral_api::protocol::{Response, Tls};
 use corral_config::store::Effective;
+use corral_user_docker::service::Dirs;
 use corral_user_docker::tls;
 
 /// The most names `tls generate` takes besides the machine's own.
@@ -76,7 +76,15 @@ mod tests {
     use super::*;
     use corral_api::ErrorKind;
 
-    use crate::user_engine::tests::effective;
+    /// The configuration in force from one YAML text.
+    fn effective(yaml: &str) -> Effective {
+        let value: yaml_serde::Value = yaml_serde::from_str(yaml).expect("yaml");
+        Effective {
+            config: yaml_serde::from_value(value.clone()).expect("config"),
+            value,
+            ..Effective::default()
+        }
+    }
 
     fn kind(r: &Response) -> Option<ErrorKind> {
         match r {

@@ -1,199 +1,17 @@
-//! The `docker` service, which runs the user engine, as the manager sees it: filled in
-//! from `corral.docker` (through `corral-user-docker`) before it starts, waited for and
-//! preloaded after, and its workloads stopped first at shutdown. The manager reaches the
-//! user engine through its socket only.
+//! The `docker` service, which runs the user engine, as the manager drives it: filled in
+//! from `corral.docker` by corral-user-docker's `service` before it starts, its image
+//! settled against the engine images the system engine has, waited for and preloaded
+//! after (steps of the boot report). The manager reaches the user engine through its
+//! socket only (corral-user-docker's `client`).
 
-use crate::assemble::set_env;
-use crate::compose::{ServicesFile, StringOrList};
+use corral_compose::ServicesFile;
 use corral_config::store::Effective;
-use corral_user_docker::daemon::{self, Paths, Plan};
-use corral_user_docker::{preload, tls};
-use log::Level;
-use std::path::PathBuf;
+use corral_user_docker::client::answering;
+use corral_user_docker::preload;
+use corral_user_docker::service::{configure_service, plan, server_names, Dirs, MODULES};
 use std::time::Duration;
 
 pub use corral_user_docker::SERVICE;
-
-/// Kernel modules the engine needs loaded before it starts: containers on a bridge see
-/// iptables rules only with br_netfilter (which brings `bridge`), and overlay2 needs
-/// `overlay`.
-pub const MODULES: &[&str] = &["br_netfilter", "overlay"];
-
-/// Where the service's files go on the host; tests use a temporary folder.
-#[derive(Debug, Clone)]
-pub struct Dirs {
-    /// `daemon.json` is written here (mounted at /etc/docker in the engine).
-    pub config: PathBuf,
-    /// The TLS files (mounted at /etc/docker/tls when TLS is on).
-    pub tls: PathBuf,
-    /// The user who gets the TLS client files, as (home's `.docker`, uid, gid).
-    pub client: Option<(PathBuf, u32, u32)>,
-}
-
-impl Dirs {
-    pub fn host() -> Dirs {
-        Dirs {
-            config: corral_user_docker::CONFIG_DIR.into(),
-            tls: corral_user_docker::TLS_DIR.into(),
-            client: Some(("/home/corral/.docker".into(), 1100, 1100)),
-        }
-    }
-
-    /// Everything under `root` (`conf`, `tls`, `home/.docker`), the client files owned
-    /// by whoever runs this: for tests.
-    pub fn under(root: &std::path::Path) -> Dirs {
-        Dirs {
-            config: root.join("conf"),
-            tls: root.join("tls"),
-            client: Some((
-                root.join("home/.docker"),
-                nix::unistd::getuid().as_raw(),
-                nix::unistd::getgid().as_raw(),
-            )),
-        }
-    }
-}
-
-/// The engine's plan from the configuration; when the configuration asks for what the
-/// engine cannot do, every problem is reported and the engine runs with Corral's
-/// defaults, so that a bad setting never leaves the machine without its engine.
-pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
-    let corral = &effective.config.corral;
-    match daemon::plan(&corral.docker, corral.shutdown_timeout) {
-        Ok(p) => {
-            report.extend(p.warnings.iter().map(|w| (Level::Warn, w.clone())));
-            p
-        }
-        Err(errors) => {
-            for e in errors {
-                report.push((
-                    Level::Error,
-                    format!("{e}; the user engine starts with Corral's default settings"),
-                ));
-            }
-            daemon::defaults(corral.shutdown_timeout)
-        }
-    }
-}
-
-/// Fills in the `docker` service of `file` from `plan`: dockerd's flags as its command,
-/// the engine image, the environment, `daemon.json` (written into `dirs.config`) and,
-/// with TLS, the certificates (made once in `dirs.tls`, for the server `names`).
-/// Returns what it did and what went wrong.
-pub fn configure_service(
-    file: &mut ServicesFile,
-    plan: &Plan,
-    dirs: &Dirs,
-    names: &[String],
-) -> Vec<(Level, String)> {
-    let mut report = Vec::new();
-    let Some(service) = file.services.get_mut(SERVICE) else {
-        return report;
-    };
-    let json = plan.daemon_json_text();
-    let path = dirs.config.join("daemon.json");
-    let written = std::fs::create_dir_all(&dirs.config).and_then(|()| std::fs::write(&path, &json));
-    if let Err(e) = written {
-        report.push((Level::Error, format!("writing {}: {e}", path.display())));
-    }
-    if let Some(image) = &plan.image {
-        service.image = image.clone();
-    }
-    service.command = StringOrList::Many(plan.args(&Paths::engine()));
-    for (k, v) in &plan.environment {
-        set_env(&mut service.environment, k, v, true);
-    }
-    // A changed daemon.json changes the service's definition, so the engine restarts.
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes()));
-    set_env(
-        &mut service.environment,
-        "CORRAL_DAEMON_JSON_SHA256",
-        &hash,
-        true,
-    );
-    if plan.tls {
-        if let Err(why) = tls_files(service, plan, dirs, names, &mut report) {
-            report.push((
-                Level::Error,
-                format!("{why}; the user engine starts without TLS"),
-            ));
-            // Without its files dockerd would not start at all: leave the TLS flags out.
-            service.command = StringOrList::Many(
-                Plan {
-                    tls_flags: Vec::new(),
-                    ..plan.clone()
-                }
-                .args(&Paths::engine()),
-            );
-        }
-    }
-    report
-}
-
-/// Makes sure the engine's TLS files exist and mounts them into the service; gives the
-/// client its copy. Errors only for what dockerd itself needs.
-fn tls_files(
-    service: &mut crate::compose::Service,
-    plan: &Plan,
-    dirs: &Dirs,
-    names: &[String],
-    report: &mut Vec<(Level, String)>,
-) -> Result<(), String> {
-    let made =
-        tls::ensure(&dirs.tls, names, plan.supplied_tls.as_ref()).map_err(|e| e.to_string())?;
-    // The mount point, inside the /etc/docker mount.
-    let point = dirs.config.join("tls");
-    std::fs::create_dir_all(&point).map_err(|e| format!("making {}: {e}", point.display()))?;
-    service.volumes.push(format!(
-        "{}:{}:ro",
-        dirs.tls.display(),
-        corral_user_docker::TLS_IN_ENGINE
-    ));
-    report.push((
-        Level::Info,
-        format!(
-            "user engine TLS on port {}: certificates {} in {}",
-            corral_user_docker::TLS_PORT,
-            match made {
-                tls::Made::Kept => "kept",
-                tls::Made::Generated => "made",
-                tls::Made::Supplied => "from corral.docker",
-            },
-            dirs.tls.display()
-        ),
-    ));
-    if let Some((home, uid, gid)) = &dirs.client {
-        // The server still serves without the client's copy; other clients can connect.
-        if let Err(e) = tls::install_client(&dirs.tls, home, *uid, *gid) {
-            report.push((Level::Error, e.to_string()));
-        }
-    }
-    Ok(())
-}
-
-/// Host names and addresses for the server certificate: the host name and every
-/// address the machine has now.
-pub fn server_names() -> Vec<String> {
-    let mut names = Vec::new();
-    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        names.push(h.trim().to_string());
-    }
-    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-        for a in addrs {
-            let ip = a.address.as_ref().and_then(|s| {
-                s.as_sockaddr_in()
-                    .map(|v4| std::net::IpAddr::V4(v4.ip()))
-                    .or_else(|| s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
-            });
-            if let Some(ip) = ip {
-                if !ip.is_loopback() && !names.contains(&ip.to_string()) {
-                    names.push(ip.to_string());
-                }
-            }
-        }
-    }
-    names
-}
 
 /// Settles the `docker` service's image: an engine's name (`docker-26.1`) becomes the
 /// image of that name, and the root's binaries the image runs are bound read-only.
@@ -242,29 +60,6 @@ pub async fn settle_image(
     problems
 }
 
-/// Connects to the user engine's socket, the API version negotiated.
-pub async fn connect() -> Option<bollard::Docker> {
-    corral_dockerd::engine::connect_to("user", std::path::Path::new(corral_user_docker::SOCKET))
-        .await
-        .ok()
-}
-
-/// Waits up to `within` for the user engine to answer a ping; the connected client.
-pub async fn answering(within: Duration) -> Option<bollard::Docker> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(d) = connect().await {
-            if d.ping().await.is_ok() {
-                return Some(d);
-            }
-        }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits for the user engine to answer, then loads what users preloaded. Logs the
 /// moment it answered and each archive; both are steps of the boot report, the engine's
 /// from `started` (when its service was asked to start).
@@ -307,40 +102,6 @@ pub async fn when_ready(within: Duration, started: f64) {
     );
 }
 
-/// Stops the user engine's running containers (SIGTERM, then `timeout` before dockerd
-/// kills them), all at once. Returns how many were stopped and the failures.
-pub async fn stop_workloads(timeout: Duration) -> (usize, Vec<String>) {
-    let Some(docker) = connect().await else {
-        return (0, Vec::new());
-    };
-    let Ok(running) = docker
-        .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
-        .await
-    else {
-        return (0, Vec::new());
-    };
-    let ids: Vec<String> = running.into_iter().filter_map(|c| c.id).collect();
-    let stops = ids.iter().map(|id| {
-        let docker = docker.clone();
-        async move {
-            let opts = bollard::query_parameters::StopContainerOptions {
-                t: Some(timeout.as_secs() as i32),
-                signal: None,
-            };
-            docker
-                .stop_container(id, Some(opts))
-                .await
-                .map_err(|e| format!("container {}: {e}", &id[..12.min(id.len())]))
-        }
-    });
-    let failures: Vec<String> = futures_util::future::join_all(stops)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
-    (ids.len() - failures.len(), failures)
-}
-
 /// How long the user engine gets to answer after its service started.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(180);
 
@@ -348,7 +109,7 @@ pub const WAIT: std::time::Duration = std::time::Duration::from_secs(180);
 pub async fn prepare(
     docker: &bollard::Docker,
     effective: &Effective,
-    file: &mut crate::compose::ServicesFile,
+    file: &mut corral_compose::ServicesFile,
 ) {
     let mut report = Vec::new();
     // dockerd asks for these with modprobe, which the engine image does not have.
@@ -373,142 +134,5 @@ pub async fn prepare(
     }
     for (level, line) in report {
         log::log!(level, "user engine: {line}");
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// The configuration in force from one YAML text.
-    pub(crate) fn effective(yaml: &str) -> Effective {
-        let value: yaml_serde::Value = yaml_serde::from_str(yaml).expect("yaml");
-        Effective {
-            config: yaml_serde::from_value(value.clone()).expect("config"),
-            value,
-            ..Effective::default()
-        }
-    }
-
-    fn file() -> ServicesFile {
-        crate::compose::parse(
-            "os-config.yml",
-            "services:\n  docker:\n    image: corral/engine:1\n    volumes: [/var/lib/docker:/var/lib/docker]\n",
-        )
-        .expect("parses")
-    }
-
-    #[test]
-    fn the_service_gets_dockerds_flags_image_and_daemon_json() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let e = effective(
-            "corral:\n  docker:\n    engine: my/engine:2\n    debug: true\n    environment: [HTTP_PROXY=http://p]\n",
-        );
-        let mut report = Vec::new();
-        let p = plan(&e, &mut report);
-        let mut f = file();
-        let lines = configure_service(&mut f, &p, &Dirs::under(tmp.path()), &[]);
-        assert!(
-            report.is_empty() && lines.is_empty(),
-            "{report:?} {lines:?}"
-        );
-        let s = &f.services[SERVICE];
-        assert_eq!(s.image, "my/engine:2");
-        assert!(s
-            .command
-            .to_vec()
-            .contains(&"--host=unix:///var/run/docker.sock".to_string()));
-        let env = s.environment.to_map();
-        assert_eq!(env["HTTP_PROXY"], "http://p");
-        let json = std::fs::read_to_string(tmp.path().join("conf/daemon.json")).expect("json");
-        assert!(json.contains("\"debug\": true"), "{json}");
-        // Another daemon.json, another definition: the engine restarts with it.
-        let before = env["CORRAL_DAEMON_JSON_SHA256"].clone();
-        let p = plan(
-            &effective("corral:\n  docker:\n    debug: false\n"),
-            &mut report,
-        );
-        let mut f = file();
-        configure_service(&mut f, &p, &Dirs::under(tmp.path()), &[]);
-        assert_ne!(
-            f.services[SERVICE].environment.to_map()["CORRAL_DAEMON_JSON_SHA256"],
-            before
-        );
-    }
-
-    #[test]
-    fn a_setting_the_engine_cannot_honour_leaves_the_defaults_and_says_why() {
-        let mut report = Vec::new();
-        let p = plan(
-            &effective("corral:\n  docker:\n    storage_driver: zfs\n    debug: true\n"),
-            &mut report,
-        );
-        assert_eq!(report.len(), 1, "{report:?}");
-        assert_eq!(report[0].0, Level::Error);
-        assert!(
-            report[0].1.starts_with("corral.docker.storage_driver: "),
-            "{report:?}"
-        );
-        assert!(
-            report[0].1.ends_with("Corral's default settings"),
-            "{report:?}"
-        );
-        assert!(!p.daemon_json.contains_key("debug"));
-    }
-
-    #[test]
-    fn tls_makes_the_files_once_mounts_them_and_gives_the_client_its_own() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let mut report = Vec::new();
-        let p = plan(
-            &effective("corral:\n  docker:\n    tls: true\n"),
-            &mut report,
-        );
-        let mut f = file();
-        let lines = configure_service(&mut f, &p, &Dirs::under(tmp.path()), &["corral-1".into()]);
-        assert!(lines[0].1.contains("certificates made"), "{lines:?}");
-        let s = &f.services[SERVICE];
-        assert!(s.volumes.contains(&format!(
-            "{}:/etc/docker/tls:ro",
-            tmp.path().join("tls").display()
-        )));
-        assert!(s.command.to_vec().contains(&"--tlsverify".to_string()));
-        assert!(tmp.path().join("home/.docker/key.pem").is_file());
-        assert!(
-            tmp.path().join("conf/tls").is_dir(),
-            "the mount point exists"
-        );
-        let mut f = file();
-        let lines = configure_service(&mut f, &p, &Dirs::under(tmp.path()), &[]);
-        assert!(lines[0].1.contains("certificates kept"), "{lines:?}");
-    }
-
-    #[test]
-    fn without_its_tls_files_the_engine_serves_its_socket_and_keeps_the_other_flags() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let mut d = Dirs::under(tmp.path());
-        // A file where the TLS folder should be: the files cannot be made.
-        d.tls = tmp.path().join("not-a-dir");
-        std::fs::write(&d.tls, "").expect("w");
-        let mut report = Vec::new();
-        let p = plan(
-            &effective("corral:\n  docker:\n    tls: true\n    extra_args: [--mtu=1400]\n"),
-            &mut report,
-        );
-        let mut f = file();
-        let lines = configure_service(&mut f, &p, &d, &[]);
-        assert!(
-            lines
-                .iter()
-                .any(|(l, m)| *l == Level::Error && m.ends_with("starts without TLS")),
-            "{lines:?}"
-        );
-        let args = f.services[SERVICE].command.to_vec();
-        assert!(!args.iter().any(|a| a.starts_with("--tls")), "{args:?}");
-        assert!(args.contains(&"--mtu=1400".to_string()), "{args:?}");
-        assert!(!f.services[SERVICE]
-            .volumes
-            .iter()
-            .any(|v| v.contains("/etc/docker/tls")));
     }
 }

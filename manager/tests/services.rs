@@ -5,11 +5,11 @@
 
 use bollard::Docker;
 use corral_api::protocol::{Brought, Request, Response, Service};
+use corral_compose::parse;
 use corral_config::edit::Machine;
 use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
 use corral_dockerd::images::{load_all, Archive};
 use corral_manager::assemble;
-use corral_manager::compose::parse;
 use corral_manager::enable::{Assemble, Services};
 use corral_manager::services::{up, Action, Outcome};
 use futures_util::StreamExt;
@@ -311,7 +311,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
             lookup,
             assemble,
         },
-        engine_dirs: corral_manager::user_engine::Dirs::under(&tmp.path().join("engine")),
+        engine_dirs: corral_user_docker::service::Dirs::under(&tmp.path().join("engine")),
     };
     let server = tokio::spawn(corral_manager::api::serve(
         listener,

@@ -8,22 +8,32 @@
 //!   (or anew on `corral tls generate`: `renew`, names checked by `check_name`), the
 //!   client's copied to `/home/corral/.docker`.
 //! - `preload`: archives in `/var/lib/corral/preload/docker` loaded once each.
+//! - `service`: the `docker` service's definition filled in from `corral.docker`
+//!   (dockerd's flags as its command, the image, the environment, `daemon.json`, the
+//!   TLS files mounted in), over corral-compose's model; the modules it needs.
+//! - `client`: the user engine through its socket: connect, wait for an answer, stop
+//!   the workloads at shutdown.
 //! - `labels`: the image labels that make an image a user engine (`io.corral.image:
 //!   engine`, its name, Docker version and the root's binaries it runs); the build sets
 //!   them, the manager reads them.
 //! - `corral-engine` (binary): the `engine` image's entrypoint; nests the container's
 //!   cgroup (v2) so dockerd can delegate controllers, then becomes dockerd.
 //!
-//! - **Owns:** the user engine's settings, `/var/run/docker.sock`'s flags, its TLS files,
-//!   the preload markers.
-//! - **Must not touch:** the system engine or its state; the service definition itself
-//!   (the manager's `os-config.yml` and `user_engine.rs`).
-//! - **Talks to:** the user dockerd through its socket (preload). The manager calls it
-//!   (`manager/src/user_engine.rs`); `corral config validate` runs its checks.
+//! - **Owns:** the user engine's settings, the `docker` service's command, environment
+//!   and mounts, `daemon.json` under `/run/corral/docker`, its TLS files, the preload
+//!   markers.
+//! - **Must not touch:** the system engine or its state; the other services; the
+//!   built-in service list (the manager's `os-config.yml`).
+//! - **Talks to:** the user dockerd through its socket (preload, readiness, stopping
+//!   workloads; corral-dockerd connects). The manager calls it
+//!   (`manager/src/user_engine.rs`, which also settles the engine image against the
+//!   system engine's); `corral config validate` runs its checks.
 
+pub mod client;
 pub mod daemon;
 pub mod labels;
 pub mod preload;
+pub mod service;
 pub mod tls;
 
 /// The system service that runs the user engine (and its container's name).

@@ -3,6 +3,7 @@
 //! warnings, not errors; a file that does not parse is an error naming the file, the
 //! service and the line.
 
+use crate::error::ComposeError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,20 +17,6 @@ pub const AFTER: &str = "io.rancher.os.after";
 pub const BEFORE: &str = "io.rancher.os.before";
 pub const DETACH: &str = "io.rancher.os.detach";
 pub const CREATE_ONLY: &str = "io.rancher.os.createonly";
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ComposeError {
-    #[error("{file}: {detail}")]
-    Parse { file: String, detail: String },
-    #[error("{file}: is {size} bytes; services files may be at most {MAX_FILE}")]
-    TooLarge { file: String, size: usize },
-    #[error("{file}: service {service}: {detail}")]
-    Service {
-        file: String,
-        service: String,
-        detail: String,
-    },
-}
 
 /// A string or a list of strings (`command: a b` or `command: [a, b]`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -82,6 +69,15 @@ impl MapOrList {
                 .map(|(k, v)| (k.clone(), v.as_ref().map(scalar).unwrap_or_default()))
                 .collect(),
         }
+    }
+
+    /// Sets `key`; an existing value stays unless `replace`. The result is a list.
+    pub fn set(&mut self, key: &str, value: &str, replace: bool) {
+        let mut map = self.to_map();
+        if replace || !map.contains_key(key) {
+            map.insert(key.to_string(), value.to_string());
+        }
+        *self = MapOrList::List(map.into_iter().map(|(k, v)| format!("{k}={v}")).collect());
     }
 }
 
@@ -487,7 +483,7 @@ services:
 
     #[test]
     fn the_built_in_services_parse_and_form_a_graph() {
-        let text = include_str!("../os-config.yml").replace("{{VERSION}}", "0.0.0");
+        let text = include_str!("../../manager/os-config.yml").replace("{{VERSION}}", "0.0.0");
         let f = parse("os-config.yml", &text).expect("built-in os-config.yml parses");
         assert!(f.warnings.is_empty(), "{:?}", f.warnings);
         let g = crate::graph::Graph::new(&f.services);

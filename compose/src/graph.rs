@@ -3,7 +3,7 @@
 //! those waiting on them, do not start, and every other service does. A dependency on a
 //! service that is not defined is a warning and is ignored, as RancherOS did.
 
-use crate::compose::Service;
+use crate::file::Service;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// service -> the services it waits for.
@@ -193,7 +193,7 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::parse;
+    use crate::file::parse;
 
     fn graph(yaml: &str) -> Graph {
         Graph::new(&parse("s.yml", yaml).expect("parses").services)
