@@ -31,9 +31,10 @@
 //! - `corral runcmd`: `runcmd`, then a `#!` user-data script, every boot; output to the
 //!   log and `/var/log/runcmd.log` (`src/usercmd.rs`).
 //!
-//! Arguments are parsed by clap (`--help` everywhere); exit codes are 0 done, 1 the
-//! user's error, 2 the machine's (unit tests in `src/main.rs` walk every command for its
-//! help and parse each form). See docs/cli.md, docs/cloud-config.md and docs/services.md.
+//! Arguments are parsed by clap (`--help` everywhere; `src/args.rs`, whose unit tests walk
+//! every command for its help and parse each form); each command family is a module of
+//! `src/commands/` and `src/main.rs` only parses and dispatches. Exit codes are 0 done,
+//! 1 the user's error, 2 the machine's. See docs/cli.md, docs/cloud-config.md and docs/services.md.
 //!
 //! - **Owns:** the console's set-up at each start: `authorized_keys` of `corral`, the host
 //!   keys in `/var/lib/corral/ssh`, `/run/sshd`, the files `write_files` names,
@@ -51,6 +52,8 @@
 //!   device), sysfs and /proc, `mkfs.ext4`, `mkfs.vfat`, mount(2).
 
 pub mod api;
+pub mod args;
+pub mod commands;
 pub mod config;
 pub mod console;
 pub mod files;

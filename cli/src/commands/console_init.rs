@@ -1,0 +1,129 @@
+//! `corral console-init`, the console container's entrypoint: the `corral` user's ssh
+//! access, the host keys, `write_files`, then sshd and the gettys kept running; and
+//! `corral runcmd`, which it starts once.
+
+use crate::console::{self, USER};
+use crate::passwd;
+use anyhow::Context;
+use corral_host::respawn::{self, Respawn};
+use nix::sys::signal::{SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// runcmd, then a `#!` user-data script, each to the end; the console starts this.
+pub(super) fn runcmd() -> anyhow::Result<()> {
+    corral_host::kmsg::KmsgLogger::init("corral-runcmd", log::LevelFilter::Info);
+    let (config, _) = corral_config::load().context("reading the configuration")?;
+    let script = Path::new(crate::usercmd::SCRIPT);
+    let script = script.exists().then_some(script);
+    if config.runcmd.is_empty() && script.is_none() {
+        return Ok(());
+    }
+    let report = crate::usercmd::run(&config.runcmd, script);
+    for line in &report {
+        log::info!("{line}");
+    }
+    let log_file = Path::new(crate::usercmd::LOG);
+    crate::usercmd::record(log_file, &report)
+        .with_context(|| format!("writing {}", log_file.display()))
+}
+
+/// Sets up ssh access, then keeps sshd and the gettys running until the container is
+/// stopped.
+pub(super) fn console_init() -> anyhow::Result<()> {
+    corral_host::kmsg::KmsgLogger::init("corral-console", log::LevelFilter::Info);
+    let root = Path::new("/");
+    let (config, errors) = corral_config::load().context("reading the configuration")?;
+    for e in errors {
+        log::error!("{e}");
+    }
+    let account = passwd::lookup(root, USER)
+        .context("reading /etc/passwd")?
+        .with_context(|| format!("the user {USER} is missing from /etc/passwd"))?;
+    let keys = config.authorized_keys();
+    let file = console::install_authorized_keys(root, &account, &keys)
+        .with_context(|| format!("installing the ssh keys of {USER}"))?;
+    if keys.is_empty() {
+        log::warn!(
+            "no ssh_authorized_keys in the configuration: nobody can log in over ssh \
+             (set corral.ssh_authorized_keys=[...] on the kernel command line)"
+        );
+    } else {
+        log::info!(
+            "{} authorized keys for {USER} in {}",
+            keys.len(),
+            file.display()
+        );
+    }
+    for f in config.write_files.iter().filter(|f| f.container.is_none()) {
+        match crate::files::write(root, f) {
+            Ok(()) => log::info!("wrote {}", f.path),
+            Err(e) => log::error!("{e}"),
+        }
+    }
+    let keygen = Path::new(console::SSH_KEYGEN);
+    let dir = Path::new(console::HOST_KEY_DIR);
+    for (name, text) in &config.corral.ssh.keys {
+        match console::install_host_key(dir, name, text) {
+            Ok(path) => log::info!("ssh host key {} from corral.ssh.keys", path.display()),
+            Err(e) => log::error!("corral.ssh.keys.{name}: {e}"),
+        }
+    }
+    for key in console::ensure_host_keys(dir, keygen).context("making the ssh host keys")? {
+        log::info!("made the ssh host key {}", key.display());
+    }
+    for t in console::HOST_KEY_TYPES {
+        let public = console::host_key(dir, t).with_extension("pub");
+        if let Some(fp) = console::fingerprint(keygen, &public) {
+            log::info!("ssh host key {fp}");
+        }
+    }
+    std::fs::create_dir_all("/run/sshd").context("creating /run/sshd")?;
+
+    let signals = corral_host::handled_signals();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .context("blocking signals")?;
+    let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .context("opening a signalfd")?;
+    let ssh = &config.corral.ssh;
+    let mut sshd_args: Vec<String> = vec!["-D".into(), "-e".into()];
+    sshd_args.extend(["-p".into(), ssh.port.unwrap_or(22).to_string()]);
+    if let Some(a) = ssh.listen_address {
+        sshd_args.extend(["-o".into(), format!("ListenAddress={a}")]);
+    }
+    let sshd_args: Vec<&str> = sshd_args.iter().map(String::as_str).collect();
+    let mut children = Vec::new();
+    if ssh.daemon.unwrap_or(true) {
+        children.push(Respawn::new("sshd", console::SSHD, &sshd_args, None));
+    } else {
+        log::warn!("corral.ssh.daemon is false: no sshd");
+    }
+    for tty in console::consoles(root) {
+        let autologin = config.corral.autologin.covers(tty);
+        let args = console::getty_args(tty, autologin);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut getty = Respawn::new(&format!("getty on {tty}"), console::BUSYBOX, &args, None);
+        // A getty or a shell on a console holds nothing worth a grace period.
+        getty.stop = (Signal::SIGKILL, Some(Duration::from_secs(2)));
+        if autologin {
+            log::warn!("autologin of {USER} on {tty} (corral.autologin)");
+        }
+        children.push(getty);
+    }
+    // runcmd and a user-data script run beside sshd and the gettys, once; the
+    // supervisor below reaps the process when it ends.
+    if !config.runcmd.is_empty() || Path::new(crate::usercmd::SCRIPT).exists() {
+        match std::env::current_exe()
+            .and_then(|exe| std::process::Command::new(exe).arg("runcmd").spawn())
+        {
+            Ok(child) => log::info!("runcmd started (pid {})", child.id()),
+            Err(e) => log::error!("starting runcmd: {e}"),
+        }
+    }
+    let mut refs: Vec<&mut Respawn> = children.iter_mut().collect();
+    let action = respawn::run(&sfd, &mut refs);
+    log::info!("stopping ({})", action.verb());
+    respawn::stop(&mut refs, Duration::from_secs(5));
+    Ok(())
+}
