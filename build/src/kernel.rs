@@ -67,15 +67,14 @@ impl Kernel {
     }
 
     fn closure(&self, names: &[String]) -> Result<Vec<String>> {
-        let order = self
-            .deps
-            .load_order(names)
-            .map_err(|missing| BuildError::Modules {
+        let order = self.deps.load_order(names).map_err(
+            |corral_host::modules::MissingModule(missing)| BuildError::Modules {
                 detail: format!(
                     "module '{missing}' is not in kernel {}; fix its name in build/rootfs.yml",
                     self.release
                 ),
-            })?;
+            },
+        )?;
         Ok(order.into_iter().map(|(_, path)| path).collect())
     }
 

@@ -22,6 +22,24 @@ pub enum ConfigError {
         at: String,
         detail: String,
     },
+    /// A value a key cannot take; `problem` says what is wrong and what to write.
+    #[error("{value:?} {problem}")]
+    Invalid { value: String, problem: String },
+    /// A value checked by the rule PID 1 applies to the same kernel option.
+    #[error(transparent)]
+    Checked(#[from] corral_host::HostError),
+    /// A `write_files` entry that cannot be written as given.
+    #[error("write_files entry for {path}: {problem}")]
+    WriteFile { path: String, problem: String },
+    /// `write_files` content that does not decode as its encoding says.
+    #[error("content is not valid {encoding} ({detail}); check the encoding")]
+    Content {
+        encoding: &'static str,
+        detail: String,
+    },
+    /// `write_files` content larger than Corral writes.
+    #[error("content unpacks to more than {max} bytes")]
+    ContentTooLarge { max: usize },
     /// A kernel option whose value does not fit the schema.
     #[error("kernel command line: {option}: {problem}")]
     Option { option: String, problem: String },

@@ -306,7 +306,7 @@ mod tests {
             (b"#cloud-config\nwrite_files: {path: /a}\n".to_vec(), "u: line 2 column 14: write_files: invalid type: map, expected a sequence"),
             (b"#cloud-config\nruncmd: echo hi\n".to_vec(), "u: line 2 column 9: runcmd: invalid type: string \"echo hi\", expected a sequence"),
             (b"#cloud-config\nmounts: [/dev/vdb, /mnt]\n".to_vec(), "u: line 2 column 9: mounts: a mount is a list: [device, mount point, type, options], like [/dev/vdb, /mnt/data, ext4, defaults]"),
-            (b"#cloud-config\ncorral:\n  network:\n    interfaces:\n      eth0:\n        address: 10.0.0.300/24\n".to_vec(), "u: line 6 column 18: corral.network.interfaces.eth0.address: \"10.0.0.300/24\": \"10.0.0.300\" is not an IP address"),
+            (b"#cloud-config\ncorral:\n  network:\n    interfaces:\n      eth0:\n        address: 10.0.0.300/24\n".to_vec(), "u: line 6 column 18: corral.network.interfaces.eth0.address: \"10.0.0.300/24\" holds \"10.0.0.300\", which is not an IP address"),
             (b"#cloud-config\ncorral:\n  sysctl: [a, b]\n".to_vec(), "u: line 3 column 11: corral.sysctl: invalid type: sequence, expected a map"),
             (b"#cloud-config\ncorral:\n  shutdown_timeout: -5\n".to_vec(), "u: line 3 column 21: corral.shutdown_timeout: invalid type: integer `-5`, expected u32"),
             (b"#cloud-config\ncorral:\n  cloud_init:\n    datasources: ec2\n".to_vec(), "u: line 4 column 18: corral.cloud_init.datasources: invalid type: string \"ec2\", expected a sequence"),

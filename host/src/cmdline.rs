@@ -103,7 +103,7 @@ fn list(value: &str) -> Vec<String> {
 /// cloud-config (`hostname`, `corral.hostname`) alike: labels of letters, digits and
 /// `-` (not first or last, RFC 1123), at most 63 each, separated by `.`, at most 64 in
 /// all because sethostname(2) takes no more (HOST_NAME_MAX).
-pub fn check_hostname(name: &str) -> Result<(), String> {
+pub fn check_hostname(name: &str) -> crate::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.split('.').all(|l| {
@@ -116,17 +116,19 @@ pub fn check_hostname(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{name:?} is not a valid host name; use letters, digits and `-`, in labels of up to \
-             63 separated by `.`, at most 64 in all"
-        ))
+        Err(crate::HostError::Invalid {
+            value: name.to_string(),
+            problem: "is not a valid host name; use letters, digits and `-`, in labels of up to \
+                      63 separated by `.`, at most 64 in all"
+                .into(),
+        })
     }
 }
 
 /// The one check of a kernel module as `corral.modules` names it, on the command line
 /// and in cloud-config: the name as modprobe takes it, optionally parameters after a
 /// space.
-pub fn check_module(entry: &str) -> Result<(), String> {
+pub fn check_module(entry: &str) -> crate::Result<()> {
     let name = entry.split_whitespace().next().unwrap_or_default();
     if !name.is_empty()
         && name
@@ -135,9 +137,11 @@ pub fn check_module(entry: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!(
-            "{entry:?} is not a module name; write the name as modprobe takes it, like br_netfilter"
-        ))
+        Err(crate::HostError::Invalid {
+            value: entry.to_string(),
+            problem: "is not a module name; write the name as modprobe takes it, like br_netfilter"
+                .into(),
+        })
     }
 }
 
@@ -178,7 +182,9 @@ impl BootOptions {
                     for module in list(value) {
                         match check_module(&module) {
                             Ok(()) => opts.modules.push(module),
-                            Err(why) => opts_warn(&mut opts.warnings, key, &module, &why),
+                            Err(why) => {
+                                opts_warn(&mut opts.warnings, key, &module, &why.to_string())
+                            }
                         }
                     }
                 }

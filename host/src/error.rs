@@ -28,6 +28,15 @@ pub enum HostError {
     Command { command: String, detail: String },
     #[error("'{program}' is not installed; install the package that provides it")]
     ProgramMissing { program: String },
+    #[error("only root can stop the machine; try `sudo` first")]
+    StopNotRoot,
+    #[error("signalling PID 1 failed: {0}")]
+    SignalInit(nix::Error),
+    #[error("reboot(2) failed: {0}; run as root")]
+    Reboot(nix::Error),
+    /// A value an option cannot take; `problem` says what is wrong and what to write.
+    #[error("{value:?} {problem}")]
+    Invalid { value: String, problem: String },
     #[error("growing '{partition}' failed: {detail}")]
     Grow { partition: PathBuf, detail: String },
     #[error("reading '{path}' failed: {source}")]

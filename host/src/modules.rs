@@ -7,6 +7,10 @@ use crate::sys::Sys;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// A module that `modules.dep` does not list (nor `modules.builtin`), by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingModule(pub String);
+
 /// A module's name as the kernel reports it: file stem with '-' as '_'.
 pub fn module_name(path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
@@ -48,7 +52,7 @@ impl DepMap {
     pub fn load_order(
         &self,
         wanted: &[String],
-    ) -> std::result::Result<Vec<(String, String)>, String> {
+    ) -> std::result::Result<Vec<(String, String)>, MissingModule> {
         let mut order = Vec::new();
         let mut seen = BTreeSet::new();
         for name in wanted {
@@ -62,11 +66,14 @@ impl DepMap {
         name: &str,
         seen: &mut BTreeSet<String>,
         order: &mut Vec<(String, String)>,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), MissingModule> {
         if self.builtin.contains(name) || !seen.insert(name.to_string()) {
             return Ok(());
         }
-        let (path, deps) = self.modules.get(name).ok_or_else(|| name.to_string())?;
+        let (path, deps) = self
+            .modules
+            .get(name)
+            .ok_or_else(|| MissingModule(name.to_string()))?;
         for dep in deps {
             self.visit(dep, seen, order)?;
         }
@@ -101,7 +108,7 @@ pub fn load(sys: &dyn Sys, modules_dir: &Path, wanted: &[String]) -> Result<usiz
         }
         match map.load_order(std::slice::from_ref(&name)) {
             Ok(more) => order.extend(more),
-            Err(missing) => {
+            Err(MissingModule(missing)) => {
                 failures += 1;
                 log::warn!(
                     "{}",
@@ -168,7 +175,7 @@ mod tests {
         assert_eq!(map.load_order(&["ext4".into()]), Ok(vec![]));
         assert_eq!(
             map.load_order(&["nosuch".into()]),
-            Err("nosuch".to_string())
+            Err(MissingModule("nosuch".to_string()))
         );
     }
 

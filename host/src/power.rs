@@ -64,17 +64,17 @@ impl Action {
 }
 
 /// `poweroff`, `reboot`, `halt`: ask PID 1 to stop, or with `force` stop at once (sync,
-/// then reboot(2)). The error is a sentence for the user.
-pub fn request(action: Action, force: bool) -> Result<(), String> {
+/// then reboot(2)).
+pub fn request(action: Action, force: bool) -> crate::Result<()> {
     if force {
         nix::unistd::sync();
         return nix::sys::reboot::reboot(action.reboot_mode())
             .map(|_| ())
-            .map_err(|e| format!("reboot(2) failed: {e}; run as root"));
+            .map_err(crate::HostError::Reboot);
     }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), action.signal()).map_err(|e| match e {
-        nix::Error::EPERM => "only root can stop the machine; try `sudo` first".to_string(),
-        e => format!("signalling PID 1 failed: {e}"),
+        nix::Error::EPERM => crate::HostError::StopNotRoot,
+        e => crate::HostError::SignalInit(e),
     })
 }
 

@@ -42,18 +42,19 @@ impl std::fmt::Display for DatasourceName {
 }
 
 impl std::str::FromStr for DatasourceName {
-    type Err = String;
+    type Err = crate::ConfigError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, crate::ConfigError> {
         let (kind, arg) = match s.split_once(':') {
             Some((k, a)) => (k, Some(a.to_string()).filter(|a| !a.is_empty())),
             None => (s, None),
         };
-        let path = |a: Option<String>| -> Result<Option<String>, String> {
+        let path = |a: Option<String>| -> Result<Option<String>, crate::ConfigError> {
             match a {
-                Some(p) if !p.starts_with('/') => {
-                    Err(format!("{s:?}: {p:?} is not an absolute path"))
-                }
+                Some(p) if !p.starts_with('/') => Err(crate::ConfigError::Invalid {
+                    value: s.to_string(),
+                    problem: format!("names {p:?}, which is not an absolute path"),
+                }),
                 other => Ok(other),
             }
         };
@@ -67,9 +68,13 @@ impl std::str::FromStr for DatasourceName {
             }
             ("file", Some(p)) if p.starts_with('/') => DatasourceName::File(p),
             _ => {
-                return Err(format!(
-                    "datasource {s:?} is not one Corral knows; use cmdline, nocloud, configdrive, ec2, url:http://... or file:/path"
-                ))
+                return Err(crate::ConfigError::Invalid {
+                    value: s.to_string(),
+                    problem:
+                        "is not a datasource Corral knows; use cmdline, nocloud, configdrive, \
+                              ec2, url:http://... or file:/path"
+                            .into(),
+                })
             }
         })
     }

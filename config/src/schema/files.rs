@@ -13,16 +13,19 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    fn from_name(s: &str) -> Result<Encoding, String> {
+    fn from_name(s: &str) -> Result<Encoding, crate::ConfigError> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "" | "text/plain" | "plain" => Encoding::Plain,
             "b64" | "base64" => Encoding::Base64,
             "gz" | "gzip" => Encoding::Gzip,
             "gz+base64" | "gzip+base64" | "gz+b64" | "gzip+b64" => Encoding::GzipBase64,
             _ => {
-                return Err(format!(
-                    "encoding {s:?} is not known; use b64, gzip or gz+b64 (or leave it out for plain text)"
-                ))
+                return Err(crate::ConfigError::Invalid {
+                    value: s.to_string(),
+                    problem: "is not an encoding Corral knows; use b64, gzip or gz+b64 (or leave \
+                              it out for plain text)"
+                        .into(),
+                })
             }
         })
     }
@@ -39,21 +42,27 @@ impl<'de> Deserialize<'de> for Encoding {
 pub const MAX_FILE: usize = 1 << 20;
 
 /// Decodes `content` as `encoding` says.
-pub fn decode(content: &str, encoding: Encoding) -> Result<Vec<u8>, String> {
+pub fn decode(content: &str, encoding: Encoding) -> Result<Vec<u8>, crate::ConfigError> {
     let b64 = |s: &str| {
         let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         base64::engine::general_purpose::STANDARD
             .decode(clean)
-            .map_err(|e| format!("content is not valid base64 ({e}); check the encoding"))
+            .map_err(|e| crate::ConfigError::Content {
+                encoding: "base64",
+                detail: e.to_string(),
+            })
     };
     let gunzip = |b: &[u8]| {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(b)
             .take(MAX_FILE as u64 + 1)
             .read_to_end(&mut out)
-            .map_err(|e| format!("content is not valid gzip ({e}); check the encoding"))?;
+            .map_err(|e| crate::ConfigError::Content {
+                encoding: "gzip",
+                detail: e.to_string(),
+            })?;
         if out.len() > MAX_FILE {
-            return Err(format!("content unpacks to more than {MAX_FILE} bytes"));
+            return Err(crate::ConfigError::ContentTooLarge { max: MAX_FILE });
         }
         Ok(out)
     };
@@ -131,16 +140,17 @@ pub(crate) struct RawWriteFile {
 }
 
 impl TryFrom<RawWriteFile> for WriteFile {
-    type Error = String;
+    type Error = crate::ConfigError;
 
-    fn try_from(raw: RawWriteFile) -> Result<Self, String> {
+    fn try_from(raw: RawWriteFile) -> Result<Self, crate::ConfigError> {
+        let bad = |problem: String| crate::ConfigError::WriteFile {
+            path: raw.path.to_string(),
+            problem,
+        };
         let content = decode(raw.content.as_deref().unwrap_or_default(), raw.encoding)
-            .map_err(|e| format!("write_files entry for {}: {e}", raw.path))?;
+            .map_err(|e| bad(e.to_string()))?;
         if content.len() > MAX_FILE {
-            return Err(format!(
-                "write_files entry for {}: more than {MAX_FILE} bytes",
-                raw.path
-            ));
+            return Err(bad(format!("more than {MAX_FILE} bytes")));
         }
         if let Some(owner) = &raw.owner {
             let ok = owner.0.split(':').count() <= 2
@@ -150,10 +160,10 @@ impl TryFrom<RawWriteFile> for WriteFile {
                             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
                 });
             if !ok {
-                return Err(format!(
-                    "write_files entry for {}: owner {:?} is not `user` or `user:group`",
-                    raw.path, owner.0
-                ));
+                return Err(bad(format!(
+                    "owner {:?} is not `user` or `user:group`",
+                    owner.0
+                )));
             }
         }
         Ok(WriteFile {

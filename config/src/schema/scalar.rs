@@ -75,7 +75,7 @@ macro_rules! checked_string {
 
 /// Reads a scalar as text and checks it while the parser still knows where it is, so
 /// the error carries the key's path, line and column.
-pub(crate) struct ScalarVisitor(pub(crate) fn(&str) -> Result<(), String>);
+pub(crate) struct ScalarVisitor(pub(crate) fn(&str) -> Result<(), crate::ConfigError>);
 
 impl ScalarVisitor {
     fn accept<E: serde::de::Error>(&self, s: String) -> Result<String, E> {
@@ -121,7 +121,7 @@ checked_string!(
     /// A host name, checked as PID 1 checks `corral.hostname`
     /// (`corral_host::cmdline::check_hostname`).
     Hostname,
-    corral_host::cmdline::check_hostname
+    |s| Ok(corral_host::cmdline::check_hostname(s)?)
 );
 
 checked_string!(
@@ -131,7 +131,10 @@ checked_string!(
     check_module
 );
 
-pub(crate) use corral_host::cmdline::check_module;
+/// A module entry, checked as PID 1 checks `corral.modules`.
+pub(crate) fn check_module(s: &str) -> Result<(), crate::ConfigError> {
+    Ok(corral_host::cmdline::check_module(s)?)
+}
 
 checked_string!(
     /// A sysctl key, dotted (`net.ipv4.ip_forward`) or as a path under /proc/sys.
@@ -146,7 +149,10 @@ checked_string!(
         if ok {
             Ok(())
         } else {
-            Err(format!("{s:?} is not a sysctl key; write it as sysctl does, like net.ipv4.ip_forward"))
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not a sysctl key; write it as sysctl does, like net.ipv4.ip_forward".into(),
+            })
         }
     }
 );
@@ -162,7 +168,10 @@ checked_string!(
         if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
             Ok(())
         } else {
-            Err(format!("{s:?} is not an environment variable name; use letters, digits and _, like HTTP_PROXY"))
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not an environment variable name; use letters, digits and _, like HTTP_PROXY".into(),
+            })
         }
     }
 );
@@ -176,7 +185,10 @@ checked_string!(
         if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
             Ok(())
         } else {
-            Err(format!("{s:?} is not a service name; use letters, digits, `_`, `.` and `-`"))
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not a service name; use letters, digits, `_`, `.` and `-`".into(),
+            })
         }
     }
 );
@@ -189,7 +201,10 @@ checked_string!(
         if s == "default" || s == "corral" {
             Ok(())
         } else {
-            Err(format!("console {s:?} does not exist; Corral ships the `default` console only (remove the key)"))
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not a console Corral ships; it has the `default` console only (remove the key)".into(),
+            })
         }
     }
 );
@@ -201,7 +216,10 @@ checked_string!(
         if (s.starts_with("http://") || s.starts_with("https://")) && !s.contains(char::is_whitespace) {
             Ok(())
         } else {
-            Err(format!("{s:?} is not a URL; write http://host/path"))
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not a URL; write http://host/path".into(),
+            })
         }
     }
 );
@@ -213,7 +231,10 @@ checked_string!(
         if s.starts_with('/') && !s.split('/').any(|p| p == "..") && !s.contains('\0') {
             Ok(())
         } else {
-            Err(format!("{s:?} is not an absolute path; write it from /, without `..`"))
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not an absolute path; write it from /, without `..`".into(),
+            })
         }
     }
 );
@@ -222,16 +243,22 @@ checked_string!(
     /// An address with its prefix length, `10.0.0.5/24` or `fd00::5/64`.
     Cidr,
     |s| {
-        let (ip, len) = s.split_once('/').ok_or_else(|| {
-            format!("{s:?} has no prefix length; write the address as 10.0.0.5/24")
-        })?;
+        let invalid = |problem: String| crate::ConfigError::Invalid {
+            value: s.to_string(),
+            problem,
+        };
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| invalid("has no prefix length; write the address as 10.0.0.5/24".into()))?;
         let ip: IpAddr = ip
             .parse()
-            .map_err(|_| format!("{s:?}: {ip:?} is not an IP address"))?;
+            .map_err(|_| invalid(format!("holds {ip:?}, which is not an IP address")))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         match len.parse::<u8>() {
             Ok(n) if n <= max => Ok(()),
-            _ => Err(format!("{s:?}: the prefix length must be 0 to {max}")),
+            _ => Err(invalid(format!(
+                "is out of range: the prefix length must be 0 to {max}"
+            ))),
         }
     }
 );

@@ -172,7 +172,7 @@ fn bad_values_are_named_with_their_key_and_a_hint() {
         ),
         (
             "write_files: [{path: /x, encoding: rot13}]",
-            "write_files[0].encoding: encoding \"rot13\" is not known",
+            "write_files[0].encoding: \"rot13\" is not an encoding Corral knows",
         ),
         (
             "write_files: [{path: /x, owner: 'a b'}]",
@@ -234,7 +234,7 @@ fn bad_values_are_named_with_their_key_and_a_hint() {
         ),
         (
             "corral: {console: ubuntu}",
-            "corral.console: console \"ubuntu\" does not exist",
+            "corral.console: \"ubuntu\" is not a console Corral ships",
         ),
         (
             "corral: {shutdown_timeout: soon}",
@@ -242,11 +242,11 @@ fn bad_values_are_named_with_their_key_and_a_hint() {
         ),
         (
             "corral: {cloud_init: {datasources: [gce]}}",
-            "datasource \"gce\" is not one Corral knows",
+            "\"gce\" is not a datasource Corral knows",
         ),
         (
             "corral: {cloud_init: {datasources: ['file:relative']}}",
-            "datasource \"file:relative\" is not one Corral knows",
+            "\"file:relative\" is not a datasource Corral knows",
         ),
         (
             "corral: {cloud_config_url: ftp://x}",
