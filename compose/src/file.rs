@@ -229,6 +229,12 @@ pub fn parse(file: &str, text: &str) -> Result<ServicesFile, ComposeError> {
             size: text.len(),
         });
     }
+    if let Err(e @ corral_yaml::YamlError::TooManyNodes { .. }) = corral_yaml::check(text) {
+        return Err(ComposeError::Parse {
+            file: file.to_string(),
+            detail: e.to_string(),
+        });
+    }
     let top: Top = yaml_serde::from_str(text).map_err(|e| ComposeError::Parse {
         file: file.to_string(),
         detail: e.to_string(),
@@ -387,6 +393,21 @@ services:
     - /var/lib/user-docker:/var/lib/docker
     - /var/lib/m-user-docker:/var/lib/m-user-docker
 "#;
+
+    #[test]
+    fn a_services_file_that_expands_without_bound_is_refused() {
+        let items = vec!["x"; 10_000].join(", ");
+        let aliases = vec!["*a"; 10_000].join(", ");
+        let text =
+            format!("x-a: &a [{items}]\nservices:\n  s:\n    image: i\n    command: [{aliases}]\n");
+        match parse("bomb.yml", &text) {
+            Err(ComposeError::Parse { file, detail }) => {
+                assert_eq!(file, "bomb.yml");
+                assert!(detail.starts_with("expands to more than"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn rancheros_service_definitions_parse_unchanged() {

@@ -97,6 +97,8 @@ fn yaml_error(source: &str, e: yaml_serde::Error) -> ConfigError {
 }
 
 fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
+    // Bounded first: what the aliases expand to is counted before anything is built.
+    bounded(source, text)?;
     // Syntax first (with positions), then the schema's types (with positions too).
     let value: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| yaml_error(source, e))?;
     let config: CloudConfig =
@@ -119,6 +121,19 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
         value,
         warnings,
     })
+}
+
+/// Refuses a document that expands to more values than [`corral_yaml::MAX_NODES`]; a
+/// syntax error is left for the parse that reports its position.
+pub(crate) fn bounded(source: &str, text: &str) -> Result<(), ConfigError> {
+    match corral_yaml::check(text) {
+        Err(e @ corral_yaml::YamlError::TooManyNodes { .. }) => Err(ConfigError::Yaml {
+            origin: source.to_string(),
+            at: String::new(),
+            detail: e.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Warnings for keys Corral does not read (RancherOS and cloud-init have many).
@@ -276,6 +291,21 @@ mod tests {
     }
 
     /// Malformed user-data: each gives its exact error, none panics.
+    #[test]
+    fn a_quadratic_alias_document_is_refused_before_it_is_built() {
+        let items = vec!["x"; 10_000].join(", ");
+        let aliases = vec!["*a"; 10_000].join(", ");
+        let text = format!("#cloud-config\nrancher:\n  a: &a [{items}]\n  b: [{aliases}]\n");
+        let started = std::time::Instant::now();
+        let err = parse("u", text.as_bytes()).expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("u: expands to more than 1000000 values"),
+            "{err}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
     #[test]
     fn malformed_user_data_is_named_precisely() {
         let bomb = "#cloud-config\na: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n\
