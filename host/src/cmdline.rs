@@ -20,6 +20,10 @@ pub enum Cgroup {
     V2,
 }
 
+/// The longest `corral.shutdown_timeout` PID 1 takes: an hour. A shutdown that waits
+/// longer is a hung machine, and a larger number would overflow the clock's deadline.
+pub const MAX_SHUTDOWN_TIMEOUT: u64 = 3600;
+
 /// The options PID 1 honours, with their defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootOptions {
@@ -206,8 +210,9 @@ impl BootOptions {
                         }
                     }
                 }
-                "shutdown_timeout" => match value.parse() {
-                    Ok(n) => opts.shutdown_timeout = n,
+                "shutdown_timeout" => match value.parse::<u64>() {
+                    Ok(n) if n <= MAX_SHUTDOWN_TIMEOUT => opts.shutdown_timeout = n,
+                    Ok(_) => bad("use at most 3600 seconds"),
                     Err(_) => bad("use a whole number of seconds"),
                 },
                 _ => {}
@@ -322,5 +327,16 @@ mod tests {
         assert_eq!(opts.hostname, "corral", "a bad name keeps the default");
         assert_eq!(opts.warnings.len(), 2, "{:?}", opts.warnings);
         assert!(check_module("br_netfilter nf_conntrack_helper=1").is_ok());
+    }
+
+    #[test]
+    fn a_shutdown_timeout_past_an_hour_is_a_warning_not_an_overflow() {
+        let opts = BootOptions::parse("corral.shutdown_timeout=18446744073709551615");
+        assert_eq!(opts.shutdown_timeout, 60);
+        assert_eq!(opts.warnings.len(), 1, "{:?}", opts.warnings);
+        assert_eq!(
+            BootOptions::parse("corral.shutdown_timeout=3600").shutdown_timeout,
+            3600
+        );
     }
 }

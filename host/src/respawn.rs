@@ -148,7 +148,11 @@ pub fn stop(children: &mut [&mut Respawn], timeout: Duration) {
             continue;
         }
         let mut gone = false;
-        let stopped = wait_until(Instant::now() + within, |reaped| {
+        // A deadline past the clock's range waits as long as the clock allows.
+        let deadline = Instant::now()
+            .checked_add(within)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        let stopped = wait_until(deadline, |reaped| {
             gone |= reaped.iter().any(|(p, _)| *p == pid);
             gone
         });
