@@ -149,15 +149,28 @@ pub fn install_host_key(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Makes every missing host key in `dir` with `keygen`; returns the keys it made.
+/// Makes every missing host key in `dir` with `keygen`; returns the keys it made. An
+/// empty key file (a write cut short by a power cut or a full disk) counts as missing:
+/// sshd would refuse it, and nobody could log in.
 pub fn ensure_host_keys(dir: &Path, keygen: &Path) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir).map_err(io("creating", dir))?;
     set_mode(dir, 0o700)?;
     let mut made = Vec::new();
     for t in HOST_KEY_TYPES {
         let key = host_key(dir, t);
-        if key.exists() {
-            continue;
+        match fs::metadata(&key) {
+            Ok(m) if m.len() > 0 => continue,
+            Ok(_) => {
+                log::warn!("the host key {} is empty; making a new one", key.display());
+                for stale in [key.clone(), key.with_extension("pub")] {
+                    if let Err(e) = fs::remove_file(&stale) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            return Err(io("removing", &stale)(e));
+                        }
+                    }
+                }
+            }
+            Err(_) => {}
         }
         let mut cmd = Command::new(keygen);
         cmd.args(["-q", "-t", t, "-N", "", "-C", "corral host key", "-f"])
@@ -267,6 +280,11 @@ mod tests {
         let again = ensure_host_keys(&keys, Path::new("ssh-keygen")).expect("again");
         assert!(again.is_empty(), "existing keys are kept: {again:?}");
         assert_eq!(fs::read(&ed).expect("read"), before);
+        // An empty key (a write cut short) is made again; the others stay.
+        fs::write(&ed, b"").expect("truncate");
+        let remade = ensure_host_keys(&keys, Path::new("ssh-keygen")).expect("remade");
+        assert_eq!(remade, [ed.clone()]);
+        assert!(fs::metadata(&ed).expect("key").len() > 0);
     }
 
     #[test]

