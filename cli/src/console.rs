@@ -283,7 +283,7 @@ mod tests {
         // An empty key (a write cut short) is made again; the others stay.
         fs::write(&ed, b"").expect("truncate");
         let remade = ensure_host_keys(&keys, Path::new("ssh-keygen")).expect("remade");
-        assert_eq!(remade, [ed.clone()]);
+        assert_eq!(remade, std::slice::from_ref(&ed));
         assert!(fs::metadata(&ed).expect("key").len() > 0);
     }
 
