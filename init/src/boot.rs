@@ -72,10 +72,9 @@ pub fn root_stage(sys: &dyn Sys, opts: &BootOptions) -> Result<()> {
     if let Err(e) = memcg::warm(sys, opts.cgroup) {
         log::warn!("bringing the first memory cgroup online early: {e}");
     }
-    if let Err(e) = sys.set_hostname(&opts.hostname) {
+    for e in corral_host::hosts::apply(sys, &opts.hostname) {
         log::warn!("{e}");
     }
-    name_in_hosts(sys, &opts.hostname);
     let mut wanted = names(sys, ROOT_MODULES);
     wanted.extend(opts.modules.iter().cloned());
     load_modules(sys, &wanted)?;
@@ -107,14 +106,6 @@ pub fn root_stage(sys: &dyn Sys, opts: &BootOptions) -> Result<()> {
     }
     log::info!("system ready for the manager at {:.2}s", since_boot());
     Ok(())
-}
-
-fn name_in_hosts(sys: &dyn Sys, hostname: &str) {
-    let path = Path::new("/etc/hosts");
-    let hosts = sys.read_to_string(path).unwrap_or_default();
-    if let Err(e) = sys.write(path, &corral_host::hosts::with_name(&hosts, hostname)) {
-        log::warn!("{e}");
-    }
 }
 
 #[cfg(test)]

@@ -13,23 +13,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Sets the host name and puts it in /etc/hostname and /etc/hosts.
+/// Sets the configured host name the way PID 1 set the boot one
+/// (`corral_host::hosts::apply`).
 pub fn hostname(sys: &dyn Sys, name: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    if let Err(e) = sys.set_hostname(name) {
-        errors.push(format!("hostname {name}: {e}"));
-    }
-    if let Err(e) = sys.write(Path::new("/etc/hostname"), &format!("{name}\n")) {
-        errors.push(format!("hostname {name}: {e}"));
-    }
-    let hosts = sys
-        .read_to_string(Path::new("/etc/hosts"))
-        .unwrap_or_default();
-    let hosts = corral_host::hosts::with_name(&hosts, name);
-    if let Err(e) = sys.write(Path::new("/etc/hosts"), &hosts) {
-        errors.push(format!("hostname {name}: {e}"));
-    }
-    errors
+    corral_host::hosts::apply(sys, name)
+        .into_iter()
+        .map(|e| format!("hostname {name}: {e}"))
+        .collect()
 }
 
 /// Where a sysctl key lives under /proc/sys.
