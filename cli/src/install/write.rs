@@ -13,6 +13,7 @@ use corral_disk::plan::{FileEntry, Filesystem, FsKind, Plan, Source};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A step's line, numbered.
@@ -54,11 +55,21 @@ fn describe(fs: &Filesystem) -> String {
 pub fn write(host: &dyn Host, disk: &Disk, plan: &Plan, work: &Path) -> Result<(), InstallError> {
     let node = &disk.node;
     let steps = 2 + plan.filesystems.len();
+    // O_EXCL on a block device: the kernel refuses it (EBUSY) while anything holds the
+    // disk (a mounted partition, an md or LVM member, another exclusive opener), so
+    // nothing in use is written over even if it appeared after the checks.
     let mut dev = OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(nix::libc::O_EXCL)
         .open(node)
-        .map_err(io_err("opening", node))?;
+        .map_err(|source| match source.raw_os_error() {
+            Some(nix::libc::EBUSY) => InstallError::InUse {
+                path: node.clone(),
+                what: "the kernel says another program holds it".into(),
+            },
+            _ => InstallError::io("opening", node, source),
+        })?;
 
     step(
         1,
