@@ -45,6 +45,9 @@ pub trait Sys {
     fn find_labelled(&self, label: &str) -> Vec<PathBuf>;
     /// The first `len` bytes of a file or device (fewer if it is shorter).
     fn read_head(&self, path: &Path, len: usize) -> Result<Vec<u8>>;
+    /// The last `len` bytes of a file or device (all of it if it is shorter): where a
+    /// GPT keeps its backup copy.
+    fn read_tail(&self, path: &Path, len: usize) -> Result<Vec<u8>>;
     /// Runs a program to its end; an exit other than 0 is an error carrying its stderr.
     fn run(&self, program: &str, args: &[&str]) -> Result<()>;
     /// Grows `partition` to the end of its disk when it is the disk's last GPT partition
@@ -200,6 +203,22 @@ impl Sys for Linux {
                 source,
             })?;
         Ok(head)
+    }
+
+    fn read_tail(&self, path: &Path, len: usize) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let err = |source| HostError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = File::open(path).map_err(err)?;
+        // Seeking to the end gives a block device's size, as it does a file's.
+        let size = f.seek(SeekFrom::End(0)).map_err(err)?;
+        f.seek(SeekFrom::Start(size.saturating_sub(len as u64)))
+            .map_err(err)?;
+        let mut tail = Vec::with_capacity(len);
+        f.take(len as u64).read_to_end(&mut tail).map_err(err)?;
+        Ok(tail)
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<()> {
@@ -375,6 +394,10 @@ pub mod fake {
             bytes.truncate(len);
             Ok(bytes)
         }
+        fn read_tail(&self, path: &Path, len: usize) -> Result<Vec<u8>> {
+            let bytes = self.read_to_string(path)?.into_bytes();
+            Ok(bytes[bytes.len().saturating_sub(len)..].to_vec())
+        }
         fn run(&self, program: &str, args: &[&str]) -> Result<()> {
             let line = std::iter::once(program)
                 .chain(args.iter().copied())
@@ -390,5 +413,25 @@ pub mod fake {
             self.nvme
         }
         fn sleep(&self, _duration: std::time::Duration) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_and_tail_read_the_two_ends_of_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("disk");
+        let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(Linux.read_head(&path, 100).expect("head"), bytes[..100]);
+        assert_eq!(Linux.read_tail(&path, 100).expect("tail"), bytes[2900..]);
+        assert_eq!(
+            Linux.read_tail(&path, 10_000).expect("all"),
+            bytes,
+            "a shorter file is read whole"
+        );
     }
 }

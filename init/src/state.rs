@@ -72,12 +72,17 @@ fn autoformat(sys: &dyn Sys, candidates: &[PathBuf]) -> Option<PathBuf> {
             );
             continue;
         }
-        match sys.read_head(device, BLANK_BYTES) {
-            Ok(head) if is_blank(&head) => {}
+        // Both ends: a GPT keeps its backup copy in the last sectors, so a disk whose
+        // first MiB was wiped may still hold a partition table and data.
+        let ends = sys
+            .read_head(device, BLANK_BYTES)
+            .and_then(|head| Ok((head, sys.read_tail(device, BLANK_BYTES)?)));
+        match ends {
+            Ok((head, tail)) if is_blank(&head) && is_blank(&tail) => {}
             Ok(_) => {
                 log::warn!(
-                    "corral.state.autoformat: {} is not blank (its first MiB holds data); \
-                     it is never formatted. Label a filesystem {LABEL} to use it.",
+                    "corral.state.autoformat: {} is not blank (its first or last MiB holds \
+                     data); it is never formatted. Label a filesystem {LABEL} to use it.",
                     device.display()
                 );
                 continue;
@@ -288,6 +293,17 @@ mod tests {
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::Run(_))));
         // A short device is not blank either.
         assert!(!is_blank(&[0u8; 512]));
+    }
+
+    #[test]
+    fn autoformat_never_touches_a_disk_whose_end_holds_a_backup_partition_table() {
+        let opts = BootOptions::parse("corral.state.autoformat=/dev/vdb");
+        // The first MiB wiped, the backup GPT header still in the last sector.
+        let mut data = "\0".repeat(4 * BLANK_BYTES);
+        data.replace_range(4 * BLANK_BYTES - 512..4 * BLANK_BYTES - 504, "EFI PART");
+        let sys = FakeSys::default().with_file("/dev/vdb", &data);
+        assert_eq!(setup(&sys, &opts).unwrap(), State::Live);
+        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Run(_))));
     }
 
     #[test]
