@@ -338,10 +338,16 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
     let dir = log_dir("autoformat");
     std::fs::create_dir_all(&dir).expect("log dir");
     let with_data = dir.join("data.img");
+    // Its first MiB wiped, data in its last (where a GPT keeps its backup copy).
+    let with_tail = dir.join("tail.img");
     let blank = dir.join("blank.img");
     let mut content = vec![0u8; 64 << 20];
     content[700_000..700_013].copy_from_slice(b"precious data");
     std::fs::write(&with_data, &content).expect("data disk");
+    let mut tail_content = vec![0u8; 64 << 20];
+    let end = tail_content.len();
+    tail_content[end - 512..end - 504].copy_from_slice(b"EFI PART");
+    std::fs::write(&with_tail, &tail_content).expect("tail disk");
     std::fs::File::create(&blank)
         .and_then(|f| f.set_len(256 << 20))
         .expect("blank disk");
@@ -349,10 +355,10 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
         kernel: artifact("vmlinuz"),
         initrd: artifact("initrd"),
         cmdline: "console=ttyS0,115200n8 corral.debug_shell=ttyS1 \
-                  corral.state.autoformat=[/dev/vda,/dev/vdb]"
+                  corral.state.autoformat=[/dev/vda,/dev/vdb,/dev/vdc]"
             .into(),
     });
-    for file in [&with_data, &blank] {
+    for file in [&with_data, &with_tail, &blank] {
         cfg.drives.push(Drive {
             file: file.clone(),
             kind: "virtio",
@@ -362,15 +368,19 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
     vm.wait_for("system ready for the manager", BOOT)
         .expect("PID 1 gets past the state partition");
     let console = vm.console.text();
-    assert!(
-        console.contains("/dev/vda is not blank (its first MiB holds data); it is never formatted"),
-        "{console}"
-    );
-    assert!(console.contains("formatting blank /dev/vdb as CORRAL_STATE"));
-    assert!(console.contains("state: /dev/vdb mounted on /run/corral/state (formatted now)"));
+    for disk in ["/dev/vda", "/dev/vdb"] {
+        assert!(
+            console.contains(&format!(
+                "{disk} is not blank (its first or last MiB holds data); it is never formatted"
+            )),
+            "{console}"
+        );
+    }
+    assert!(console.contains("formatting blank /dev/vdc as CORRAL_STATE"));
+    assert!(console.contains("state: /dev/vdc mounted on /run/corral/state (formatted now)"));
     let mounts = vm.check("cat /proc/mounts", CMD).expect("mounts");
     assert!(
-        mounts.contains("/dev/vdb /run/corral/state ext4"),
+        mounts.contains("/dev/vdc /run/corral/state ext4"),
         "{mounts}"
     );
     assert!(mounts.contains(" /var/lib/docker ext4"), "{mounts}");
@@ -381,6 +391,11 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
         std::fs::read(&with_data).expect("data disk"),
         content,
         "the disk with data is untouched"
+    );
+    assert_eq!(
+        std::fs::read(&with_tail).expect("tail disk"),
+        tail_content,
+        "the disk with a partition table at its end is untouched"
     );
     // The label as PID 1 reads it (and blkid would).
     assert_eq!(
