@@ -212,6 +212,9 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
     eprintln!("iso-bios: system engine ready {at:.1}s after QEMU started");
     let cmdline = vm.check("cat /proc/cmdline", CMD).expect("cmdline");
     assert!(cmdline.contains("console=ttyS0"), "{cmdline}");
+    // A kernel panic reboots the machine instead of hanging it.
+    let panic = vm.check("cat /proc/sys/kernel/panic", CMD).expect("panic");
+    assert_eq!(panic.trim(), "10", "{cmdline}");
     let ssh = Ssh {
         port,
         user: "corral".into(),

@@ -48,7 +48,11 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// containers start, which no Corral image has; so AppArmor is off, not merely unseen.
 /// Containers are confined by namespaces, dropped capabilities, Docker's default seccomp
 /// profile and cgroups.
-pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 tsc=reliable apparmor=0";
+///
+/// `panic=10`: a kernel panic reboots the machine after 10 s (time for the reason to
+/// reach the console) instead of hanging it for good; with boot slots, a reboot is also
+/// how a bad update gets rolled back. PID 1 itself never panics (docs/boot.md).
+pub const CMDLINE: &str = "console=tty0 console=ttyS0,115200n8 tsc=reliable apparmor=0 panic=10";
 
 /// Where things are.
 pub struct Paths {
