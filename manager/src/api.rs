@@ -141,7 +141,10 @@ pub async fn handle(context: &Context, request: Request) -> Response {
             Err(e) => Response::system(format!("listing the services: {e}")),
         },
         Request::ServiceStart { name } => act(docker, &name, Action::Start).await,
-        Request::ServiceStop { name } => act(docker, &name, Action::Stop).await,
+        Request::ServiceStop { name } => match refuse_stop(&name) {
+            Some(refused) => refused,
+            None => act(docker, &name, Action::Stop).await,
+        },
         Request::ServiceRestart { name } => act(docker, &name, Action::Restart).await,
         Request::ServiceLogs { name, lines, .. } => logs(docker, &name, lines).await,
         Request::ServiceEnable { name, definition } => {
@@ -218,6 +221,18 @@ async fn find(docker: &Docker, name: &str) -> Result<String, Response> {
             "there is no service {name:?}; the services are: {} (`corral service list`)",
             names.join(", ")
         ))
+    })
+}
+
+/// The console cannot be stopped, as it cannot be disabled: sshd and the gettys run in
+/// it, so a stopped console locks everyone out until the next boot. A restart is
+/// allowed (it comes back by itself).
+fn refuse_stop(name: &str) -> Option<Response> {
+    (name == crate::assemble::ESSENTIAL).then(|| {
+        Response::user(
+            "the console cannot be stopped: it is how anyone reaches this machine (sshd and \
+             the gettys run in it); `corral service restart console` restarts it",
+        )
     })
 }
 
@@ -441,6 +456,18 @@ async fn os_version(docker: &Docker) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_console_cannot_be_stopped_as_it_cannot_be_disabled() {
+        match refuse_stop("console") {
+            Some(Response::Error { kind, message }) => {
+                assert_eq!(kind, corral_api::ErrorKind::User);
+                assert!(message.contains("cannot be stopped"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(refuse_stop("ntp").is_none());
+    }
 
     #[test]
     fn a_log_file_is_read_from_its_end() {
