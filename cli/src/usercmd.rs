@@ -33,12 +33,17 @@ pub fn run(commands: &[Command], script: Option<&Path>) -> Vec<String> {
     report
 }
 
-/// Appends the report to `log`.
+/// Appends the report to `log`, readable by root only: commands' output may carry
+/// secrets.
 pub fn record(log: &Path, report: &[String]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(log)?;
+    // A log made before (0644) is made private too.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     for line in report {
         writeln!(f, "{line}")?;
     }
@@ -72,9 +77,15 @@ mod tests {
         assert!(report[2].contains("could not start"), "{report:?}");
         assert!(report[3].ends_with("exit 0\n    from script"), "{report:?}");
         let log = dir.path().join("log");
+        std::fs::write(&log, "an older line\n").expect("an older log");
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         record(&log, &report).expect("record");
-        assert!(std::fs::read_to_string(&log)
-            .expect("read")
-            .contains("from script"));
+        let text = std::fs::read_to_string(&log).expect("read");
+        assert!(text.starts_with("an older line\n") && text.contains("from script"));
+        assert_eq!(
+            std::fs::metadata(&log).expect("log").permissions().mode() & 0o777,
+            0o600,
+            "root only"
+        );
     }
 }

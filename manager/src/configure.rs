@@ -16,7 +16,7 @@ pub fn current_config() -> Effective {
     )
 }
 
-/// Where the boot's configuration report goes (root only).
+/// Where the boot's configuration report goes (root only, mode 0600).
 const REPORT: &str = "/var/log/cloud-config.log";
 
 /// How long the datasources get, all together, before the boot goes on without them.
@@ -141,6 +141,9 @@ pub async fn configure(saved: &Effective) -> Effective {
         };
         text.push_str(&format!("{tag}: {line}\n"));
     }
-    let _ = std::fs::write(REPORT, text);
+    // Root only: the report quotes the configuration, which may hold secrets.
+    if let Err(e) = store::write_private(std::path::Path::new(REPORT), text.as_bytes()) {
+        log::error!("writing {REPORT}: {e}");
+    }
     effective
 }
