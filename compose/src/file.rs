@@ -229,12 +229,10 @@ pub fn parse(file: &str, text: &str) -> Result<ServicesFile, ComposeError> {
             size: text.len(),
         });
     }
-    if let Err(e @ corral_yaml::YamlError::TooManyNodes { .. }) = corral_yaml::check(text) {
-        return Err(ComposeError::Parse {
-            file: file.to_string(),
-            detail: e.to_string(),
-        });
-    }
+    corral_yaml::bounded(text).map_err(|e| ComposeError::Parse {
+        file: file.to_string(),
+        detail: e.to_string(),
+    })?;
     let top: Top = yaml_serde::from_str(text).map_err(|e| ComposeError::Parse {
         file: file.to_string(),
         detail: e.to_string(),

@@ -126,14 +126,11 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
 /// Refuses a document that expands to more values than [`corral_yaml::MAX_NODES`]; a
 /// syntax error is left for the parse that reports its position.
 pub(crate) fn bounded(source: &str, text: &str) -> Result<(), ConfigError> {
-    match corral_yaml::check(text) {
-        Err(e @ corral_yaml::YamlError::TooManyNodes { .. }) => Err(ConfigError::Yaml {
-            origin: source.to_string(),
-            at: String::new(),
-            detail: e.to_string(),
-        }),
-        _ => Ok(()),
-    }
+    corral_yaml::bounded(text).map_err(|e| ConfigError::Yaml {
+        origin: source.to_string(),
+        at: String::new(),
+        detail: e.to_string(),
+    })
 }
 
 /// Warnings for keys Corral does not read (RancherOS and cloud-init have many).

@@ -57,6 +57,16 @@ pub fn check(text: &str) -> Result<usize, YamlError> {
     check_with(text, MAX_NODES)
 }
 
+/// [`check`] for a caller that parses the text next: only [`YamlError::TooManyNodes`] is
+/// an error here; a syntax error is left for the caller's parse, which reports it with
+/// its position.
+pub fn bounded(text: &str) -> Result<(), YamlError> {
+    match check(text) {
+        Err(e @ YamlError::TooManyNodes { .. }) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Visits every value and counts it; builds nothing.
 #[derive(Clone, Copy)]
 struct Counter<'a> {
@@ -184,6 +194,11 @@ mod tests {
         // The mapping, its key, the tagged value, its tag, the list and its item.
         assert_eq!(check("a: !tag [1]\n"), Ok(6));
         assert!(matches!(check("a: [1\n"), Err(YamlError::Syntax(_))));
+        assert_eq!(
+            bounded("a: [1\n"),
+            Ok(()),
+            "syntax is the caller's parse's to report"
+        );
         assert_eq!(
             check_with("[1, 2, 3, 4]", 3),
             Err(YamlError::TooManyNodes { max: 3 })

@@ -34,11 +34,8 @@ fn read(dir: &Path, source: String) -> Result<Fetched> {
     let meta_text = read_optional(&dir.join("meta-data"))?;
     let mut meta = Metadata::default();
     if !meta_text.iter().all(u8::is_ascii_whitespace) {
-        if let Err(e) = corral_yaml::check(&String::from_utf8_lossy(&meta_text)) {
-            if matches!(e, corral_yaml::YamlError::TooManyNodes { .. }) {
-                return Err(fatal(format!("{source}: meta-data"), e));
-            }
-        }
+        corral_yaml::bounded(&String::from_utf8_lossy(&meta_text))
+            .map_err(|e| fatal(format!("{source}: meta-data"), e))?;
         let v: yaml_serde::Value = yaml_serde::from_slice(&meta_text)
             .map_err(|e| fatal(format!("{source}: meta-data is not YAML"), e))?;
         let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
