@@ -101,16 +101,24 @@ pub fn install_authorized_keys(root: &Path, account: &Account, keys: &[String]) 
     }
     // A home kept from an earlier boot stays as its owner left it, but must be theirs.
     give(&home, account)?;
+    // Everything under the home is the account's to change: nothing there is followed
+    // (`~/.ssh -> /etc` would have root write and chown /etc; crate::nofollow).
     let ssh = home.join(".ssh");
-    fs::create_dir_all(&ssh).map_err(io("creating", &ssh))?;
-    set_mode(&ssh, 0o700)?;
-    give(&ssh, account)?;
     let file = ssh.join("authorized_keys");
-    let tmp = ssh.join(".authorized_keys.new");
-    fs::write(&tmp, authorized_keys_text(keys)).map_err(io("writing", &tmp))?;
-    set_mode(&tmp, 0o600)?;
-    give(&tmp, account)?;
-    fs::rename(&tmp, &file).map_err(io("replacing", &file))?;
+    let rel = file.strip_prefix(root).unwrap_or(&file);
+    let (home_dir, _) = crate::nofollow::parent_dir(root, rel.parent().unwrap_or(rel))
+        .map_err(io("opening", &home))?;
+    let ids = (account.uid, account.gid);
+    let ssh_dir = crate::nofollow::own_dir(&home_dir, std::ffi::OsStr::new(".ssh"), 0o700, ids)
+        .map_err(io("making", &ssh))?;
+    crate::nofollow::replace(
+        &ssh_dir,
+        std::ffi::OsStr::new("authorized_keys"),
+        authorized_keys_text(keys).as_bytes(),
+        0o600,
+        Some(ids),
+    )
+    .map_err(io("replacing", &file))?;
     Ok(file)
 }
 

@@ -1,12 +1,10 @@
 //! `write_files` in the console, where users look for them: each entry's parent
-//! directories are made, the file written whole (or appended to), then its mode and
-//! owner set. Names in `owner` are looked up in the console's /etc/passwd and
+//! directories are made, the file written whole (or appended to) with its mode and
+//! owner set through its descriptor, never through a link (`crate::nofollow`). Names in `owner` are looked up in the console's /etc/passwd and
 //! /etc/group. Every path is taken under a root so tests run on a temporary tree.
 
-use crate::passwd;
+use crate::{nofollow, passwd};
 use corral_config::schema::WriteFile;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// `user`, `user:group`, or numeric ids, as uid and gid.
@@ -43,45 +41,26 @@ pub fn owner_ids(root: &Path, owner: &str) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
-/// Writes one entry under `root`.
+/// Writes one entry under `root`, never through a link another account planted
+/// (`crate::nofollow`).
 pub fn write(root: &Path, f: &WriteFile) -> Result<(), String> {
-    let path = root.join(f.path.trim_start_matches('/'));
     let fail = |what: &str, e: std::io::Error| format!("write_files {}: {what}: {e}", f.path);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| fail("making its directory", e))?;
-    }
+    let rel = Path::new(f.path.trim_start_matches('/'));
     let ids = f
         .owner
         .as_deref()
         .map(|o| owner_ids(root, o))
         .transpose()
         .map_err(|e| format!("write_files {}: {e}", f.path))?;
+    let (dir, name) =
+        nofollow::parent_dir(root, rel).map_err(|e| fail("making its directory", e))?;
     if f.append {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut file| file.write_all(&f.content))
-            .map_err(|e| fail("appending", e))?;
+        nofollow::append(&dir, &name, &f.content, f.permissions.0, ids)
+            .map_err(|e| fail("appending", e))
     } else {
-        let tmp = path.with_file_name(format!(
-            ".{}.corral-tmp",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        std::fs::write(&tmp, &f.content).map_err(|e| fail("writing", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| fail("writing", e))?;
+        nofollow::replace(&dir, &name, &f.content, f.permissions.0, ids)
+            .map_err(|e| fail("writing", e))
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.permissions.0))
-        .map_err(|e| fail("setting its mode", e))?;
-    if let Some((uid, gid)) = ids {
-        nix::unistd::chown(
-            &path,
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-        )
-        .map_err(|e| fail("setting its owner", e.into()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

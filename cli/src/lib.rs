@@ -24,10 +24,13 @@
 //!   prints a completion script. docs/cli.md.
 //! - `corral console-init`, the console container's entrypoint: writes
 //!   `/home/corral/.ssh/authorized_keys` from the configuration in force, writes
-//!   `write_files` (`src/files.rs`), installs `corral.ssh.keys` or makes missing ssh host
+//!   `write_files` (`src/files.rs`; neither it nor the keys are written through a link
+//!   another account planted, `src/nofollow.rs`), installs `corral.ssh.keys` or makes missing ssh host
 //!   keys in `/var/lib/corral/ssh`, runs sshd (port, listen address, or none, per
 //!   `corral.ssh`) and a getty per console, restarting any that exits (PID 1's `Respawn`
-//!   loop), and starts `corral runcmd`.
+//!   loop), and starts `corral runcmd`. `write_files` and runcmd run at the first console
+//!   start of a boot only (a marker in `/run/corral`), not again when the console's
+//!   container or the system engine restarts.
 //! - `corral runcmd`: `runcmd`, then a `#!` user-data script, every boot; output to the
 //!   log and `/var/log/runcmd.log` (`src/usercmd.rs`).
 //!
@@ -58,6 +61,7 @@ pub mod config;
 pub mod console;
 pub mod files;
 pub mod install;
+pub mod nofollow;
 pub mod passwd;
 pub mod usercmd;
 pub mod validate;

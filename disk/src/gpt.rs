@@ -247,12 +247,22 @@ impl Table {
         let mut disk_guid = [0u8; 16];
         disk_guid.copy_from_slice(&h[56..72]);
         let mut partitions = Vec::new();
-        for e in array.chunks(entry_size) {
+        let mut empty_slot = None;
+        for (slot, e) in array.chunks(entry_size).enumerate() {
             let mut type_guid = [0u8; 16];
             type_guid.copy_from_slice(&e[0..16]);
             if type_guid == [0; 16] {
-                // Partitions are numbered by their slot; Corral never leaves holes.
-                break;
+                empty_slot = empty_slot.or(Some(slot + 1));
+                continue;
+            }
+            // Partitions are numbered by their slot, and a table is rewritten from this
+            // list: a partition after an empty slot would be renumbered or lost.
+            if let Some(empty) = empty_slot {
+                return Err(DiskError::Layout(format!(
+                    "partition {} follows the empty slot {empty}; Corral leaves a table \
+                     with holes alone (renumber it with sfdisk or gdisk to have it changed)",
+                    slot + 1
+                )));
             }
             let mut guid = [0u8; 16];
             guid.copy_from_slice(&e[16..32]);
@@ -419,6 +429,31 @@ mod tests {
         let mut t = again.clone();
         assert_eq!(t.grow_last(2, 50_000), None);
         assert_eq!(t, again);
+    }
+
+    #[test]
+    fn a_table_with_a_hole_is_refused_not_cut_short() {
+        // Slots 1 and 3 used, slot 2 empty: reading used to stop at the hole, and a grow
+        // then rewrote the table without partition 3 (and could extend over it).
+        let mut d = disk(20_000);
+        table(10_000).write(&mut d).unwrap();
+        let array = (2 * SECTOR) as usize;
+        // Move entry 2 to slot 3 and blank slot 2, then fix both CRCs as a tool would.
+        let bytes = d.get_mut();
+        let second: Vec<u8> = bytes[array + ENTRY_SIZE..array + 2 * ENTRY_SIZE].to_vec();
+        bytes[array + 2 * ENTRY_SIZE..array + 3 * ENTRY_SIZE].copy_from_slice(&second);
+        bytes[array + ENTRY_SIZE..array + 2 * ENTRY_SIZE].fill(0);
+        let crc = crc32fast::hash(&bytes[array..array + ENTRIES * ENTRY_SIZE]);
+        let h = SECTOR as usize;
+        bytes[h + 88..h + 92].copy_from_slice(&crc.to_le_bytes());
+        bytes[h + 16..h + 20].fill(0);
+        let hcrc = crc32fast::hash(&bytes[h..h + HEADER_SIZE]);
+        bytes[h + 16..h + 20].copy_from_slice(&hcrc.to_le_bytes());
+        let err = Table::read(&mut d).unwrap_err().to_string();
+        assert!(
+            err.contains("partition 3 follows the empty slot 2"),
+            "{err}"
+        );
     }
 
     #[test]

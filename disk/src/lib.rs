@@ -2,7 +2,8 @@
 //!
 //! The partition table Corral boots from (a BIOS boot partition, an EFI system
 //! partition, boot slots A and B, the state partition), written as a GUID partition
-//! table on an image file or a device, read back and grown; GRUB's BIOS boot sectors,
+//! table on an image file or a device, read back (a table with a used slot after an
+//! empty one is refused, never cut short) and grown; GRUB's BIOS boot sectors,
 //! filled in the way grub-bios-setup fills them; GRUB's menu and environment block for
 //! the ESP; and the one plan of what goes where on a Corral disk, which both disk
 //! writers carry out: the build's on an image file (corral-iso) and `corral install`'s

@@ -93,10 +93,21 @@ impl EngineSpec {
     }
 }
 
+/// How often an adopted engine is looked at to see whether it still runs.
+const ADOPTED_POLL: Duration = Duration::from_millis(250);
+
 /// A running engine process.
 pub struct Engine {
     pub spec: EngineSpec,
-    pub child: Child,
+    process: Process,
+}
+
+enum Process {
+    /// Started by this process, which waits for it.
+    Child(Child),
+    /// Started by an earlier manager that was killed: re-parented to PID 1, which reaps
+    /// it; watched through /proc.
+    Adopted(Pid),
 }
 
 impl Engine {
@@ -130,22 +141,70 @@ impl Engine {
             })?;
         Ok(Engine {
             spec: spec.clone(),
-            child,
+            process: Process::Child(child),
         })
     }
 
+    /// The engine an earlier manager started, when it still runs: the pid in the spec's
+    /// pid file, alive, and running with this spec's pid file. A manager that is killed
+    /// (SIGKILL, the OOM killer) leaves its dockerd running with every service in it;
+    /// the next manager takes it over rather than start a second one, which would exit
+    /// on the pid file.
+    pub fn adopt(spec: &EngineSpec) -> Option<Engine> {
+        let pid: i32 = std::fs::read_to_string(&spec.pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if pid <= 1 {
+            return None;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let flag = format!("--pidfile={}", spec.pidfile.display());
+        if !cmdline.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()) {
+            return None;
+        }
+        let pid = Pid::from_raw(pid);
+        running(pid).then(|| Engine {
+            spec: spec.clone(),
+            process: Process::Adopted(pid),
+        })
+    }
+
+    /// Whether this engine was started by an earlier manager ([`Engine::adopt`]).
+    pub fn adopted(&self) -> bool {
+        matches!(self.process, Process::Adopted(_))
+    }
+
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        match &self.process {
+            Process::Child(child) => child.id(),
+            Process::Adopted(pid) => u32::try_from(pid.as_raw()).ok(),
+        }
+    }
+
+    /// Waits until the engine exits. Returns its exit code, or -1 when a signal ended it
+    /// or the code is not this process's to see (an adopted engine's parent is PID 1).
+    pub async fn wait(&mut self) -> i32 {
+        match &mut self.process {
+            Process::Child(child) => child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1),
+            Process::Adopted(pid) => {
+                while running(*pid) {
+                    tokio::time::sleep(ADOPTED_POLL).await;
+                }
+                -1
+            }
+        }
     }
 
     /// Stops the engine: SIGTERM, then SIGKILL after `timeout`. dockerd stops its
     /// containers on SIGTERM within its own shutdown timeout (15 s by default), so
     /// `timeout` should exceed that.
     pub async fn stop(mut self, timeout: Duration) {
-        if let Some(pid) = self.child.id() {
+        if let Some(pid) = self.pid() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
         }
-        match tokio::time::timeout(timeout, self.child.wait()).await {
+        match tokio::time::timeout(timeout, self.wait()).await {
             Ok(_) => log::info!("{} engine stopped", self.spec.name),
             Err(_) => {
                 log::warn!(
@@ -153,10 +212,30 @@ impl Engine {
                     self.spec.name,
                     timeout.as_secs()
                 );
-                let _ = self.child.kill().await;
+                match &mut self.process {
+                    Process::Child(child) => {
+                        let _ = child.kill().await;
+                    }
+                    Process::Adopted(pid) => {
+                        let _ = kill(*pid, Signal::SIGKILL);
+                        let _ = tokio::time::timeout(timeout, self.wait()).await;
+                    }
+                }
             }
         }
     }
+}
+
+/// Whether `pid` runs: it exists and is not a zombie waiting to be reaped.
+fn running(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // After the command name, which may itself hold ") ".
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// After dockerd died without stopping them, its managed containerd lingers (re-parented
@@ -249,6 +328,23 @@ mod tests {
                 "{want} missing from {args:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_live_dockerd_with_the_spec_s_pid_file_is_adopted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let spec = EngineSpec::system_at(tmp.path());
+        std::fs::create_dir_all(spec.pidfile.parent().expect("run dir")).expect("mkdir");
+        assert!(Engine::adopt(&spec).is_none(), "no pid file");
+        // This test process is alive but is not dockerd with that pid file.
+        std::fs::write(&spec.pidfile, std::process::id().to_string()).expect("write");
+        assert!(Engine::adopt(&spec).is_none(), "another program");
+        for junk in ["", "x", "1", "-5", "99999999999"] {
+            std::fs::write(&spec.pidfile, junk).expect("write");
+            assert!(Engine::adopt(&spec).is_none(), "{junk:?}");
+        }
+        assert!(running(Pid::this()));
+        assert!(!running(Pid::from_raw(i32::MAX)));
     }
 
     #[test]

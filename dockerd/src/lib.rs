@@ -2,11 +2,15 @@
 //!
 //! What the manager and the build both need to do with a dockerd: run one as a child
 //! process with the system engine's flags (its own socket, data root and exec root, no
-//! bridge, no iptables; `engine`), wait until its API answers and stop it cleanly; read
+//! bridge, no iptables; `engine`), or take over the one a killed manager left running
+//! (`Engine::adopt`: the pid in the spec's pid file, alive, started with that pid file),
+//! wait until its API answers and stop it cleanly; read
 //! the system images' archives and their `index.json`, and load each into an engine
 //! unless it already has that image (`images`); and the seeded image store, made at build
 //! time by loading the archives into a private dockerd and installed at boot into an
-//! empty data root before the engine starts (`seed`). The manager runs the system engine
+//! empty data root before the engine starts (`seed`: copied under temporary names and
+//! put in place, `image/` last, only once whole and synced; a broken data root's
+//! contents are moved aside into `.corrupt-<time>/` with `move_aside`). The manager runs the system engine
 //! and loads the images with it; the build makes the seed with it; neither links the
 //! other.
 //!

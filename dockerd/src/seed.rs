@@ -3,7 +3,9 @@
 //! image. At boot the manager copies it into the empty tmpfs data root before dockerd
 //! starts, which under TCG is several times faster than `docker load` (that re-reads,
 //! re-hashes and unpacks every layer). The image IDs in `index.json` are still checked
-//! after the engine starts: an image the seed lacks is loaded from its archive.
+//! after the engine starts: an image the seed lacks is loaded from its archive. A seed
+//! is copied under temporary names and put in place only once it is whole and on disk,
+//! so a power cut during a state disk's first boot leaves nothing a later boot trusts.
 
 use crate::engine::{wait_ready, Engine, EngineSpec};
 use crate::error::{DockerdError, Result};
@@ -17,8 +19,12 @@ use std::time::Duration;
 pub const SEED_DIR: &str = "/usr/share/corral/system-docker-seed";
 
 /// The parts of dockerd's data root that hold images; the rest (containerd state,
-/// networks, volumes) dockerd makes itself.
-pub const PARTS: &[&str] = &["image", "overlay2"];
+/// networks, volumes) dockerd makes itself. In the order a seed puts them in place:
+/// `image` last, so that its presence means a whole store.
+pub const PARTS: &[&str] = &["overlay2", "image"];
+
+/// What a part is called while it is being copied; renamed to its own name once whole.
+const PARTIAL: &str = ".seeding";
 
 fn io_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> DockerdError {
     let path = path.to_path_buf();
@@ -53,16 +59,62 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
     Ok(bytes)
 }
 
-/// At boot: fills an empty data root from the seed. Returns bytes copied, or `None`
-/// when there is no seed or the data root already holds images.
-pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
+/// Whether `data_root` should be seeded: there is a seed and the data root has no
+/// store (`image/`, which a seed puts in place last and dockerd makes at its first
+/// start). What a seed cut short left behind (a power cut during the first boot of a
+/// state disk) is removed first, so that it is done again whole rather than trusted.
+fn begin(seed: &Path, data_root: &Path) -> Result<bool> {
     if !seed.join("image").is_dir() || data_root.join("image").exists() {
+        return Ok(false);
+    }
+    for part in PARTS {
+        for left in [data_root.join(part), partial(data_root, part)] {
+            if fs::symlink_metadata(&left).is_ok() {
+                log::warn!(
+                    "removing '{}', left by a seed cut short; seeding again",
+                    left.display()
+                );
+                fs::remove_dir_all(&left).map_err(io_err(&left, "removing a seed cut short"))?;
+            }
+        }
+    }
+    fs::create_dir_all(data_root).map_err(io_err(data_root, "making the directory"))?;
+    Ok(true)
+}
+
+fn partial(data_root: &Path, part: &str) -> std::path::PathBuf {
+    data_root.join(format!("{part}{PARTIAL}"))
+}
+
+/// Puts the copied parts in place: everything copied reaches the disk first (syncfs),
+/// then each part is renamed to its name, `image` last, then the directory is synced.
+/// A power cut before the last rename leaves no `image/`, so the next boot seeds again.
+fn commit(data_root: &Path) -> Result<()> {
+    let dir = fs::File::open(data_root).map_err(io_err(data_root, "opening"))?;
+    nix::unistd::syncfs(&dir).map_err(|e| DockerdError::Seed {
+        path: data_root.to_path_buf(),
+        detail: format!("syncing the copied store: {e}"),
+    })?;
+    for part in PARTS {
+        let to = data_root.join(part);
+        fs::rename(partial(data_root, part), &to).map_err(io_err(&to, "putting in place"))?;
+    }
+    dir.sync_all()
+        .map_err(io_err(data_root, "syncing the directory"))
+}
+
+/// At boot: fills an empty data root from the seed. Returns bytes copied, or `None`
+/// when there is no seed or the data root already holds images. Each part is copied
+/// under a temporary name and put in place by [`commit`].
+pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
+    if !begin(seed, data_root)? {
         return Ok(None);
     }
     let mut bytes = 0;
     for part in PARTS {
-        bytes += copy_tree(&seed.join(part), &data_root.join(part))?;
+        bytes += copy_tree(&seed.join(part), &partial(data_root, part))?;
     }
+    commit(data_root)?;
     Ok(Some(bytes))
 }
 
@@ -72,12 +124,12 @@ pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
 /// metadata is copied; the layers stay compressed on the squashfs and cost no RAM.
 /// dockerd only ever mounts image layers as lower directories, so they are never written.
 pub fn install_linked(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
-    if !seed.join("image").is_dir() || data_root.join("image").exists() {
+    if !begin(seed, data_root)? {
         return Ok(None);
     }
-    let mut bytes = copy_tree(&seed.join("image"), &data_root.join("image"))?;
+    let mut bytes = copy_tree(&seed.join("image"), &partial(data_root, "image"))?;
     let from = seed.join("overlay2");
-    let to = data_root.join("overlay2");
+    let to = partial(data_root, "overlay2");
     fs::create_dir_all(&to).map_err(io_err(&to, "making the directory"))?;
     for entry in fs::read_dir(&from).map_err(io_err(&from, "listing"))? {
         let entry = entry.map_err(io_err(&from, "listing"))?;
@@ -98,7 +150,48 @@ pub fn install_linked(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
             }
         }
     }
+    commit(data_root)?;
     Ok(Some(bytes))
+}
+
+/// What a broken data root's contents are moved into, inside the data root itself (it is
+/// a mount point, which cannot be renamed): `.corrupt-<seconds since 1970>`.
+pub const CORRUPT_PREFIX: &str = ".corrupt-";
+
+/// Moves everything in `data_root` into a new `.corrupt-<time>` directory in it, so that
+/// an engine that cannot start from it starts empty (and is seeded again) while what was
+/// there is kept for a look. An older such directory is removed first: one is kept.
+/// Returns where the contents went.
+pub fn move_aside(data_root: &Path) -> Result<std::path::PathBuf> {
+    let entries: Vec<fs::DirEntry> = fs::read_dir(data_root)
+        .map_err(io_err(data_root, "listing"))?
+        .collect::<std::io::Result<_>>()
+        .map_err(io_err(data_root, "listing"))?;
+    for entry in &entries {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(CORRUPT_PREFIX)
+        {
+            let old = entry.path();
+            fs::remove_dir_all(&old).map_err(io_err(&old, "removing an older copy"))?;
+        }
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = data_root.join(format!("{CORRUPT_PREFIX}{secs}"));
+    fs::create_dir(&aside).map_err(io_err(&aside, "making the directory"))?;
+    for entry in entries {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(CORRUPT_PREFIX) {
+            continue;
+        }
+        let to = aside.join(&name);
+        fs::rename(entry.path(), &to).map_err(io_err(&to, "moving aside"))?;
+    }
+    Ok(aside)
 }
 
 /// At build time: loads the archives of `images_dir` into a private dockerd under
@@ -193,5 +286,81 @@ mod tests {
         );
         assert!(linked.join("image/overlay2").is_dir());
         assert_eq!(install_linked(&seed, &linked).expect("again"), None);
+        for part in PARTS {
+            assert!(
+                !partial(&data, part).exists(),
+                "{part} was renamed in place"
+            );
+        }
+    }
+
+    #[test]
+    fn a_broken_store_is_moved_aside_and_seeded_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let seed = tmp.path().join("seed");
+        fs::create_dir_all(seed.join("image/overlay2")).expect("mkdir");
+        fs::create_dir_all(seed.join("overlay2/abc/diff")).expect("mkdir");
+        let data = tmp.path().join("data");
+        fs::create_dir_all(data.join("image/overlay2")).expect("mkdir");
+        fs::write(data.join("image/overlay2/repositories.json"), "{bro").expect("write");
+        fs::create_dir_all(data.join(".corrupt-1")).expect("an older copy");
+        let aside = move_aside(&data).expect("moved");
+        assert!(aside.starts_with(&data));
+        assert_eq!(
+            fs::read_to_string(aside.join("image/overlay2/repositories.json")).expect("kept"),
+            "{bro"
+        );
+        assert!(
+            !data.join(".corrupt-1").exists(),
+            "one older copy kept at most"
+        );
+        let left: Vec<_> = fs::read_dir(&data).expect("list").collect();
+        assert_eq!(left.len(), 1, "only the copy is left in the data root");
+        assert!(install(&seed, &data).expect("seed").is_some());
+        assert!(data.join("overlay2/abc/diff").is_dir());
+    }
+
+    #[test]
+    fn a_seed_cut_short_is_done_again_not_trusted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let seed = tmp.path().join("seed");
+        fs::create_dir_all(seed.join("image/overlay2/imagedb")).expect("mkdir");
+        fs::write(seed.join("image/overlay2/repositories.json"), "{}").expect("write");
+        fs::create_dir_all(seed.join("overlay2/abc/diff")).expect("mkdir");
+        fs::write(seed.join("overlay2/abc/diff/file"), "whole").expect("write");
+        // Each point a power cut can stop a seed at: part of a copy, the store's layers
+        // put in place but not its index, both copies made but neither renamed.
+        let cuts: [&[&str]; 3] = [
+            &["overlay2.seeding/abc/diff"],
+            &["overlay2/abc/diff", "image.seeding/overlay2"],
+            &["overlay2.seeding/abc/diff", "image.seeding/overlay2"],
+        ];
+        for (i, dirs) in cuts.iter().enumerate() {
+            let data = tmp.path().join(format!("data{i}"));
+            for dir in *dirs {
+                fs::create_dir_all(data.join(dir)).expect("mkdir");
+                fs::write(data.join(dir).join("file"), "half").expect("write");
+            }
+            assert!(
+                install(&seed, &data).expect("seed again").is_some(),
+                "cut {i}"
+            );
+            assert_eq!(
+                fs::read_to_string(data.join("overlay2/abc/diff/file")).expect("layer"),
+                "whole",
+                "cut {i}: the half copy is gone"
+            );
+            assert!(data.join("image/overlay2/repositories.json").is_file());
+            assert!(!data.join("image/overlay2/file").exists(), "cut {i}");
+            for part in PARTS {
+                assert!(!partial(&data, part).exists(), "cut {i}: {part}");
+            }
+        }
+        // A store that dockerd made or a seed finished is never touched.
+        let made = tmp.path().join("made");
+        fs::create_dir_all(made.join("image")).expect("mkdir");
+        fs::create_dir_all(made.join("overlay2/mine")).expect("mkdir");
+        assert_eq!(install(&seed, &made).expect("left alone"), None);
+        assert!(made.join("overlay2/mine").is_dir());
     }
 }

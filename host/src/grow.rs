@@ -71,6 +71,10 @@ pub fn grow(partition: &Path) -> Result<Option<u64>> {
     if table.grow_last(number, sectors).is_none() {
         return Ok(None);
     }
+    // Nothing is written unless the grown table is whole: in the disk, no overlaps.
+    table
+        .check()
+        .map_err(|e| err(format!("{}: {e}; left unchanged", disk.display())))?;
     table.write(&mut file).map_err(|e| err(e.to_string()))?;
     file.sync_all()
         .map_err(|e| err(format!("syncing {}: {e}", disk.display())))?;

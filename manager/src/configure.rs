@@ -16,6 +16,14 @@ pub fn current_config() -> Effective {
     )
 }
 
+/// Whether [`configure`] ran already in this boot: it writes [`store::EFFECTIVE`] (on
+/// /run, a tmpfs) once the user-data is fetched and saved, before it applies anything.
+/// A manager started again after the last one was killed finds it and does not
+/// fetch or apply again (bootcmd runs at most once per boot).
+pub fn configured_this_boot() -> bool {
+    std::path::Path::new(store::EFFECTIVE).exists()
+}
+
 /// Where the boot's configuration report goes (root only, mode 0600).
 const REPORT: &str = "/var/log/cloud-config.log";
 
@@ -51,6 +59,51 @@ pub async fn configure(saved: &Effective) -> Effective {
     for f in &outcome.failures {
         report.push((Warn, format!("datasource: {f}")));
     }
+    // Saving takes the store's lock and fsyncs; applying mounts and loads modules: none
+    // of it may stall the manager's one thread (the API, the watcher, SIGTERM).
+    let applied =
+        tokio::task::spawn_blocking(move || save_and_apply(&outcome, started, &names)).await;
+    let effective = match applied {
+        Ok((lines, effective)) => {
+            report.extend(lines);
+            effective
+        }
+        Err(e) => {
+            report.push((Error, format!("saving and applying the configuration: {e}")));
+            current_config()
+        }
+    };
+    let c = &effective.config;
+    for line in apply::run_commands("bootcmd", &c.bootcmd, BOOTCMD_LIMIT).await {
+        report.push((Info, line));
+    }
+    let mut text = String::new();
+    for (level, line) in &report {
+        log::log!(*level, "cloud-config: {line}");
+        let tag = match level {
+            Error => "error",
+            Warn => "warning",
+            _ => "info",
+        };
+        text.push_str(&format!("{tag}: {line}\n"));
+    }
+    // Root only: the report quotes the configuration, which may hold secrets.
+    if let Err(e) = store::write_private(std::path::Path::new(REPORT), text.as_bytes()) {
+        log::error!("writing {REPORT}: {e}");
+    }
+    effective
+}
+
+/// Saves the fetched user-data (or rejects it, keeping the last good one), writes the
+/// merged configuration and the `#!` script, and applies the host's part: hostname,
+/// sysctl, modules, mounts. Blocking; returns the report's lines and the configuration.
+fn save_and_apply(
+    outcome: &datasource::Outcome,
+    started: std::time::Instant,
+    names: &[String],
+) -> (Vec<(log::Level, String)>, Effective) {
+    use log::Level::{Error, Info, Warn};
+    let mut report: Vec<(log::Level, String)> = Vec::new();
     let store = Store::new(store::CONF_DIR);
     match &outcome.fetched {
         Some(fetched) => {
@@ -128,22 +181,5 @@ pub async fn configure(saved: &Effective) -> Effective {
     problems.extend(apply::modules(&sys, release.trim(), &c.corral.modules));
     problems.extend(apply::mounts(&sys, &c.mounts));
     report.extend(problems.into_iter().map(|p| (Error, p)));
-    for line in apply::run_commands("bootcmd", &c.bootcmd, BOOTCMD_LIMIT).await {
-        report.push((Info, line));
-    }
-    let mut text = String::new();
-    for (level, line) in &report {
-        log::log!(*level, "cloud-config: {line}");
-        let tag = match level {
-            Error => "error",
-            Warn => "warning",
-            _ => "info",
-        };
-        text.push_str(&format!("{tag}: {line}\n"));
-    }
-    // Root only: the report quotes the configuration, which may hold secrets.
-    if let Err(e) = store::write_private(std::path::Path::new(REPORT), text.as_bytes()) {
-        log::error!("writing {REPORT}: {e}");
-    }
-    effective
+    (report, effective)
 }

@@ -2,7 +2,9 @@
 //!
 //! `corral-manager`, which PID 1 starts: runs Debian's dockerd as the system engine, waits
 //! for its API, logs `system engine ready`, restarts it when it dies and stops it on
-//! SIGTERM. After every engine start it loads the system images (corral-dockerd's `images`). Once
+//! SIGTERM. A manager that PID 1 starts again after the last one was killed takes over
+//! the engine that one left running (with its services) instead of starting a second,
+//! and does not fetch or apply the configuration again that boot. After every engine start it loads the system images (corral-dockerd's `images`). Once
 //! per boot it then brings the network service up, fetches user-data from the datasources,
 //! saves or rejects it and applies the configuration on the host (`src/configure.rs`): hostname and
 //! `/etc/hosts`, sysctl, modules, mounts, bootcmd (`src/apply.rs`), and the network plan
@@ -14,12 +16,14 @@
 //! into their service, and brings them up (corral-compose parses, merges and orders,
 //! `src/services.rs` reconciles), and watches the engine's events to log every
 //! transition and restart exited services per their `restart:` with backoff
-//! (`src/service_watch.rs`, decisions in `src/restart_policy.rs`). The `docker` service (the user engine)
+//! (`src/service_watch.rs`, which opens the event stream again when it fails while the
+//! engine runs; decisions in `src/restart_policy.rs`). The `docker` service (the user engine)
 //! gets its command, image, `daemon.json` and TLS files from `corral.docker` through
 //! `corral-user-docker` before it starts; once its socket answers, the preloaded archives
 //! are loaded (`src/user_engine.rs`; the service's definition and the engine's socket are
 //! corral-user-docker's). At shutdown it stops the user engine's containers
-//! first, then the services (the console last), then the engine. `corral-manager status`
+//! first, then the services (the console last), then the engine, all within the time
+//! PID 1 gives it (`src/shutdown.rs` shortens each phase to fit). `corral-manager status`
 //! asks the engine (through its API) for its version, storage driver, images and
 //! containers. It answers the `corral` command on `/run/corral/api.sock` (root only; one
 //! JSON request and answer per connection, a stream of answers for `logs --follow`;
@@ -40,7 +44,8 @@
 //! How the code is cut: `src/main.rs` only starts the runtime; `src/lifecycle.rs` is the
 //! manager's life (seed, engine, the event loop, the shutdown order); `src/system_engine.rs`
 //! keeps the system engine running (the process itself is corral-dockerd's);
-//! `src/startup.rs` is what follows each engine start; `src/configure.rs` applies the
+//! `src/startup.rs` is what follows each engine start; `src/shutdown.rs` the way down
+//! and its time budget; `src/configure.rs` applies the
 //! configuration once per boot; `src/containers.rs` finds and stops the services'
 //! containers; `src/status.rs` is `corral-manager status`. No module imports one that
 //! imports it back.
@@ -75,6 +80,7 @@ pub mod network;
 pub mod restart_policy;
 pub mod service_watch;
 pub mod services;
+pub mod shutdown;
 pub mod startup;
 pub mod status;
 pub mod system_engine;

@@ -1,14 +1,19 @@
 //! Watching the engine's events for the services' containers: every start, exit and OOM
 //! is logged with its time since boot, and an exit is restarted or left per the service's
 //! `restart:` policy (`restart::Tracker`), as each container's restart label says, so
-//! that services brought up later (`corral service up`) are watched alike. Runs until the engine's event stream ends
-//! (the engine died; the manager starts a new watcher with the engine) or shutdown.
+//! that services brought up later (`corral service up`) are watched alike. Runs for as
+//! long as the engine run it was started for (the manager starts a new watcher with each
+//! engine start) or until shutdown. An event stream that fails or ends while that engine
+//! runs is opened again from the last event seen, after a backoff, so no exit is missed.
 
 use crate::restart_policy::{Decision, Policy, Tracker};
 use crate::services::{RESTART, SERVICE};
+use bollard::models::EventMessage;
 use bollard::query_parameters::{EventsOptions, StartContainerOptions};
 use bollard::Docker;
+use corral_host::respawn::backoff;
 use corral_host::since_boot;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,17 +27,40 @@ pub fn now_stamp() -> String {
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
+/// An event's time (`time_nano`) in the form `since=` takes.
+fn stamp_of(time_nano: i64) -> String {
+    let nanos = time_nano.max(0);
+    format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
+}
+
 struct Pending {
     due: Instant,
     container: String,
 }
 
-/// Watches from `since` (so nothing between `up` and this call is missed) until the
-/// stream ends or `shutdown` turns true.
-pub async fn run(docker: Docker, since: String, mut shutdown: watch::Receiver<bool>) {
-    // Every service container carries its policy (the restart label, which the event
-    // repeats): the one it was created with, whether at boot or by a later `up`.
-    let mut tracker = Tracker::default();
+type Events<'a> = BoxStream<'a, Result<EventMessage, bollard::errors::Error>>;
+
+/// Which events this watcher has seen: a stream opened again replays from the time of
+/// the last one, and what was handled already is skipped.
+#[derive(Debug, Default)]
+struct Seen {
+    last: Option<(i64, String, String)>,
+}
+
+impl Seen {
+    /// True (and remembered) when the event is newer than the last one handled.
+    fn first_time(&mut self, time_nano: i64, id: &str, action: &str) -> bool {
+        if let Some((t, last_id, last_action)) = &self.last {
+            if time_nano < *t || (time_nano == *t && id == last_id && action == last_action) {
+                return false;
+            }
+        }
+        self.last = Some((time_nano, id.to_string(), action.to_string()));
+        true
+    }
+}
+
+fn events_since(docker: &Docker, since: String) -> Events<'_> {
     let options = EventsOptions {
         since: Some(since),
         filters: Some(HashMap::from([
@@ -41,35 +69,86 @@ pub async fn run(docker: Docker, since: String, mut shutdown: watch::Receiver<bo
         ])),
         ..Default::default()
     };
-    let mut events = docker.events(Some(options));
+    docker.events(Some(options)).boxed()
+}
+
+/// The next event of an open stream; never, while there is none.
+async fn next_event(
+    events: &mut Option<Events<'_>>,
+) -> Option<Result<EventMessage, bollard::errors::Error>> {
+    match events.as_mut() {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Watches from `since` (so nothing between `up` and this call is missed) until
+/// `shutdown` turns true or `engine_run` closes (its sender is dropped when the engine
+/// this watcher was started for exits).
+pub async fn run(
+    docker: Docker,
+    since: String,
+    mut shutdown: watch::Receiver<bool>,
+    mut engine_run: watch::Receiver<()>,
+) {
+    // Every service container carries its policy (the restart label, which the event
+    // repeats): the one it was created with, whether at boot or by a later `up`.
+    let mut tracker = Tracker::default();
     let mut pending: HashMap<String, Pending> = HashMap::new();
+    let mut from = since;
+    let mut seen = Seen::default();
+    let mut events: Option<Events<'_>> = None;
+    let mut reopen_at = Some(Instant::now());
+    let mut failures = 0u32;
     loop {
-        let next_due = pending.values().map(|p| p.due).min();
-        let sleep = async {
-            match next_due {
-                Some(due) => tokio::time::sleep_until(due.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        if events.is_none() && reopen_at.is_some_and(|at| at <= Instant::now()) {
+            events = Some(events_since(&docker, from.clone()));
+            reopen_at = None;
+        }
+        let next_due = pending.values().map(|p| p.due).chain(reopen_at).min();
         tokio::select! {
-            event = events.next() => {
-                let Some(event) = event else {
-                    log::info!("the system engine's event stream ended");
-                    return;
-                };
+            event = next_event(&mut events) => {
                 let event = match event {
-                    Ok(e) => e,
-                    Err(e) => return log::warn!("watching the system engine's events stopped: {e}"),
+                    Some(Ok(e)) => e,
+                    failed => {
+                        let why = match failed {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "the stream ended".to_string(),
+                        };
+                        events = None;
+                        let delay = backoff(failures);
+                        failures = failures.saturating_add(1);
+                        reopen_at = Some(Instant::now() + delay);
+                        log::warn!(
+                            "watching the system engine's events: {why}; watching again in {:.1}s",
+                            delay.as_secs_f64()
+                        );
+                        continue;
+                    }
                 };
+                failures = 0;
+                let action = event.action.clone().unwrap_or_default();
+                let id = event.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default();
+                let time_nano = event.time_nano.unwrap_or(0);
+                if !seen.first_time(time_nano, &id, &action) {
+                    continue;
+                }
+                from = stamp_of(time_nano);
                 let attrs = event.actor.as_ref().and_then(|a| a.attributes.clone()).unwrap_or_default();
                 let Some(name) = attrs.get(SERVICE).or_else(|| attrs.get("name")).cloned() else { continue };
                 if let Some(policy) = attrs.get(RESTART).and_then(|r| Policy::parse(Some(r)).ok()) {
                     tracker.set_policy(&name, policy);
                 }
-                let id = event.actor.and_then(|a| a.id).unwrap_or_default();
                 let now = Instant::now();
                 let at = since_boot();
-                match event.action.as_deref().unwrap_or_default() {
+                match action.as_str() {
                     "start" => {
                         tracker.started(&name, now);
                         log::info!("service {name}: started at {at:.2}s");
@@ -100,7 +179,7 @@ pub async fn run(docker: Docker, since: String, mut shutdown: watch::Receiver<bo
                     _ => {}
                 }
             }
-            _ = sleep => {
+            _ = sleep_until(next_due) => {
                 let now = Instant::now();
                 let due: Vec<String> = pending.iter().filter(|(_, p)| p.due <= now).map(|(n, _)| n.clone()).collect();
                 for name in due {
@@ -111,6 +190,8 @@ pub async fn run(docker: Docker, since: String, mut shutdown: watch::Receiver<bo
                 }
             }
             _ = shutdown.changed() => return,
+            // Closed: the engine this watcher was for has exited.
+            _ = engine_run.changed() => return,
         }
     }
 }
@@ -136,3 +217,27 @@ async fn restart(docker: &Docker, name: &str, container: &str) {
 
 /// How long a service gets to stop at shutdown before dockerd kills it.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_opened_again_skips_what_was_handled() {
+        let mut seen = Seen::default();
+        assert!(seen.first_time(100, "a", "die"));
+        // The replay from the last event's time repeats it: skipped, as is anything older.
+        assert!(!seen.first_time(100, "a", "die"));
+        assert!(!seen.first_time(99, "b", "start"));
+        // Another event in the same nanosecond, and anything later, is new.
+        assert!(seen.first_time(100, "a", "start"));
+        assert!(seen.first_time(101, "a", "die"));
+    }
+
+    #[test]
+    fn an_event_time_is_a_since_stamp() {
+        assert_eq!(stamp_of(1_700_000_000_123_456_789), "1700000000.123456789");
+        assert_eq!(stamp_of(5), "0.000000005");
+        assert_eq!(stamp_of(-1), "0.000000000");
+    }
+}

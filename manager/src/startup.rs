@@ -1,9 +1,10 @@
 //! What follows each start of the system engine: the API socket (once per boot), the
 //! system images, the network service and the configuration (once per boot), the user
-//! engine's service prepared, every service brought up and watched. Also stopping the
-//! services at shutdown.
+//! engine's service prepared, every service brought up and watched (for as long as
+//! that engine runs). A manager started again in the same boot takes the configuration
+//! as the first one applied it.
 
-use crate::configure::{configure, current_config};
+use crate::configure::{configure, configured_this_boot, current_config};
 use crate::timeline::{self, CONFIGURATION, ENGINE, IMAGES};
 use crate::{api, apply, assemble, enable, network, user_engine};
 use corral_config::store::Effective;
@@ -17,10 +18,12 @@ const SERVICES_DIR: &str = "/var/lib/corral/conf/services";
 
 /// What follows each start of the system engine: load the system images; the first
 /// time, bring the network up, fetch and apply the configuration; then bring the
-/// services up and watch them. Returns the services it brought up.
+/// services up and watch them for as long as `engine_run` is open (the engine runs).
+/// Returns the services it brought up.
 pub async fn on_engine_ready(
     spec: &EngineSpec,
     quiet: watch::Receiver<bool>,
+    engine_run: watch::Receiver<()>,
     configured: &mut Option<Effective>,
 ) -> Option<corral_compose::ServicesFile> {
     let started = std::time::Instant::now();
@@ -83,6 +86,17 @@ pub async fn on_engine_ready(
     let links = network::wired_links(std::path::Path::new("/sys/class/net"));
     let effective = match configured {
         Some(e) => e.clone(),
+        // A manager started again in the same boot (the last one was killed): the
+        // configuration was fetched and applied already; bootcmd does not run twice.
+        None if configured_this_boot() => {
+            log::warn!(
+                "the configuration was applied earlier in this boot, by a manager that \
+                 has since stopped; the saved configuration applies, not fetched again"
+            );
+            let e = current_config();
+            *configured = Some(e.clone());
+            e
+        }
         None => {
             // The network first, as the saved configuration has it: the datasources
             // that live on the network need it.
@@ -129,7 +143,7 @@ pub async fn on_engine_ready(
     for line in container_files(&docker, &effective).await {
         log::error!("{line}");
     }
-    tokio::spawn(crate::service_watch::run(docker, since, quiet));
+    tokio::spawn(crate::service_watch::run(docker, since, quiet, engine_run));
     Some(file)
 }
 
@@ -242,33 +256,4 @@ async fn bring_up_services(
             Outcome::Blocked(why) => log::error!("service {name}: not started: {why}"),
         }
     }
-}
-
-/// Stops the services before the engine, the console last.
-pub async fn stop_services(
-    spec: &EngineSpec,
-    file: &corral_compose::ServicesFile,
-    timeout: std::time::Duration,
-) {
-    let Ok(docker) = corral_dockerd::engine::connect(spec).await else {
-        return;
-    };
-    let started = std::time::Instant::now();
-    // Every service's container there is: those brought up after the boot (`corral
-    // service up`) too. The boot's list if the engine cannot say.
-    let names: Vec<String> = match crate::containers::service_containers(&docker).await {
-        Ok(containers) => containers.into_keys().collect(),
-        Err(e) => {
-            log::warn!("listing the services to stop: {e}; stopping the boot's");
-            file.services.keys().cloned().collect()
-        }
-    };
-    let failed = crate::services::stop_all(&docker, &names, "console", timeout).await;
-    for (name, why) in &failed {
-        log::warn!("service {name}: stopping failed: {why}");
-    }
-    log::info!(
-        "services stopped in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
 }

@@ -1,5 +1,6 @@
-//! Keeps an engine running: start, wait for the API, report ready, and when dockerd dies
-//! start it again after a backoff; on shutdown stop it cleanly.
+//! Keeps an engine running: start (or take over the one a killed manager left running),
+//! wait for the API, report ready, and when dockerd dies start it again after a backoff;
+//! on shutdown stop it cleanly within the time it is given.
 
 use corral_dockerd::engine::{stop_leftover_containerd, wait_ready, Engine, EngineSpec};
 use corral_host::respawn::backoff;
@@ -10,7 +11,8 @@ use tokio::sync::{mpsc, watch};
 /// How long dockerd gets to answer its API after a start. Under TCG a cold dockerd takes
 /// several seconds; two minutes leaves room for a slow disk without hiding a hang.
 const READY_WITHIN: Duration = Duration::from_secs(120);
-/// dockerd stops its containers within 15 s on SIGTERM; give it that and some margin.
+/// dockerd stops its containers within 15 s on SIGTERM; give it that and some margin,
+/// when PID 1's shutdown budget leaves room (`crate::shutdown::budget`).
 pub const STOP_WITHIN: Duration = Duration::from_secs(25);
 /// A run this long resets the restart backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
@@ -30,10 +32,54 @@ pub enum EngineEvent {
     Stopped,
 }
 
-/// Runs the engine until `shutdown` turns true. Events go to `events` when given.
+/// Starts in a row that never answered (exited early, or silent for [`READY_WITHIN`])
+/// after which the data root counts as broken: its contents are moved aside and the
+/// store seeded again ([`seed_store`]). A tmpfs data root or a state disk's alike.
+const BROKEN_AFTER: u32 = 3;
+
+/// Fills an empty data root from the seed: on the root's squashfs itself (PID 1 mounts it
+/// there) its layers are linked, not copied; otherwise (a root that is not a squashfs)
+/// copied. Linked layers point into this boot's root image, so they suit a data root
+/// that lives as long as the boot (tmpfs); a data root on the state partition outlives
+/// it (and an upgrade replaces the root image): it gets copies. Runs off the manager's
+/// one thread: a copy takes seconds on a slow disk.
+pub async fn seed_store(spec: &EngineSpec) {
+    let on_squashfs = std::path::Path::new(corral_host::layout::LOWER)
+        .join(corral_dockerd::seed::SEED_DIR.trim_start_matches('/'));
+    let data_root = spec.data_root.clone();
+    let started = Instant::now();
+    let seeded = tokio::task::spawn_blocking(move || {
+        let in_ram = nix::sys::statfs::statfs(&data_root)
+            .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+            .unwrap_or(false);
+        if on_squashfs.is_dir() && in_ram {
+            corral_dockerd::seed::install_linked(&on_squashfs, &data_root)
+        } else {
+            corral_dockerd::seed::install(
+                std::path::Path::new(corral_dockerd::seed::SEED_DIR),
+                &data_root,
+            )
+        }
+    })
+    .await;
+    match seeded {
+        Ok(Ok(Some(bytes))) => log::info!(
+            "image store seeded: {:.1} MB copied in {:.2}s",
+            bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        ),
+        Ok(Ok(None)) => {}
+        // The images still load from their archives, if there are any.
+        Ok(Err(e)) => log::error!("{e}"),
+        Err(e) => log::error!("seeding the image store: {e}"),
+    }
+}
+
+/// Runs the engine until `shutdown` holds a time: the engine then gets that long to stop
+/// before it is killed. Events go to `events` when given.
 pub async fn supervise(
     spec: EngineSpec,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Option<Duration>>,
     events: Option<mpsc::UnboundedSender<EngineEvent>>,
 ) {
     let send = |e: EngineEvent| {
@@ -42,9 +88,34 @@ pub async fn supervise(
         }
     };
     let mut failures = 0u32;
-    while !*shutdown.borrow() {
+    // Starts in a row that never answered.
+    let mut unanswered = 0u32;
+    while shutdown.borrow().is_none() {
+        if unanswered >= BROKEN_AFTER {
+            unanswered = 0;
+            match corral_dockerd::seed::move_aside(&spec.data_root) {
+                Ok(aside) => {
+                    log::error!(
+                        "the {} engine failed {BROKEN_AFTER} starts in a row; its data root's \
+                         contents were moved to '{}' and the store is seeded again",
+                        spec.name,
+                        aside.display()
+                    );
+                    seed_store(&spec).await;
+                }
+                Err(e) => log::error!("{e}"),
+            }
+        }
         let started = Instant::now();
-        let mut engine = match Engine::start(&spec) {
+        let adopted = Engine::adopt(&spec);
+        if let Some(engine) = &adopted {
+            log::warn!(
+                "{} engine (pid {}) was left running by an earlier manager; taking it over",
+                spec.name,
+                engine.pid().unwrap_or(0)
+            );
+        }
+        let mut engine = match adopted.map(Ok).unwrap_or_else(|| Engine::start(&spec)) {
             Ok(engine) => engine,
             Err(e) => {
                 log::error!("{e}");
@@ -56,64 +127,79 @@ pub async fn supervise(
             }
         };
         let pid = engine.pid().unwrap_or(0);
-        // Set once the wait for the API has ended, by an answer or by its timeout.
-        let settled = std::sync::atomic::AtomicBool::new(false);
+        // Set once the API has answered.
+        let answered = std::sync::atomic::AtomicBool::new(false);
         let report_ready = async {
-            match wait_ready(&spec, READY_WITHIN).await {
-                Ok(docker) => {
-                    let version = match docker.version().await {
-                        Ok(v) => v.version.unwrap_or_default(),
-                        Err(_) => String::new(),
-                    };
-                    let at = since_boot();
-                    log::info!(
-                        "{} engine ready at {at:.2}s since boot (pid {pid}, docker {version})",
-                        spec.name
-                    );
-                    send(EngineEvent::Ready {
-                        pid,
-                        version,
-                        since_boot: at,
-                    });
-                }
-                Err(e) => log::error!("{e}"),
-            }
-            settled.store(true, std::sync::atomic::Ordering::Relaxed);
+            let docker = wait_ready(&spec, READY_WITHIN).await?;
+            let version = match docker.version().await {
+                Ok(v) => v.version.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let at = since_boot();
+            log::info!(
+                "{} engine ready at {at:.2}s since boot (pid {pid}, docker {version})",
+                spec.name
+            );
+            answered.store(true, std::sync::atomic::Ordering::Relaxed);
+            send(EngineEvent::Ready {
+                pid,
+                version,
+                since_boot: at,
+            });
             // Nothing more to report; the other arms end this run.
-            std::future::pending::<()>().await
+            std::future::pending::<corral_dockerd::Result<()>>().await
         };
-        tokio::select! {
-            _ = report_ready => {}
-            status = engine.child.wait() => {
-                let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
-                let when = if settled.load(std::sync::atomic::Ordering::Relaxed) { "" } else { " before it was ready" };
+        let code = tokio::select! {
+            silent = report_ready => {
+                if let Err(e) = silent {
+                    log::error!("{e}; stopping it to start it again");
+                }
+                engine.stop(STOP_WITHIN).await;
+                -1
+            }
+            code = engine.wait() => {
+                let when = if answered.load(std::sync::atomic::Ordering::Relaxed) { "" } else { " before it was ready" };
                 log::error!("{} engine (pid {pid}) exited with code {code}{when}; see '{}'", spec.name, spec.log_file.display());
-                send(EngineEvent::Exited { pid, code });
-                stop_leftover_containerd(&spec).await;
-                if settled.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() >= HEALTHY_RUN {
-                    failures = 0;
-                }
-                let delay = backoff(failures);
-                failures = failures.saturating_add(1);
-                log::warn!("restarting the {} engine in {:.1}s", spec.name, delay.as_secs_f64());
-                if wait_or_shutdown(&mut shutdown, delay).await {
-                    break;
-                }
+                code
             }
             _ = shutdown.changed() => {
-                engine.stop(STOP_WITHIN).await;
+                let within = shutdown.borrow().unwrap_or(STOP_WITHIN);
+                engine.stop(within).await;
                 send(EngineEvent::Stopped);
                 return;
             }
+        };
+        send(EngineEvent::Exited { pid, code });
+        stop_leftover_containerd(&spec).await;
+        if answered.load(std::sync::atomic::Ordering::Relaxed) {
+            unanswered = 0;
+            if started.elapsed() >= HEALTHY_RUN {
+                failures = 0;
+            }
+        } else {
+            unanswered = unanswered.saturating_add(1);
+        }
+        let delay = backoff(failures);
+        failures = failures.saturating_add(1);
+        log::warn!(
+            "restarting the {} engine in {:.1}s",
+            spec.name,
+            delay.as_secs_f64()
+        );
+        if wait_or_shutdown(&mut shutdown, delay).await {
+            break;
         }
     }
     send(EngineEvent::Stopped);
 }
 
 /// Sleeps for `delay`; true if shutdown was asked meanwhile.
-async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, delay: Duration) -> bool {
+async fn wait_or_shutdown(
+    shutdown: &mut watch::Receiver<Option<Duration>>,
+    delay: Duration,
+) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(delay) => *shutdown.borrow(),
+        _ = tokio::time::sleep(delay) => shutdown.borrow().is_some(),
         _ = shutdown.changed() => true,
     }
 }

@@ -54,6 +54,31 @@ async fn engine_with_busybox(tmp: &Path) -> (Engine, Docker) {
     (engine, docker)
 }
 
+/// A unix socket at `front` that forwards each connection to `back`, until the count
+/// sent on the returned channel changes: then every open connection is dropped.
+fn cuttable_proxy(front: &Path, back: &Path) -> tokio::sync::watch::Sender<u32> {
+    let listener = tokio::net::UnixListener::bind(front).expect("bind the proxy");
+    let (cut_tx, cut_rx) = tokio::sync::watch::channel(0u32);
+    let back = back.to_path_buf();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let back = back.clone();
+            let mut cut = cut_rx.clone();
+            cut.mark_unchanged();
+            tokio::spawn(async move {
+                let Ok(mut engine) = tokio::net::UnixStream::connect(&back).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut engine) => {}
+                    _ = cut.changed() => {}
+                }
+            });
+        }
+    });
+    cut_tx
+}
+
 async fn container(docker: &Docker, name: &str) -> (String, bool, i64) {
     let c = docker.inspect_container(name, None).await.expect("inspect");
     let state = c.state.expect("state");
@@ -191,11 +216,20 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     // then the container killed through the API. A `docker stop` is respected. The
     // watcher goes by each container's restart label, as for a service brought up after
     // the boot (`corral service up`).
+    // The watcher talks to the engine through a proxy that the test can cut, as an
+    // event stream fails while the engine runs on.
+    let front = tmp.path().join("proxy.sock");
+    let cut = cuttable_proxy(&front, &tmp.path().join("engine/run/system-docker.sock"));
+    let watched = corral_dockerd::engine::connect_to("proxied", &front)
+        .await
+        .expect("through the proxy");
     let (quiet_tx, quiet_rx) = tokio::sync::watch::channel(false);
+    let (_engine_run, engine_run) = tokio::sync::watch::channel(());
     let watcher = tokio::spawn(corral_manager::service_watch::run(
-        docker.clone(),
+        watched,
         corral_manager::service_watch::now_stamp(),
         quiet_rx,
+        engine_run,
     ));
     let (app_id, running, _) = container(&docker, "app").await;
     assert!(running);
@@ -220,9 +254,21 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         )
         .await
         .expect("docker kill app");
-    let pid3 = running_again(&docker, pid2)
+    let pid2 = running_again(&docker, pid2)
         .await
         .expect("app restarted after docker kill");
+    // The event stream cut while the engine runs on: the watcher opens it again and
+    // still restarts a crashed service.
+    cut.send_modify(|n| *n += 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid2 as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill app");
+    let pid3 = running_again(&docker, pid2)
+        .await
+        .expect("app restarted after its watcher's event stream was cut");
     docker
         .stop_container(
             "app",

@@ -18,7 +18,7 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
     let spec = EngineSpec::system_at(root.path());
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(None);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(supervise(spec.clone(), stop_rx, Some(tx)));
 
@@ -57,7 +57,9 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     };
     assert_ne!(first, second, "a new dockerd process");
 
-    stop_tx.send(true).expect("send stop");
+    stop_tx
+        .send(Some(Duration::from_secs(25)))
+        .expect("send stop");
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
     let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(second as i32), None).is_ok();
@@ -67,4 +69,127 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
         log.contains("API listen on"),
         "dockerd's own output is kept in the log"
     );
+}
+
+/// A manager killed with SIGKILL leaves its dockerd running, re-parented to PID 1. The
+/// next manager's supervisor takes that engine over instead of starting a second one,
+/// notices when it dies, starts a new one, and stops it at shutdown.
+#[tokio::test(flavor = "current_thread")]
+async fn an_engine_left_by_a_killed_manager_is_taken_over() {
+    corral_harness::require_dockerd();
+    let root = tempfile::tempdir().expect("temp dir");
+    let spec = EngineSpec::system_at(root.path());
+    std::fs::create_dir_all(spec.log_file.parent().expect("log dir")).expect("mkdir");
+    // The earlier manager's engine: started here, not by the supervisor.
+    let mut left = std::process::Command::new(&spec.program)
+        .args(spec.args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dockerd starts");
+    corral_dockerd::engine::wait_ready(&spec, Duration::from_secs(90))
+        .await
+        .expect("the left engine answers");
+
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(supervise(spec.clone(), stop_rx, Some(tx)));
+    let event = next(&mut rx).await;
+    assert!(
+        matches!(event, EngineEvent::Ready { pid, .. } if pid == left.id()),
+        "the running engine is taken over, not a second started: {event:?}"
+    );
+    let dockerds = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| {
+            let flag = format!("--pidfile={}", spec.pidfile.display());
+            c.split(|b| *b == 0).any(|a| a == flag.as_bytes())
+        })
+        .count();
+    assert_eq!(dockerds, 1, "one dockerd for this engine");
+
+    // The adopted engine dies: seen through /proc (PID 1 would reap it; here the test,
+    // its parent, does).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(left.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the left dockerd");
+    left.wait().expect("reap the left dockerd");
+    let event = next(&mut rx).await;
+    assert!(
+        matches!(event, EngineEvent::Exited { pid, .. } if pid == left.id()),
+        "{event:?}"
+    );
+    let event = next(&mut rx).await;
+    let EngineEvent::Ready { pid: second, .. } = event else {
+        panic!("expected a new engine, got {event:?}");
+    };
+    assert_ne!(second, left.id());
+
+    stop_tx
+        .send(Some(Duration::from_secs(25)))
+        .expect("send stop");
+    assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
+    task.await.expect("supervisor task");
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(second as i32), None).is_err(),
+        "dockerd {second} stopped"
+    );
+}
+
+/// A data root dockerd cannot start from (its image index damaged, as a power cut or a
+/// full disk can leave it): after three failed starts in a row its contents are moved
+/// aside, kept for a look, and the engine starts from an empty store.
+#[tokio::test(flavor = "current_thread")]
+async fn a_data_root_the_engine_cannot_start_from_is_moved_aside() {
+    corral_harness::require_dockerd();
+    let root = tempfile::tempdir().expect("temp dir");
+    let spec = EngineSpec::system_at(root.path());
+    let index = spec.data_root.join("image/overlay2/repositories.json");
+    std::fs::create_dir_all(index.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&index, "{\"Repositories\": {bro").expect("a damaged index");
+
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(supervise(spec.clone(), stop_rx, Some(tx)));
+    let mut exits = 0;
+    let ready = loop {
+        match next(&mut rx).await {
+            EngineEvent::Exited { .. } => exits += 1,
+            EngineEvent::Ready { pid, .. } => break pid,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            exits <= 3,
+            "the engine kept failing after its data root was moved aside"
+        );
+    };
+    assert_eq!(
+        exits, 3,
+        "three failed starts, then the store is moved aside"
+    );
+    let aside: Vec<std::path::PathBuf> = std::fs::read_dir(&spec.data_root)
+        .expect("data root")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".corrupt-"))
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read_to_string(aside[0].join("image/overlay2/repositories.json"))
+            .expect("the damaged index is kept"),
+        "{\"Repositories\": {bro"
+    );
+
+    stop_tx
+        .send(Some(Duration::from_secs(25)))
+        .expect("send stop");
+    assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
+    task.await.expect("supervisor task");
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(ready as i32), None).is_err());
 }

@@ -87,6 +87,52 @@ fn check_running_system(vm: &mut Vm) {
                     sleep 0.2; done; grep corral-e2e-hello /var/log/messages";
     vm.check(wait_log, CMD)
         .expect("the message is in /var/log/messages");
+    // The manager killed (the OOM killer, a panic, kill -9), three times: PID 1 starts it
+    // again, and the new one takes over the running engine (no second dockerd, the
+    // services untouched), answers the `corral` command again and watches the services
+    // (the ntp check below runs after the last takeover).
+    let engine_pid = vm
+        .check("cat /run/system-docker.pid", CMD)
+        .expect("engine pid");
+    let chronyd = vm.check("pidof chronyd", CMD).expect("chronyd runs");
+    for round in 1..=3 {
+        let from = vm.console.mark();
+        vm.check("kill -9 $(pidof corral-manager)", CMD)
+            .expect("kill the manager");
+        vm.console
+            .wait(from, BOOT, |t| t.contains("taking it over").then_some(()))
+            .unwrap_or_else(|| panic!("round {round}: the new manager takes the engine over"));
+        vm.check(
+            "for i in $(seq 150); do corral service list >/dev/null 2>&1 && exit 0; sleep 0.2; done; \
+             corral service list",
+            CMD,
+        )
+        .unwrap_or_else(|e| panic!("round {round}: the API answers again: {e}"));
+        vm.console
+            .wait(from, BOOT, |t| {
+                t.contains("the configuration was applied earlier in this boot")
+                    .then_some(())
+            })
+            .unwrap_or_else(|| panic!("round {round}: the configuration is not applied twice"));
+    }
+    let engines = vm
+        .check(
+            "for p in $(pidof dockerd); do tr '\\0' ' ' < /proc/$p/cmdline; echo; done | \
+             grep -c -- --pidfile=/run/system-docker.pid",
+            CMD,
+        )
+        .expect("count the system engines");
+    assert_eq!(engines.trim(), "1", "one system dockerd");
+    assert_eq!(
+        vm.check("cat /run/system-docker.pid", CMD).expect("pid"),
+        engine_pid,
+        "the same engine throughout"
+    );
+    assert_eq!(
+        vm.check("pidof chronyd", CMD).expect("chronyd runs"),
+        chronyd,
+        "the services were not restarted by a takeover"
+    );
     // ntp: its process killed from outside, the manager's watcher brings it back.
     let before = vm.check("pidof chronyd", CMD).expect("chronyd runs");
     vm.check("kill -9 $(pidof chronyd)", CMD)

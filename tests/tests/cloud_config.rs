@@ -62,7 +62,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20   container: syslog\n\
          \x20   content: into syslog\n\
          bootcmd:\n  - echo bootcmd > /run/bootcmd-ran\n\
-         runcmd:\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
+         runcmd:\n  - echo ran >> /run/runcmd-count\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
          users: []\n\
          rancher:\n\
          \x20 network:\n\
@@ -124,6 +124,25 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         CMD,
     )
     .expect("runcmd ran");
+    // The console started again in the same boot: runcmd does not run again.
+    let from = vm.console.mark();
+    vm.check("corral service restart console", CMD)
+        .expect("restart the console");
+    vm.console
+        .wait(from, BOOT, |t| {
+            t.contains("runcmd ran at this boot's first console start; not again")
+                .then_some(())
+        })
+        .expect("the restarted console says runcmd is not run again");
+    ssh.wait_ready(BOOT)
+        .expect("sshd back after the console's restart");
+    assert_eq!(
+        vm.check("cat /run/runcmd-count", CMD)
+            .expect("count")
+            .trim(),
+        "ran",
+        "runcmd ran once this boot"
+    );
     assert_eq!(
         vm.check("cat /proc/sys/vm/swappiness", CMD)
             .expect("sysctl")

@@ -1,6 +1,7 @@
 //! `corral console-init`, the console container's entrypoint: the `corral` user's ssh
 //! access, the host keys, `write_files`, then sshd and the gettys kept running; and
-//! `corral runcmd`, which it starts once.
+//! `corral runcmd`, which it starts once. `write_files` and runcmd run at the first
+//! console start of a boot only.
 
 use crate::console::{self, USER};
 use crate::passwd;
@@ -10,6 +11,10 @@ use nix::sys::signal::{SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::path::Path;
 use std::time::Duration;
+
+/// On /run (the host's tmpfs, one per boot): the console has written `write_files` and
+/// started runcmd in this boot.
+const ONCE: &str = "/run/corral/console-once";
 
 /// runcmd, then a `#!` user-data script, each to the end; the console starts this.
 pub(super) fn runcmd() -> anyhow::Result<()> {
@@ -56,11 +61,28 @@ pub(super) fn console_init() -> anyhow::Result<()> {
             file.display()
         );
     }
-    for f in config.write_files.iter().filter(|f| f.container.is_none()) {
-        match crate::files::write(root, f) {
-            Ok(()) => log::info!("wrote {}", f.path),
-            Err(e) => log::error!("{e}"),
+    // write_files and runcmd once per boot: not again when the console's container or
+    // the system engine is restarted (an `append` would append twice, a command run twice).
+    let first_start = !Path::new(ONCE).exists();
+    if first_start {
+        for f in config.write_files.iter().filter(|f| f.container.is_none()) {
+            match crate::files::write(root, f) {
+                Ok(()) => log::info!("wrote {}", f.path),
+                Err(e) => log::error!("{e}"),
+            }
         }
+        let marked = Path::new(ONCE)
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(ONCE, b""));
+        if let Err(e) = marked {
+            log::error!("writing {ONCE}: {e}; a restart of the console runs runcmd again");
+        }
+    } else {
+        log::info!(
+            "write_files and runcmd ran at this boot's first console start; not again \
+             ({ONCE})"
+        );
     }
     let keygen = Path::new(console::SSH_KEYGEN);
     let dir = Path::new(console::HOST_KEY_DIR);
@@ -113,7 +135,7 @@ pub(super) fn console_init() -> anyhow::Result<()> {
     }
     // runcmd and a user-data script run beside sshd and the gettys, once; the
     // supervisor below reaps the process when it ends.
-    if !config.runcmd.is_empty() || Path::new(crate::usercmd::SCRIPT).exists() {
+    if first_start && (!config.runcmd.is_empty() || Path::new(crate::usercmd::SCRIPT).exists()) {
         match std::env::current_exe()
             .and_then(|exe| std::process::Command::new(exe).arg("runcmd").spawn())
         {

@@ -1,0 +1,150 @@
+//! The way down at SIGTERM, inside the time PID 1 gives the manager before it kills
+//! everything (`corral.shutdown_timeout` on the kernel command line, 60 s by default):
+//! the user engine's workloads, then the services (the console last), then the system
+//! engine. Each of the three container phases may wait the configuration's
+//! `shutdown_timeout` (10 s by default) and the engine [`STOP_WITHIN`]; when that adds
+//! up to more than PID 1's time, every phase is shortened to fit ([`budget`]) and the
+//! log says so, rather than have PID 1 SIGKILL the engines halfway through their stop.
+
+use crate::system_engine::STOP_WITHIN;
+use corral_dockerd::engine::EngineSpec;
+use std::time::Duration;
+
+/// Kept back from PID 1's time for the manager's own exit and PID 1's bookkeeping.
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// How long each phase of the way down may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// What each container gets to stop (`docker stop -t`), in each of the three phases.
+    pub containers: Duration,
+    /// What the system engine gets between SIGTERM and SIGKILL.
+    pub engine: Duration,
+    /// True when the configuration's time was shortened to fit PID 1's.
+    pub shortened: bool,
+}
+
+/// Fits three container phases of `wanted` each and the engine's stop into `pid1`.
+pub fn budget(wanted: Duration, pid1: Duration) -> Budget {
+    let spare = pid1.saturating_sub(MARGIN);
+    if wanted.saturating_mul(3).saturating_add(STOP_WITHIN) <= spare {
+        return Budget {
+            containers: wanted,
+            engine: STOP_WITHIN,
+            shortened: false,
+        };
+    }
+    let engine = STOP_WITHIN.min(spare / 4);
+    let containers = wanted.min(spare.saturating_sub(engine) / 3);
+    Budget {
+        containers,
+        engine,
+        shortened: containers < wanted,
+    }
+}
+
+/// PID 1's time for the manager, from the kernel command line.
+pub fn pid1_time() -> Duration {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    Duration::from_secs(corral_host::cmdline::BootOptions::parse(&cmdline).shutdown_timeout)
+}
+
+/// Stops the workloads on the user engine, then the services (the console last), each
+/// container within `timeout`.
+pub async fn stop_containers(
+    spec: &EngineSpec,
+    file: &corral_compose::ServicesFile,
+    timeout: Duration,
+) {
+    // Workloads first, while their engine still runs to stop them cleanly.
+    let started = std::time::Instant::now();
+    let (stopped, failures) = corral_user_docker::client::stop_workloads(timeout).await;
+    for f in failures {
+        log::warn!("user engine: stopping {f}");
+    }
+    if stopped > 0 {
+        log::info!(
+            "user engine: {stopped} containers stopped in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    stop_services(spec, file, timeout).await;
+}
+
+/// Stops the services before the engine, the console last.
+async fn stop_services(
+    spec: &EngineSpec,
+    file: &corral_compose::ServicesFile,
+    timeout: std::time::Duration,
+) {
+    let Ok(docker) = corral_dockerd::engine::connect(spec).await else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    // Every service's container there is: those brought up after the boot (`corral
+    // service up`) too. The boot's list if the engine cannot say.
+    let names: Vec<String> = match crate::containers::service_containers(&docker).await {
+        Ok(containers) => containers.into_keys().collect(),
+        Err(e) => {
+            log::warn!("listing the services to stop: {e}; stopping the boot's");
+            file.services.keys().cloned().collect()
+        }
+    };
+    let failed = crate::services::stop_all(&docker, &names, "console", timeout).await;
+    for (name, why) in &failed {
+        log::warn!("service {name}: stopping failed: {why}");
+    }
+    log::info!(
+        "services stopped in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn the_defaults_fit_unchanged() {
+        // 3 x 10 s + 25 s within 60 s less the margin.
+        assert_eq!(
+            budget(s(10), s(60)),
+            Budget {
+                containers: s(10),
+                engine: STOP_WITHIN,
+                shortened: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_long_configured_time_is_shortened_to_pid1_s() {
+        for (wanted, pid1) in [
+            (30, 60),
+            (600, 60),
+            (10, 20),
+            (u32::MAX as u64, 3600),
+            (5, 0),
+        ] {
+            let b = budget(s(wanted), s(pid1));
+            let total = b.containers * 3 + b.engine;
+            assert!(
+                total + MARGIN <= s(pid1).max(MARGIN),
+                "{wanted} s in {pid1} s: {b:?} takes {total:?}"
+            );
+            assert!(b.containers <= s(wanted));
+        }
+        let b = budget(s(30), s(60));
+        assert!(b.shortened);
+        assert!(
+            b.containers >= s(13),
+            "{b:?}: most of the time goes to containers"
+        );
+        // A long PID 1 time and a short configured one: nothing shortened.
+        assert!(!budget(s(30), s(300)).shortened);
+    }
+}
