@@ -10,6 +10,7 @@
 use crate::engine::{wait_ready, Engine, EngineSpec};
 use crate::error::{DockerdError, Result};
 use crate::images::load_all;
+use sha2::{Digest, Sha256};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
@@ -154,6 +155,77 @@ pub fn install_linked(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
     Ok(Some(bytes))
 }
 
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = fs::read(path).map_err(io_err(path, "reading"))?;
+    serde_json::from_slice(&text).map_err(|e| DockerdError::Seed {
+        path: path.to_path_buf(),
+        detail: format!("parsing: {e}"),
+    })
+}
+
+/// `sha256:<64 hex digits>`'s digits, or `None`.
+fn sha256_hex(id: &str) -> Option<&str> {
+    id.strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The layer directories of image `reference` in a store (a seed or a data root), top
+/// first, the order overlayfs takes for `lowerdir`. Read from dockerd's own files
+/// (`repositories.json`, the image's config, the layer database), so an image's files
+/// can be used with no engine running: the manager's rescue console does.
+pub fn layers(store: &Path, reference: &str) -> Result<Vec<std::path::PathBuf>> {
+    let meta = store.join("image/overlay2");
+    let fail = |path: &Path, detail: String| DockerdError::Seed {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let repos_path = meta.join("repositories.json");
+    let repos = read_json(&repos_path)?;
+    let names = [reference.to_string(), format!("docker.io/{reference}")];
+    let id = repos["Repositories"]
+        .as_object()
+        .into_iter()
+        .flat_map(|repos| repos.values())
+        .filter_map(|tags| tags.as_object())
+        .find_map(|tags| names.iter().find_map(|n| tags.get(n)?.as_str()))
+        .ok_or_else(|| fail(&repos_path, format!("no image {reference}")))?;
+    let hex = sha256_hex(id).ok_or_else(|| fail(&repos_path, format!("bad image ID {id:?}")))?;
+    let config_path = meta.join("imagedb/content/sha256").join(hex);
+    let config = read_json(&config_path)?;
+    let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|d| d.as_str()).collect())
+        .unwrap_or_default();
+    if diff_ids.is_empty() {
+        return Err(fail(&config_path, "no layers".into()));
+    }
+    let mut chain = String::new();
+    let mut dirs = Vec::new();
+    for diff in diff_ids {
+        // The layer database is keyed by chain ID: the first layer's diff ID, then
+        // sha256 of "<chain below> <diff ID>".
+        chain = if chain.is_empty() {
+            diff.to_string()
+        } else {
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{chain} {diff}")))
+            )
+        };
+        let chain_hex =
+            sha256_hex(&chain).ok_or_else(|| fail(&config_path, format!("bad layer {diff:?}")))?;
+        let cache_path = meta.join("layerdb/sha256").join(chain_hex).join("cache-id");
+        let cache = fs::read_to_string(&cache_path).map_err(io_err(&cache_path, "reading"))?;
+        let cache = cache.trim();
+        if cache.is_empty() || !cache.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(fail(&cache_path, format!("bad cache ID {cache:?}")));
+        }
+        dirs.push(store.join("overlay2").join(cache).join("diff"));
+    }
+    dirs.reverse();
+    Ok(dirs)
+}
+
 /// What a broken data root's contents are moved into, inside the data root itself (it is
 /// a mount point, which cannot be renamed): `.corrupt-<seconds since 1970>`.
 pub const CORRUPT_PREFIX: &str = ".corrupt-";
@@ -292,6 +364,61 @@ mod tests {
                 "{part} was renamed in place"
             );
         }
+    }
+
+    #[test]
+    fn an_image_s_layers_are_found_without_an_engine() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = tmp.path();
+        let meta = store.join("image/overlay2");
+        let (a, b) = (
+            format!("sha256:{}", "a".repeat(64)),
+            format!("sha256:{}", "b".repeat(64)),
+        );
+        let image = "c".repeat(64);
+        fs::create_dir_all(meta.join("imagedb/content/sha256")).expect("mkdir");
+        fs::write(
+            meta.join("repositories.json"),
+            format!(
+                r#"{{"Repositories":{{"corral/console":{{"corral/console:1":"sha256:{image}"}}}}}}"#
+            ),
+        )
+        .expect("write");
+        fs::write(
+            meta.join("imagedb/content/sha256").join(&image),
+            format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{a}","{b}"]}}}}"#),
+        )
+        .expect("write");
+        // The second layer's chain ID: sha256 of "<a> <b>" (worked out independently).
+        let chain2 = "ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c";
+        for (chain, cache) in [("a".repeat(64), "lower1"), (chain2.to_string(), "upper2")] {
+            let dir = meta.join("layerdb/sha256").join(chain);
+            fs::create_dir_all(&dir).expect("mkdir");
+            fs::write(dir.join("cache-id"), cache).expect("write");
+        }
+        assert_eq!(
+            layers(store, "corral/console:1").expect("layers"),
+            vec![
+                store.join("overlay2/upper2/diff"),
+                store.join("overlay2/lower1/diff")
+            ]
+        );
+        let err = layers(store, "corral/console:2").expect_err("no such tag");
+        assert!(
+            err.to_string().contains("no image corral/console:2"),
+            "{err}"
+        );
+        fs::write(
+            meta.join("layerdb/sha256")
+                .join("a".repeat(64))
+                .join("cache-id"),
+            "../../x",
+        )
+        .expect("write");
+        assert!(
+            layers(store, "corral/console:1").is_err(),
+            "a cache ID is a name, not a path"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct BootOptions {
     pub debug_shell: Option<String>,
     /// Seconds the manager gets to stop services before everything is killed.
     pub shutdown_timeout: u64,
+    /// Seconds after the manager starts by which the console must run, or the manager
+    /// starts the rescue console on the host (`corral.rescue_after`; 0: never).
+    pub rescue_after: u64,
     /// Devices that may be formatted as the state partition when blank
     /// (`corral.state.autoformat=[/dev/vda]`, RancherOS's `rancher.state.autoformat`).
     pub state_autoformat: Vec<std::path::PathBuf>,
@@ -54,6 +57,8 @@ impl Default for BootOptions {
             debug_shell: None,
             // RancherOS stops services within 60 s; the manager applies it per service.
             shutdown_timeout: 60,
+            // The console runs 15-40 s after the manager starts under TCG.
+            rescue_after: 120,
             state_autoformat: Vec::new(),
             warnings: Vec::new(),
         }
@@ -215,6 +220,11 @@ impl BootOptions {
                     Ok(_) => bad("use at most 3600 seconds"),
                     Err(_) => bad("use a whole number of seconds"),
                 },
+                "rescue_after" => match value.parse::<u64>() {
+                    Ok(n) if n <= MAX_SHUTDOWN_TIMEOUT => opts.rescue_after = n,
+                    Ok(_) => bad("use at most 3600 seconds (0: never)"),
+                    Err(_) => bad("use a whole number of seconds (0: never)"),
+                },
                 _ => {}
             }
         }
@@ -327,6 +337,19 @@ mod tests {
         assert_eq!(opts.hostname, "corral", "a bad name keeps the default");
         assert_eq!(opts.warnings.len(), 2, "{:?}", opts.warnings);
         assert!(check_module("br_netfilter nf_conntrack_helper=1").is_ok());
+    }
+
+    #[test]
+    fn the_rescue_delay_is_read_and_bounded() {
+        assert_eq!(BootOptions::parse("").rescue_after, 120);
+        assert_eq!(
+            BootOptions::parse("corral.rescue_after=20").rescue_after,
+            20
+        );
+        assert_eq!(BootOptions::parse("corral.rescue_after=0").rescue_after, 0);
+        let opts = BootOptions::parse("corral.rescue_after=99999");
+        assert_eq!(opts.rescue_after, 120);
+        assert_eq!(opts.warnings.len(), 1, "{:?}", opts.warnings);
     }
 
     #[test]

@@ -23,7 +23,11 @@
 //! are loaded (`src/user_engine.rs`; the service's definition and the engine's socket are
 //! corral-user-docker's). At shutdown it stops the user engine's containers
 //! first, then the services (the console last), then the engine, all within the time
-//! PID 1 gives it (`src/shutdown.rs` shortens each phase to fit). `corral-manager status`
+//! PID 1 gives it (`src/shutdown.rs` shortens each phase to fit). When the console has
+//! not run for `corral.rescue_after` seconds (engine dead, image broken, a bad console
+//! override), it runs the console's own `corral console-init` on the host, chrooted
+//! into the console image's files read from the store on the root's squashfs, until
+//! the console runs again (`src/rescue.rs`). `corral-manager status`
 //! asks the engine (through its API) for its version, storage driver, images and
 //! containers. It answers the `corral` command on `/run/corral/api.sock` (root only; one
 //! JSON request and answer per connection, a stream of answers for `logs --follow`;
@@ -77,6 +81,7 @@ pub mod engine_switch;
 pub mod error;
 pub mod lifecycle;
 pub mod network;
+pub mod rescue;
 pub mod restart_policy;
 pub mod service_watch;
 pub mod services;

@@ -23,6 +23,15 @@ pub async fn run(manager_started: f64) -> Result<()> {
     let spec = EngineSpec::system();
     seed_store(&spec).await;
     let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let rescue_after = corral_host::cmdline::BootOptions::parse(&cmdline).rescue_after;
+    if rescue_after > 0 {
+        tokio::spawn(crate::rescue::watch(
+            spec.clone(),
+            quiet_rx.clone(),
+            std::time::Duration::from_secs(rescue_after),
+        ));
+    }
     let mut services = None;
     // The configuration, fetched and applied once per boot (not again when the
     // engine restarts).

@@ -1,6 +1,7 @@
 //! End-to-end: cloud-config from each kind of source, in QEMU. One boot per scenario:
 //! a NoCloud `cidata` ISO, a fake EC2 metadata service (IMDSv2) reached through
-//! `guestfwd`, and a broken user-data that must not stop the machine.
+//! `guestfwd`, a broken user-data that must not stop the machine, and a console that
+//! cannot start, where the rescue console lets the user in.
 
 use corral_harness::imds::{FakeImds, Instance};
 use corral_harness::{
@@ -276,6 +277,49 @@ fn broken_user_data_is_rejected_and_the_machine_still_boots() {
         .expect("report");
     assert!(log.contains("error: user-data from nocloud"), "{log}");
     let _ = ssh.run("sudo poweroff", CMD);
+    vm.wait_exit(Duration::from_secs(120))
+        .expect("QEMU exits after poweroff");
+}
+
+/// A console that cannot start (here a cloud-config that overrides its image with one
+/// that does not exist): after `corral.rescue_after` seconds the manager runs the
+/// console's own program on the host, so the user's key still lets them in, with
+/// sudo and the `corral` command, and the console says why.
+#[test]
+fn a_console_that_cannot_start_leaves_a_rescue_way_in() {
+    let dir = log_dir("rescue");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-rescue").expect("key pair");
+    let user_data = format!(
+        "#cloud-config\nssh_authorized_keys:\n  - {}\ncorral:\n  services:\n    console:\n      image: corral/no-such-console:1\n",
+        key.public
+    );
+    let seed =
+        nocloud_iso(&dir, user_data.as_bytes(), "instance-id: iid-rescue\n").expect("cidata ISO");
+    let (cfg, port) = seeded("corral.rescue_after=20", seed);
+    let mut vm = Vm::start("rescue", &cfg, &dir, Vec::new()).expect("start QEMU");
+    vm.wait_for("service console: failed", BOOT)
+        .expect("the console cannot start");
+    vm.wait_for("starting the rescue console on the host", BOOT)
+        .expect("the rescue console starts");
+    let console = vm.console.text();
+    assert!(
+        console.contains("the console service was never created"),
+        "the console says why"
+    );
+    let ssh = ssh_as_corral(port, &key.private);
+    ssh.wait_ready(BOOT)
+        .expect("the rescue sshd accepts the user's key");
+    assert_eq!(ssh.check("id -un", CMD).expect("id").trim(), "corral");
+    // On the host itself, not in a container: PID 1 is Corral's init.
+    assert_eq!(
+        ssh.check("cat /proc/1/comm", CMD).expect("comm").trim(),
+        "corral-init"
+    );
+    let list = ssh
+        .check("sudo corral service list", CMD)
+        .expect("sudo and the corral command work");
+    assert!(list.contains("network"), "{list}");
+    let _ = ssh.run("sudo corral poweroff", CMD);
     vm.wait_exit(Duration::from_secs(120))
         .expect("QEMU exits after poweroff");
 }

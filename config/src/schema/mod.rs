@@ -180,6 +180,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "cgroup",
             "debug_shell",
             "recovery",
+            "rescue_after",
         ],
     ),
     ("corral.network", &["interfaces", "dns"]),

@@ -1,0 +1,373 @@
+//! A way in when the console does not run: getty and sshd live only in the console
+//! container, so a dead system engine, a broken console image or a bad console override
+//! in the configuration would leave nobody able to log in, even on the local console.
+//! When the console has not been running for `corral.rescue_after` seconds (120 by
+//! default; 0 turns this off), the manager runs the console's own program, `corral
+//! console-init`, on the host: chrooted into the console image's files, read straight
+//! from the image store on the root's squashfs (no engine needed), over a tmpfs, with the
+//! host paths the console service shares (`/dev`, `/proc`, `/sys`, `/run`, `/home`,
+//! `/var/lib/corral`, `/var/log`). The same keys, host keys, port and gettys, so users
+//! get in the way they always do; the log says why. It is stopped when the console
+//! runs again.
+
+use bollard::Docker;
+use corral_dockerd::engine::EngineSpec;
+use corral_host::sys::Sys;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Where the rescue console's root is put together (on /run, a tmpfs).
+pub const RESCUE_DIR: &str = "/run/corral/rescue";
+/// How often the console's state is looked at.
+const POLL: Duration = Duration::from_secs(5);
+/// How long the rescue console gets to stop before it is killed.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// Host paths shared with the rescue console, as the console service shares them
+/// (`os-config.yml`), and whether their submounts come too.
+const SHARED: &[(&str, bool)] = &[
+    ("/dev", true),
+    ("/proc", true),
+    ("/sys", true),
+    ("/run", false),
+    ("/home", false),
+    ("/var/lib/corral", false),
+    ("/var/log", false),
+    ("/lib/modules", false),
+];
+
+/// The console image, whose files the rescue console runs from.
+fn console_image() -> String {
+    format!("corral/console:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What the console is doing, as far as the manager can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Console {
+    Running,
+    /// Not running, and why.
+    Down(String),
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Wait,
+    Start(String),
+    Stop,
+}
+
+/// Decides from the console's state, how long it has been down, and whether the rescue
+/// console runs.
+pub fn decide(console: &Console, down_for: Duration, after: Duration, active: bool) -> Step {
+    match (console, active) {
+        (Console::Running, true) => Step::Stop,
+        (Console::Down(why), false) if down_for >= after => Step::Start(why.clone()),
+        _ => Step::Wait,
+    }
+}
+
+/// The console's state, through the system engine's API, within a few seconds.
+async fn console_state(spec: &EngineSpec) -> Console {
+    let ask = async {
+        let docker: Docker = corral_dockerd::engine::connect(spec)
+            .await
+            .map_err(|_| "the system engine does not answer".to_string())?;
+        match docker.inspect_container("console", None).await {
+            Ok(c) => {
+                let state = c.state.unwrap_or_default();
+                if state.running.unwrap_or(false) {
+                    return Ok(());
+                }
+                let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+                let error = state.error.filter(|e| !e.is_empty());
+                Err(match error {
+                    Some(e) => format!("the console's container is {status}: {e}"),
+                    None => format!(
+                        "the console's container is {status} (exit code {})",
+                        state.exit_code.unwrap_or(-1)
+                    ),
+                })
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err("the console service was never created (the log says why)".to_string()),
+            Err(e) => Err(format!("the system engine: {e}")),
+        }
+    };
+    match tokio::time::timeout(POLL, ask).await {
+        Ok(Ok(())) => Console::Running,
+        Ok(Err(why)) => Console::Down(why),
+        Err(_) => Console::Down("the system engine does not answer".to_string()),
+    }
+}
+
+/// Puts the rescue console's root together under `dir`: the image's layers under a
+/// tmpfs-backed overlay (made private, so nothing mounted in it reaches other
+/// namespaces), and the shared host paths bound in. Returns the root.
+pub fn prepare(sys: &dyn Sys, dir: &Path, layers: &[PathBuf]) -> corral_host::Result<PathBuf> {
+    let (root, upper, work) = (dir.join("root"), dir.join("upper"), dir.join("work"));
+    for d in [&root, &upper, &work] {
+        sys.mkdir_all(d)?;
+    }
+    let lower: Vec<String> = layers.iter().map(|l| l.display().to_string()).collect();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    sys.mount(
+        Some("overlay"),
+        &root,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&options),
+    )?;
+    sys.mount(
+        None,
+        &root,
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    for (path, recursive) in SHARED {
+        let target = root.join(path.trim_start_matches('/'));
+        sys.mkdir_all(&target)?;
+        let flags = if *recursive {
+            MsFlags::MS_BIND | MsFlags::MS_REC
+        } else {
+            MsFlags::MS_BIND
+        };
+        sys.mount(Some(path), &target, None, flags, None)?;
+    }
+    Ok(root)
+}
+
+/// Takes the rescue console's root apart (a lazy unmount takes its submounts along).
+fn teardown(sys: &dyn Sys, dir: &Path) {
+    let root = dir.join("root");
+    if let Err(e) = sys.umount(&root, MntFlags::MNT_DETACH) {
+        log::debug!("{e}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A running rescue console.
+struct Rescue {
+    child: tokio::process::Child,
+}
+
+impl Rescue {
+    async fn start() -> Result<Rescue, String> {
+        let seed = Path::new(corral_host::layout::LOWER)
+            .join(corral_dockerd::seed::SEED_DIR.trim_start_matches('/'));
+        let seed = if seed.is_dir() {
+            seed
+        } else {
+            PathBuf::from(corral_dockerd::seed::SEED_DIR)
+        };
+        let dir = PathBuf::from(RESCUE_DIR);
+        let root = tokio::task::spawn_blocking(move || {
+            let layers =
+                corral_dockerd::seed::layers(&seed, &console_image()).map_err(|e| e.to_string())?;
+            teardown(&corral_host::sys::Linux, &dir);
+            prepare(&corral_host::sys::Linux, &dir, &layers).map_err(|e| {
+                teardown(&corral_host::sys::Linux, &dir);
+                e.to_string()
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let root = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut command = tokio::process::Command::new("/usr/bin/corral");
+        command
+            .arg("console-init")
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .kill_on_drop(true);
+        // SAFETY: between fork and exec only async-signal-safe calls (chroot, chdir) on
+        // strings made before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                if nix::libc::chroot(root.as_ptr()) != 0 || nix::libc::chdir(c"/".as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("starting corral console-init in {RESCUE_DIR}/root: {e}"))?;
+        if let Some(pid) = child.id() {
+            let _ = std::fs::write(Path::new(RESCUE_DIR).join("pid"), pid.to_string());
+        }
+        Ok(Rescue { child })
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        if tokio::time::timeout(STOP_WITHIN, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+        let _ = tokio::task::spawn_blocking(|| {
+            teardown(&corral_host::sys::Linux, Path::new(RESCUE_DIR))
+        })
+        .await;
+    }
+}
+
+/// A rescue console left by a manager that was killed: stopped, its root taken apart.
+async fn stop_leftover() {
+    let pidfile = Path::new(RESCUE_DIR).join("pid");
+    let Some(pid) = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .filter(|p| *p > 1)
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if cmdline.windows(12).any(|w| w == b"console-init") {
+        let pid = Pid::from_raw(pid);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_WITHIN;
+        while kill(pid, None).is_ok() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    let _ =
+        tokio::task::spawn_blocking(|| teardown(&corral_host::sys::Linux, Path::new(RESCUE_DIR)))
+            .await;
+}
+
+/// Watches the console until `quiet` turns true, running the rescue console while the
+/// console has been down for `after` or longer.
+pub async fn watch(spec: EngineSpec, mut quiet: watch::Receiver<bool>, after: Duration) {
+    stop_leftover().await;
+    let mut down_since = Instant::now();
+    let mut rescue: Option<Rescue> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = quiet.changed() => break,
+        }
+        let console = console_state(&spec).await;
+        if console == Console::Running {
+            down_since = Instant::now();
+        }
+        match decide(&console, down_since.elapsed(), after, rescue.is_some()) {
+            Step::Wait => {}
+            Step::Start(why) => {
+                log::error!(
+                    "the console has not run for {}s: {why}; starting the rescue console on \
+                     the host (sshd and the gettys, the same keys and port)",
+                    down_since.elapsed().as_secs()
+                );
+                match Rescue::start().await {
+                    Ok(r) => rescue = Some(r),
+                    Err(e) => log::error!("rescue console: {e}"),
+                }
+            }
+            Step::Stop => {
+                if let Some(r) = rescue.take() {
+                    r.stop().await;
+                    log::info!("the console runs again; the rescue console is stopped");
+                }
+            }
+        }
+    }
+    if let Some(r) = rescue.take() {
+        r.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_host::sys::fake::{Call, FakeSys};
+
+    #[test]
+    fn the_rescue_starts_only_after_the_console_was_down_long_enough_and_stops_when_it_runs() {
+        let down = Console::Down("the system engine does not answer".into());
+        let after = Duration::from_secs(120);
+        let s = Duration::from_secs;
+        assert_eq!(
+            decide(&down, s(30), after, false),
+            Step::Wait,
+            "a slow boot"
+        );
+        assert_eq!(
+            decide(&down, s(120), after, false),
+            Step::Start("the system engine does not answer".into())
+        );
+        assert_eq!(
+            decide(&down, s(500), after, true),
+            Step::Wait,
+            "already running"
+        );
+        assert_eq!(decide(&Console::Running, s(0), after, true), Step::Stop);
+        assert_eq!(decide(&Console::Running, s(0), after, false), Step::Wait);
+    }
+
+    #[test]
+    fn the_root_is_the_image_over_a_private_overlay_with_the_host_paths_bound_in() {
+        let sys = FakeSys::default();
+        let dir = Path::new("/run/corral/rescue");
+        let layers = [PathBuf::from("/seed/overlay2/a/diff")];
+        let root = prepare(&sys, dir, &layers).expect("prepared");
+        assert_eq!(root, dir.join("root"));
+        let mounts: Vec<(Option<String>, PathBuf, MsFlags, Option<String>)> = sys
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Mount {
+                    source,
+                    target,
+                    flags,
+                    data,
+                    ..
+                } => Some((source, target, flags, data)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            mounts[0].3.as_deref(),
+            Some(
+                "lowerdir=/seed/overlay2/a/diff,upperdir=/run/corral/rescue/upper,\
+                 workdir=/run/corral/rescue/work"
+            )
+        );
+        assert_eq!(mounts[1].2, MsFlags::MS_REC | MsFlags::MS_PRIVATE);
+        assert!(mounts.contains(&(
+            Some("/home".into()),
+            root.join("home"),
+            MsFlags::MS_BIND,
+            None
+        )));
+        assert!(mounts.contains(&(
+            Some("/dev".into()),
+            root.join("dev"),
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None
+        )));
+        assert_eq!(mounts.len(), 2 + SHARED.len());
+        // A failed mount stops the preparation.
+        let failing = FakeSys::default().failing("/run/corral/rescue/root/home");
+        assert!(prepare(&failing, dir, &layers).is_err());
+    }
+}
