@@ -137,7 +137,13 @@ pub struct Service {
     #[serde(default)]
     pub cap_add: Vec<String>,
     #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
     pub devices: Vec<String>,
+    /// Device cgroup rules (`c 13:* rm`): devices a service may use without being
+    /// privileged, whichever nodes appear later.
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
     /// Fresh tmpfs mounts at each start (`/run` or `/run:size=1m`), for pid files and
     /// sockets that must not outlive a crash.
     #[serde(default)]

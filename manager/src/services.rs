@@ -124,6 +124,8 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
         binds: non_empty(s.volumes.clone()),
         volumes_from: non_empty(s.volumes_from.clone()),
         cap_add: non_empty(s.cap_add.clone()),
+        cap_drop: non_empty(s.cap_drop.clone()),
+        device_cgroup_rules: non_empty(s.device_cgroup_rules.clone()),
         devices: (!s.devices.is_empty()).then(|| s.devices.iter().map(|d| device(d)).collect()),
         tmpfs: {
             let mounts: HashMap<String, String> = s
@@ -419,7 +421,8 @@ mod tests {
             &service(
                 "    net: host\n    pid: host\n    privileged: true\n    restart: on-failure:3\n\
                  \x20   volumes: [/var/log:/var/log]\n    devices: [/dev/kmsg]\n    ulimits: {nofile: 100}\n\
-                 \x20   environment: [A=1]\n    read_only: true\n    tmpfs: [/run, '/tmp:size=1m']\n",
+                 \x20   environment: [A=1]\n    read_only: true\n    tmpfs: [/run, '/tmp:size=1m']\n\
+                 \x20   cap_add: [SYS_TIME]\n    cap_drop: [MKNOD]\n    device_cgroup_rules: ['c 13:* rm']\n",
             ),
         )
         .expect("body");
@@ -447,6 +450,9 @@ mod tests {
         let t = h.tmpfs.expect("tmpfs");
         assert_eq!(t["/run"], "");
         assert_eq!(t["/tmp"], "size=1m");
+        assert_eq!(h.cap_add, Some(vec!["SYS_TIME".to_string()]));
+        assert_eq!(h.cap_drop, Some(vec!["MKNOD".to_string()]));
+        assert_eq!(h.device_cgroup_rules, Some(vec!["c 13:* rm".to_string()]));
     }
 
     #[test]

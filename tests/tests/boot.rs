@@ -144,6 +144,28 @@ fn check_running_system(vm: &mut Vm) {
     );
     let after = vm.check(&wait_new, CMD).expect("chronyd is running again");
     assert_ne!(before.trim(), after.trim(), "a new chronyd process");
+    // Least privilege: the services that parse network input (DHCP, NTP) and acpid are
+    // not privileged: no CAP_SYS_ADMIN (bit 21), which a privileged container has; each
+    // has the one capability it needs beyond Docker's defaults.
+    for (program, needs) in [("udhcpc", 12), ("chronyd", 25), ("acpid", 5)] {
+        let status = vm
+            .check(
+                &format!("grep CapEff /proc/$(pidof {program} | cut -d' ' -f1)/status"),
+                CMD,
+            )
+            .unwrap_or_else(|e| panic!("{program}'s capabilities: {e}"));
+        let caps = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or_else(|| panic!("{program}: {status}"));
+        assert_eq!(caps & (1 << 21), 0, "{program} is not privileged: {status}");
+        assert_ne!(
+            caps & (1 << needs),
+            0,
+            "{program} keeps capability {needs}: {status}"
+        );
+    }
     let sock = vm
         .check("stat -c '%U:%G %a' /run/system-docker.sock", CMD)
         .expect("stat");
