@@ -96,17 +96,23 @@ impl Services {
         names
     }
 
-    /// Sets `corral.services_include.NAME` in the saved configuration.
-    fn include(&self, name: &str, on: bool) -> Result<(), Response> {
+    /// Sets `corral.services_include.NAME` in the saved configuration. The store's lock
+    /// and fsyncs are waited for on a blocking thread, not the manager's one async thread.
+    async fn include(&self, name: &str, on: bool) -> Result<(), Response> {
         let key = format!("corral.services_include.{name}");
-        self.machine
-            .set(
-                &key,
-                if on { "true" } else { "false" },
-                &corral_config::validate::layer,
-            )
-            .map(|_| ())
-            .map_err(edit_failure)
+        let machine = self.machine.clone();
+        tokio::task::spawn_blocking(move || {
+            machine
+                .set(
+                    &key,
+                    if on { "true" } else { "false" },
+                    &corral_config::validate::layer,
+                )
+                .map(|_| ())
+                .map_err(edit_failure)
+        })
+        .await
+        .unwrap_or_else(|e| Err(Response::system(format!("saving the configuration: {e}"))))
     }
 
     /// `enable NAME [definition]`.
@@ -142,7 +148,7 @@ impl Services {
                 ));
             }
         }
-        if let Err(r) = self.include(name, true) {
+        if let Err(r) = self.include(name, true).await {
             return r;
         }
         log::info!("service {name}: enabled through the api");
@@ -170,7 +176,7 @@ impl Services {
                 "there is no service {name:?}; `corral service list` shows the running ones"
             ));
         }
-        if let Err(r) = self.include(name, false) {
+        if let Err(r) = self.include(name, false).await {
             return r;
         }
         if let Some(id) = containers.get(name) {
