@@ -51,7 +51,7 @@ lint: setup
 unit: setup tool
 	$(BUILD) test-images
 	cargo test --workspace --exclude corral-harness
-	cargo test -p corral-harness --lib --test architecture --test readmes
+	cargo test -p corral-harness --lib --test architecture --test readmes --test fuzz
 
 e2e: dist
 	$(BUILD) test-images

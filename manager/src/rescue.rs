@@ -148,13 +148,26 @@ pub fn prepare(sys: &dyn Sys, dir: &Path, layers: &[PathBuf]) -> corral_host::Re
     Ok(root)
 }
 
-/// Takes the rescue console's root apart (a lazy unmount takes its submounts along).
+/// Takes the rescue console's root apart: a lazy unmount takes its submounts along (the
+/// host's `/home`, `/var/lib/corral`, ...). Nothing under the root is ever removed
+/// recursively: were anything still mounted there, it would be the host's files.
 fn teardown(sys: &dyn Sys, dir: &Path) {
     let root = dir.join("root");
     if let Err(e) = sys.umount(&root, MntFlags::MNT_DETACH) {
         log::debug!("{e}");
     }
-    let _ = std::fs::remove_dir_all(dir);
+    if std::fs::remove_dir(&root).is_err() && root.exists() {
+        log::warn!(
+            "{} is not empty after it was unmounted; left in place",
+            root.display()
+        );
+        return;
+    }
+    for scratch in ["upper", "work"] {
+        let _ = std::fs::remove_dir_all(dir.join(scratch));
+    }
+    let _ = std::fs::remove_file(dir.join("pid"));
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// A running rescue console.
@@ -322,6 +335,25 @@ mod tests {
         );
         assert_eq!(decide(&Console::Running, s(0), after, true), Step::Stop);
         assert_eq!(decide(&Console::Running, s(0), after, false), Step::Wait);
+    }
+
+    #[test]
+    fn taking_apart_never_removes_what_is_still_under_the_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("rescue");
+        // As if the unmount had not happened: the host's files still show under root.
+        std::fs::create_dir_all(dir.join("root/home/corral")).expect("mkdir");
+        std::fs::write(dir.join("root/home/corral/notes"), "keep").expect("write");
+        std::fs::create_dir_all(dir.join("upper/etc")).expect("mkdir");
+        teardown(&FakeSys::default(), &dir);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("root/home/corral/notes")).expect("kept"),
+            "keep"
+        );
+        // Once the root is empty (unmounted), everything goes.
+        std::fs::remove_dir_all(dir.join("root/home")).expect("rm");
+        teardown(&FakeSys::default(), &dir);
+        assert!(!dir.exists());
     }
 
     #[test]

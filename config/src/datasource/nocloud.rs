@@ -27,16 +27,26 @@ impl Datasource for NoCloud {
     }
 }
 
-/// NoCloud's `meta-data`: YAML (or JSON) with `instance-id`, `local-hostname` and
-/// optionally `public-keys`.
+/// NoCloud's `user-data` and `meta-data` in `dir`.
 fn read(dir: &Path, source: String) -> Result<Fetched> {
     let user_data = read_optional(&dir.join("user-data"))?;
     let meta_text = read_optional(&dir.join("meta-data"))?;
+    let meta = meta_data(&source, &meta_text)?;
+    Ok(Fetched {
+        source,
+        user_data,
+        meta,
+    })
+}
+
+/// NoCloud's `meta-data`: YAML (or JSON) with `instance-id`, `local-hostname` and
+/// optionally `public-keys`. Empty: no metadata. From `source`, for messages.
+pub fn meta_data(source: &str, meta_text: &[u8]) -> Result<Metadata> {
     let mut meta = Metadata::default();
     if !meta_text.iter().all(u8::is_ascii_whitespace) {
-        corral_yaml::bounded(&String::from_utf8_lossy(&meta_text))
+        corral_yaml::bounded(&String::from_utf8_lossy(meta_text))
             .map_err(|e| fatal(format!("{source}: meta-data"), e))?;
-        let v: yaml_serde::Value = yaml_serde::from_slice(&meta_text)
+        let v: yaml_serde::Value = yaml_serde::from_slice(meta_text)
             .map_err(|e| fatal(format!("{source}: meta-data is not YAML"), e))?;
         let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
         meta.instance_id = text("instance-id");
@@ -50,11 +60,7 @@ fn read(dir: &Path, source: String) -> Result<Fetched> {
             _ => Vec::new(),
         };
     }
-    Ok(Fetched {
-        source,
-        user_data,
-        meta,
-    })
+    Ok(meta)
 }
 
 #[cfg(test)]
