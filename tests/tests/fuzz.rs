@@ -157,7 +157,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
 fn fuzz(
     name: &str,
     seeds: Vec<Vec<u8>>,
-    fix: impl Fn(&mut Rng, &mut Vec<u8>),
+    fix: impl Fn(&mut Rng, &mut [u8]),
     target: impl Fn(&[u8]) -> bool,
 ) {
     let mut rng = Rng(name.bytes().fold(0x5eed, |h: u64, b| {
@@ -202,7 +202,7 @@ fn run_one(name: &str, i: usize, input: &[u8], target: &impl Fn(&[u8]) -> bool) 
     }
 }
 
-fn no_fix(_: &mut Rng, _: &mut Vec<u8>) {}
+fn no_fix(_: &mut Rng, _: &mut [u8]) {}
 
 #[test]
 fn user_data_never_panics() {
@@ -259,7 +259,7 @@ fn gpt_seed(partitions: usize) -> Vec<u8> {
         sectors,
         partitions: (0..partitions as u64)
             .map(|i| corral_disk::Partition {
-                type_guid: linux.clone(),
+                type_guid: linux,
                 guid: corral_disk::Guid::from_random([i as u8 + 1; 16]),
                 first: 34 + i * 40,
                 last: 34 + i * 40 + 39,
@@ -275,7 +275,7 @@ fn gpt_seed(partitions: usize) -> Vec<u8> {
 
 /// Half the time, makes the primary header's and entry array's checksums right again,
 /// so that the reader goes past them.
-fn fix_gpt(rng: &mut Rng, disk: &mut Vec<u8>) {
+fn fix_gpt(rng: &mut Rng, disk: &mut [u8]) {
     let (header, array, array_len) = (512, 1024, 128 * 128);
     if disk.len() < array + array_len || rng.below(2) == 0 {
         return;
