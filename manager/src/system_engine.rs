@@ -115,7 +115,12 @@ pub async fn supervise(
                 engine.pid().unwrap_or(0)
             );
         }
-        let mut engine = match adopted.map(Ok).unwrap_or_else(|| Engine::start(&spec)) {
+        let mut engine = match adopted.map(Ok).unwrap_or_else(|| {
+            // No live engine of ours holds the pid file: what is left in it (a crash's
+            // pid, perhaps reused by another program since) would stop dockerd starting.
+            let _ = std::fs::remove_file(&spec.pidfile);
+            Engine::start(&spec)
+        }) {
             Ok(engine) => engine,
             Err(e) => {
                 log::error!("{e}");

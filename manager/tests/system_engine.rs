@@ -18,6 +18,10 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
     let spec = EngineSpec::system_at(root.path());
+    // A pid file left by a crash whose pid now belongs to another live program (this
+    // test): not an engine to take over, and no reason for dockerd to refuse to start.
+    std::fs::create_dir_all(spec.pidfile.parent().expect("run dir")).expect("mkdir");
+    std::fs::write(&spec.pidfile, std::process::id().to_string()).expect("stale pid file");
     let (stop_tx, stop_rx) = watch::channel(None);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(supervise(spec.clone(), stop_rx, Some(tx)));
