@@ -275,6 +275,9 @@ pub fn build(
         rootfs::merge(&root, &tree)?;
     }
     rootfs::drop_paths(&root, &spec.drop)?;
+    // ca-certificates' own script never runs: without its bundle, dockerd cannot pull
+    // over TLS and the console's tools trust nobody.
+    rootfs::ca_bundle(&root)?;
     if spec.busybox_applets {
         rootfs::busybox_links(&root, &["init", "linuxrc"])?;
     }

@@ -175,6 +175,46 @@ pub fn write(root: &Path, rel: &str, content: &[u8], mode: u32) -> Result<()> {
     fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(BuildError::write(&p))
 }
 
+/// Where Debian's ca-certificates keeps the certificates, and where its maintainer
+/// script (update-ca-certificates, which never runs here) puts the bundle that Go's
+/// crypto/x509 (dockerd pulling over TLS), OpenSSL and rustls read.
+const CA_DIR: &str = "usr/share/ca-certificates";
+const CA_BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+
+/// Makes the CA bundle from the certificates the ca-certificates package unpacked, as
+/// update-ca-certificates does with every certificate enabled (Debian's default): each
+/// `.crt` under /usr/share/ca-certificates, in path order, one after the other. Returns
+/// how many went in; none when the package is not in the root.
+pub fn ca_bundle(root: &Path) -> Result<usize> {
+    let dir = root.join(CA_DIR);
+    if !dir.is_dir() {
+        return Ok(0);
+    }
+    let mut certs = Vec::new();
+    let mut pending = vec![dir];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d).map_err(BuildError::read(&d))? {
+            let path = entry.map_err(BuildError::read(&d))?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "crt") {
+                certs.push(path);
+            }
+        }
+    }
+    certs.sort();
+    let mut bundle = Vec::new();
+    for c in &certs {
+        let mut pem = fs::read(c).map_err(BuildError::read(c))?;
+        if !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        bundle.extend_from_slice(&pem);
+    }
+    write(root, CA_BUNDLE, &bundle, 0o644)?;
+    Ok(certs.len())
+}
+
 /// Makes the `links:` of a spec in the root.
 pub fn links(root: &Path, links: &[crate::image::LinkSpec]) -> Result<()> {
     for l in links {
@@ -238,6 +278,26 @@ pub fn busybox_links(root: &Path, except: &[&str]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ca_bundle_holds_every_certificate_in_path_order() {
+        let root = tempfile::tempdir().expect("tempdir");
+        assert_eq!(ca_bundle(root.path()).expect("no package"), 0);
+        assert!(!root.path().join(CA_BUNDLE).exists());
+        let mozilla = root.path().join(CA_DIR).join("mozilla");
+        fs::create_dir_all(&mozilla).expect("mkdir");
+        fs::write(mozilla.join("B.crt"), "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n")
+            .expect("write");
+        fs::write(mozilla.join("A.crt"), "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----")
+            .expect("write");
+        fs::write(mozilla.join("README"), "not a certificate").expect("write");
+        assert_eq!(ca_bundle(root.path()).expect("bundle"), 2);
+        assert_eq!(
+            fs::read_to_string(root.path().join(CA_BUNDLE)).expect("read"),
+            "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n\
+             -----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n"
+        );
+    }
 
     #[test]
     fn top_level_bin_and_lib_move_under_usr_and_docs_are_dropped() {

@@ -87,6 +87,20 @@ fn check_running_system(vm: &mut Vm) {
                     sleep 0.2; done; grep corral-e2e-hello /var/log/messages";
     vm.check(wait_log, CMD)
         .expect("the message is in /var/log/messages");
+    // The engine images carry the CA bundle that ca-certificates' own script would make
+    // (the build makes it): the user engine can pull over TLS.
+    let certs = vm
+        .check(
+            "for i in $(seq 150); do for p in $(pidof dockerd); do \
+             f=/proc/$p/root/etc/ssl/certs/ca-certificates.crt; \
+             [ -s $f ] && grep -c 'BEGIN CERTIFICATE' $f && exit 0; done; sleep 0.2; done; exit 1",
+            CMD,
+        )
+        .expect("the user engine's CA bundle");
+    assert!(
+        certs.trim().parse::<u32>().unwrap_or(0) > 100,
+        "certificates in the user engine's bundle: {certs}"
+    );
     // The manager killed (the OOM killer, a panic, kill -9), three times: PID 1 starts it
     // again, and the new one takes over the running engine (no second dockerd, the
     // services untouched), answers the `corral` command again and watches the services
