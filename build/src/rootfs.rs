@@ -286,10 +286,16 @@ mod tests {
         assert!(!root.path().join(CA_BUNDLE).exists());
         let mozilla = root.path().join(CA_DIR).join("mozilla");
         fs::create_dir_all(&mozilla).expect("mkdir");
-        fs::write(mozilla.join("B.crt"), "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n")
-            .expect("write");
-        fs::write(mozilla.join("A.crt"), "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----")
-            .expect("write");
+        fs::write(
+            mozilla.join("B.crt"),
+            "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        fs::write(
+            mozilla.join("A.crt"),
+            "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----",
+        )
+        .expect("write");
         fs::write(mozilla.join("README"), "not a certificate").expect("write");
         assert_eq!(ca_bundle(root.path()).expect("bundle"), 2);
         assert_eq!(
