@@ -236,6 +236,32 @@ fn check_running_system(vm: &mut Vm) {
     }
 }
 
+/// 10,000 orphans, made and exited: PID 1 reaps every one (no zombie whose parent is
+/// PID 1) and stays small (VmRSS under 2 MiB).
+fn check_orphan_storm(vm: &mut Vm) {
+    // Each `( : & )` is a subshell whose background child outlives it: re-parented to
+    // PID 1, which must reap it.
+    vm.check(
+        "i=0; while [ $i -lt 10000 ]; do ( : & ); i=$((i+1)); done",
+        Duration::from_secs(600),
+    )
+    .expect("10,000 orphans");
+    std::thread::sleep(Duration::from_secs(3));
+    let zombies_of_pid1 = "( for f in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < $f; \
+                           [ \"$state\" = Z ] && [ \"$ppid\" = 1 ] && echo \"$pid $comm\"; done ) 2>/dev/null; true";
+    let zombies = vm.check(zombies_of_pid1, CMD).expect("scan /proc");
+    assert!(zombies.trim().is_empty(), "zombies of PID 1 left: {zombies}");
+    let status = vm
+        .check("grep VmRSS /proc/1/status", CMD)
+        .expect("PID 1's status");
+    let kib: u64 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("VmRSS in {status}"));
+    assert!(kib < 2048, "PID 1's RSS after 10,000 orphans: {status}");
+}
+
 /// After a poweroff was asked for: everything stops and QEMU exits by itself.
 fn check_clean_poweroff(vm: &mut Vm) {
     let status = vm
@@ -319,6 +345,7 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
     )
     .expect("write bad services files");
     check_running_system(&mut vm);
+    check_orphan_storm(&mut vm);
     let console = vm.console.text();
     for expected in [
         "/var/lib/corral/conf/services/broken.yml: ",
