@@ -250,7 +250,10 @@ fn check_orphan_storm(vm: &mut Vm) {
     let zombies_of_pid1 = "( for f in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < $f; \
                            [ \"$state\" = Z ] && [ \"$ppid\" = 1 ] && echo \"$pid $comm\"; done ) 2>/dev/null; true";
     let zombies = vm.check(zombies_of_pid1, CMD).expect("scan /proc");
-    assert!(zombies.trim().is_empty(), "zombies of PID 1 left: {zombies}");
+    assert!(
+        zombies.trim().is_empty(),
+        "zombies of PID 1 left: {zombies}"
+    );
     let status = vm
         .check("grep VmRSS /proc/1/status", CMD)
         .expect("PID 1's status");
