@@ -27,6 +27,14 @@ fn is_link(dir: &OwnedFd, name: &OsStr) -> std::io::Result<Option<u32>> {
     Ok((st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFLNK).then_some(st.st_uid))
 }
 
+/// mkdirat(2), content when something made it meanwhile.
+fn make_dir(dir: &OwnedFd, name: &OsStr, mode: u32) -> std::io::Result<()> {
+    match mkdirat(dir, name, Mode::from_bits_truncate(mode)) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Opens the directory `name` in `dir`, made (mode 0755) when missing. A link is followed
 /// only when root owns it.
 fn step(dir: &OwnedFd, name: &OsStr) -> std::io::Result<OwnedFd> {
@@ -34,10 +42,7 @@ fn step(dir: &OwnedFd, name: &OsStr) -> std::io::Result<OwnedFd> {
     match openat(dir, name, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {
-            match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
+            make_dir(dir, name, 0o755)?;
             return Ok(openat(dir, name, flags | OFlag::O_NOFOLLOW, Mode::empty())?);
         }
         // A link (ELOOP), or not a directory at all.
@@ -108,10 +113,7 @@ pub fn own_dir(
             if e != Errno::ENOENT {
                 unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)?;
             }
-            match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
+            make_dir(dir, name, 0o700)?;
             openat(dir, name, flags, Mode::empty())?
         }
         Err(e) => return Err(e.into()),

@@ -23,13 +23,14 @@ pub async fn run(manager_started: f64) -> Result<()> {
     let spec = EngineSpec::system();
     seed_store(&spec).await;
     let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
+    // PID 1's options: when to rescue the console, and the time PID 1 gives at shutdown.
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let rescue_after = corral_host::cmdline::BootOptions::parse(&cmdline).rescue_after;
-    if rescue_after > 0 {
+    let boot = corral_host::cmdline::BootOptions::parse(&cmdline);
+    if boot.rescue_after > 0 {
         tokio::spawn(crate::rescue::watch(
             spec.clone(),
             quiet_rx.clone(),
-            std::time::Duration::from_secs(rescue_after),
+            std::time::Duration::from_secs(boot.rescue_after),
         ));
     }
     let mut services = None;
@@ -76,7 +77,7 @@ pub async fn run(manager_started: f64) -> Result<()> {
         .and_then(|c| c.config.corral.shutdown_timeout)
         .map(|s| std::time::Duration::from_secs(s.into()))
         .unwrap_or(crate::service_watch::STOP_TIMEOUT);
-    let pid1 = shutdown::pid1_time();
+    let pid1 = std::time::Duration::from_secs(boot.shutdown_timeout);
     let budget = shutdown::budget(wanted, pid1);
     if budget.shortened {
         log::warn!(

@@ -177,8 +177,7 @@ struct Rescue {
 
 impl Rescue {
     async fn start() -> Result<Rescue, String> {
-        let seed = Path::new(corral_host::layout::LOWER)
-            .join(corral_dockerd::seed::SEED_DIR.trim_start_matches('/'));
+        let seed = crate::system_engine::seed_on_squashfs();
         let seed = if seed.is_dir() {
             seed
         } else {

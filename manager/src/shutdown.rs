@@ -43,12 +43,6 @@ pub fn budget(wanted: Duration, pid1: Duration) -> Budget {
     }
 }
 
-/// PID 1's time for the manager, from the kernel command line.
-pub fn pid1_time() -> Duration {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    Duration::from_secs(corral_host::cmdline::BootOptions::parse(&cmdline).shutdown_timeout)
-}
-
 /// Stops the workloads on the user engine, then the services (the console last), each
 /// container within `timeout`.
 pub async fn stop_containers(

@@ -44,8 +44,7 @@ const BROKEN_AFTER: u32 = 3;
 /// it (and an upgrade replaces the root image): it gets copies. Runs off the manager's
 /// one thread: a copy takes seconds on a slow disk.
 pub async fn seed_store(spec: &EngineSpec) {
-    let on_squashfs = std::path::Path::new(corral_host::layout::LOWER)
-        .join(corral_dockerd::seed::SEED_DIR.trim_start_matches('/'));
+    let on_squashfs = seed_on_squashfs();
     let data_root = spec.data_root.clone();
     let started = Instant::now();
     let seeded = tokio::task::spawn_blocking(move || {
@@ -73,6 +72,13 @@ pub async fn seed_store(spec: &EngineSpec) {
         Ok(Err(e)) => log::error!("{e}"),
         Err(e) => log::error!("seeding the image store: {e}"),
     }
+}
+
+/// The seed on the root's squashfs itself (PID 1 mounts it at `layout::LOWER`), where
+/// its layers can be used in place; it exists only when the root is a squashfs.
+pub fn seed_on_squashfs() -> std::path::PathBuf {
+    std::path::Path::new(corral_host::layout::LOWER)
+        .join(corral_dockerd::seed::SEED_DIR.trim_start_matches('/'))
 }
 
 /// Runs the engine until `shutdown` holds a time: the engine then gets that long to stop

@@ -198,14 +198,7 @@ fn check_running_system(vm: &mut Vm) {
     // shims, reap their own children in their own time.)
     let orphan_pid = vm.check("sh -c 'sleep 1 & echo $!'", CMD).expect("orphan");
     std::thread::sleep(Duration::from_secs(2));
-    // Processes come and go during the scan; the loop's own errors are not findings.
-    let zombies_of_pid1 = "( for f in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < $f; \
-                           [ \"$state\" = Z ] && [ \"$ppid\" = 1 ] && echo \"$pid $comm\"; done ) 2>/dev/null; true";
-    let zombies = vm.check(zombies_of_pid1, CMD).expect("scan /proc");
-    assert!(
-        zombies.trim().is_empty(),
-        "zombies of PID 1 left: {zombies}"
-    );
+    assert_no_zombie_of_pid1(vm);
     let gone = vm
         .run(&format!("test -e /proc/{}", orphan_pid.trim()), CMD)
         .expect("test");
@@ -236,6 +229,18 @@ fn check_running_system(vm: &mut Vm) {
     }
 }
 
+/// No process whose parent is PID 1 is a zombie: PID 1 reaps what it inherits.
+fn assert_no_zombie_of_pid1(vm: &mut Vm) {
+    // Processes come and go during the scan; the loop's own errors are not findings.
+    let zombies_of_pid1 = "( for f in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < $f; \
+                           [ \"$state\" = Z ] && [ \"$ppid\" = 1 ] && echo \"$pid $comm\"; done ) 2>/dev/null; true";
+    let zombies = vm.check(zombies_of_pid1, CMD).expect("scan /proc");
+    assert!(
+        zombies.trim().is_empty(),
+        "zombies of PID 1 left: {zombies}"
+    );
+}
+
 /// 10,000 orphans, made and exited: PID 1 reaps every one (no zombie whose parent is
 /// PID 1) and stays small (VmRSS under 2 MiB).
 fn check_orphan_storm(vm: &mut Vm) {
@@ -247,13 +252,7 @@ fn check_orphan_storm(vm: &mut Vm) {
     )
     .expect("10,000 orphans");
     std::thread::sleep(Duration::from_secs(3));
-    let zombies_of_pid1 = "( for f in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < $f; \
-                           [ \"$state\" = Z ] && [ \"$ppid\" = 1 ] && echo \"$pid $comm\"; done ) 2>/dev/null; true";
-    let zombies = vm.check(zombies_of_pid1, CMD).expect("scan /proc");
-    assert!(
-        zombies.trim().is_empty(),
-        "zombies of PID 1 left: {zombies}"
-    );
+    assert_no_zombie_of_pid1(vm);
     let status = vm
         .check("grep VmRSS /proc/1/status", CMD)
         .expect("PID 1's status");
