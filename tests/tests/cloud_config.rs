@@ -310,10 +310,11 @@ fn a_console_that_cannot_start_leaves_a_rescue_way_in() {
     ssh.wait_ready(BOOT)
         .expect("the rescue sshd accepts the user's key");
     assert_eq!(ssh.check("id -un", CMD).expect("id").trim(), "corral");
-    // On the host itself, not in a container: PID 1 is Corral's init.
+    // On the host itself, not in a container: PID 1 is Corral's init, the kernel's
+    // `/init` (in the console container PID 1 is `corral console-init`).
     assert_eq!(
         ssh.check("cat /proc/1/comm", CMD).expect("comm").trim(),
-        "corral-init"
+        "init"
     );
     let list = ssh
         .check("sudo corral service list", CMD)
