@@ -109,6 +109,14 @@ async fn console_state(spec: &EngineSpec) -> Console {
 /// Puts the rescue console's root together under `dir`: the image's layers under a
 /// tmpfs-backed overlay (made private, so nothing mounted in it reaches other
 /// namespaces), and the shared host paths bound in. Returns the root.
+///
+/// A bind of a shared mount joins the source's peer group, and an unmount propagates
+/// to peers: taking apart a root whose `/sys` copy was still shared would unmount the
+/// host's `/sys/fs/cgroup` too (and no container could start again). So once bound,
+/// the copies are made slaves: the host's mounts still show in the rescue console,
+/// nothing done in it reaches the host. A host path that is not there yet (the first
+/// boot's `/var/lib/corral` before the configuration ran) is made, as the console
+/// service's volumes would be.
 pub fn prepare(sys: &dyn Sys, dir: &Path, layers: &[PathBuf]) -> corral_host::Result<PathBuf> {
     let (root, upper, work) = (dir.join("root"), dir.join("upper"), dir.join("work"));
     for d in [&root, &upper, &work] {
@@ -143,8 +151,10 @@ pub fn prepare(sys: &dyn Sys, dir: &Path, layers: &[PathBuf]) -> corral_host::Re
         } else {
             MsFlags::MS_BIND
         };
+        sys.mkdir_all(Path::new(path))?;
         sys.mount(Some(path), &target, None, flags, None)?;
     }
+    sys.mount(None, &root, None, MsFlags::MS_REC | MsFlags::MS_SLAVE, None)?;
     Ok(root)
 }
 
@@ -153,6 +163,13 @@ pub fn prepare(sys: &dyn Sys, dir: &Path, layers: &[PathBuf]) -> corral_host::Re
 /// recursively: were anything still mounted there, it would be the host's files.
 fn teardown(sys: &dyn Sys, dir: &Path) {
     let root = dir.join("root");
+    // First out of every peer group (a root left half made by a failed preparation, or
+    // by an older manager, may still have shared copies), so that the unmount below
+    // reaches nothing of the host's.
+    let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    if let Err(e) = sys.mount(None, &root, None, private, None) {
+        log::debug!("{e}");
+    }
     if let Err(e) = sys.umount(&root, MntFlags::MNT_DETACH) {
         log::debug!("{e}");
     }
@@ -344,10 +361,24 @@ mod tests {
         std::fs::create_dir_all(dir.join("root/home/corral")).expect("mkdir");
         std::fs::write(dir.join("root/home/corral/notes"), "keep").expect("write");
         std::fs::create_dir_all(dir.join("upper/etc")).expect("mkdir");
-        teardown(&FakeSys::default(), &dir);
+        let sys = FakeSys::default();
+        teardown(&sys, &dir);
         assert_eq!(
             std::fs::read_to_string(dir.join("root/home/corral/notes")).expect("kept"),
             "keep"
+        );
+        // Out of every peer group before the unmount, so it reaches nothing of the host.
+        let calls = sys.calls();
+        let private = calls.iter().position(|c| {
+            matches!(c, Call::Mount { source: None, target, flags, .. }
+                if *target == dir.join("root") && *flags == MsFlags::MS_REC | MsFlags::MS_PRIVATE)
+        });
+        let unmount = calls
+            .iter()
+            .position(|c| *c == Call::Umount(dir.join("root")));
+        assert!(
+            matches!((private, unmount), (Some(p), Some(u)) if p < u),
+            "{calls:?}"
         );
         // Once the root is empty (unmounted), everything goes.
         std::fs::remove_dir_all(dir.join("root/home")).expect("rm");
@@ -396,7 +427,22 @@ mod tests {
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None
         )));
-        assert_eq!(mounts.len(), 2 + SHARED.len());
+        assert_eq!(mounts.len(), 3 + SHARED.len());
+        // Every copy of a host mount is a slave once bound, so unmounting it never
+        // unmounts the host's (the last mount, after every bind).
+        assert_eq!(
+            mounts.last(),
+            Some(&(
+                None,
+                root.clone(),
+                MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                None
+            ))
+        );
+        // A host path not made yet is made before it is bound.
+        assert!(sys
+            .calls()
+            .contains(&Call::Mkdir(PathBuf::from("/var/lib/corral"))));
         // A failed mount stops the preparation.
         let failing = FakeSys::default().failing("/run/corral/rescue/root/home");
         assert!(prepare(&failing, dir, &layers).is_err());

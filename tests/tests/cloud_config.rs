@@ -316,6 +316,13 @@ fn a_console_that_cannot_start_leaves_a_rescue_way_in() {
         ssh.check("cat /proc/1/comm", CMD).expect("comm").trim(),
         "init"
     );
+    // The rescue console's root is bound from the host's mounts and nothing done to it
+    // reaches them: the host's cgroup tree is still there, and the system services
+    // still start (the network one brought this ssh in).
+    let cgroup = ssh
+        .check("awk '$5 == \"/sys/fs/cgroup\"' /proc/1/mountinfo", CMD)
+        .expect("mountinfo");
+    assert!(cgroup.contains("cgroup2"), "the host's cgroup2: {cgroup}");
     let list = ssh
         .check("sudo corral service list", CMD)
         .expect("sudo and the corral command work");
