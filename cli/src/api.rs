@@ -189,6 +189,9 @@ pub fn enable_request(arg: &str) -> Result<Request, Failure> {
         .to_string();
     let limit = corral_config::userdata::MAX_USER_DATA;
     let bytes = if is_url {
+        if let Some(warning) = corral_config::datasource::transport_warning(arg) {
+            eprintln!("corral: warning: {warning}");
+        }
         corral_config::datasource::get("service enable", arg, Duration::from_secs(30))
             .map_err(|e| user(format!("{e}; nothing was enabled")))?
     } else {

@@ -101,6 +101,18 @@ fn check_running_system(vm: &mut Vm) {
         certs.trim().parse::<u32>().unwrap_or(0) > 100,
         "certificates in the user engine's bundle: {certs}"
     );
+    // So does the host root: the manager checks https fetches (user-data, `corral service
+    // enable URL`) against it.
+    let host_certs = vm
+        .check(
+            "grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt",
+            CMD,
+        )
+        .expect("the host's CA bundle");
+    assert!(
+        host_certs.trim().parse::<u32>().unwrap_or(0) > 100,
+        "certificates in the host's bundle: {host_certs}"
+    );
     // The manager killed (the OOM killer, a panic, kill -9), three times: PID 1 starts it
     // again, and the new one takes over the running engine (no second dockerd, the
     // services untouched), answers the `corral` command again and watches the services

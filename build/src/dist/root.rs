@@ -90,6 +90,8 @@ pub(super) fn root_image(b: &mut Build<'_>) -> Result<()> {
             step.inc();
         }
         rootfs::drop_paths(&root, &r.spec.drop)?;
+        // ca-certificates' script never runs: the bundle the manager's https trusts.
+        rootfs::ca_bundle(&root)?;
         // The build id is the root's fingerprint: the same inputs, the same id.
         corral_layer(&root, paths, &r.spec, kernel, &root_fp[..12])?;
         super::images::ship_images(&root, archives, &seed.0)?;

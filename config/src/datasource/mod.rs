@@ -28,7 +28,7 @@ pub mod url;
 pub mod volume;
 
 pub use ec2::on_ec2;
-pub use http::get;
+pub use http::{get, transport_warning, CA_BUNDLE};
 pub use volume::{Media, RealMedia};
 
 use crate::error::{ConfigError, Result};

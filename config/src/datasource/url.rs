@@ -1,5 +1,6 @@
 //! `url:URL` and `cmdline` (`corral.cloud_config_url=URL` on the kernel command line):
-//! user-data from an HTTP(S) address.
+//! user-data from an HTTP(S) address (`#sha256=<hex>` pins it; plain http without a pin
+//! is logged as a risk).
 
 use super::{Datasource, Env, Fetched, Metadata};
 use crate::error::Result;
@@ -35,6 +36,9 @@ impl Datasource for Cmdline {
 }
 
 fn user_data(source: &str, url: &str, env: &Env) -> Result<Fetched> {
+    if let Some(warning) = super::http::transport_warning(url) {
+        log::warn!("{source}: {warning}");
+    }
     let data = super::http::get(
         source,
         url,
