@@ -30,6 +30,9 @@ pub struct BootOptions {
     pub hostname: String,
     pub cgroup: Cgroup,
     pub recovery: Recovery,
+    /// Whether `corral.recovery=shell` is on the command line itself (not the default):
+    /// only then does a running machine with no way in open a shell on the console.
+    pub recovery_shell_asked: bool,
     /// Extra modules to load after the root switch (`corral.modules=a,b`).
     pub modules: Vec<String>,
     /// A tty on which to keep a root shell open, for debugging and the test harness
@@ -53,6 +56,7 @@ impl Default for BootOptions {
             hostname: "corral".to_string(),
             cgroup: Cgroup::V2,
             recovery: Recovery::Shell,
+            recovery_shell_asked: false,
             modules: Vec::new(),
             debug_shell: None,
             // RancherOS stops services within 60 s; the manager applies it per service.
@@ -182,9 +186,18 @@ impl BootOptions {
                     _ => bad("use v1 or v2"),
                 },
                 "recovery" => match value {
-                    "shell" => opts.recovery = Recovery::Shell,
-                    "poweroff" => opts.recovery = Recovery::Poweroff,
-                    "reboot" => opts.recovery = Recovery::Reboot,
+                    "shell" => {
+                        opts.recovery = Recovery::Shell;
+                        opts.recovery_shell_asked = true;
+                    }
+                    "poweroff" => {
+                        opts.recovery = Recovery::Poweroff;
+                        opts.recovery_shell_asked = false;
+                    }
+                    "reboot" => {
+                        opts.recovery = Recovery::Reboot;
+                        opts.recovery_shell_asked = false;
+                    }
                     _ => bad("use shell, poweroff or reboot"),
                 },
                 "modules" => {
@@ -297,8 +310,17 @@ mod tests {
         assert_eq!(opts.modules, ["vfio", "kvm", "tun"]);
         assert_eq!(opts.debug_shell.as_deref(), Some("ttyS1"));
         assert_eq!(opts.recovery, Recovery::Poweroff);
+        assert!(!opts.recovery_shell_asked);
         assert_eq!(opts.shutdown_timeout, 5);
         assert!(opts.warnings.is_empty());
+        // The shell is the default for a boot that fails; asked for, it is also the
+        // running machine's last way in (the last word counts, as everywhere).
+        assert!(!BootOptions::parse("quiet").recovery_shell_asked);
+        assert!(BootOptions::parse("corral.recovery=shell").recovery_shell_asked);
+        assert!(
+            !BootOptions::parse("corral.recovery=shell corral.recovery=reboot")
+                .recovery_shell_asked
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! not run for `corral.rescue_after` seconds (engine dead, image broken, a bad console
 //! override), it runs the console's own `corral console-init` on the host, chrooted
 //! into the console image's files read from the store on the root's squashfs, until
-//! the console runs again (`src/rescue.rs`). `corral-manager status`
+//! the console runs again (`src/rescue.rs`); when that cannot start either and the
+//! kernel command line says `corral.recovery=shell`, a root shell on `/dev/console`
+//! (`src/emergency.rs`). `corral-manager status`
 //! asks the engine (through its API) for its version, storage driver, images and
 //! containers. It answers the `corral` command on `/run/corral/api.sock` (root only; one
 //! JSON request and answer per connection, a stream of answers for `logs --follow`;
@@ -75,6 +77,7 @@ pub mod apply;
 pub mod assemble;
 pub mod configure;
 pub mod containers;
+pub mod emergency;
 pub mod enable;
 pub mod engine_images;
 pub mod engine_switch;

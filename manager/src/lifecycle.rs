@@ -31,6 +31,7 @@ pub async fn run(manager_started: f64) -> Result<()> {
             spec.clone(),
             quiet_rx.clone(),
             std::time::Duration::from_secs(boot.rescue_after),
+            boot.recovery_shell_asked,
         ));
     }
     let mut services = None;

@@ -24,6 +24,8 @@ use tokio::sync::watch;
 pub const RESCUE_DIR: &str = "/run/corral/rescue";
 /// How often the console's state is looked at.
 const POLL: Duration = Duration::from_secs(5);
+/// How long after a rescue console that could not start the next try is.
+const RETRY: Duration = Duration::from_secs(60);
 /// How long the rescue console gets to stop before it is killed.
 const STOP_WITHIN: Duration = Duration::from_secs(10);
 
@@ -285,11 +287,22 @@ async fn stop_leftover() {
 }
 
 /// Watches the console until `quiet` turns true, running the rescue console while the
-/// console has been down for `after` or longer.
-pub async fn watch(spec: EngineSpec, mut quiet: watch::Receiver<bool>, after: Duration) {
+/// console has been down for `after` or longer. When the rescue console cannot start
+/// either, it is tried again every [`RETRY`], and with `emergency_shell`
+/// (`corral.recovery=shell` on the kernel command line) a root shell opens on the
+/// machine's console meanwhile.
+pub async fn watch(
+    spec: EngineSpec,
+    mut quiet: watch::Receiver<bool>,
+    after: Duration,
+    emergency_shell: bool,
+) {
     stop_leftover().await;
     let mut down_since = Instant::now();
     let mut rescue: Option<Rescue> = None;
+    let mut retry_at: Option<Instant> = None;
+    let mut shell: Option<crate::emergency::Shell> = None;
+    let mut told = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -301,6 +314,7 @@ pub async fn watch(spec: EngineSpec, mut quiet: watch::Receiver<bool>, after: Du
         }
         match decide(&console, down_since.elapsed(), after, rescue.is_some()) {
             Step::Wait => {}
+            Step::Start(_) if retry_at.is_some_and(|at| Instant::now() < at) => {}
             Step::Start(why) => {
                 log::error!(
                     "the console has not run for {}s: {why}; starting the rescue console on \
@@ -308,8 +322,31 @@ pub async fn watch(spec: EngineSpec, mut quiet: watch::Receiver<bool>, after: Du
                     down_since.elapsed().as_secs()
                 );
                 match Rescue::start().await {
-                    Ok(r) => rescue = Some(r),
-                    Err(e) => log::error!("rescue console: {e}"),
+                    Ok(r) => {
+                        rescue = Some(r);
+                        retry_at = None;
+                    }
+                    Err(e) => {
+                        log::error!("rescue console: {e}; trying again in {}s", RETRY.as_secs());
+                        retry_at = Some(Instant::now() + RETRY);
+                        let why = format!("no console and no rescue console ({e})");
+                        if !emergency_shell {
+                            if !std::mem::replace(&mut told, true) {
+                                log::error!(
+                                    "{why}: no way in; `corral.recovery=shell` on the kernel \
+                                     command line opens a root shell on the console then"
+                                );
+                            }
+                        } else if !shell.as_mut().is_some_and(|s| s.is_open()) {
+                            match crate::emergency::Shell::open(&why) {
+                                Ok(s) => {
+                                    log::error!("{why}: a root shell is open on the console");
+                                    shell = Some(s);
+                                }
+                                Err(e) => log::error!("no shell on the console either: {e}"),
+                            }
+                        }
+                    }
                 }
             }
             Step::Stop => {

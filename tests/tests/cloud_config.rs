@@ -284,7 +284,10 @@ fn broken_user_data_is_rejected_and_the_machine_still_boots() {
 /// A console that cannot start (here a cloud-config that overrides its image with one
 /// that does not exist): after `corral.rescue_after` seconds the manager runs the
 /// console's own program on the host, so the user's key still lets them in, with
-/// sudo and the `corral` command, and the console says why.
+/// sudo and the `corral` command, and the console says why. Before that, the rescue
+/// console itself is kept from starting (a file where its directory goes): with
+/// `corral.recovery=shell` a root shell opens on the machine's console, and the rescue
+/// console is tried again a minute later.
 #[test]
 fn a_console_that_cannot_start_leaves_a_rescue_way_in() {
     let dir = log_dir("rescue");
@@ -295,12 +298,37 @@ fn a_console_that_cannot_start_leaves_a_rescue_way_in() {
     );
     let seed =
         nocloud_iso(&dir, user_data.as_bytes(), "instance-id: iid-rescue\n").expect("cidata ISO");
-    let (cfg, port) = seeded("corral.rescue_after=20", seed);
+    let (cfg, port) = seeded("corral.rescue_after=20 corral.recovery=shell", seed);
     let mut vm = Vm::start("rescue", &cfg, &dir, Vec::new()).expect("start QEMU");
+    vm.check(
+        "mkdir -p /run/corral && rm -rf /run/corral/rescue && touch /run/corral/rescue",
+        CMD,
+    )
+    .expect("a file in the rescue console's way");
     vm.wait_for("service console: failed", BOOT)
         .expect("the console cannot start");
-    vm.wait_for("starting the rescue console on the host", BOOT)
-        .expect("the rescue console starts");
+    vm.wait_for("a root shell is open on the console", BOOT)
+        .expect("the emergency shell opens when the rescue console cannot start");
+    let shells = vm
+        .check(
+            "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = sh ] && \
+             [ \"$(readlink $p/fd/0)\" = /dev/console ] && echo ${p#/proc/}; done; true",
+            CMD,
+        )
+        .expect("processes");
+    assert_eq!(
+        shells.lines().count(),
+        1,
+        "one shell on /dev/console: {shells}"
+    );
+    let from = vm.console.mark();
+    vm.check("rm /run/corral/rescue", CMD)
+        .expect("out of the way");
+    vm.console
+        .wait(from, BOOT, |t| {
+            t.contains("corral-console: started sshd").then_some(())
+        })
+        .expect("the rescue console starts at the next try");
     let console = vm.console.text();
     assert!(
         console.contains("the console service was never created"),
