@@ -16,12 +16,16 @@
 //! - `labels`: the image labels that make an image a user engine (`io.corral.image:
 //!   engine`, its name, Docker version and the root's binaries it runs); the build sets
 //!   them, the manager reads them.
-//! - `corral-engine` (binary): the `engine` image's entrypoint; nests the container's
-//!   cgroup (v2) so dockerd can delegate controllers, then becomes dockerd.
+//! - `corral-engine` (binary, with `engine_init`): the `engine` image's entrypoint;
+//!   nests the container's cgroup (v2) so dockerd can delegate controllers, starts
+//!   containerd as dockerd would and waits for it without dockerd's 15 s limit, then runs
+//!   dockerd pointed at it, passing signals on and exiting with dockerd's code.
 //!
 //! - **Owns:** the user engine's settings, the `docker` service's command, environment
 //!   and mounts, `daemon.json` under `/run/corral/docker`, its TLS files, the preload
-//!   markers.
+//!   markers; inside the engine's container, containerd's configuration
+//!   (`/var/run/docker/containerd/containerd.toml`) and the containerd and dockerd
+//!   processes.
 //! - **Must not touch:** the system engine or its state; the other services; the
 //!   built-in service list (the manager's `os-config.yml`).
 //! - **Talks to:** the user dockerd through its socket (preload, readiness, stopping
@@ -31,6 +35,7 @@
 
 pub mod client;
 pub mod daemon;
+pub mod engine_init;
 pub mod labels;
 pub mod preload;
 pub mod service;

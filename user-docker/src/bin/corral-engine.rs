@@ -1,13 +1,13 @@
 //! `corral-engine`: the entrypoint of the `engine` image. Prepares the container for a
-//! Docker engine inside it, then becomes `dockerd` with the arguments it was given (the
-//! manager puts them in the service's command).
+//! Docker engine inside it, then runs containerd and `dockerd` with the arguments it was
+//! given (the manager puts them in the service's command), staying as the container's
+//! main process (`corral_user_docker::engine_init` says why and how).
 //!
 //! Under cgroup v2 the container's own cgroup is the root of its cgroup namespace, and a
 //! cgroup with processes in it cannot hand controllers to child cgroups ("no internal
 //! processes"). So the processes move to a leaf, `init`, and every controller is
 //! enabled for the children, where dockerd puts its containers.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 const CGROUP: &str = "/sys/fs/cgroup";
@@ -18,9 +18,7 @@ fn main() {
         std::process::exit(1);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let e = std::process::Command::new("dockerd").args(&args).exec();
-    eprintln!("corral-engine: starting dockerd: {e}");
-    std::process::exit(1);
+    std::process::exit(corral_user_docker::engine_init::run(&args));
 }
 
 /// Moves the processes of the cgroup at `root` into `root/init` and enables its

@@ -1,0 +1,349 @@
+//! What `corral-engine` runs inside the engine's container: containerd first, waited on
+//! for as long as it takes to answer, then dockerd pointed at it.
+//!
+//! dockerd started alone starts its own containerd and gives it 15 s to answer
+//! (moby's `startupTimeout`), then exits with code 1. Under emulation, with every other
+//! service starting at the same moment, containerd can take longer than that, and each
+//! failed start cost a restart and another minute. So containerd is started here with the
+//! configuration dockerd would give it (same root, state and socket under dockerd's data
+//! and exec roots, the CRI plugin off), and dockerd gets `--containerd=` once the socket
+//! answers. This process stays as the container's main process: it passes SIGTERM,
+//! SIGINT, SIGQUIT and SIGHUP on to dockerd, starts containerd again if it dies while
+//! dockerd runs (as dockerd does with its own), reaps what it is given, and when dockerd
+//! exits stops containerd and exits with dockerd's code.
+//!
+//! Synchronous and small (nix: a signalfd and `waitpid`); it links none of the tokio
+//! code the manager uses from this crate.
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// dockerd's defaults for the two roots, when its arguments do not name them.
+const DATA_ROOT: &str = "/var/lib/docker";
+const EXEC_ROOT: &str = "/var/run/docker";
+/// How long containerd gets to stop once dockerd has exited.
+const CONTAINERD_STOP: Duration = Duration::from_secs(10);
+
+/// Where containerd keeps things, as dockerd would have it for the same arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Containerd {
+    pub root: PathBuf,
+    pub state: PathBuf,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Containerd {
+    /// From dockerd's arguments (`--data-root=`, `--exec-root=`, either form).
+    pub fn for_args(args: &[String]) -> Containerd {
+        let data = flag(args, "--data-root").unwrap_or_else(|| DATA_ROOT.into());
+        let exec = flag(args, "--exec-root").unwrap_or_else(|| EXEC_ROOT.into());
+        let state = Path::new(&exec).join("containerd");
+        Containerd {
+            root: Path::new(&data).join("containerd").join("daemon"),
+            socket: state.join("containerd.sock"),
+            config: state.join("containerd.toml"),
+            state: state.join("daemon"),
+        }
+    }
+
+    /// The configuration dockerd writes for its own containerd (format version 2, which
+    /// containerd 1.7 reads and 2.x migrates).
+    pub fn config_text(&self) -> String {
+        let debug = self.socket.with_file_name("containerd-debug.sock");
+        format!(
+            "# Written by corral-engine at each start: what dockerd gives its own containerd.\n\
+             version = 2\n\
+             root = {root:?}\n\
+             state = {state:?}\n\
+             oom_score = -500\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             \n\
+             [grpc]\n  address = {socket:?}\n\
+             \n\
+             [debug]\n  address = {debug:?}\n",
+            root = self.root.display().to_string(),
+            state = self.state.display().to_string(),
+            socket = self.socket.display().to_string(),
+            debug = debug.display().to_string(),
+        )
+    }
+}
+
+/// The value of `--name=value` or `--name value` in `args` (the last one counts).
+fn flag(args: &[String], name: &str) -> Option<String> {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v.to_string());
+        } else if a == name {
+            found = it.next().cloned();
+        }
+    }
+    found
+}
+
+/// dockerd's arguments with the containerd socket added (one already given wins: then
+/// dockerd uses that containerd and this one only costs its start).
+pub fn dockerd_args(args: &[String], containerd: &Containerd) -> Vec<String> {
+    let mut out = args.to_vec();
+    if flag(args, "--containerd").is_none() {
+        out.push(format!("--containerd={}", containerd.socket.display()));
+    }
+    out
+}
+
+/// The exit code a shell would report for `status`.
+fn code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}
+
+/// The running pair.
+struct Engine {
+    signals: SignalFd,
+    containerd: Containerd,
+    containerd_pid: Option<Pid>,
+}
+
+impl Engine {
+    fn start_containerd(&mut self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.containerd.state)?;
+        std::fs::write(&self.containerd.config, self.containerd.config_text())?;
+        let _ = std::fs::remove_file(&self.containerd.socket);
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&self.containerd.config)
+            .spawn()?;
+        self.containerd_pid = Some(Pid::from_raw(child.id() as i32));
+        Ok(())
+    }
+
+    /// Waits up to `within` for a signal; returns those that came.
+    fn signals(&mut self, within: Duration) -> Vec<Signal> {
+        let ms = within.as_millis().min(u16::MAX as u128) as u16;
+        let mut fds = [nix::poll::PollFd::new(
+            self.signals.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+        let mut out = Vec::new();
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            if let Ok(s) = Signal::try_from(info.ssi_signo as i32) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Reaps every child that exited: (pid, exit code).
+    fn reap(&mut self) -> Vec<(Pid, i32)> {
+        let mut out = Vec::new();
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return out,
+                Ok(status) => {
+                    if let (Some(pid), Some(c)) = (status.pid(), code(status)) {
+                        if Some(pid) == self.containerd_pid {
+                            self.containerd_pid = None;
+                        }
+                        out.push((pid, c));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until containerd answers on its socket; `Err` with the exit code to leave
+    /// with when it exited first or a signal asked to stop.
+    fn wait_for_containerd(&mut self) -> Result<(), i32> {
+        let started = Instant::now();
+        let mut said = false;
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.containerd.socket).is_ok() {
+                return Ok(());
+            }
+            for s in self.signals(Duration::from_millis(100)) {
+                if matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+                    eprintln!("corral-engine: {s} before containerd answered; stopping");
+                    self.stop_containerd();
+                    return Err(0);
+                }
+            }
+            self.reap();
+            if self.containerd_pid.is_none() {
+                eprintln!("corral-engine: containerd exited before it answered");
+                return Err(1);
+            }
+            if !said && started.elapsed() > Duration::from_secs(15) {
+                eprintln!(
+                    "corral-engine: containerd has not answered for 15s (a busy machine); \
+                     still waiting"
+                );
+                said = true;
+            }
+        }
+    }
+
+    fn stop_containerd(&mut self) {
+        let Some(pid) = self.containerd_pid else {
+            return;
+        };
+        let _ = kill(pid, Signal::SIGTERM);
+        let until = Instant::now() + CONTAINERD_STOP;
+        while self.containerd_pid.is_some() && Instant::now() < until {
+            self.signals(Duration::from_millis(100));
+            self.reap();
+        }
+        if let Some(pid) = self.containerd_pid {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// Runs containerd and then dockerd with `args`; returns the code to exit with.
+pub fn run(args: &[String]) -> i32 {
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(s);
+    }
+    if let Err(e) = mask.thread_block() {
+        eprintln!("corral-engine: blocking signals: {e}");
+        return 1;
+    }
+    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("corral-engine: a signalfd: {e}");
+            return 1;
+        }
+    };
+    let mut engine = Engine {
+        signals,
+        containerd: Containerd::for_args(args),
+        containerd_pid: None,
+    };
+    if let Err(e) = engine.start_containerd() {
+        eprintln!("corral-engine: starting containerd: {e}");
+        return 1;
+    }
+    if let Err(code) = engine.wait_for_containerd() {
+        return code;
+    }
+    let dockerd = match Command::new("dockerd")
+        .args(dockerd_args(args, &engine.containerd))
+        .spawn()
+    {
+        Ok(c) => Pid::from_raw(c.id() as i32),
+        Err(e) => {
+            eprintln!("corral-engine: starting dockerd: {e}");
+            engine.stop_containerd();
+            return 1;
+        }
+    };
+    let exit = loop {
+        for s in engine.signals(Duration::from_secs(1)) {
+            if s != Signal::SIGCHLD {
+                let _ = kill(dockerd, s);
+            }
+        }
+        let reaped = engine.reap();
+        if let Some((_, c)) = reaped.iter().find(|(p, _)| *p == dockerd) {
+            break *c;
+        }
+        if engine.containerd_pid.is_none() {
+            eprintln!("corral-engine: containerd exited; starting it again");
+            if let Err(e) = engine.start_containerd() {
+                eprintln!("corral-engine: starting containerd again: {e}; stopping dockerd");
+                let _ = kill(dockerd, Signal::SIGTERM);
+            }
+        }
+    };
+    engine.stop_containerd();
+    exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn containerd_lives_where_dockerd_would_keep_its_own() {
+        let c = Containerd::for_args(&args(&[
+            "--data-root=/var/lib/docker",
+            "--exec-root",
+            "/var/run/docker",
+        ]));
+        assert_eq!(c.root, Path::new("/var/lib/docker/containerd/daemon"));
+        assert_eq!(c.state, Path::new("/var/run/docker/containerd/daemon"));
+        assert_eq!(
+            c.socket,
+            Path::new("/var/run/docker/containerd/containerd.sock")
+        );
+        let other = Containerd::for_args(&args(&["--data-root=/data", "--exec-root=/x"]));
+        assert_eq!(other.root, Path::new("/data/containerd/daemon"));
+        assert_eq!(other.socket, Path::new("/x/containerd/containerd.sock"));
+        assert_eq!(Containerd::for_args(&[]), c, "dockerd's defaults");
+    }
+
+    #[test]
+    fn the_configuration_is_dockerd_s_with_cri_off() {
+        let text = Containerd::for_args(&[]).config_text();
+        for line in [
+            "version = 2",
+            "root = \"/var/lib/docker/containerd/daemon\"",
+            "state = \"/var/run/docker/containerd/daemon\"",
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]",
+            "  address = \"/var/run/docker/containerd/containerd.sock\"",
+            "  address = \"/var/run/docker/containerd/containerd-debug.sock\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn dockerd_is_pointed_at_it_unless_told_another() {
+        let c = Containerd::for_args(&[]);
+        assert_eq!(
+            dockerd_args(&args(&["--debug"]), &c),
+            args(&[
+                "--debug",
+                "--containerd=/var/run/docker/containerd/containerd.sock"
+            ])
+        );
+        let own = args(&["--containerd=/run/other.sock"]);
+        assert_eq!(dockerd_args(&own, &c), own);
+    }
+
+    #[test]
+    fn exit_codes_are_a_shell_s() {
+        let pid = Pid::from_raw(7);
+        assert_eq!(code(WaitStatus::Exited(pid, 3)), Some(3));
+        assert_eq!(
+            code(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            Some(137)
+        );
+    }
+}
