@@ -7,7 +7,7 @@ BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-manager -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes
+.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes faults
 
 all: dist
 
@@ -58,6 +58,13 @@ e2e: dist
 	cargo test -p corral-harness --test '*' -- --test-threads=1 --nocapture
 	# The benchmark's smoke run (one floor and one ISO boot), so its harness cannot rot.
 	$(BUILD) bench --runs 1 --only floor,iso --out target/bench-smoke --no-docs
+
+## Faults that take several boots of one disk (power cuts during the first boot's seed
+## and during `corral config set`, a state partition filled by a workload): ~30 min,
+## not part of `make test` (docs/testing.md).
+faults: dist
+	$(BUILD) test-images
+	cargo test -p corral-harness --test faults -- --ignored --test-threads=1 --nocapture
 
 ## Rewrite every crate's README.md from its crate docs (tests/tests/readmes.rs checks them).
 readmes:

@@ -1,0 +1,212 @@
+//! Faults that take several boots of one disk (`make faults`, not `make test`: four boots
+//! of the disk image under TCG do not fit beside the rest; docs/testing.md). One disk,
+//! the way EC2 boots `corral.img`, power cut three ways:
+//!
+//! 1. QEMU killed two seconds after the manager starts on the first boot, while it
+//!    copies the system image store onto the state partition: the next boot seeds it
+//!    again and every service runs.
+//! 2. QEMU killed while `corral config set` runs over and over: the next boot has one of
+//!    the values that were set (never a broken file), and its services run.
+//! 3. The state partition filled by a workload (a container writing until the disk is
+//!    full): `corral config set` fails and says why, the saved configuration is the same
+//!    byte for byte, and after a power cut with the partition still full the machine
+//!    boots to ssh with its services; once the workload's file is gone, `config set` works again.
+
+use corral_harness::imds::{FakeImds, Instance};
+use corral_harness::{
+    artifact, free_port, log_dir, test_image, Boot, Firmware, KeyPair, Ssh, Vm, VmConfig,
+};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BOOT: Duration = Duration::from_secs(600);
+const CMD: Duration = Duration::from_secs(120);
+const BUSYBOX: &str = "corral/busybox:0.1.0";
+const SERVICES: [&str; 6] = ["network", "syslog", "ntp", "acpid", "console", "docker"];
+
+fn machine(disk: &Path, imds: &FakeImds) -> (VmConfig, u16) {
+    let mut cfg = VmConfig::new(Boot::Nvme(disk.to_path_buf()));
+    cfg.firmware = Firmware::Bios;
+    let port = free_port().expect("port");
+    cfg.ssh_port = Some(port);
+    cfg.metadata_port = Some(imds.port);
+    cfg.smbios_vendor = Some("Amazon EC2".into());
+    (cfg, port)
+}
+
+/// Every system service up, and the user engine answering.
+fn services_run(ssh: &Ssh, boot: &str) {
+    let ps = ssh
+        .eventually(
+            "sudo system-docker ps --format '{{.Names}} {{.Status}}' | grep -c ' Up' | grep -qx 6 \
+             && sudo system-docker ps --format '{{.Names}} {{.Status}}'",
+            BOOT,
+            CMD,
+        )
+        .unwrap_or_else(|e| panic!("{boot}: every service up: {e}"));
+    for s in SERVICES {
+        assert!(
+            ps.lines().any(|l| l.starts_with(&format!("{s} Up"))),
+            "{boot}: {s} in\n{ps}"
+        );
+    }
+    ssh.eventually("docker info --format '{{.ServerVersion}}'", BOOT, CMD)
+        .unwrap_or_else(|e| panic!("{boot}: the user engine answers: {e}"));
+}
+
+#[test]
+#[ignore = "several boots of one disk: `make faults` (docs/testing.md)"]
+fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
+    let dir = log_dir("faults");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let disk = dir.join("disk.img");
+    let image = artifact("corral.img");
+    let size = std::fs::metadata(&image).expect("corral.img").len();
+    // The image's own size: the state partition stays small (a few hundred MB), so a
+    // workload fills it in seconds.
+    corral_harness::disk_from_image(&image, &disk, size).expect("disk");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-faults").expect("key pair");
+    let imds = FakeImds::start(Instance {
+        instance_id: "i-0faul7500000000001".into(),
+        local_hostname: "faults".into(),
+        region: "us-east-1".into(),
+        public_keys: vec![("e2e".into(), key.public.clone())],
+        user_data: None,
+        require_token: true,
+        v1_only: false,
+    })
+    .expect("fake IMDS");
+
+    // 1. Power cut during the first boot's seed.
+    let (cfg, _) = machine(&disk, &imds);
+    let vm = Vm::start("faults-seed", &cfg, &dir.join("1-seed"), Vec::new()).expect("QEMU");
+    vm.wait_for("corral-init: started manager", BOOT)
+        .expect("the manager starts");
+    std::thread::sleep(Duration::from_secs(2));
+    let first = vm.console.text();
+    drop(vm);
+    assert!(
+        !first.contains("image store seeded"),
+        "the cut came during the seed, not after it"
+    );
+
+    let (cfg, port) = machine(&disk, &imds);
+    let vm = Vm::start(
+        "faults-after-seed",
+        &cfg,
+        &dir.join("2-after-seed"),
+        Vec::new(),
+    )
+    .expect("QEMU");
+    let ssh = Ssh {
+        port,
+        user: "corral".into(),
+        key: key.private.clone(),
+    };
+    ssh.wait_ready(BOOT).expect("ssh after a cut seed");
+    let console = vm.console.text();
+    assert!(
+        console.contains("image store seeded"),
+        "the half-made store is seeded again"
+    );
+    services_run(&ssh, "after a cut seed");
+    let leftovers = ssh
+        .check("sudo ls -a /var/lib/system-docker 2>/dev/null; true", CMD)
+        .expect("ls");
+    assert!(!leftovers.contains(".seeding"), "{leftovers}");
+
+    // 2. Power cut while the configuration is written again and again.
+    let saved = ssh
+        .check("sudo corral config set hostname cut-a", CMD)
+        .expect("config set");
+    eprintln!("faults: {}", saved.trim());
+    ssh.check(
+        "sudo setsid sh -c 'while :; do corral config set hostname cut-b; \
+         corral config set hostname cut-a; done' </dev/null >/dev/null 2>&1 &",
+        CMD,
+    )
+    .expect("a loop of config set");
+    std::thread::sleep(Duration::from_secs(8));
+    drop(vm);
+
+    let (cfg, port) = machine(&disk, &imds);
+    let vm = Vm::start(
+        "faults-after-set",
+        &cfg,
+        &dir.join("3-after-set"),
+        Vec::new(),
+    )
+    .expect("QEMU");
+    let ssh = Ssh { port, ..ssh };
+    ssh.wait_ready(BOOT).expect("ssh after a cut config set");
+    let console = vm.console.text();
+    assert!(
+        !console.contains("rejected whole") && !console.contains("does not parse"),
+        "the saved configuration is whole"
+    );
+    let name = ssh.check("hostname", CMD).expect("hostname");
+    assert!(
+        ["cut-a", "cut-b"].contains(&name.trim()),
+        "one of the values set: {name}"
+    );
+    let set_value = ssh
+        .check("sudo corral config get hostname", CMD)
+        .expect("config get");
+    assert!(set_value.contains("cut-"), "{set_value}");
+    services_run(&ssh, "after a cut config set");
+
+    // 3. A workload fills the state partition.
+    ssh.run_with_input("docker load", Some(&test_image("busybox")), CMD)
+        .expect("docker load");
+    let conf = "sudo sh -c 'cat /var/lib/corral/conf/*.yml' | sha256sum";
+    let before = ssh.check(conf, CMD).expect("saved configuration");
+    let (_, filled) = ssh
+        .run(
+            &format!(
+                "docker run --name filler {BUSYBOX} sh -c 'dd if=/dev/zero of=/fill bs=1M; sync'; \
+                 df -h /var/lib/docker"
+            ),
+            Duration::from_secs(600),
+        )
+        .expect("the workload runs");
+    eprintln!("faults: the workload filled the state partition:\n{filled}");
+    assert!(filled.contains("100%"), "{filled}");
+    let (code, said) = ssh
+        .run("sudo corral config set hostname full 2>&1", CMD)
+        .expect("config set on a full disk");
+    eprintln!(
+        "faults: config set on a full disk (exit {code}): {}",
+        said.trim()
+    );
+    assert_ne!(code, 0, "config set cannot succeed on a full disk: {said}");
+    assert!(
+        said.contains("No space left") || said.contains("full"),
+        "the message says why: {said}"
+    );
+    assert_eq!(
+        ssh.check(conf, CMD).expect("saved configuration"),
+        before,
+        "the saved configuration is untouched"
+    );
+    // And the power cut with the partition still full.
+    drop(vm);
+
+    let (cfg, port) = machine(&disk, &imds);
+    let started = Instant::now();
+    let vm = Vm::start("faults-full", &cfg, &dir.join("4-full"), Vec::new()).expect("QEMU");
+    let ssh = Ssh { port, ..ssh };
+    ssh.wait_ready(BOOT)
+        .expect("ssh with a full state partition");
+    eprintln!(
+        "faults: a full state partition boots to ssh in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    let name = ssh.check("hostname", CMD).expect("hostname");
+    assert!(name.trim().starts_with("cut-"), "{name}");
+    services_run(&ssh, "with a full state partition");
+    ssh.check("docker rm -f filler", CMD)
+        .expect("the workload removed");
+    ssh.check("sudo corral config set hostname freed", CMD)
+        .expect("config set works again once there is room");
+    drop(vm);
+}
