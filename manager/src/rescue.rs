@@ -325,6 +325,13 @@ pub async fn watch(
                     Ok(r) => {
                         rescue = Some(r);
                         retry_at = None;
+                        // The rescue console's getty takes the console over: one reader.
+                        if shell.take().is_some() {
+                            log::warn!(
+                                "the rescue console runs: the root shell on the console is \
+                                 closed (log in at its getty)"
+                            );
+                        }
                     }
                     Err(e) => {
                         log::error!("rescue console: {e}; trying again in {}s", RETRY.as_secs());

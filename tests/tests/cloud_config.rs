@@ -329,6 +329,14 @@ fn a_console_that_cannot_start_leaves_a_rescue_way_in() {
             t.contains("corral-console: started sshd").then_some(())
         })
         .expect("the rescue console starts at the next try");
+    // Its getty has the console now: the root shell there is closed.
+    vm.eventually(
+        "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = sh ] && \
+         [ \"$(readlink $p/fd/0)\" = /dev/console ] && exit 1; done; exit 0",
+        CMD,
+        CMD,
+    )
+    .expect("the emergency shell is closed once the rescue console runs");
     let console = vm.console.text();
     assert!(
         console.contains("the console service was never created"),
