@@ -239,10 +239,18 @@ pub fn parse(file: &str, text: &str) -> Result<ServicesFile, ComposeError> {
         file: file.to_string(),
         detail: e.to_string(),
     })?;
-    let top: Top = yaml_serde::from_str(text).map_err(|e| ComposeError::Parse {
+    let parse_error = |e: yaml_serde::Error| ComposeError::Parse {
         file: file.to_string(),
         detail: e.to_string(),
-    })?;
+    };
+    let mut value: yaml_serde::Value = yaml_serde::from_str(text).map_err(parse_error)?;
+    // docker-compose's `<<: *defaults` (YAML 1.1 merge keys), merged before reading.
+    let top: Top = if corral_yaml::has_merge_keys(&value) {
+        value.apply_merge().map_err(parse_error)?;
+        yaml_serde::from_value(value).map_err(parse_error)?
+    } else {
+        yaml_serde::from_str(text).map_err(parse_error)?
+    };
     let mut out = ServicesFile {
         path: PathBuf::from(file),
         ..Default::default()
@@ -411,6 +419,18 @@ services:
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn compose_merge_keys_merge() {
+        let f = parse(
+            "m.yml",
+            "x-defaults: &d\n  image: busybox\n  restart: always\nservices:\n  a:\n    <<: *d\n    command: ['true']\n",
+        )
+        .expect("parses");
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.services["a"].image, "busybox");
+        assert_eq!(f.services["a"].command.to_vec(), ["true"]);
     }
 
     #[test]

@@ -100,10 +100,20 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
     // Bounded first: what the aliases expand to is counted before anything is built.
     bounded(source, text)?;
     // Syntax first (with positions), then the schema's types (with positions too).
-    let value: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| yaml_error(source, e))?;
+    let mut value: yaml_serde::Value =
+        yaml_serde::from_str(text).map_err(|e| yaml_error(source, e))?;
+    // YAML 1.1 merge keys (`<<: *defaults`), which RancherOS's go-yaml honours: merged
+    // into the value first, and the schema read from it (without positions then).
+    let merged = corral_yaml::has_merge_keys(&value);
+    if merged {
+        value.apply_merge().map_err(|e| yaml_error(source, e))?;
+    }
     let config: CloudConfig =
         match &value {
             yaml_serde::Value::Null => CloudConfig::default(),
+            yaml_serde::Value::Mapping(_) if merged => {
+                yaml_serde::from_value(value.clone()).map_err(|e| yaml_error(source, e))?
+            }
             yaml_serde::Value::Mapping(_) => {
                 yaml_serde::from_str(text).map_err(|e| yaml_error(source, e))?
             }
@@ -285,6 +295,37 @@ mod tests {
                 "u: `write_files[0].mode` is not supported and is ignored",
             ]
         );
+    }
+
+    /// YAML 1.1 merge keys, as RancherOS's go-yaml reads them: defaults under a key
+    /// Corral ignores (`x-common`), merged into a service.
+    #[test]
+    fn merge_keys_merge_as_rancheros_reads_them() {
+        let c = parse(
+            "u",
+            b"#cloud-config\nx-common: &common\n  image: busybox\n  restart: always\nrancher:\n  services:\n    foo:\n      <<: *common\n      restart: 'no'\n",
+        )
+        .expect("parses");
+        let UserData::CloudConfig { config, value, .. } = c else {
+            panic!()
+        };
+        assert!(config.corral.services.contains_key("foo"));
+        let foo = &value["rancher"]["services"]["foo"];
+        assert_eq!(foo["image"].as_str(), Some("busybox"), "{foo:?}");
+        assert_eq!(
+            foo["restart"].as_str(),
+            Some("no"),
+            "the service's own key wins"
+        );
+        assert!(foo.get("<<").is_none(), "{foo:?}");
+        // A merge of something that is not a mapping is an error naming the file.
+        let e = parse(
+            "u",
+            b"#cloud-config\nrancher:\n  services:\n    foo:\n      <<: 3\n",
+        )
+        .expect_err("a bad merge")
+        .to_string();
+        assert!(e.starts_with("u:"), "{e}");
     }
 
     /// Malformed user-data: each gives its exact error, none panics.

@@ -8,7 +8,7 @@
 //! at [`MAX_NODES`], so a hostile document costs bounded time and memory before any
 //! caller turns it into a value or a typed configuration.
 //!
-//! - **Owns:** the node limit and its error.
+//! - **Owns:** the node limit and its error; finding YAML merge keys (`<<`).
 //! - **Must not touch:** anything but the text it is given.
 //! - **Talks to:** nothing; corral-config (user-data, meta-data) and corral-compose
 //!   (services files) call it before they parse.
@@ -65,6 +65,28 @@ pub fn bounded(text: &str) -> Result<(), YamlError> {
         Err(e @ YamlError::TooManyNodes { .. }) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Whether `value` has a YAML merge key (`<<: *defaults`, YAML 1.1, which go-yaml and so
+/// RancherOS and docker-compose honour) anywhere. Such a document is read through
+/// [`yaml_serde::Value::apply_merge`] first; serde's typed parse alone does not merge.
+pub fn has_merge_keys(value: &yaml_serde::Value) -> bool {
+    use yaml_serde::Value;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Mapping(m) => {
+                if m.contains_key(Value::String("<<".into())) {
+                    return true;
+                }
+                stack.extend(m.values());
+            }
+            Value::Sequence(items) => stack.extend(items),
+            Value::Tagged(t) => stack.push(&t.value),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Visits every value and counts it; builds nothing.
@@ -158,6 +180,15 @@ impl<'de> serde::de::Visitor<'de> for Counter<'_> {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn merge_keys_are_found_at_any_depth() {
+        let v = |t: &str| yaml_serde::from_str::<yaml_serde::Value>(t).expect("yaml");
+        assert!(!has_merge_keys(&v("a: {b: [1, {c: 2}]}\n")));
+        assert!(has_merge_keys(&v(
+            "x: &d {image: busybox}\na:\n  s:\n    - {<<: *d, command: 'true'}\n"
+        )));
+    }
 
     #[test]
     fn an_ordinary_document_is_counted() {
