@@ -83,6 +83,18 @@ fn begin(seed: &Path, data_root: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Removes what a seed that failed part way left in `data_root` (its `.seeding` parts),
+/// so that it does not hold the room the failure lacked.
+pub fn discard_partial(data_root: &Path) -> Result<()> {
+    for part in PARTS {
+        let left = partial(data_root, part);
+        if fs::symlink_metadata(&left).is_ok() {
+            fs::remove_dir_all(&left).map_err(io_err(&left, "removing a failed seed"))?;
+        }
+    }
+    Ok(())
+}
+
 fn partial(data_root: &Path, part: &str) -> std::path::PathBuf {
     data_root.join(format!("{part}{PARTIAL}"))
 }
@@ -445,6 +457,28 @@ mod tests {
         assert_eq!(left.len(), 1, "only the copy is left in the data root");
         assert!(install(&seed, &data).expect("seed").is_some());
         assert!(data.join("overlay2/abc/diff").is_dir());
+    }
+
+    #[test]
+    fn a_failed_seed_gives_its_room_back_and_touches_nothing_else() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        for dir in [
+            "overlay2.seeding/abc/diff",
+            "image.seeding/overlay2",
+            "volumes/v",
+        ] {
+            fs::create_dir_all(data.join(dir)).expect("mkdir");
+        }
+        discard_partial(&data).expect("discarded");
+        for part in PARTS {
+            assert!(!partial(&data, part).exists(), "{part}");
+        }
+        assert!(
+            data.join("volumes/v").is_dir(),
+            "the engine's own data stays"
+        );
+        discard_partial(&data).expect("nothing left to discard is no error");
     }
 
     #[test]

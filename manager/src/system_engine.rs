@@ -5,6 +5,7 @@
 use corral_dockerd::engine::{stop_leftover_containerd, wait_ready, Engine, EngineSpec};
 use corral_host::respawn::backoff;
 use corral_host::since_boot;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -37,27 +38,62 @@ pub enum EngineEvent {
 /// store seeded again ([`seed_store`]). A tmpfs data root or a state disk's alike.
 const BROKEN_AFTER: u32 = 3;
 
+/// Whether `path` is on a tmpfs (lives as long as the boot).
+fn in_ram(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+        .unwrap_or(false)
+}
+
+/// The state partition cannot hold the system store (too small, full, failing): a tmpfs
+/// is mounted over the data root, so that this boot's system engine runs from RAM with
+/// its layers linked from the root image, and the services still come up. What is on
+/// the state partition under it is left alone.
+fn data_root_in_ram(data_root: &Path, why: &dyn std::fmt::Display) -> Result<(), String> {
+    if let Err(e) = corral_dockerd::seed::discard_partial(data_root) {
+        log::warn!("{e}");
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        data_root,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0711"),
+    )
+    .map_err(|e| format!("mounting a tmpfs on '{}': {e}", data_root.display()))?;
+    log::error!(
+        "{why}: the state partition cannot hold the system engine's store; it runs from RAM \
+         this boot (its images linked from the root image, nothing it writes kept). Free \
+         room on the state partition or give the disk more (it grows at boot)"
+    );
+    Ok(())
+}
+
 /// Fills an empty data root from the seed: on the root's squashfs itself (PID 1 mounts it
 /// there) its layers are linked, not copied; otherwise (a root that is not a squashfs)
 /// copied. Linked layers point into this boot's root image, so they suit a data root
 /// that lives as long as the boot (tmpfs); a data root on the state partition outlives
-/// it (and an upgrade replaces the root image): it gets copies. Runs off the manager's
-/// one thread: a copy takes seconds on a slow disk.
+/// it (and an upgrade replaces the root image): it gets copies. When the copy fails (a
+/// state partition too small or full) the data root moves to RAM for this boot
+/// ([`data_root_in_ram`]) and is seeded linked there. Runs off the manager's one thread:
+/// a copy takes seconds on a slow disk.
 pub async fn seed_store(spec: &EngineSpec) {
     let on_squashfs = seed_on_squashfs();
     let data_root = spec.data_root.clone();
     let started = Instant::now();
     let seeded = tokio::task::spawn_blocking(move || {
-        let in_ram = nix::sys::statfs::statfs(&data_root)
-            .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-            .unwrap_or(false);
-        if on_squashfs.is_dir() && in_ram {
-            corral_dockerd::seed::install_linked(&on_squashfs, &data_root)
-        } else {
-            corral_dockerd::seed::install(
-                std::path::Path::new(corral_dockerd::seed::SEED_DIR),
-                &data_root,
-            )
+        if on_squashfs.is_dir() && in_ram(&data_root) {
+            return corral_dockerd::seed::install_linked(&on_squashfs, &data_root);
+        }
+        match corral_dockerd::seed::install(Path::new(corral_dockerd::seed::SEED_DIR), &data_root) {
+            Err(e) if on_squashfs.is_dir() => match data_root_in_ram(&data_root, &e) {
+                Ok(()) => corral_dockerd::seed::install_linked(&on_squashfs, &data_root),
+                Err(why) => {
+                    log::error!("{why}");
+                    Err(e)
+                }
+            },
+            other => other,
         }
     })
     .await;
@@ -108,6 +144,13 @@ pub async fn supervise(
                         aside.display()
                     );
                     seed_store(&spec).await;
+                }
+                // Not even that fits (a full state partition): RAM for this boot.
+                Err(e) if !in_ram(&spec.data_root) && seed_on_squashfs().is_dir() => {
+                    match data_root_in_ram(&spec.data_root, &e) {
+                        Ok(()) => seed_store(&spec).await,
+                        Err(why) => log::error!("{e}; {why}"),
+                    }
                 }
                 Err(e) => log::error!("{e}"),
             }

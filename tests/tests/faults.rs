@@ -1,6 +1,6 @@
 //! Faults that take several boots of one disk (`make faults`, not `make test`: four boots
-//! of the disk image under TCG do not fit beside the rest; docs/testing.md). One disk,
-//! the way EC2 boots `corral.img`, power cut three ways:
+//! of the disk image under TCG do not fit beside the rest; docs/testing.md). One 2 GiB
+//! disk, the way EC2 boots `corral.img`, power cut three ways:
 //!
 //! 1. QEMU killed two seconds after the manager starts on the first boot, while it
 //!    copies the system image store onto the state partition: the next boot seeds it
@@ -60,11 +60,9 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     let dir = log_dir("faults");
     std::fs::create_dir_all(&dir).expect("log dir");
     let disk = dir.join("disk.img");
-    let image = artifact("corral.img");
-    let size = std::fs::metadata(&image).expect("corral.img").len();
-    // The image's own size: the state partition stays small (a few hundred MB), so a
-    // workload fills it in seconds.
-    corral_harness::disk_from_image(&image, &disk, size).expect("disk");
+    // 2 GiB: the state partition grows to about 1.3 GiB at the first boot, room for the
+    // system store's copy (about 560 MB) and little more, so a workload fills it soon.
+    corral_harness::disk_from_image(&artifact("corral.img"), &disk, 2 << 30).expect("disk");
     let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-faults").expect("key pair");
     let imds = FakeImds::start(Instance {
         instance_id: "i-0faul7500000000001".into(),
@@ -208,5 +206,36 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         .expect("the workload removed");
     ssh.check("sudo corral config set hostname freed", CMD)
         .expect("config set works again once there is room");
+    drop(vm);
+
+    // 4. The image on a disk of its own size (EC2's smallest volume for it): a state
+    // partition of about 350 MB cannot hold the system store's copy. The system engine
+    // runs from RAM that boot, and says so; the services run.
+    let small = dir.join("small.img");
+    let image = artifact("corral.img");
+    let size = std::fs::metadata(&image).expect("corral.img").len();
+    corral_harness::disk_from_image(&image, &small, size).expect("small disk");
+    let (cfg, port) = machine(&small, &imds);
+    let vm = Vm::start("faults-small", &cfg, &dir.join("5-small"), Vec::new()).expect("QEMU");
+    let ssh = Ssh { port, ..ssh };
+    ssh.wait_ready(BOOT).expect("ssh on a small disk");
+    services_run(&ssh, "on a small disk");
+    assert!(
+        vm.console
+            .text()
+            .contains("the state partition cannot hold the system engine's store"),
+        "the console says why the system engine runs from RAM"
+    );
+    let fs = ssh
+        .check("sudo stat -f -c %T /var/lib/system-docker", CMD)
+        .expect("statfs");
+    assert_eq!(fs.trim(), "tmpfs", "the system store in RAM");
+    let partial = ssh
+        .check("sudo ls -a /run/corral/state 2>/dev/null; true", CMD)
+        .expect("ls");
+    eprintln!(
+        "faults: the small disk's state partition holds: {}",
+        partial.trim()
+    );
     drop(vm);
 }
