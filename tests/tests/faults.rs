@@ -153,7 +153,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     assert!(set_value.contains("cut-"), "{set_value}");
     services_run(&ssh, "after a cut config set");
 
-    // 3. A workload fills the state partition.
+    // 3. A workload fills the state partition (`/home` is on it too, and the console has it).
     ssh.run_with_input("docker load", Some(&test_image("busybox")), CMD)
         .expect("docker load");
     let conf = "sudo sh -c 'cat /var/lib/corral/conf/*.yml' | sha256sum";
@@ -162,7 +162,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         .run(
             &format!(
                 "docker run --name filler {BUSYBOX} sh -c 'dd if=/dev/zero of=/fill bs=1M; sync'; \
-                 df -h /var/lib/docker"
+                 df -h /home"
             ),
             Duration::from_secs(600),
         )
