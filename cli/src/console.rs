@@ -111,14 +111,13 @@ pub fn install_authorized_keys(root: &Path, account: &Account, keys: &[String]) 
     let ids = (account.uid, account.gid);
     let ssh_dir = crate::nofollow::own_dir(&home_dir, std::ffi::OsStr::new(".ssh"), 0o700, ids)
         .map_err(io("making", &ssh))?;
-    crate::nofollow::replace(
-        &ssh_dir,
-        std::ffi::OsStr::new("authorized_keys"),
-        authorized_keys_text(keys).as_bytes(),
-        0o600,
-        Some(ids),
-    )
-    .map_err(io("replacing", &file))?;
+    let name = std::ffi::OsStr::new("authorized_keys");
+    let text = authorized_keys_text(keys);
+    // Unchanged keys are not written again (a full state partition still boots).
+    if !crate::nofollow::holds(&ssh_dir, name, text.as_bytes(), 0o600, Some(ids)) {
+        crate::nofollow::replace(&ssh_dir, name, text.as_bytes(), 0o600, Some(ids))
+            .map_err(io("replacing", &file))?;
+    }
     Ok(file)
 }
 
@@ -263,6 +262,15 @@ mod tests {
             .expect("again");
         let text = fs::read_to_string(&file).expect("read");
         assert!(!text.contains("AAAA") && text.contains("BBBB"), "{text}");
+        // The same keys again: the file is left as it is (not even rewritten).
+        let inode = fs::metadata(&file).expect("stat").ino();
+        install_authorized_keys(root.path(), &account, &["ssh-ed25519 BBBB b".into()])
+            .expect("unchanged");
+        assert_eq!(
+            fs::metadata(&file).expect("stat").ino(),
+            inode,
+            "not replaced"
+        );
         // No keys: the file holds only its header, so nobody logs in.
         install_authorized_keys(root.path(), &account, &[]).expect("empty");
         let text = fs::read_to_string(&file).expect("read");

@@ -147,11 +147,46 @@ pub fn replace(
         flags,
         Mode::from_bits_truncate(0o600),
     )?);
-    file.write_all(content)?;
-    own(&file, mode, owner)?;
-    file.sync_all()?;
-    renameat(dir, tmp.as_os_str(), dir, name)?;
-    Ok(())
+    let written = file
+        .write_all(content)
+        .and_then(|()| own(&file, mode, owner))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| renameat(dir, tmp.as_os_str(), dir, name).map_err(Into::into));
+    if written.is_err() {
+        // A full disk, say: the half-written copy goes, the old file stays as it was.
+        let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    written
+}
+
+/// Whether `name` in `dir` is already a regular file (not a link) holding `content` with
+/// `mode` and `owner`: then [`replace`] has nothing to do, and need not write.
+pub fn holds(
+    dir: &OwnedFd,
+    name: &OsStr,
+    content: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> bool {
+    use std::io::Read;
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let Ok(fd) = openat(dir, name, flags, Mode::empty()) else {
+        return false;
+    };
+    let Ok(st) = fstat(&fd) else {
+        return false;
+    };
+    let regular = st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG;
+    let owned = owner.is_none_or(|(u, g)| st.st_uid == u && st.st_gid == g);
+    if !regular || !owned || st.st_mode & 0o7777 != mode || st.st_size as usize != content.len() {
+        return false;
+    }
+    let mut text = Vec::with_capacity(content.len());
+    File::from(fd)
+        .take(content.len() as u64 + 1)
+        .read_to_end(&mut text)
+        .is_ok()
+        && text == content
 }
 
 /// Appends `content` to `name` in `dir` (made when missing), then sets `mode` and

@@ -47,18 +47,29 @@ pub(super) fn console_init() -> anyhow::Result<()> {
         .context("reading /etc/passwd")?
         .with_context(|| format!("the user {USER} is missing from /etc/passwd"))?;
     let keys = config.authorized_keys();
-    let file = console::install_authorized_keys(root, &account, &keys)
-        .with_context(|| format!("installing the ssh keys of {USER}"))?;
-    if keys.is_empty() {
-        log::warn!(
-            "no ssh_authorized_keys in the configuration: nobody can log in over ssh \
-             (set corral.ssh_authorized_keys=[...] on the kernel command line)"
-        );
-    } else {
+    // A key file that cannot be written (a full state partition) is no reason to leave
+    // the machine without sshd and gettys: the keys already there stay in force.
+    let file = match console::install_authorized_keys(root, &account, &keys) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            log::error!(
+                "installing the ssh keys of {USER}: {e}; the keys already in its \
+                 authorized_keys, if any, stay in force"
+            );
+            None
+        }
+    };
+    if let Some(file) = file.filter(|_| !keys.is_empty()) {
         log::info!(
             "{} authorized keys for {USER} in {}",
             keys.len(),
             file.display()
+        );
+    }
+    if keys.is_empty() {
+        log::warn!(
+            "no ssh_authorized_keys in the configuration: nobody can log in over ssh \
+             (set corral.ssh_authorized_keys=[...] on the kernel command line)"
         );
     }
     // write_files and runcmd once per boot: not again when the console's container or
