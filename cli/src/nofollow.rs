@@ -266,6 +266,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_replace_leaves_the_old_and_no_temporary_file() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (dir, _) = parent_dir(root.path(), Path::new("/d/x")).expect("dirs");
+        // The rename cannot put a file over a directory that holds something: the write
+        // fails at its last step, as a full disk fails one at an earlier step.
+        std::fs::create_dir_all(root.path().join("d/keys/inside")).expect("mkdir");
+        let name = OsStr::new("keys");
+        assert!(replace(&dir, name, b"new", 0o600, None).is_err());
+        let left: Vec<_> = std::fs::read_dir(root.path().join("d"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left, vec![OsString::from("keys")], "no temporary file left");
+        assert!(root.path().join("d/keys/inside").is_dir(), "the old stays");
+        // `holds` says whether a write is needed: same bytes, mode and owner only.
+        let file = OsStr::new("file");
+        replace(&dir, file, b"same", 0o640, Some(me())).expect("write");
+        assert!(holds(&dir, file, b"same", 0o640, Some(me())));
+        assert!(!holds(&dir, file, b"other", 0o640, Some(me())));
+        assert!(!holds(&dir, file, b"sam", 0o640, Some(me())));
+        assert!(!holds(&dir, file, b"same", 0o600, Some(me())));
+        assert!(!holds(&dir, name, b"same", 0o640, None), "a directory");
+        assert!(!holds(&dir, OsStr::new("none"), b"", 0o600, None));
+    }
+
+    #[test]
     fn planted_links_are_never_written_through() {
         let root = tempfile::tempdir().expect("tempdir");
         let target = root.path().join("secret");

@@ -136,19 +136,27 @@ impl Store {
     }
 }
 
-/// Writes `path` readable by root only, whole or not at all (a temporary file renamed).
+/// Writes `path` readable by root only, whole or not at all (a temporary file renamed;
+/// when a step fails, a full disk say, the temporary file is removed and the old file
+/// stays as it was).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     // The rename is durable only once the directory that holds it is on the disk.
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) => std::fs::File::open(dir)?.sync_all(),
@@ -286,6 +294,27 @@ mod tests {
             user_data: user_data.as_bytes().to_vec(),
             meta,
         }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("user.yml");
+        write_private(&path, b"old").expect("first write");
+        // A directory where the temporary file goes: the write fails at its first step.
+        std::fs::create_dir(dir.path().join("user.tmp")).expect("mkdir");
+        assert!(write_private(&path, b"new").is_err());
+        assert_eq!(std::fs::read(&path).expect("read"), b"old");
+        std::fs::remove_dir(dir.path().join("user.tmp")).expect("rmdir");
+        // The rename fails at the last step (a non-empty directory in the file's place):
+        // the written temporary file is removed.
+        let other = dir.path().join("other.yml");
+        std::fs::create_dir_all(other.join("inside")).expect("mkdir");
+        assert!(write_private(&other, b"new").is_err());
+        assert!(
+            !dir.path().join("other.tmp").exists(),
+            "no temporary file left"
+        );
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub const PARTS: &[&str] = &["overlay2", "image"];
 /// What a part is called while it is being copied; renamed to its own name once whole.
 const PARTIAL: &str = ".seeding";
 
+/// A file in the seed, written by the build: the room its copy takes on a filesystem of
+/// 4 KiB blocks, in bytes ([`footprint`]). A seed without it is copied unchecked.
+pub const FOOTPRINT_FILE: &str = "footprint";
+
+/// Room kept free beyond the seed's footprint: for the engine's own first writes
+/// (containerd's state, networks) and the filesystem's metadata.
+const HEADROOM: u64 = 32 << 20;
+
 fn io_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> DockerdError {
     let path = path.to_path_buf();
     let what = what.to_string();
@@ -116,13 +124,63 @@ fn commit(data_root: &Path) -> Result<()> {
         .map_err(io_err(data_root, "syncing the directory"))
 }
 
+/// The room a tree takes on a filesystem of 4 KiB blocks: each file's size rounded up
+/// to whole blocks, a block for each directory and link. The build records the seed's
+/// in [`FOOTPRINT_FILE`].
+pub fn footprint(tree: &Path) -> Result<u64> {
+    const BLOCK: u64 = 4096;
+    let meta = fs::symlink_metadata(tree).map_err(io_err(tree, "reading"))?;
+    if !meta.is_dir() {
+        return Ok(meta.len().div_ceil(BLOCK).max(1) * BLOCK);
+    }
+    let mut total = BLOCK;
+    for entry in fs::read_dir(tree).map_err(io_err(tree, "listing"))? {
+        let entry = entry.map_err(io_err(tree, "listing"))?;
+        total += footprint(&entry.path())?;
+    }
+    Ok(total)
+}
+
+/// Whether the filesystem of `data_root` has room for the seed's copy: the footprint
+/// the build recorded plus [`HEADROOM`], against what `statvfs` says is free.
+/// Refused before anything is written, so a state partition too small for the store
+/// (the image on a disk of its own size) is not filled and emptied again at every boot.
+fn check_room(seed: &Path, data_root: &Path) -> Result<()> {
+    let recorded = seed.join(FOOTPRINT_FILE);
+    let Some(needed) = fs::read_to_string(&recorded)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    let stat = nix::sys::statvfs::statvfs(data_root).map_err(|e| DockerdError::Seed {
+        path: data_root.to_path_buf(),
+        detail: format!("reading the free space: {e}"),
+    })?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    let wanted = needed.saturating_add(HEADROOM);
+    if free < wanted {
+        return Err(DockerdError::Seed {
+            path: data_root.to_path_buf(),
+            detail: format!(
+                "{} MB free, the store's copy needs {} MB; nothing was copied",
+                free / 1_000_000,
+                wanted.div_ceil(1_000_000)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// At boot: fills an empty data root from the seed. Returns bytes copied, or `None`
-/// when there is no seed or the data root already holds images. Each part is copied
+/// when there is no seed or the data root already holds images. Refused before any
+/// write when the filesystem lacks the room ([`check_room`]). Each part is copied
 /// under a temporary name and put in place by [`commit`].
 pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
     if !begin(seed, data_root)? {
         return Ok(None);
     }
+    check_room(seed, data_root)?;
     let mut bytes = 0;
     for part in PARTS {
         bytes += copy_tree(&seed.join(part), &partial(data_root, part))?;
@@ -457,6 +515,42 @@ mod tests {
         assert_eq!(left.len(), 1, "only the copy is left in the data root");
         assert!(install(&seed, &data).expect("seed").is_some());
         assert!(data.join("overlay2/abc/diff").is_dir());
+    }
+
+    #[test]
+    fn a_seed_too_big_for_the_disk_is_refused_before_any_write() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let seed = tmp.path().join("seed");
+        fs::create_dir_all(seed.join("image/overlay2")).expect("mkdir");
+        fs::create_dir_all(seed.join("overlay2/abc/diff")).expect("mkdir");
+        fs::write(seed.join("overlay2/abc/diff/file"), vec![1u8; 5000]).expect("write");
+        // Three directories of the overlay2 part, one file of two blocks; the image
+        // part two directories.
+        assert_eq!(
+            footprint(&seed.join("overlay2")).expect("footprint"),
+            5 * 4096
+        );
+        let data = tmp.path().join("data");
+        fs::create_dir_all(&data).expect("mkdir");
+        // A footprint no disk here has room for.
+        fs::write(seed.join(FOOTPRINT_FILE), format!("{}\n", u64::MAX / 2)).expect("write");
+        let err = install(&seed, &data).expect_err("no room").to_string();
+        assert!(err.contains("nothing was copied"), "{err}");
+        assert_eq!(
+            fs::read_dir(&data).expect("list").count(),
+            0,
+            "nothing written"
+        );
+        // The footprint the build records fits: copied.
+        let fits = footprint(&seed.join("image")).expect("footprint")
+            + footprint(&seed.join("overlay2")).expect("footprint");
+        fs::write(seed.join(FOOTPRINT_FILE), fits.to_string()).expect("write");
+        assert_eq!(install(&seed, &data).expect("room"), Some(5000));
+        // A seed without the file (or with a broken one) is copied unchecked.
+        let other = tmp.path().join("other");
+        fs::create_dir_all(&other).expect("mkdir");
+        fs::write(seed.join(FOOTPRINT_FILE), "many").expect("write");
+        assert_eq!(install(&seed, &other).expect("unchecked"), Some(5000));
     }
 
     #[test]

@@ -73,8 +73,8 @@ fn data_root_in_ram(data_root: &Path, why: &dyn std::fmt::Display) -> Result<(),
 /// there) its layers are linked, not copied; otherwise (a root that is not a squashfs)
 /// copied. Linked layers point into this boot's root image, so they suit a data root
 /// that lives as long as the boot (tmpfs); a data root on the state partition outlives
-/// it (and an upgrade replaces the root image): it gets copies. When the copy fails (a
-/// state partition too small or full) the data root moves to RAM for this boot
+/// it (and an upgrade replaces the root image): it gets copies. When the copy does not
+/// fit (checked before it starts) or fails (a state partition full or failing) the data root moves to RAM for this boot
 /// ([`data_root_in_ram`]) and is seeded linked there. Runs off the manager's one thread:
 /// a copy takes seconds on a slow disk.
 pub async fn seed_store(spec: &EngineSpec) {

@@ -1,6 +1,6 @@
-//! Faults that take several boots of one disk (`make faults`, not `make test`: four boots
+//! Faults that take several boots of one disk (`make faults`, not `make test`: five boots
 //! of the disk image under TCG do not fit beside the rest; docs/testing.md). One 2 GiB
-//! disk, the way EC2 boots `corral.img`, power cut three ways:
+//! disk, the way EC2 boots `corral.img`, power cut three ways, then a disk too small:
 //!
 //! 1. QEMU killed two seconds after the manager starts on the first boot, while it
 //!    copies the system image store onto the state partition: the next boot seeds it
@@ -12,6 +12,9 @@
 //!    configuration is the same byte for byte, and after a power cut with the partition
 //!    still full the machine boots to ssh with its system services; once the file is
 //!    gone the user engine comes up and `config set` works again.
+//! 4. The image on a disk of its own size: the state partition is too small for the
+//!    system store, whose copy is refused by the free space before it starts; the
+//!    system engine runs from RAM that boot and every service runs.
 
 use corral_harness::imds::{FakeImds, Instance};
 use corral_harness::{
@@ -236,8 +239,8 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     drop(vm);
 
     // 4. The image on a disk of its own size (EC2's smallest volume for it): a state
-    // partition of about 350 MB cannot hold the system store's copy. The system engine
-    // runs from RAM that boot, and says so; the services run.
+    // partition of about 350 MB cannot hold the system store's copy, which is not even
+    // tried. The system engine runs from RAM that boot, and says so; the services run.
     let small = dir.join("small.img");
     let image = artifact("corral.img");
     let size = std::fs::metadata(&image).expect("corral.img").len();
@@ -252,6 +255,10 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
             .text()
             .contains("the state partition cannot hold the system engine's store"),
         "the console says why the system engine runs from RAM"
+    );
+    assert!(
+        vm.console.text().contains("nothing was copied"),
+        "the copy is refused by the free space before it starts, not tried and failed"
     );
     // The host's mounts, seen through PID 1 (the console shares the host's PIDs).
     let mounts = ssh

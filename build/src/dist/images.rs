@@ -126,8 +126,9 @@ fn seed_store(paths: &Paths, archives: &[(PathBuf, ImageArchive)]) -> Result<(Pa
     Ok((out, fingerprint))
 }
 
-/// Puts the image index and the seeded store into the root. The archives themselves
-/// stay out: the seed holds the same images, and the ISO has a size budget.
+/// Puts the image index and the seeded store into the root, with the room the store's
+/// copy takes ([`seed::FOOTPRINT_FILE`]). The archives themselves stay out: the seed
+/// holds the same images, and the ISO has a size budget.
 pub(super) fn ship_images(
     root: &Path,
     archives: &[(PathBuf, ImageArchive)],
@@ -135,8 +136,16 @@ pub(super) fn ship_images(
 ) -> Result<()> {
     write_index(&root.join(IMAGES_DIR.trim_start_matches('/')), archives)?;
     let dest = root.join(SEED_DIR.trim_start_matches('/'));
-    seed::copy_tree(seed_dir, &dest).map_err(|e| BuildError::Seed {
+    let seed_err = |e: corral_dockerd::DockerdError| BuildError::Seed {
         detail: e.to_string(),
-    })?;
+    };
+    seed::copy_tree(seed_dir, &dest).map_err(seed_err)?;
+    // What its copy takes on a state partition, checked at boot before copying.
+    let mut room = 0;
+    for part in seed::PARTS {
+        room += seed::footprint(&dest.join(part)).map_err(seed_err)?;
+    }
+    let file = dest.join(seed::FOOTPRINT_FILE);
+    std::fs::write(&file, format!("{room}\n")).map_err(BuildError::write(&file))?;
     Ok(())
 }
