@@ -60,7 +60,8 @@
 //!   restarts, `/run/system-docker.sock`, `/run/corral/api.sock`,
 //!   `/var/lib/system-docker`, `/run/system-docker`, `/var/log/system-docker.log`; what
 //!   cloud-config applies on the host after PID 1's boot: the configured hostname and its
-//!   `/etc/hosts` line, sysctls, the modules `corral.modules` and the user engine need,
+//!   `/etc/hosts` line, sysctls, the modules `corral.modules`, the user engine and the
+//!   network service's bonds and VLANs need,
 //!   the `mounts` entries, `bootcmd`, `/var/log/cloud-config.log`; the user engine's
 //!   `daemon.json` and TLS files under `/run/corral/docker` and `/var/lib/corral/tls`.
 //! - **Must not touch:** the user engine's data (`/var/lib/docker`); it reaches that engine

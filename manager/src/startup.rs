@@ -169,8 +169,21 @@ fn builtin_services() -> String {
     include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Every service this boot runs, with the configuration's environment and network plan.
+/// Every service this boot runs, with the configuration's environment and network plan;
+/// the kernel modules that plan needs (bonds, VLANs) are loaded here, before the network
+/// service can start with it.
 fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compose::ServicesFile {
+    let net = &effective.config.corral.network;
+    let wanted = network::modules(&network::plan(net, links));
+    if !wanted.is_empty() {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let what = format!("corral.network: loading {}", wanted.join(", "));
+        for problem in
+            crate::apply::load_modules(&corral_host::sys::Linux, release.trim(), &wanted, &what)
+        {
+            log::warn!("{problem}");
+        }
+    }
     let builtin = builtin_services();
     let available: Vec<std::path::PathBuf> = assemble::AVAILABLE_DIRS
         .iter()

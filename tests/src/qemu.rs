@@ -79,6 +79,11 @@ pub struct VmConfig {
     /// send to another address, and "offline" is what a test sees. `make run` turns it
     /// off so that a user's machine can pull images.
     pub isolated: bool,
+    /// More virtio NICs after the first (eth1, eth2, ...), each on a network of its own
+    /// that reaches nothing (QEMU's user network with `restrict=on` and no forwards, on
+    /// 10.0.11.0/24, 10.0.12.0/24, ... so that its DHCP lease does not shadow eth0's
+    /// 10.0.2.0/24): for bonds and VLANs.
+    pub extra_nics: u32,
 }
 
 impl VmConfig {
@@ -95,6 +100,7 @@ impl VmConfig {
             smbios_vendor: None,
             no_reboot: true,
             isolated: true,
+            extra_nics: 0,
         }
     }
 
@@ -225,6 +231,14 @@ impl VmConfig {
             "-device",
             "virtio-net-pci,netdev=n0,romfile=",
         ]);
+        for i in 1..=self.extra_nics {
+            push(&[
+                "-netdev",
+                &format!("user,id=n{i},restrict=on,net=10.0.{}.0/24", 10 + i),
+                "-device",
+                &format!("virtio-net-pci,netdev=n{i},romfile="),
+            ]);
+        }
         a
     }
 }
@@ -305,7 +319,14 @@ mod tests {
             a.contains("-netdev user,id=n0,restrict=on"),
             "isolated: {a}"
         );
+        assert!(!a.contains("id=n1"), "one NIC unless asked");
         cfg.isolated = false;
         assert!(!joined(&cfg, &Serial::Stdio).contains("restrict"));
+        cfg.extra_nics = 2;
+        let a = joined(&cfg, &Serial::Stdio);
+        assert!(
+            a.contains("-netdev user,id=n2,restrict=on,net=10.0.12.0/24 -device virtio-net-pci,netdev=n2,romfile="),
+            "the extra NICs reach nothing: {a}"
+        );
     }
 }

@@ -67,6 +67,14 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          users: []\n\
          rancher:\n\
          \x20 network:\n\
+         \x20   interfaces:\n\
+         \x20     eth1: {{bond: bond0}}\n\
+         \x20     eth2: {{bond: bond0}}\n\
+         \x20     bond0:\n\
+         \x20       address: 10.0.3.2/24\n\
+         \x20       bond_opts: {{mode: active-backup, miimon: \"100\"}}\n\
+         \x20       vlans: \"100:vlan100\"\n\
+         \x20     vlan100: {{address: 10.0.4.2/24}}\n\
          \x20   dns:\n\
          \x20     nameservers: [10.0.2.3, 9.9.9.9]\n\
          \x20     search: [corral.test]\n\
@@ -88,7 +96,9 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         "instance-id: iid-e2e-01\nlocal-hostname: meta-name\n",
     )
     .expect("cidata ISO");
-    let (cfg, port) = seeded("", seed);
+    let (mut cfg, port) = seeded("", seed);
+    // eth1 and eth2, for a bond with a VLAN on it.
+    cfg.extra_nics = 2;
     let mut vm = Vm::start("nocloud", &cfg, &dir, Vec::new()).expect("start QEMU");
     // The only key is the one in the seed: ssh working proves it arrived.
     let ssh = ssh_as_corral(port, &key.private);
@@ -182,9 +192,61 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         CMD,
     )
     .expect("write_files with container: syslog");
+    check_bond_and_vlan(&mut vm);
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(120))
         .expect("QEMU exits after poweroff");
+}
+
+/// The bond of eth1 and eth2 with its options, the VLAN on it, their addresses, and the
+/// modules the manager loaded for them (the network service cannot load modules).
+fn check_bond_and_vlan(vm: &mut Vm) {
+    let bond = vm
+        .eventually(
+            "grep -q 'Slave Interface: eth2' /proc/net/bonding/bond0 && cat /proc/net/bonding/bond0",
+            Duration::from_secs(120),
+            CMD,
+        )
+        .expect("bond0 with both members");
+    let said = vm
+        .check(
+            "grep -h -o '\"network: [^\"]*' /var/lib/system-docker/containers/*/*-json.log",
+            CMD,
+        )
+        .unwrap_or_default();
+    eprintln!("nocloud: the network service said\n{said}");
+    for says in [
+        "Bonding Mode: fault-tolerance (active-backup)",
+        "MII Polling Interval (ms): 100",
+        "Slave Interface: eth1",
+    ] {
+        assert!(bond.contains(says), "{says}: {bond}");
+    }
+    let vlan = vm
+        .eventually("cat /proc/net/vlan/vlan100", Duration::from_secs(60), CMD)
+        .expect("the VLAN");
+    assert!(
+        vlan.contains("VID: 100") && vlan.contains("Device: bond0"),
+        "{vlan}"
+    );
+    let addresses = vm
+        .eventually(
+            "ip -4 -o addr show dev vlan100 | grep -q 10.0.4.2/24 && ip -4 -o addr show",
+            Duration::from_secs(60),
+            CMD,
+        )
+        .expect("the VLAN's address");
+    assert!(
+        addresses
+            .lines()
+            .any(|l| l.contains(" bond0 ") && l.contains("inet 10.0.3.2/24")),
+        "the bond's address: {addresses}"
+    );
+    vm.check(
+        "test -d /sys/module/bonding && test -d /sys/module/8021q",
+        CMD,
+    )
+    .expect("bonding and 8021q loaded");
 }
 
 #[test]

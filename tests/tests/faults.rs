@@ -26,6 +26,12 @@ use std::time::{Duration, Instant};
 const BOOT: Duration = Duration::from_secs(600);
 const CMD: Duration = Duration::from_secs(120);
 const BUSYBOX: &str = "corral/busybox:0.1.0";
+/// Fills the filesystem of `/fill` for root (the container's root is the host's, so ext4's
+/// blocks reserved for root go too): large writes, then, once what the first freed at
+/// its sync is taken, one-byte files until not one more block is left.
+const FILL: &str = "dd if=/dev/zero of=/fill/zero bs=1M; sync; \
+    dd if=/dev/zero of=/fill/zero2 bs=4k; sync; \
+    i=0; while echo x > /fill/s$i; do i=$((i+1)); done 2>/dev/null; sync";
 const SERVICES: [&str; 6] = ["network", "syslog", "ntp", "acpid", "console", "docker"];
 
 fn machine(disk: &Path, imds: &FakeImds) -> (VmConfig, u16) {
@@ -179,7 +185,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         .run(
             &format!(
                 "mkdir -p /home/corral/fill && docker run --rm -v /home/corral/fill:/fill \
-                 {BUSYBOX} sh -c 'dd if=/dev/zero of=/fill/zero bs=1M; sync'; df -h /home"
+                 {BUSYBOX} sh -c '{FILL}'; df -h /home"
             ),
             Duration::from_secs(600),
         )
@@ -231,8 +237,8 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    ssh.check("sudo rm /home/corral/fill/zero", CMD)
-        .expect("the workload's file removed");
+    ssh.check("sudo rm -r /home/corral/fill", CMD)
+        .expect("the workload's files removed");
     services_run(&ssh, "once there is room again");
     ssh.check("sudo corral config set hostname freed", CMD)
         .expect("config set works again once there is room");

@@ -53,6 +53,14 @@ fn every_key_of_the_full_example() {
     assert_eq!(by_mac.address.as_deref(), Some("10.0.1.5/24"));
     assert_eq!(by_mac.gateway, Some("10.0.1.1".parse().expect("ip")));
     assert!(k.network.interfaces.contains_key("eth*"));
+    assert_eq!(
+        k.network.interfaces["eth1"].bond,
+        Some(IfName("bond0".into()))
+    );
+    let bond = &k.network.interfaces["bond0"];
+    assert_eq!(bond.bond_opts[&BondOption("mode".into())].0, "4");
+    assert_eq!(bond.vlans[1].name_on("bond0"), "storage");
+    assert_eq!(bond.vlans[0].name_on("bond0"), "bond0.100");
     assert_eq!(k.network.dns.nameservers.len(), 2);
     assert_eq!(k.network.dns.search[0].0, "corp.example");
     assert_eq!(k.services["hello"].0["restart"], "always");
