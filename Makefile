@@ -60,8 +60,9 @@ e2e: dist
 	$(BUILD) bench --runs 1 --only floor,iso --out target/bench-smoke --no-docs
 
 ## Faults that take several boots of one disk (power cuts during the first boot's seed
-## and during `corral config set`, a state partition filled by a workload): ~30 min,
-## not part of `make test` (docs/testing.md).
+## and during `corral config set`, a state partition filled by a workload, a damaged
+## system store) and the image on a disk of its own size: ~40 min, not part of
+## `make test` (docs/testing.md).
 faults: dist
 	$(BUILD) test-images
 	cargo test -p corral-harness --test faults -- --ignored --test-threads=1 --nocapture

@@ -1,6 +1,6 @@
-//! Faults that take several boots of one disk (`make faults`, not `make test`: five boots
+//! Faults that take several boots of one disk (`make faults`, not `make test`: seven boots
 //! of the disk image under TCG do not fit beside the rest; docs/testing.md). One 2 GiB
-//! disk, the way EC2 boots `corral.img`, power cut three ways, then a disk too small:
+//! disk, the way EC2 boots `corral.img`, power cut four ways, then a disk too small:
 //!
 //! 1. QEMU killed two seconds after the manager starts on the first boot, while it
 //!    copies the system image store onto the state partition: the next boot seeds it
@@ -8,11 +8,17 @@
 //! 2. QEMU killed while `corral config set` runs over and over: the next boot has one of
 //!    the values that were set (never a broken file), and its services run.
 //! 3. The state partition filled by a workload (a container writing into the user's
-//!    home until the disk is full): `corral config set` fails and says why, the saved
-//!    configuration is the same byte for byte, and after a power cut with the partition
-//!    still full the machine boots to ssh with its system services; once the file is
-//!    gone the user engine comes up and `config set` works again.
-//! 4. The image on a disk of its own size: the state partition is too small for the
+//!    home until the disk is full): `corral config set` still works in the blocks ext4
+//!    keeps for root; once root has taken those too (as the user engine can), it
+//!    fails and says why, the saved configuration is the same byte for byte, and after
+//!    a power cut with the partition still full the machine boots to ssh with its system
+//!    services (the system engine, which cannot start on the full partition, from RAM
+//!    that boot); once the files are gone the user engine comes up and `config set`
+//!    works again, and the next boot runs the system engine from the disk again.
+//! 4. The system store's image index damaged, then a power cut: the system engine's
+//!    data root is moved aside after three failed starts, seeded again, and every
+//!    service runs.
+//! 5. The image on a disk of its own size: the state partition is too small for the
 //!    system store, whose copy is refused by the free space before it starts; the
 //!    system engine runs from RAM that boot and every service runs.
 
@@ -26,12 +32,16 @@ use std::time::{Duration, Instant};
 const BOOT: Duration = Duration::from_secs(600);
 const CMD: Duration = Duration::from_secs(120);
 const BUSYBOX: &str = "corral/busybox:0.1.0";
-/// Fills the filesystem of `/fill` for root (the container's root is the host's, so ext4's
-/// blocks reserved for root go too): large writes, then, once what the first freed at
-/// its sync is taken, one-byte files until not one more block is left.
-const FILL: &str = "dd if=/dev/zero of=/fill/zero bs=1M; sync; \
-    dd if=/dev/zero of=/fill/zero2 bs=4k; sync; \
-    i=0; while echo x > /fill/s$i; do i=$((i+1)); done 2>/dev/null; sync";
+/// Fills the filesystem of `dir` with files named `<prefix>*`: large writes, then, once
+/// what the first freed at its sync is taken, one-byte files until not one more block
+/// is left to the writer.
+fn fill(dir: &str, prefix: &str) -> String {
+    format!(
+        "dd if=/dev/zero of={dir}/{prefix}big bs=1M; sync; \
+         dd if=/dev/zero of={dir}/{prefix}rest bs=4k; sync; \
+         i=0; while echo x > {dir}/{prefix}$i; do i=$((i+1)); done 2>/dev/null; sync"
+    )
+}
 const SERVICES: [&str; 6] = ["network", "syslog", "ntp", "acpid", "console", "docker"];
 
 fn machine(disk: &Path, imds: &FakeImds) -> (VmConfig, u16) {
@@ -176,22 +186,41 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     services_run(&ssh, "after a cut config set");
 
     // 3. A workload fills the state partition: a container writing into a directory of
-    // the user's home it was given (`/home` is on the state partition).
+    // the user's home it was given (`/home` is on the state partition). Without
+    // CAP_SYS_RESOURCE (not in Docker's default set) it cannot take the blocks ext4
+    // keeps for root (5%): the OS's own writes still work.
     ssh.run_with_input("docker load", Some(&test_image("busybox")), CMD)
         .expect("docker load");
+    let (_, filled) = ssh
+        .run(
+            &format!(
+                "mkdir -p /home/corral/fill && docker run --rm -v /home/corral/fill:/fill \
+                 {BUSYBOX} sh -c '{}'; df -h /home",
+                fill("/fill", "user")
+            ),
+            Duration::from_secs(600),
+        )
+        .expect("the workload runs");
+    eprintln!("faults: a workload filled the state partition:\n{filled}");
+    assert!(filled.contains("100%"), "{filled}");
+    ssh.check(
+        "sudo corral config set corral.environment.FAULTS reserve",
+        CMD,
+    )
+    .expect("config set works in the blocks ext4 keeps for root");
+    // Root takes those too (as the user engine can, pulling images).
     let conf = "sudo sh -c 'cat /var/lib/corral/conf/*.yml' | sha256sum";
     let before = ssh.check(conf, CMD).expect("saved configuration");
     let (_, filled) = ssh
         .run(
             &format!(
-                "mkdir -p /home/corral/fill && docker run --rm -v /home/corral/fill:/fill \
-                 {BUSYBOX} sh -c '{FILL}'; df -h /home"
+                "sudo sh -c '{}'; df /home",
+                fill("/home/corral/fill", "root")
             ),
             Duration::from_secs(600),
         )
-        .expect("the workload runs");
-    eprintln!("faults: the workload filled the state partition:\n{filled}");
-    assert!(filled.contains("100%"), "{filled}");
+        .expect("root fills the rest");
+    eprintln!("faults: root filled the rest:\n{filled}");
     let (code, said) = ssh
         .run("sudo corral config set hostname full 2>&1", CMD)
         .expect("config set on a full disk");
@@ -208,6 +237,12 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         ssh.check(conf, CMD).expect("saved configuration"),
         before,
         "the saved configuration is untouched"
+    );
+    assert!(
+        !ssh.check("sudo ls -a /var/lib/corral/conf", CMD)
+            .expect("the configuration's folder")
+            .contains(".tmp"),
+        "no temporary file left by the failed write"
     );
     // And the power cut with the partition still full.
     drop(vm);
@@ -242,9 +277,74 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     services_run(&ssh, "once there is room again");
     ssh.check("sudo corral config set hostname freed", CMD)
         .expect("config set works again once there is room");
+    // The system engine could not start on the full partition: it runs from RAM for
+    // the rest of this boot, and from the disk again at the next.
+    assert!(
+        vm.console.text().contains("runs from RAM this boot"),
+        "the system engine on a full partition runs from RAM"
+    );
+    drop(vm);
+    let (cfg, port) = machine(&disk, &imds);
+    let vm = Vm::start("faults-freed", &cfg, &dir.join("5-freed"), Vec::new()).expect("QEMU");
+    let ssh = Ssh { port, ..ssh };
+    ssh.wait_ready(BOOT).expect("ssh once there is room");
+    services_run(&ssh, "the boot after the room was freed");
+    let mounts = ssh
+        .check("sudo cat /proc/1/mounts", CMD)
+        .expect("the host's mounts");
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.starts_with("tmpfs /var/lib/system-docker ")),
+        "the system store back on the disk:\n{mounts}"
+    );
+
+    // 4. The system store damaged (its image index, which dockerd cannot start
+    // without), then a power cut: the next boot's system engine fails three starts, its
+    // data root's contents are moved aside, the store is seeded again (or runs from RAM
+    // if the partition cannot hold a second copy beside the one moved aside), and every
+    // service runs. The file as the system engine sees it, through its root in /proc
+    // (the console shares the host's PIDs and /run; a disk boot has no debug shell).
+    let index = "/proc/$(cat /run/system-docker.pid)/root/var/lib/system-docker/image/overlay2/repositories.json";
+    let damaged = ssh
+        .check(
+            &format!("sudo sh -c 'printf {{ > {index} && sync && cat {index}'"),
+            CMD,
+        )
+        .expect("the store damaged");
+    assert_eq!(damaged, "{", "the index damaged");
+    drop(vm);
+    let (cfg, port) = machine(&disk, &imds);
+    let vm = Vm::start("faults-corrupt", &cfg, &dir.join("6-corrupt"), Vec::new()).expect("QEMU");
+    let ssh = Ssh { port, ..ssh };
+    ssh.wait_ready(BOOT).expect("ssh after a damaged store");
+    services_run(&ssh, "after a damaged store");
+    assert!(
+        vm.console.text().contains("contents were moved to"),
+        "the console says the damaged store was moved aside"
+    );
+    let kept = ssh
+        .check(
+            "sudo sh -c 'ls -a /proc/$(cat /run/system-docker.pid)/root/var/lib/system-docker'",
+            CMD,
+        )
+        .expect("the system engine's data root");
+    assert!(
+        kept.contains(".corrupt-"),
+        "the damaged store kept aside: {kept}"
+    );
+    eprintln!(
+        "faults: a damaged system store:\n{}",
+        vm.console
+            .text()
+            .lines()
+            .filter(|l| l.contains("moved to") || l.contains("seeded") || l.contains("from RAM"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     drop(vm);
 
-    // 4. The image on a disk of its own size (EC2's smallest volume for it): a state
+    // 5. The image on a disk of its own size (EC2's smallest volume for it): a state
     // partition of about 350 MB cannot hold the system store's copy, which is not even
     // tried. The system engine runs from RAM that boot, and says so; the services run.
     let small = dir.join("small.img");
@@ -252,7 +352,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     let size = std::fs::metadata(&image).expect("corral.img").len();
     corral_harness::disk_from_image(&image, &small, size).expect("small disk");
     let (cfg, port) = machine(&small, &imds);
-    let vm = Vm::start("faults-small", &cfg, &dir.join("5-small"), Vec::new()).expect("QEMU");
+    let vm = Vm::start("faults-small", &cfg, &dir.join("7-small"), Vec::new()).expect("QEMU");
     let ssh = Ssh { port, ..ssh };
     ssh.wait_ready(BOOT).expect("ssh on a small disk");
     services_run(&ssh, "on a small disk");
