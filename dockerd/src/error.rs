@@ -26,6 +26,8 @@ pub enum DockerdError {
     },
     #[error("seeding the image store at '{path}' failed: {detail}")]
     Seed { path: PathBuf, detail: String },
+    #[error("moving the broken store aside at '{path}' failed: {detail}")]
+    MoveAside { path: PathBuf, detail: String },
     #[error("reading the image index '{path}' failed: {detail}")]
     ImageIndex { path: PathBuf, detail: String },
     #[error("image {name} ('{path}'): {detail}")]

@@ -296,6 +296,15 @@ pub fn layers(store: &Path, reference: &str) -> Result<Vec<std::path::PathBuf>> 
     Ok(dirs)
 }
 
+fn aside_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> DockerdError {
+    let path = path.to_path_buf();
+    let what = what.to_string();
+    move |e| DockerdError::MoveAside {
+        path,
+        detail: format!("{what}: {e}"),
+    }
+}
+
 /// What a broken data root's contents are moved into, inside the data root itself (it is
 /// a mount point, which cannot be renamed): `.corrupt-<seconds since 1970>`.
 pub const CORRUPT_PREFIX: &str = ".corrupt-";
@@ -306,9 +315,9 @@ pub const CORRUPT_PREFIX: &str = ".corrupt-";
 /// Returns where the contents went.
 pub fn move_aside(data_root: &Path) -> Result<std::path::PathBuf> {
     let entries: Vec<fs::DirEntry> = fs::read_dir(data_root)
-        .map_err(io_err(data_root, "listing"))?
+        .map_err(aside_err(data_root, "listing"))?
         .collect::<std::io::Result<_>>()
-        .map_err(io_err(data_root, "listing"))?;
+        .map_err(aside_err(data_root, "listing"))?;
     for entry in &entries {
         if entry
             .file_name()
@@ -316,7 +325,7 @@ pub fn move_aside(data_root: &Path) -> Result<std::path::PathBuf> {
             .starts_with(CORRUPT_PREFIX)
         {
             let old = entry.path();
-            fs::remove_dir_all(&old).map_err(io_err(&old, "removing an older copy"))?;
+            fs::remove_dir_all(&old).map_err(aside_err(&old, "removing an older copy"))?;
         }
     }
     let secs = std::time::SystemTime::now()
@@ -324,16 +333,28 @@ pub fn move_aside(data_root: &Path) -> Result<std::path::PathBuf> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let aside = data_root.join(format!("{CORRUPT_PREFIX}{secs}"));
-    fs::create_dir(&aside).map_err(io_err(&aside, "making the directory"))?;
+    fs::create_dir(&aside).map_err(aside_err(&aside, "making the directory"))?;
     for entry in entries {
         let name = entry.file_name();
         if name.to_string_lossy().starts_with(CORRUPT_PREFIX) {
             continue;
         }
         let to = aside.join(&name);
-        fs::rename(entry.path(), &to).map_err(io_err(&to, "moving aside"))?;
+        fs::rename(entry.path(), &to).map_err(aside_err(&to, "moving aside"))?;
     }
     Ok(aside)
+}
+
+/// After [`move_aside`]: when the seed's copy would not fit beside the copy kept for a
+/// look (`aside`), that copy is removed, since a store on the disk matters more than
+/// the evidence (else every later boot would run the engine from RAM until someone
+/// deleted it). Returns whether it was removed.
+pub fn make_room(seed: &Path, data_root: &Path, aside: &Path) -> Result<bool> {
+    if check_room(seed, data_root).is_ok() {
+        return Ok(false);
+    }
+    fs::remove_dir_all(aside).map_err(aside_err(aside, "removing it to make room"))?;
+    Ok(true)
 }
 
 /// At build time: loads the archives of `images_dir` into a private dockerd under
@@ -551,6 +572,25 @@ mod tests {
         fs::create_dir_all(&other).expect("mkdir");
         fs::write(seed.join(FOOTPRINT_FILE), "many").expect("write");
         assert_eq!(install(&seed, &other).expect("unchecked"), Some(5000));
+    }
+
+    #[test]
+    fn the_copy_kept_aside_goes_when_a_new_store_would_not_fit_beside_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let seed = tmp.path().join("seed");
+        fs::create_dir_all(&seed).expect("mkdir");
+        let data = tmp.path().join("data");
+        fs::create_dir_all(data.join("image/overlay2")).expect("mkdir");
+        let aside = move_aside(&data).expect("moved aside");
+        // Room enough (no footprint recorded, or a small one): the copy stays.
+        assert!(!make_room(&seed, &data, &aside).expect("room"));
+        fs::write(seed.join(FOOTPRINT_FILE), "4096").expect("write");
+        assert!(!make_room(&seed, &data, &aside).expect("room"));
+        assert!(aside.join("image/overlay2").is_dir(), "kept for a look");
+        // A store no disk here has room for: the copy goes.
+        fs::write(seed.join(FOOTPRINT_FILE), (u64::MAX / 2).to_string()).expect("write");
+        assert!(make_room(&seed, &data, &aside).expect("removed"));
+        assert!(!aside.exists());
     }
 
     #[test]

@@ -135,24 +135,42 @@ pub async fn supervise(
     while shutdown.borrow().is_none() {
         if unanswered >= BROKEN_AFTER {
             unanswered = 0;
-            match corral_dockerd::seed::move_aside(&spec.data_root) {
-                Ok(aside) => {
+            // Off the manager's one thread: removing an older copy, or the one just
+            // made to give a new store room, takes seconds on a slow disk.
+            let data_root = spec.data_root.clone();
+            let moved = tokio::task::spawn_blocking(move || {
+                let aside = corral_dockerd::seed::move_aside(&data_root)?;
+                let seed = Path::new(corral_dockerd::seed::SEED_DIR);
+                let removed = corral_dockerd::seed::make_room(seed, &data_root, &aside)?;
+                Ok::<_, corral_dockerd::DockerdError>((aside, removed))
+            })
+            .await;
+            match moved {
+                Ok(Ok((aside, removed))) => {
                     log::error!(
                         "the {} engine failed {BROKEN_AFTER} starts in a row; its data root's \
                          contents were moved to '{}' and the store is seeded again",
                         spec.name,
                         aside.display()
                     );
+                    if removed {
+                        log::warn!(
+                            "the state partition has no room for a new store beside '{}': \
+                             removed it",
+                            aside.display()
+                        );
+                    }
                     seed_store(&spec).await;
                 }
                 // Not even that fits (a full state partition): RAM for this boot.
-                Err(e) if !in_ram(&spec.data_root) && seed_on_squashfs().is_dir() => {
+                Ok(Err(e)) if !in_ram(&spec.data_root) && seed_on_squashfs().is_dir() => {
                     match data_root_in_ram(&spec.data_root, &e) {
                         Ok(()) => seed_store(&spec).await,
                         Err(why) => log::error!("{e}; {why}"),
                     }
                 }
-                Err(e) => log::error!("{e}"),
+                Ok(Err(e)) => log::error!("{e}"),
+                Err(e) => log::error!("moving the {} engine's data root aside: {e}", spec.name),
             }
         }
         let started = Instant::now();

@@ -338,6 +338,28 @@ fn broken_user_data_is_rejected_and_the_machine_still_boots() {
         .check("cat /var/log/cloud-config.log", CMD)
         .expect("report");
     assert!(log.contains("error: user-data from nocloud"), "{log}");
+    // A 50 KB document whose aliases expand to 10^8 values is refused in bounded time
+    // by the same parser (the CLI's, in the console), before anything is built.
+    let items = vec!["x"; 10_000].join(", ");
+    let aliases = vec!["*a"; 10_000].join(", ");
+    let bomb = dir.join("aliases.yml");
+    std::fs::write(
+        &bomb,
+        format!("#cloud-config\nrancher:\n  a: &a [{items}]\n  b: [{aliases}]\n"),
+    )
+    .expect("write the alias document");
+    ssh.run_with_input("cat > /tmp/aliases.yml", Some(&bomb), CMD)
+        .expect("copy the alias document");
+    let started = std::time::Instant::now();
+    let (code, out) = ssh
+        .run("corral config validate -i /tmp/aliases.yml 2>&1", CMD)
+        .expect("validate runs");
+    eprintln!(
+        "broken-user-data: the alias document refused in {:.1}s (exit {code})",
+        started.elapsed().as_secs_f64()
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("expands to more than 1000000 values"), "{out}");
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(120))
         .expect("QEMU exits after poweroff");
