@@ -25,7 +25,11 @@ pub fn user_data(origin: &str, bytes: &[u8]) -> Report {
             let text = std::str::from_utf8(bytes).ok();
             let is_cloud_config = text.is_some_and(|t| t.starts_with("#cloud-config"));
             let errors = match (&first, text) {
-                (ConfigError::Yaml { .. }, Some(t)) if is_cloud_config => {
+                // An error with a place (a syntax or type error) may hide others in
+                // other entries; one without (a document that expands past the bound,
+                // several documents) is about the whole and would read as another
+                // error entry by entry (an alias's anchor in a different entry).
+                (ConfigError::Yaml { at, .. }, Some(t)) if is_cloud_config && !at.is_empty() => {
                     let mut all = each_entry(origin, t);
                     if all.is_empty() {
                         all.push(first.to_string());
@@ -173,6 +177,20 @@ mod tests {
         assert_eq!(r.errors.len(), 1);
         assert!(
             r.errors[0].starts_with("cloud-config.yml: line 3 column 12: corral.modules"),
+            "{:?}",
+            r.errors
+        );
+    }
+
+    #[test]
+    fn a_document_past_the_expansion_bound_is_reported_as_such() {
+        let items = vec!["x"; 10_000].join(", ");
+        let aliases = vec!["*a"; 10_000].join(", ");
+        let text = format!("#cloud-config\nrancher:\n  a: &a [{items}]\n  b: [{aliases}]\n");
+        let r = user_data("u", text.as_bytes());
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(
+            r.errors[0].contains("expands to more than 1000000 values"),
             "{:?}",
             r.errors
         );
