@@ -35,13 +35,24 @@ pub const FOOTPRINT_FILE: &str = "footprint";
 /// (containerd's state, networks) and the filesystem's metadata.
 const HEADROOM: u64 = 32 << 20;
 
-fn io_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> DockerdError {
+/// An I/O error on `path` while doing `what`, as the error `kind` makes it.
+fn path_err(
+    kind: fn(std::path::PathBuf, String) -> DockerdError,
+    path: &Path,
+    what: &str,
+) -> impl FnOnce(std::io::Error) -> DockerdError {
     let path = path.to_path_buf();
     let what = what.to_string();
-    move |e| DockerdError::Seed {
+    move |e| kind(path, format!("{what}: {e}"))
+}
+
+/// An I/O error of the seed's.
+fn io_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> DockerdError {
+    path_err(
+        |path, detail| DockerdError::Seed { path, detail },
         path,
-        detail: format!("{what}: {e}"),
-    }
+        what,
+    )
 }
 
 /// Copies a tree, keeping symlinks and permission bits. Ownership is the copier's
@@ -296,13 +307,13 @@ pub fn layers(store: &Path, reference: &str) -> Result<Vec<std::path::PathBuf>> 
     Ok(dirs)
 }
 
+/// An I/O error of [`move_aside`] and [`make_room`].
 fn aside_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> DockerdError {
-    let path = path.to_path_buf();
-    let what = what.to_string();
-    move |e| DockerdError::MoveAside {
+    path_err(
+        |path, detail| DockerdError::MoveAside { path, detail },
         path,
-        detail: format!("{what}: {e}"),
-    }
+        what,
+    )
 }
 
 /// What a broken data root's contents are moved into, inside the data root itself (it is

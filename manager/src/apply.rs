@@ -57,6 +57,16 @@ pub fn modules(sys: &dyn Sys, release: &str, wanted: &[ModuleName]) -> Vec<Strin
     load_modules(sys, release, &names, "corral.modules")
 }
 
+/// Loads `names` into the running kernel (its release read from /proc) for `what`, as
+/// [`load_modules`] does.
+pub fn load_running(names: &[String], what: &str) -> Vec<String> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    load_modules(&corral_host::sys::Linux, release.trim(), names, what)
+}
+
 /// Loads `names` for `what` (named in the problems it returns).
 pub fn load_modules(sys: &dyn Sys, release: &str, names: &[String], what: &str) -> Vec<String> {
     if names.is_empty() {

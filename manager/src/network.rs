@@ -124,9 +124,11 @@ fn virtual_settings<'a>(net: &'a Network, name: &str) -> Option<&'a Interface> {
 /// without settings, as their members would have had) and the VLANs (up without an
 /// address unless configured). A bond no wired link joins is not made.
 pub fn plan(net: &Network, links: &[Link]) -> Vec<String> {
+    let wired: Vec<(&Link, Option<&Interface>)> =
+        links.iter().map(|l| (l, settings_for(net, l))).collect();
     let mut bonds: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for link in links {
-        if let Some(bond) = settings_for(net, link).and_then(|i| i.bond.as_ref()) {
+    for (link, settings) in &wired {
+        if let Some(bond) = settings.and_then(|i| i.bond.as_ref()) {
             bonds.entry(&bond.0).or_default().push(&link.name);
         }
     }
@@ -144,11 +146,10 @@ pub fn plan(net: &Network, links: &[Link]) -> Vec<String> {
         lines.extend(members.iter().map(|m| format!("{m} slave master={bond}")));
     }
     // The interfaces that carry addresses, with their settings and default.
-    let mut carriers: Vec<(String, Option<&Interface>, bool)> = links
+    let mut carriers: Vec<(String, Option<&Interface>, bool)> = wired
         .iter()
-        .map(|l| (l.name.clone(), settings_for(net, l)))
         .filter(|(_, i)| i.is_none_or(|i| i.bond.is_none()))
-        .map(|(name, i)| (name, i, true))
+        .map(|(l, i)| (l.name.clone(), *i, true))
         .collect();
     carriers.extend(
         bonds
@@ -186,11 +187,11 @@ pub fn modules(plan: &[String]) -> Vec<String> {
     wanted
 }
 
-/// The network service's environment: `CORRAL_NETWORK` (the plan, `;`-separated),
-/// `CORRAL_DNS` and `CORRAL_DNS_SEARCH` (space-separated; when set, they replace what
-/// DHCP says).
-pub fn environment(net: &Network, links: &[Link]) -> Vec<(String, String)> {
-    let mut env = vec![("CORRAL_NETWORK".to_string(), plan(net, links).join(";"))];
+/// The network service's environment: `CORRAL_NETWORK` ([`plan`]'s lines,
+/// `;`-separated), `CORRAL_DNS` and `CORRAL_DNS_SEARCH` (space-separated; when set, they
+/// replace what DHCP says).
+pub fn environment(net: &Network, plan: &[String]) -> Vec<(String, String)> {
+    let mut env = vec![("CORRAL_NETWORK".to_string(), plan.join(";"))];
     if !net.dns.nameservers.is_empty() {
         let servers: Vec<String> = net.dns.nameservers.iter().map(|s| s.to_string()).collect();
         env.push(("CORRAL_DNS".into(), servers.join(" ")));
@@ -228,7 +229,10 @@ mod tests {
             ["eth0 dhcp", "eth1 dhcp", "eth2 dhcp", "ens5 dhcp"]
         );
         assert_eq!(
-            environment(&Network::default(), &links()[..1]),
+            environment(
+                &Network::default(),
+                &plan(&Network::default(), &links()[..1])
+            ),
             [("CORRAL_NETWORK".to_string(), "eth0 dhcp".to_string())]
         );
     }
@@ -250,7 +254,7 @@ mod tests {
                 "ens5 static addr=fd00::5/64 gw6=fd00::1",
             ]
         );
-        let env = environment(&n, &links());
+        let env = environment(&n, &plan(&n, &links()));
         assert_eq!(env[1], ("CORRAL_DNS".into(), "1.1.1.1 9.9.9.9".into()));
         assert_eq!(
             env[2],

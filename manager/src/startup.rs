@@ -174,15 +174,11 @@ fn builtin_services() -> String {
 /// service can start with it.
 fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compose::ServicesFile {
     let net = &effective.config.corral.network;
-    let wanted = network::modules(&network::plan(net, links));
-    if !wanted.is_empty() {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let what = format!("corral.network: loading {}", wanted.join(", "));
-        for problem in
-            crate::apply::load_modules(&corral_host::sys::Linux, release.trim(), &wanted, &what)
-        {
-            log::warn!("{problem}");
-        }
+    let plan = network::plan(net, links);
+    let wanted = network::modules(&plan);
+    let what = format!("corral.network: loading {}", wanted.join(", "));
+    for problem in crate::apply::load_running(&wanted, &what) {
+        log::warn!("{problem}");
     }
     let builtin = builtin_services();
     let available: Vec<std::path::PathBuf> = assemble::AVAILABLE_DIRS
@@ -195,7 +191,7 @@ fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compos
             builtin: &builtin,
             user_dir: std::path::Path::new(SERVICES_DIR),
             available: &available,
-            network_env: network::environment(&effective.config.corral.network, links),
+            network_env: network::environment(net, &plan),
         },
     )
 }

@@ -113,12 +113,9 @@ pub async fn prepare(
 ) {
     let mut report = Vec::new();
     // dockerd asks for these with modprobe, which the engine image does not have.
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let wanted: Vec<String> = MODULES.iter().map(|m| m.to_string()).collect();
     let what = format!("loading {}", wanted.join(", "));
-    for problem in
-        crate::apply::load_modules(&corral_host::sys::Linux, release.trim(), &wanted, &what)
-    {
+    for problem in crate::apply::load_running(&wanted, &what) {
         report.push((log::Level::Warn, problem));
     }
     let plan = plan(effective, &mut report);

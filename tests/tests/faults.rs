@@ -44,6 +44,27 @@ fn fill(dir: &str, prefix: &str) -> String {
 }
 const SERVICES: [&str; 6] = ["network", "syslog", "ntp", "acpid", "console", "docker"];
 
+/// Powers `disk` on (a new QEMU: the last one was killed, a power cut) and waits for
+/// ssh as `corral` with `key`. Its logs go to `dir/step`.
+fn power_on(disk: &Path, imds: &FakeImds, dir: &Path, step: &str, key: &Path) -> (Vm, Ssh) {
+    let (cfg, port) = machine(disk, imds);
+    let vm = Vm::start(&format!("faults-{step}"), &cfg, &dir.join(step), Vec::new()).expect("QEMU");
+    let ssh = Ssh {
+        port,
+        user: "corral".into(),
+        key: key.to_path_buf(),
+    };
+    ssh.wait_ready(BOOT)
+        .unwrap_or_else(|e| panic!("ssh at boot {step}: {e:?}"));
+    (vm, ssh)
+}
+
+/// The host's mounts, through PID 1 (the console shares the host's PIDs).
+fn host_mounts(ssh: &Ssh) -> String {
+    ssh.check("sudo cat /proc/1/mounts", CMD)
+        .expect("the host's mounts")
+}
+
 fn machine(disk: &Path, imds: &FakeImds) -> (VmConfig, u16) {
     let mut cfg = VmConfig::new(Boot::Nvme(disk.to_path_buf()));
     cfg.firmware = Firmware::Bios;
@@ -120,20 +141,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         "the cut came during the seed, not after it"
     );
 
-    let (cfg, port) = machine(&disk, &imds);
-    let vm = Vm::start(
-        "faults-after-seed",
-        &cfg,
-        &dir.join("2-after-seed"),
-        Vec::new(),
-    )
-    .expect("QEMU");
-    let ssh = Ssh {
-        port,
-        user: "corral".into(),
-        key: key.private.clone(),
-    };
-    ssh.wait_ready(BOOT).expect("ssh after a cut seed");
+    let (vm, ssh) = power_on(&disk, &imds, &dir, "2-after-seed", &key.private);
     let console = vm.console.text();
     assert!(
         console.contains("image store seeded"),
@@ -159,16 +167,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     std::thread::sleep(Duration::from_secs(8));
     drop(vm);
 
-    let (cfg, port) = machine(&disk, &imds);
-    let vm = Vm::start(
-        "faults-after-set",
-        &cfg,
-        &dir.join("3-after-set"),
-        Vec::new(),
-    )
-    .expect("QEMU");
-    let ssh = Ssh { port, ..ssh };
-    ssh.wait_ready(BOOT).expect("ssh after a cut config set");
+    let (vm, ssh) = power_on(&disk, &imds, &dir, "3-after-set", &key.private);
     let console = vm.console.text();
     assert!(
         !console.contains("rejected whole") && !console.contains("does not parse"),
@@ -247,12 +246,8 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     // And the power cut with the partition still full.
     drop(vm);
 
-    let (cfg, port) = machine(&disk, &imds);
     let started = Instant::now();
-    let vm = Vm::start("faults-full", &cfg, &dir.join("4-full"), Vec::new()).expect("QEMU");
-    let ssh = Ssh { port, ..ssh };
-    ssh.wait_ready(BOOT)
-        .expect("ssh with a full state partition");
+    let (vm, ssh) = power_on(&disk, &imds, &dir, "4-full", &key.private);
     eprintln!(
         "faults: a full state partition boots to ssh in {:.0}s",
         started.elapsed().as_secs_f64()
@@ -284,14 +279,9 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         "the system engine on a full partition runs from RAM"
     );
     drop(vm);
-    let (cfg, port) = machine(&disk, &imds);
-    let vm = Vm::start("faults-freed", &cfg, &dir.join("5-freed"), Vec::new()).expect("QEMU");
-    let ssh = Ssh { port, ..ssh };
-    ssh.wait_ready(BOOT).expect("ssh once there is room");
+    let (vm, ssh) = power_on(&disk, &imds, &dir, "5-freed", &key.private);
     services_run(&ssh, "the boot after the room was freed");
-    let mounts = ssh
-        .check("sudo cat /proc/1/mounts", CMD)
-        .expect("the host's mounts");
+    let mounts = host_mounts(&ssh);
     assert!(
         !mounts
             .lines()
@@ -314,10 +304,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         .expect("the store damaged");
     assert_eq!(damaged, "{", "the index damaged");
     drop(vm);
-    let (cfg, port) = machine(&disk, &imds);
-    let vm = Vm::start("faults-corrupt", &cfg, &dir.join("6-corrupt"), Vec::new()).expect("QEMU");
-    let ssh = Ssh { port, ..ssh };
-    ssh.wait_ready(BOOT).expect("ssh after a damaged store");
+    let (vm, ssh) = power_on(&disk, &imds, &dir, "6-corrupt", &key.private);
     services_run(&ssh, "after a damaged store");
     assert!(
         vm.console.text().contains("contents were moved to"),
@@ -351,10 +338,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
     let image = artifact("corral.img");
     let size = std::fs::metadata(&image).expect("corral.img").len();
     corral_harness::disk_from_image(&image, &small, size).expect("small disk");
-    let (cfg, port) = machine(&small, &imds);
-    let vm = Vm::start("faults-small", &cfg, &dir.join("7-small"), Vec::new()).expect("QEMU");
-    let ssh = Ssh { port, ..ssh };
-    ssh.wait_ready(BOOT).expect("ssh on a small disk");
+    let (vm, ssh) = power_on(&small, &imds, &dir, "7-small", &key.private);
     services_run(&ssh, "on a small disk");
     assert!(
         vm.console
@@ -366,10 +350,7 @@ fn power_cuts_and_a_full_state_partition_never_lose_the_machine() {
         vm.console.text().contains("nothing was copied"),
         "the copy is refused by the free space before it starts, not tried and failed"
     );
-    // The host's mounts, seen through PID 1 (the console shares the host's PIDs).
-    let mounts = ssh
-        .check("sudo cat /proc/1/mounts", CMD)
-        .expect("the host's mounts");
+    let mounts = host_mounts(&ssh);
     assert!(
         mounts
             .lines()
