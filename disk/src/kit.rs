@@ -1,4 +1,4 @@
-//! The boot kit: GRUB for a Corral disk as five files, made by the build (grub-mkimage,
+//! The boot kit: GRUB for a Corral disk and slot A's boot settings as six files, made by the build (grub-mkimage,
 //! in corral-iso) and carried on the ISO in [`KIT_DIR`], from which `corral install`
 //! writes a disk. [`crate::plan`] says where each file lands.
 
@@ -18,6 +18,8 @@ pub struct BootKit {
     pub grub_cfg: PathBuf,
     /// The environment block a new disk starts with (`corral_slot=A`).
     pub grubenv: PathBuf,
+    /// Slot A's own boot settings ([`crate::grub::SLOT_ENV`]): the kernel command line.
+    pub slot_env: PathBuf,
 }
 
 /// Where the ISO keeps the boot kit.
@@ -25,29 +27,38 @@ pub const KIT_DIR: &str = "boot/install";
 
 impl BootKit {
     /// The kit's file names, as in [`KIT_DIR`].
-    pub const FILES: [&'static str; 5] =
-        ["boot.img", "core.img", "BOOTX64.EFI", "grub.cfg", "grubenv"];
+    pub const FILES: [&'static str; 6] = [
+        "boot.img",
+        "core.img",
+        "BOOTX64.EFI",
+        "grub.cfg",
+        "grubenv",
+        crate::grub::SLOT_ENV,
+    ];
 
     /// The kit in a directory that holds [`BootKit::FILES`].
     pub fn in_dir(dir: &Path) -> BootKit {
-        let [boot_img, core_img, efi, grub_cfg, grubenv] = BootKit::FILES.map(|f| dir.join(f));
+        let [boot_img, core_img, efi, grub_cfg, grubenv, slot_env] =
+            BootKit::FILES.map(|f| dir.join(f));
         BootKit {
             boot_img,
             core_img,
             efi,
             grub_cfg,
             grubenv,
+            slot_env,
         }
     }
 
     /// Every file, in the order of [`BootKit::FILES`].
-    pub fn files(&self) -> [&Path; 5] {
+    pub fn files(&self) -> [&Path; 6] {
         [
             &self.boot_img,
             &self.core_img,
             &self.efi,
             &self.grub_cfg,
             &self.grubenv,
+            &self.slot_env,
         ]
     }
 

@@ -22,6 +22,7 @@
 //! disk is untrusted.
 
 pub mod bios;
+pub mod bootenv;
 pub mod error;
 pub mod gpt;
 pub mod grub;

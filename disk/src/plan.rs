@@ -155,6 +155,7 @@ pub fn plan(table: Table, contents: &Contents) -> Result<Plan, DiskError> {
             vec![
                 file("vmlinuz".into(), contents.kernel),
                 file("initrd".into(), contents.initrd),
+                file(crate::grub::SLOT_ENV.into(), &kit.slot_env),
             ],
         ),
         fs(&STATE, FsKind::Ext4, state_files),
@@ -245,7 +246,12 @@ mod tests {
                     "CORRAL_EFI",
                     vec!["EFI/BOOT/BOOTX64.EFI", "grub/grub.cfg", "grub/grubenv"]
                 ),
-                (3, FsKind::Ext4, "CORRAL_A", vec!["vmlinuz", "initrd"]),
+                (
+                    3,
+                    FsKind::Ext4,
+                    "CORRAL_A",
+                    vec!["vmlinuz", "initrd", "boot.env"]
+                ),
                 (
                     5,
                     FsKind::Ext4,

@@ -12,7 +12,8 @@
 //! slot and boot-counter rules this configuration implements.
 
 use crate::{run, IsoError, Result, Tools};
-use corral_disk::grub::{grub_disk_cfg, grubenv, GRUB_DIR};
+use corral_disk::bootenv::BootEnv;
+use corral_disk::grub::{grub_disk_cfg, slot_env, GRUB_DIR};
 use corral_disk::layout::{self, EFI, IMAGE_MIB, MIB};
 use corral_disk::plan::{self, Contents, FsKind, Plan, Source, BLANK_BYTES};
 use corral_disk::{Guid, Table};
@@ -121,8 +122,9 @@ pub fn boot_kit(dir: &Path, cmdline: &str, tools: &Tools) -> Result<BootKit> {
     let boot_img = tools.file(&format!("{}/boot.img", GRUB_PC_DIR.0), GRUB_PC_DIR.1)?;
     fs::copy(&boot_img, &kit.boot_img).map_err(io(&boot_img))?;
     fs::write(&kit.grub_cfg, grub_disk_cfg(cmdline)).map_err(io(&kit.grub_cfg))?;
-    let env = grubenv(&[("corral_slot", "A")]).unwrap_or_default();
-    fs::write(&kit.grubenv, env).map_err(io(&kit.grubenv))?;
+    fs::write(&kit.grubenv, BootEnv::default().render()).map_err(io(&kit.grubenv))?;
+    let slot_env = slot_env(cmdline).unwrap_or_default();
+    fs::write(&kit.slot_env, slot_env).map_err(io(&kit.slot_env))?;
     Ok(kit)
 }
 

@@ -47,6 +47,10 @@ impl Fake {
                 "grubenv",
                 b"# GRUB Environment Block\ncorral_slot=A\n".to_vec(),
             ),
+            (
+                "boot.env",
+                b"# GRUB Environment Block\ncorral_cmdline=console=ttyS0\n".to_vec(),
+            ),
         ] {
             fs::write(kit.join(name), bytes).expect("kit file");
         }
