@@ -7,7 +7,7 @@ BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-manager -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes faults
+.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes faults upgrades
 
 all: dist
 
@@ -20,9 +20,11 @@ binaries: setup
 tool: setup
 	cargo build --release -p corral-build
 
-## Build every artifact into dist/ without booting anything.
+## Build every artifact into dist/ without booting anything. VERSION=x.y.z sets the
+## version (os-release, the signed update); CORRAL_SIGNING_KEY=FILE signs with that key
+## instead of the development key made in dist/ (docs/upgrades.md).
 dist: binaries tool
-	$(BUILD) dist
+	$(BUILD) dist $(if $(VERSION),--os-version $(VERSION))
 
 ## Build, then boot dist/corral.iso in QEMU with the console here.
 run: dist
@@ -66,6 +68,16 @@ e2e: dist
 faults: dist
 	$(BUILD) test-images
 	cargo test -p corral-harness --test faults -- --ignored --test-threads=1 --nocapture
+
+## Upgrades of the disk image: a second version (UPGRADE_VERSION) built into
+## target/upgrade/dist and signed with dist/'s key, then one disk upgraded to it over
+## http, rolled back by hand and by a cut-off trial: not part of `make test`
+## (docs/testing.md).
+UPGRADE_VERSION ?= 99.0.0
+upgrades: dist
+	$(BUILD) dist --os-version $(UPGRADE_VERSION) --dist-dir target/upgrade/dist
+	$(BUILD) test-images
+	cargo test -p corral-harness --test upgrades -- --ignored --test-threads=1 --nocapture
 
 ## Rewrite every crate's README.md from its crate docs (tests/tests/readmes.rs checks them).
 readmes:

@@ -61,6 +61,8 @@ pub enum BuildError {
     Locked { drift: String },
     #[error("{detail}\nfix: the build loads the system images into a private dockerd; check that `dockerd` runs here (make setup installs docker.io)")]
     Seed { detail: String },
+    #[error("signing the update: {detail}")]
+    Update { detail: String },
     #[error("kernel modules: {detail}")]
     Modules { detail: String },
     #[error(transparent)]

@@ -32,6 +32,14 @@ enum Cmd {
         /// Fail if packages differ from build/packages.lock.
         #[arg(long)]
         locked: bool,
+        /// Corral's version for this build (os-release, `corral os version`, the
+        /// update); the crate's version when not given.
+        #[arg(long)]
+        os_version: Option<String>,
+        /// Where the artifacts go instead of dist/ (a second version for the upgrade
+        /// tests). The signing key stays CORRAL_SIGNING_KEY or dist/'s development key.
+        #[arg(long, value_name = "DIR")]
+        dist_dir: Option<PathBuf>,
     },
     /// Resolve packages and rewrite build/packages.lock.
     Lock {
@@ -123,11 +131,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("opening the repository at '{}'", cli.repo.display()))?;
     let paths = paths(repo);
     match cli.command {
-        Cmd::Dist { kernel, locked } => {
+        Cmd::Dist {
+            kernel,
+            locked,
+            os_version,
+            dist_dir,
+        } => {
+            let mut paths = paths;
+            // Another folder signs with dist/'s key, which dist/'s images trust.
+            let signing_key = dist_dir
+                .as_ref()
+                .map(|_| paths.dist.join("signing-key.pk8"));
+            if let Some(dir) = dist_dir {
+                paths.dist = dir;
+            }
             let opts = Options {
                 kernel_flavour: kernel,
                 locked,
                 update_lock: false,
+                version: os_version.unwrap_or_else(|| dist::VERSION.to_string()),
+                signing_key,
             };
             let m = dist::dist(&paths, &opts).context("building dist/")?;
             println!("\nbuilt Corral {} (kernel {}):", m.version, m.kernel);
@@ -140,6 +163,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     a.path
                 );
             }
+            if let Some(u) = &m.update {
+                println!("  update file: {}", u.file);
+                println!(
+                    "  update repository (serve it, corral.upgrade.url): {}",
+                    u.repository
+                );
+            }
             println!("  manifest: {}", paths.dist.join("manifest.json").display());
         }
         Cmd::Lock { kernel } => {
@@ -147,6 +177,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 kernel_flavour: kernel,
                 locked: false,
                 update_lock: true,
+                version: dist::VERSION.to_string(),
+                signing_key: None,
             };
             dist::resolve(&paths, &opts).context("resolving packages for the lock file")?;
         }

@@ -17,12 +17,27 @@ pub struct Artifact {
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     pub version: String,
+    /// What made the root (`BUILD_ID` in os-release).
+    pub build_id: String,
     pub kernel: String,
     pub cmdline: String,
     pub artifacts: Vec<Artifact>,
     /// The system images in the root, with their digests.
     pub images: Vec<corral_dockerd::images::Archive>,
     pub packages: Vec<String>,
+    /// The signed update this build published.
+    pub update: Option<UpdateArtifacts>,
+}
+
+/// Where the build put its signed update, for scripts (docs/upgrades.md).
+#[derive(Debug, Serialize)]
+pub struct UpdateArtifacts {
+    /// The self-contained update file (`corral os upgrade --from FILE`).
+    pub file: String,
+    /// The repository folder to serve (`corral.upgrade.url`).
+    pub repository: String,
+    /// The root metadata built into the images.
+    pub root: String,
 }
 
 impl Artifact {
@@ -71,6 +86,7 @@ impl Manifest {
     pub fn new(version: &str, kernel: &str, cmdline: &str, debs: &[Deb]) -> Manifest {
         Manifest {
             version: version.into(),
+            build_id: String::new(),
             kernel: kernel.into(),
             cmdline: cmdline.into(),
             artifacts: Vec::new(),
@@ -79,6 +95,7 @@ impl Manifest {
                 .iter()
                 .map(|d| format!("{} {} {}", d.name, d.version, d.archive))
                 .collect(),
+            update: None,
         }
     }
 

@@ -186,6 +186,41 @@ pub enum OsCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Writes a newer Corral into the boot slot that is not running, verified against
+    /// the signed metadata first, and reboots into it on trial; it is kept only once it
+    /// comes up healthy, else the machine goes back by itself (docs/upgrades.md).
+    #[command(disable_version_flag = true)]
+    Upgrade {
+        /// The update: a repository URL (http, https), a repository folder, or an update
+        /// file; without it, corral.upgrade.url.
+        #[arg(long, value_name = "URL|FILE")]
+        from: Option<String>,
+        /// The release to install; the newest when not given.
+        #[arg(long, value_name = "VERSION")]
+        version: Option<String>,
+        /// Write the slot and arm the trial, but do not reboot.
+        #[arg(long)]
+        no_reboot: bool,
+        /// Install an older release, or the one that runs, again.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The releases an update repository offers.
+    List {
+        /// A repository URL, folder or update file; without it, corral.upgrade.url.
+        #[arg(long, value_name = "URL|FILE")]
+        from: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Both boot slots: what each holds, good or on trial, which one runs and which
+    /// boots next, and the last rollback with its reason.
+    Status {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Makes the other slot, if it was good, the one that boots next.
+    Rollback,
 }
 
 #[derive(Debug, clap::Args)]
@@ -271,6 +306,19 @@ mod tests {
             &["service", "logs", "--format", "json", "syslog"],
             &["engine", "list", "--format", "json"],
             &["os", "version", "--format", "json"],
+            &[
+                "os",
+                "upgrade",
+                "--from",
+                "/x.update",
+                "--version",
+                "1.2.0",
+                "--no-reboot",
+                "--force",
+            ],
+            &["os", "list", "--from", "https://h/r/", "--format", "json"],
+            &["os", "status", "--format", "json"],
+            &["os", "rollback"],
             &["boot-report", "--format", "json"],
         ] {
             parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));

@@ -16,6 +16,12 @@
 //!   changes to the saved `config set` layer through corral-config's `edit`, each checked
 //!   with `validate`'s checks and refused whole when it would not validate
 //!   (`src/config.rs`).
+//! - `corral os upgrade|list|status|rollback`: a signed release (corral-update, against
+//!   the root metadata in the host's root) verified whole, then written into the boot
+//!   slot that is not running and armed as a trial in GRUB's environment block on the
+//!   ESP (corral-disk's `bootenv` decides); the slots' state and the last rollback; the
+//!   other good slot made the next boot (`src/upgrade/`: `machine.rs` finds the boot
+//!   disk and the slot that runs, `slot.rs` writes a slot). docs/upgrades.md.
 //! - `corral os version`, `corral service list|ps|start|stop|restart|logs [-f]|enable|disable|up`,
 //!   `corral engine list|switch`, `corral tls generate`, `corral boot-report` (each listing `--format table|json`): one request each to the
 //!   manager over `/run/corral/api.sock` through `corral-api`'s client, the answer printed
@@ -43,12 +49,16 @@
 //!   keys in `/var/lib/corral/ssh`, `/run/sshd`, the files `write_files` names,
 //!   `/var/log/runcmd.log`.
 //!   `corral install` owns the disk it is told to erase, and nothing else: it refuses
-//!   disks in use and the one holding the ISO.
+//!   disks in use and the one holding the ISO. `corral os upgrade` owns the boot slot
+//!   that is not running, the download cache and trusted metadata in
+//!   `/var/lib/corral/upgrade/`, and (with `os rollback`) the boot state on the ESP while
+//!   it runs; never the running slot.
 //! - **Must not touch:** engine sockets directly (the host CLI goes through the manager's
 //!   `/run/corral/api.sock`), other users' files, the host's mounts (install mounts the ISO
 //!   and the new filesystems in the console's own namespace, under a scratch directory,
 //!   and unmounts them before it ends).
-//! - **Talks to:** the manager (`/run/corral/api.sock`, `corral-api`), PID 1 (a signal for
+//! - **Talks to:** an update repository (http, https) or file, through corral-update;
+//!   the manager (`/run/corral/api.sock`, `corral-api`), PID 1 (a signal for
 //!   poweroff and reboot), the `config` crate (library), OpenSSH's `ssh-keygen` and `sshd`, busybox
 //!   `getty`, the kernel log; for install, corral-disk (the disk's plan: table, GRUB's sectors, the boot
 //!   kit's names, each filesystem's files; `src/install/write.rs` carries it out on the
@@ -63,5 +73,6 @@ pub mod files;
 pub mod install;
 pub mod nofollow;
 pub mod passwd;
+pub mod upgrade;
 pub mod usercmd;
 pub mod validate;

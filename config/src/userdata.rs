@@ -280,7 +280,7 @@ mod tests {
     fn unknown_keys_are_warnings_not_failures() {
         let c = parse(
             "u",
-            b"#cloud-config\nusers: []\nrancher:\n  upgrade: {}\n  network:\n    interfaces:\n      eth0: {dhcp: true, bridge: x}\nwrite_files:\n  - {path: /a, mode: 1}\n",
+            b"#cloud-config\nusers: []\nrancher:\n  upgrade: {image: rancher/os}\n  network:\n    interfaces:\n      eth0: {dhcp: true, bridge: x}\nwrite_files:\n  - {path: /a, mode: 1}\n",
         )
         .expect("parses");
         let UserData::CloudConfig { warnings, .. } = c else {
@@ -290,7 +290,7 @@ mod tests {
             warnings,
             [
                 "u: `users` is not supported and is ignored",
-                "u: `rancher.upgrade` is not supported and is ignored",
+                "u: `rancher.upgrade.image` is not supported and is ignored",
                 "u: `rancher.network.interfaces.eth0.bridge` is not supported and is ignored",
                 "u: `write_files[0].mode` is not supported and is ignored",
             ]

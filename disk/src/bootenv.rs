@@ -315,6 +315,24 @@ impl BootEnv {
     }
 }
 
+/// The slot `corral.slot=` names on a kernel command line (GRUB's menu adds it); `None`
+/// on a machine booted without slots (the ISO, `make run`).
+pub fn booted_slot(cmdline: &str) -> Option<Slot> {
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("corral.slot="))
+        .next_back()
+        .and_then(Slot::parse)
+}
+
+/// Whether a kernel command line is a trial boot's (`corral.trial=N`, which GRUB's menu
+/// adds while it counts a trial's tries down).
+pub fn trial_boot(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .any(|w| w.starts_with("corral.trial="))
+}
+
 fn index(slot: Slot) -> usize {
     match slot {
         Slot::A => 0,
@@ -325,6 +343,16 @@ fn index(slot: Slot) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_names_the_slot_and_the_trial() {
+        let line = "console=ttyS0 corral.slot=B corral.trial=2 panic=10";
+        assert_eq!(booted_slot(line), Some(Slot::B));
+        assert!(trial_boot(line));
+        assert_eq!(booted_slot("console=ttyS0"), None);
+        assert!(!trial_boot("corral.slot=A"));
+        assert_eq!(booted_slot("corral.slot=C"), None);
+    }
 
     #[test]
     fn a_new_disk_reads_slot_a_good_and_b_empty() {

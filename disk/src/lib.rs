@@ -10,7 +10,9 @@
 //! on a block device (corral-cli).
 //!
 //! - **Owns:** the layout ([`layout`]), GPT encoding ([`gpt`]), GRUB boot-sector
-//!   patching ([`bios`]), the ESP's `grub.cfg` and `grubenv` ([`grub`]), the boot kit's
+//!   patching ([`bios`]), the ESP's `grub.cfg` and `grubenv` ([`grub`]), the boot state
+//!   in `grubenv` and its transitions: which slot is good, trials, tries, rollback
+//!   ([`bootenv`], pure: its callers write the result), the boot kit's
 //!   file names ([`kit`]) and the disk's contents, partition by partition ([`plan`]).
 //! - **Must not touch:** devices, filesystems and mounts (the writers make and fill
 //!   them from the plan); GRUB's images (the build makes them with grub-mkimage).

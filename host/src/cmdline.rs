@@ -46,6 +46,10 @@ pub struct BootOptions {
     /// Devices that may be formatted as the state partition when blank
     /// (`corral.state.autoformat=[/dev/vda]`, RancherOS's `rancher.state.autoformat`).
     pub state_autoformat: Vec<std::path::PathBuf>,
+    /// A trial boot of an upgraded slot (`corral.trial=N`, which GRUB's menu adds). A
+    /// fatal error then reboots, whatever `corral.recovery` says, so that GRUB's count
+    /// of the trial's tries goes on and the machine falls back to the good slot.
+    pub trial: bool,
     /// Problems found while parsing, to be logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -64,6 +68,7 @@ impl Default for BootOptions {
             // The console runs 15-40 s after the manager starts under TCG.
             rescue_after: 120,
             state_autoformat: Vec::new(),
+            trial: false,
             warnings: Vec::new(),
         }
     }
@@ -238,8 +243,13 @@ impl BootOptions {
                     Ok(_) => bad("use at most 3600 seconds (0: never)"),
                     Err(_) => bad("use a whole number of seconds (0: never)"),
                 },
+                "trial" => opts.trial = true,
                 _ => {}
             }
+        }
+        if opts.trial {
+            opts.recovery = Recovery::Reboot;
+            opts.recovery_shell_asked = false;
         }
         opts
     }
@@ -254,6 +264,18 @@ fn opts_warn(warnings: &mut Vec<String>, key: &str, value: &str, fix: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trial_boot_reboots_on_a_fatal_error_whatever_recovery_says() {
+        let opts = BootOptions::parse("corral.recovery=shell corral.slot=B corral.trial=2");
+        assert!(opts.trial);
+        assert_eq!(opts.recovery, Recovery::Reboot);
+        assert!(!opts.recovery_shell_asked);
+        assert_eq!(
+            BootOptions::parse("corral.slot=A").recovery,
+            Recovery::Shell
+        );
+    }
 
     #[test]
     fn split_honours_quotes_like_the_kernel() {

@@ -44,8 +44,12 @@
 //! container, with a trial of the new engine's dockerd first and the old engine put back
 //! if the new one exits or does not answer (`src/engine_images.rs` finds and checks
 //! engines, `src/engine_switch.rs` switches); tls generate, a new CA and certificates for the user engine
-//! through corral-user-docker's `tls` (`src/tls.rs`). See [docs/services.md](../docs/services.md) and
-//! [docs/cli.md](../docs/cli.md).
+//! through corral-user-docker's `tls` (`src/tls.rs`). On a machine with boot slots it
+//! records, once per boot, a trial that ended without being kept (a rollback, with its
+//! reason) and marks a trial boot good once the machine is healthy, or cancels it and
+//! reboots into the good slot (`src/trial.rs`; the decisions are corral-disk's
+//! `bootenv`, the files corral-update's `bootstate`; docs/upgrades.md). See
+//! [docs/services.md](../docs/services.md) and [docs/cli.md](../docs/cli.md).
 //!
 //! How the code is cut: `src/main.rs` only starts the runtime; `src/lifecycle.rs` is the
 //! manager's life (seed, engine, the event loop, the shutdown order); `src/system_engine.rs`
@@ -63,10 +67,14 @@
 //!   `/etc/hosts` line, sysctls, the modules `corral.modules`, the user engine and the
 //!   network service's bonds and VLANs need,
 //!   the `mounts` entries, `bootcmd`, `/var/log/cloud-config.log`; the user engine's
-//!   `daemon.json` and TLS files under `/run/corral/docker` and `/var/lib/corral/tls`.
+//!   `daemon.json` and TLS files under `/run/corral/docker` and `/var/lib/corral/tls`;
+//!   at boot, GRUB's environment block on the ESP (mounted for a moment at
+//!   `/run/corral/esp`) to commit, cancel or record a trial, and the slots' record
+//!   `/var/lib/corral/upgrade/slots.json`.
 //! - **Must not touch:** the user engine's data (`/var/lib/docker`); it reaches that engine
 //!   only through `/var/run/docker.sock` (readiness, preload, stopping workloads);
-//!   PID 1's early mounts, the root and the state partition; the console's files
+//!   PID 1's early mounts, the root and the state partition; the boot slots' partitions
+//!   (`corral os upgrade` writes them); the console's files
 //!   (`write_files` without `container:` and `runcmd` are the console's); the saved
 //!   configuration other than through corral-config's `edit`.
 //! - **Talks to:** dockerd through its socket (bollard, tokio; the process itself through
@@ -95,4 +103,5 @@ pub mod status;
 pub mod system_engine;
 pub mod timeline;
 pub mod tls;
+pub mod trial;
 pub mod user_engine;

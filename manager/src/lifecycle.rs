@@ -23,6 +23,8 @@ pub async fn run(manager_started: f64) -> Result<()> {
     let spec = EngineSpec::system();
     seed_store(&spec).await;
     let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
+    // Boot slots: a rollback recorded, a trial boot marked good once healthy.
+    tokio::spawn(crate::trial::on_boot(spec.clone()));
     // PID 1's options: when to rescue the console, and the time PID 1 gives at shutdown.
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let boot = corral_host::cmdline::BootOptions::parse(&cmdline);

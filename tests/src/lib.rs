@@ -18,6 +18,7 @@
 
 pub mod bench;
 pub mod channel;
+pub mod files;
 pub mod imds;
 pub mod qemu;
 pub mod ssh;

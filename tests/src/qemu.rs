@@ -70,6 +70,12 @@ pub struct VmConfig {
     /// metadata service). guestfwd only forwards inside the guest network, so the guest
     /// network becomes 169.254.0.0/16.
     pub metadata_port: Option<u16>,
+    /// More guest addresses forwarded to a host port on 127.0.0.1, as
+    /// (`169.254.x.y:port`, host port): an update repository's web server. Like the
+    /// metadata service's, they put the guest network on 169.254.0.0/16. Each needs a
+    /// guest port of its own (QEMU 7.2 names a guestfwd by its port: two on port 80
+    /// fail with "duplicate yank instance").
+    pub guest_forwards: Vec<(String, u16)>,
     pub drives: Vec<Drive>,
     /// The SMBIOS system manufacturer (`Amazon EC2` makes the guest believe it is on EC2).
     pub smbios_vendor: Option<String>,
@@ -96,6 +102,7 @@ impl VmConfig {
             ssh_port: None,
             forwards: Vec::new(),
             metadata_port: None,
+            guest_forwards: Vec::new(),
             drives: Vec::new(),
             smbios_vendor: None,
             no_reboot: true,
@@ -109,13 +116,16 @@ impl VmConfig {
         if self.isolated {
             net.push_str(",restrict=on");
         }
-        if self.metadata_port.is_some() {
+        if self.metadata_port.is_some() || !self.guest_forwards.is_empty() {
             net.push_str(",net=169.254.0.0/16,dhcpstart=169.254.0.15");
         }
         if let Some(port) = self.metadata_port {
             net.push_str(&format!(
                 ",guestfwd=tcp:169.254.169.254:80-tcp:127.0.0.1:{port}"
             ));
+        }
+        for (guest, port) in &self.guest_forwards {
+            net.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"));
         }
         let ssh = self.ssh_port.map(|p| (p, 22));
         for (host, guest) in ssh.into_iter().chain(self.forwards.iter().copied()) {

@@ -70,6 +70,10 @@ pub struct Record {
     /// Why the current trial boot was cancelled, written by the trial boot before it
     /// reboots, so the next boot can say why it rolled back.
     pub trial_failure: Option<String>,
+    /// The services that ran when the upgrade was made: a trial boot is healthy only
+    /// once each runs again.
+    #[serde(default)]
+    pub services_before: Vec<String>,
 }
 
 /// The largest record read back (it is a few hundred bytes).

@@ -172,6 +172,9 @@ pub async fn ensure_root(
     )
     .await
     .map_err(|e| sign_err("signing the root metadata")(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io("making the directory", dir))?;
+    }
     crate::fsutil::write_atomic(path, signed.buffer())?;
     Ok(true)
 }

@@ -14,6 +14,7 @@ mod initrd;
 mod media;
 mod resolve;
 mod root;
+pub mod update;
 
 pub use images::test_images;
 pub use resolve::{resolve, Resolved};
@@ -73,6 +74,12 @@ pub struct Options {
     pub locked: bool,
     /// Rewrite build/packages.lock with what apt resolved.
     pub update_lock: bool,
+    /// Corral's version (`make dist VERSION=x.y.z`): os-release, `corral os version`,
+    /// the manifest and the update. [`VERSION`] when not given.
+    pub version: String,
+    /// The key to sign with when `CORRAL_SIGNING_KEY` names none; else the development
+    /// key in the dist folder.
+    pub signing_key: Option<PathBuf>,
 }
 
 /// What the steps hand on to later ones. A step that needs what an earlier one makes
@@ -91,6 +98,8 @@ pub struct Build<'a> {
     /// The seeded image store and its fingerprint.
     seed: (PathBuf, String),
     root_fp: String,
+    /// What made the root (`BUILD_ID` in os-release): the root's fingerprint, shortened.
+    build_id: String,
     initrd_fp: String,
     /// The bootloaders' packages as `name sha256` lines: their folder's stamp and part of
     /// the ISO's and the disk image's fingerprints.
@@ -114,6 +123,7 @@ impl<'a> Build<'a> {
             archives: Vec::new(),
             seed: (PathBuf::new(), String::new()),
             root_fp: String::new(),
+            build_id: String::new(),
             initrd_fp: String::new(),
             boot_debs: String::new(),
             tools: None,
@@ -164,6 +174,7 @@ type StepFn = fn(&mut Build<'_>) -> Result<()>;
 /// The build, in order: (name, step). Each name is what a failure names.
 pub const STEPS: &[(&str, StepFn)] = &[
     ("check the inputs", check_inputs),
+    ("signing key", update::keys),
     ("resolve", resolve::step),
     ("fetch", fetch_step),
     ("unpack", root::unpack),
@@ -174,6 +185,7 @@ pub const STEPS: &[(&str, StepFn)] = &[
     ("boot tools", media::boot_tools),
     ("ISO", media::iso),
     ("disk image", media::disk_image),
+    ("update", update::publish_step),
 ];
 
 /// Builds everything into `dist/` and writes `dist/manifest.json`.
@@ -186,7 +198,13 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         })?;
     }
     let r = build.resolved()?;
-    let mut manifest = Manifest::new(VERSION, &build.kernel()?.release, CMDLINE, &r.all());
+    let mut manifest = Manifest::new(&opts.version, &build.kernel()?.release, CMDLINE, &r.all());
+    manifest.build_id = build.build_id.clone();
+    manifest.update = Some(crate::manifest::UpdateArtifacts {
+        file: build.update_file().display().to_string(),
+        repository: build.repository().display().to_string(),
+        root: build.update_root().display().to_string(),
+    });
     manifest.images = build.archives.iter().map(|(_, a)| a.clone()).collect();
     for p in [
         build.iso(),
@@ -194,6 +212,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         build.vmlinuz(),
         build.initrd(),
         build.squashfs(),
+        build.update_file(),
     ] {
         manifest.artifacts.push(Artifact::of(&p)?);
     }
@@ -203,6 +222,20 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
 
 /// The host tools and Corral's own binaries are there; the output folders exist.
 fn check_inputs(b: &mut Build<'_>) -> Result<()> {
+    let v = &b.opts.version;
+    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_');
+    if v.is_empty()
+        || v.len() > 40
+        || !v.chars().all(fine)
+        || !v.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(BuildError::Spec {
+            path: "VERSION".into(),
+            detail: format!(
+                "'{v}' is not a version: digits first, then letters, digits and . - + _ (at most 40), such as 1.2.0"
+            ),
+        });
+    }
     for (tool, _) in host::TOOLS {
         host::require(tool)?;
     }

@@ -2,7 +2,7 @@
 //! layer on top (binaries, command links, /etc, modules, the system images' index and
 //! seed), made into the squashfs root image.
 
-use super::{made, Build, Paths, BINARIES, NOT_APPLETS, VERSION};
+use super::{made, Build, Paths, BINARIES, NOT_APPLETS};
 use crate::error::{BuildError, Result};
 use crate::kernel::Kernel;
 use crate::progress::Step;
@@ -54,7 +54,7 @@ pub(super) fn root_image(b: &mut Build<'_>) -> Result<()> {
     let squashfs = b.squashfs();
     // Root image.
     let mut fp = Fingerprint::new("root");
-    fp.text("version", VERSION)
+    fp.text("version", &b.opts.version)
         .text("spec", &format!("{:?}", r.spec))
         .text("rootfs.rs", include_str!("../rootfs.rs"))
         .text("root.rs", include_str!("root.rs"))
@@ -69,7 +69,10 @@ pub(super) fn root_image(b: &mut Build<'_>) -> Result<()> {
         fp.text(&a.name, &a.archive_sha256);
     }
     fp.text("seed", &seed.1);
+    let update_root = b.update_root();
+    fp.file(&update_root)?;
     let root_fp = fp.finish();
+    let build_id = root_fp[..12].to_string();
     if fresh(&squashfs, &root_fp) {
         eprintln!("  {:<28} unchanged", "root image");
     } else {
@@ -93,7 +96,9 @@ pub(super) fn root_image(b: &mut Build<'_>) -> Result<()> {
         // ca-certificates' script never runs: the bundle the manager's https trusts.
         rootfs::ca_bundle(&root)?;
         // The build id is the root's fingerprint: the same inputs, the same id.
-        corral_layer(&root, paths, &r.spec, kernel, &root_fp[..12])?;
+        corral_layer(&root, paths, &r.spec, kernel, &b.opts.version, &build_id)?;
+        let trusted = fs::read(&update_root).map_err(BuildError::read(&update_root))?;
+        rootfs::write(&root, super::update::ROOT_IN_IMAGE, &trusted, 0o644)?;
         super::images::ship_images(&root, archives, &seed.0)?;
         step.done(&format!(
             "{files} files from {} packages",
@@ -114,6 +119,7 @@ pub(super) fn root_image(b: &mut Build<'_>) -> Result<()> {
         made(step, &squashfs, &root_fp)?;
     }
     b.root_fp = root_fp;
+    b.build_id = build_id;
     Ok(())
 }
 
@@ -123,6 +129,7 @@ fn corral_layer(
     paths: &Paths,
     spec: &RootfsSpec,
     kernel: &Kernel,
+    version: &str,
     build_id: &str,
 ) -> Result<()> {
     for (name, dest) in BINARIES {
@@ -135,7 +142,7 @@ fn corral_layer(
     }
     rootfs::busybox_links(root, NOT_APPLETS)?;
     rootfs::links(root, &spec.links)?;
-    for (rel, content, mode) in rootfs::etc_files(VERSION, build_id) {
+    for (rel, content, mode) in rootfs::etc_files(version, build_id) {
         rootfs::write(root, rel, content.as_bytes(), mode)?;
     }
     rootfs::link(root, "etc/mtab", "../proc/self/mounts")?;

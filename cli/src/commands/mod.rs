@@ -7,10 +7,11 @@
 mod config;
 mod console_init;
 mod install;
+mod os;
 mod service;
 
 use crate::api::{Failure, Format};
-use crate::args::{Cli, Command, EngineCommand, OsCommand, TlsCommand};
+use crate::args::{Cli, Command, EngineCommand, TlsCommand};
 use clap::CommandFactory;
 use corral_api::protocol::Request;
 use std::path::Path;
@@ -29,9 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config { command } => return config::config(command),
         Command::Install(args) => return install::install(&args),
         Command::Service { command } => return service::service(command),
-        Command::Os {
-            command: OsCommand::Version { format },
-        } => return manager(vec![Request::OsVersion], format),
+        Command::Os { command } => return os::os(command),
         Command::BootReport { format } => return manager(vec![Request::BootReport], format),
         Command::Engine {
             command: EngineCommand::List { format },

@@ -106,7 +106,7 @@ impl Fake {
     /// The directory standing for the filesystem on `device`.
     pub fn filesystem(&self, device: &Path) -> PathBuf {
         let name = device.file_name().unwrap_or_default().to_string_lossy();
-        self.root.path().join("fs").join(name.as_ref())
+        self.root.path().join("fs").join(&*name)
     }
 
     fn record(&self, call: String) {

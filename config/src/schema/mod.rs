@@ -114,6 +114,22 @@ pub struct Corral {
     /// User-data from this URL (`corral.cloud_config_url=` on the kernel command line).
     #[serde(default)]
     pub cloud_config_url: Option<Url>,
+    /// Where `corral os upgrade` and `corral os list` look, and how long a trial boot
+    /// gets to become healthy.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub upgrade: Upgrade,
+}
+
+/// `corral.upgrade` (RancherOS's `rancher.upgrade.url` is read as `corral.upgrade.url`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Upgrade {
+    /// The update repository (a folder served over http or https).
+    #[serde(default)]
+    pub url: Option<Url>,
+    /// Seconds a trial boot gets to become healthy before it is rolled back (default
+    /// 300, at least 60).
+    #[serde(default)]
+    pub health_timeout: Option<u32>,
 }
 
 impl CloudConfig {
@@ -175,6 +191,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "shutdown_timeout",
             "cloud_init",
             "cloud_config_url",
+            "upgrade",
             "hostname",
             // Boot options PID 1 reads from the kernel command line.
             "cgroup",
@@ -184,6 +201,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("corral.network", &["interfaces", "dns"]),
+    ("corral.upgrade", &["url", "health_timeout"]),
     (
         "corral.network.interfaces.*",
         &[

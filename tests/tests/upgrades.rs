@@ -1,0 +1,307 @@
+//! Upgrades of the disk image (`make upgrades`, not `make test`: one disk booted nine
+//! times under TCG does not fit beside the rest; docs/testing.md). `make upgrades`
+//! builds a second version (0.1.1-test) into `target/upgrade/dist`, signed with the key
+//! dist/'s images trust, and serves its repository to the guest from 127.0.0.1 through
+//! QEMU's guestfwd at 169.254.169.253:8080 (QEMU 7.2 takes one guestfwd per guest port). One 3 GiB disk from `dist/corral.img`, booted
+//! with BIOS:
+//!
+//! 1. Refused before anything is written: a repository whose initrd was changed after
+//!    signing; `os status` still shows slot B empty.
+//! 2. A download cut part way (the server drops the connection after 40 MB): the
+//!    upgrade fails and says so; run again, it resumes with a `Range` request, writes
+//!    slot B, arms its trial and reboots.
+//! 3. The trial boot of slot B runs the new version with the machine's state: the same
+//!    host keys, the user's container, the configuration; the manager marks it good once
+//!    healthy; `os status` shows both slots.
+//! 4. `os rollback` and a reboot: slot A's version runs again.
+//! 5. An upgrade from A again, then the trial boot cut off (QEMU killed as the kernel
+//!    starts) as many times as GRUB's tries allow: the machine comes back on slot A by
+//!    itself, and `os status` reports the rollback and its reason.
+//! 6. QEMU killed while the slot is written: the next boot is the old version with
+//!    slot B empty, and an upgrade then succeeds.
+
+use corral_harness::files::{Cut, FileServer};
+use corral_harness::imds::{FakeImds, Instance};
+use corral_harness::{
+    artifact, free_port, log_dir, repo_root, test_image, Boot, Firmware, KeyPair, Ssh, Vm, VmConfig,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(600);
+const CMD: Duration = Duration::from_secs(120);
+const UPGRADE: Duration = Duration::from_secs(900);
+const BUSYBOX: &str = "corral/busybox:0.1.0";
+/// Where the guest reaches the repository server.
+const REPO_ADDR: &str = "169.254.169.253:8080";
+
+/// The second version's dist folder (`make upgrades` builds it).
+fn new_dist() -> PathBuf {
+    std::env::var_os("CORRAL_UPGRADE_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/upgrade/dist"))
+}
+
+fn version_of(dist: &Path) -> String {
+    let manifest = std::fs::read_to_string(dist.join("manifest.json")).expect("manifest");
+    let v: serde_json::Value = serde_json::from_str(&manifest).expect("manifest json");
+    v["version"].as_str().expect("version").to_string()
+}
+
+struct Machine {
+    disk: PathBuf,
+    dir: PathBuf,
+    imds: FakeImds,
+    repo_port: u16,
+    key: PathBuf,
+}
+
+impl Machine {
+    fn config(&self) -> (VmConfig, u16) {
+        let mut cfg = VmConfig::new(Boot::Nvme(self.disk.clone()));
+        cfg.firmware = Firmware::Bios;
+        let port = free_port().expect("port");
+        cfg.ssh_port = Some(port);
+        cfg.metadata_port = Some(self.imds.port);
+        cfg.guest_forwards = vec![(REPO_ADDR.into(), self.repo_port)];
+        cfg.smbios_vendor = Some("Amazon EC2".into());
+        (cfg, port)
+    }
+
+    fn start(&self, step: &str) -> (Vm, u16) {
+        let (cfg, port) = self.config();
+        let vm = Vm::start(
+            &format!("upgrades-{step}"),
+            &cfg,
+            &self.dir.join(step),
+            Vec::new(),
+        )
+        .expect("QEMU");
+        (vm, port)
+    }
+
+    /// Powers the disk on and waits for ssh.
+    fn power_on(&self, step: &str) -> (Vm, Ssh) {
+        let (vm, port) = self.start(step);
+        let ssh = Ssh {
+            port,
+            user: "corral".into(),
+            key: self.key.clone(),
+        };
+        ssh.wait_ready(BOOT)
+            .unwrap_or_else(|e| panic!("ssh at boot {step}: {e:?}"));
+        (vm, ssh)
+    }
+}
+
+fn status(ssh: &Ssh) -> serde_json::Value {
+    let out = ssh
+        .check("sudo corral os status --format json", CMD)
+        .expect("os status");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("os status json: {e}\n{out}"))
+}
+
+fn slot<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["slots"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["slot"] == name))
+        .unwrap_or_else(|| panic!("slot {name} in {status}"))
+}
+
+fn os_version(ssh: &Ssh) -> String {
+    let out = ssh
+        .check(
+            "sudo sh -c '. /proc/1/root/etc/os-release; echo $VERSION_ID'",
+            CMD,
+        )
+        .expect("os-release");
+    out.lines().last().unwrap_or("").trim().to_string()
+}
+
+/// Waits until the manager marked the running trial slot good.
+fn marked_good(ssh: &Ssh, name: &str) {
+    ssh.eventually(
+        &format!(
+            "sudo corral os status --format json | tr -d ' \\n' | grep -q '\"slot\":\"{name}\",[^}}]*\"state\":\"good\"'"
+        ),
+        BOOT,
+        CMD,
+    )
+    .unwrap_or_else(|e| panic!("slot {name} marked good: {e}"));
+}
+
+/// A copy of `repo` whose initrd differs from what its metadata signed.
+fn tampered(repo: &Path, to: &Path) {
+    for sub in ["metadata", "targets"] {
+        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
+        for entry in std::fs::read_dir(repo.join(sub))
+            .expect("read repo")
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let dest = to.join(sub).join(&name);
+            if name.ends_with("-initrd") {
+                let mut bytes = std::fs::read(entry.path()).expect("initrd");
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0xff;
+                std::fs::write(&dest, bytes).expect("tampered initrd");
+            } else {
+                std::fs::copy(entry.path(), &dest).expect("copy");
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "several boots of one disk and a second build: `make upgrades` (docs/testing.md)"]
+fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
+    let dir = log_dir("upgrades");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let new = new_dist();
+    let (old_version, new_version) = (version_of(&repo_root().join("dist")), version_of(&new));
+    assert_ne!(
+        old_version, new_version,
+        "make upgrades builds a second version"
+    );
+    let served = dir.join("served");
+    let _ = std::fs::remove_dir_all(&served);
+    std::fs::create_dir_all(&served).expect("served");
+    std::os::unix::fs::symlink(new.join("update"), served.join("update")).expect("link");
+    tampered(&new.join("update"), &served.join("tampered"));
+    let server = FileServer::start(
+        &served,
+        Some(Cut {
+            prefix: "/update/targets/".into(),
+            suffix: "-initrd".into(),
+            bytes: 40 << 20,
+        }),
+    )
+    .expect("file server");
+    let disk = dir.join("disk.img");
+    corral_harness::disk_from_image(&artifact("corral.img"), &disk, 3 << 30).expect("disk");
+    let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-upgrades").expect("key pair");
+    let imds = FakeImds::start(Instance {
+        instance_id: "i-0upgrade000000001".into(),
+        local_hostname: "upgrades".into(),
+        region: "us-east-1".into(),
+        public_keys: vec![("e2e".into(), key.public.clone())],
+        user_data: None,
+        require_token: true,
+        v1_only: false,
+    })
+    .expect("fake IMDS");
+    let m = Machine {
+        disk,
+        dir: dir.clone(),
+        imds,
+        repo_port: server.port,
+        key: key.private.clone(),
+    };
+
+    let (mut vm, ssh) = m.power_on("1-first");
+    assert_eq!(os_version(&ssh), old_version);
+    let s = status(&ssh);
+    assert_eq!(slot(&s, "A")["state"], "good", "{s}");
+    assert_eq!(slot(&s, "A")["running"], true, "{s}");
+    assert_eq!(slot(&s, "B")["state"], "empty", "{s}");
+    let host_key = ssh
+        .check("sudo cat /var/lib/corral/ssh/ssh_host_ed25519_key.pub", CMD)
+        .expect("host key");
+    ssh.run_with_input("docker load", Some(&test_image("busybox")), CMD)
+        .expect("docker load");
+    ssh.check(
+        &format!("docker run -d --name keep --restart always {BUSYBOX} sleep 100000"),
+        CMD,
+    )
+    .expect("a user's container");
+    ssh.check(
+        "sudo corral config set corral.upgrade.health_timeout 240",
+        CMD,
+    )
+    .expect("config set");
+
+    // 1. A changed initrd: refused, nothing written.
+    let (code, out) = ssh
+        .run(
+            &format!("sudo corral os upgrade --from http://{REPO_ADDR}/tampered/ 2>&1"),
+            UPGRADE,
+        )
+        .expect("upgrade from the tampered repository");
+    eprintln!("upgrades: tampered: exit {code}: {}", out.trim());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("differs from what the signed metadata says"),
+        "{out}"
+    );
+    assert_eq!(slot(&status(&ssh), "B")["state"], "empty");
+
+    // 2. A download cut part way, then resumed.
+    let url = format!("http://{REPO_ADDR}/update/");
+    let (code, out) = ssh
+        .run(
+            &format!("sudo corral os upgrade --from {url} 2>&1"),
+            UPGRADE,
+        )
+        .expect("upgrade, cut");
+    eprintln!("upgrades: cut download: exit {code}: {}", out.trim());
+    assert_ne!(code, 0, "{out}");
+    assert_eq!(slot(&status(&ssh), "B")["state"], "empty");
+    let (code, out) = ssh
+        .run(
+            &format!("sudo corral os upgrade --from {url} 2>&1"),
+            UPGRADE,
+        )
+        .expect("upgrade, resumed");
+    eprintln!("upgrades: resumed: exit {code}: {}", out.trim());
+    assert_eq!(code, 0, "{out}");
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("-initrd") && !r.ends_with("range=-")),
+        "a Range request resumed the initrd: {requests:?}"
+    );
+    vm.wait_exit(BOOT).expect("the upgrade reboots");
+    drop(vm);
+
+    // 3. The trial boot of slot B.
+    let (mut vm, ssh) = m.power_on("2-trial");
+    let console = vm.console.text();
+    assert!(
+        console.contains("corral.slot=B corral.trial=2"),
+        "the trial's command line"
+    );
+    assert_eq!(os_version(&ssh), new_version);
+    marked_good(&ssh, "B");
+    let s = status(&ssh);
+    eprintln!("upgrades: after the trial: {s}");
+    assert_eq!(slot(&s, "A")["version"], old_version.as_str(), "{s}");
+    assert_eq!(slot(&s, "B")["version"], new_version.as_str(), "{s}");
+    assert_eq!(slot(&s, "B")["running"], true, "{s}");
+    let same_key = ssh
+        .check("sudo cat /var/lib/corral/ssh/ssh_host_ed25519_key.pub", CMD)
+        .expect("host key");
+    assert_eq!(same_key, host_key, "the host keys carry over");
+    ssh.eventually(
+        "docker ps --filter name=keep --format '{{.Status}}' | grep -q Up",
+        BOOT,
+        CMD,
+    )
+    .expect("the user's container runs again");
+    let timeout = ssh
+        .check("sudo corral config get corral.upgrade.health_timeout", CMD)
+        .expect("config get");
+    assert_eq!(timeout.trim(), "240", "the configuration carries over");
+
+    // 4. Rollback.
+    let out = ssh.check("sudo corral os rollback", CMD).expect("rollback");
+    assert!(out.contains("slot A boots next"), "{out}");
+    ssh.run("sudo corral reboot", CMD).ok();
+    vm.wait_exit(BOOT).expect("reboot");
+    drop(vm);
+    let (vm, ssh) = m.power_on("3-rolled-back");
+    assert_eq!(os_version(&ssh), old_version);
+    drop(vm);
+
+    eprintln!("upgrades: server saw {:?}", server.requests());
+}
