@@ -25,6 +25,46 @@ pub const HEALTH_TIMEOUT: u64 = 300;
 const MIN_HEALTH_TIMEOUT: u64 = 60;
 /// The services a healthy machine runs whatever ran before.
 const ALWAYS: &[&str] = &["console", "docker"];
+/// The watchdog device and the kernel's software watchdog, for machines without one.
+const WATCHDOG: &str = "/dev/watchdog";
+const SOFTDOG: &str = "softdog soft_margin=60";
+
+/// A watchdog fed while a trial boot is checked: if the manager stops feeding it (a
+/// hang), the kernel reboots the machine within a minute and GRUB counts a failed try.
+struct Watchdog(std::fs::File);
+
+impl Watchdog {
+    /// Opens the machine's watchdog, loading the kernel's softdog when there is none.
+    fn arm() -> Option<Watchdog> {
+        if !Path::new(WATCHDOG).exists() {
+            for problem in
+                crate::apply::load_running(&[SOFTDOG.to_string()], "the trial's watchdog")
+            {
+                log::warn!("{problem}");
+            }
+        }
+        match std::fs::OpenOptions::new().write(true).open(WATCHDOG) {
+            Ok(f) => Some(Watchdog(f)),
+            Err(e) => {
+                log::warn!(
+                    "opening {WATCHDOG}: {e}; a trial boot that hangs waits for a power cycle"
+                );
+                None
+            }
+        }
+    }
+
+    fn feed(&mut self) {
+        use std::io::Write;
+        let _ = self.0.write_all(b"1");
+    }
+
+    /// Stops it (the magic close).
+    fn disarm(mut self) {
+        use std::io::Write;
+        let _ = self.0.write_all(b"V");
+    }
+}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -230,11 +270,18 @@ pub async fn on_boot(spec: EngineSpec) {
         "trial boot of slot {running} (Corral {}): kept once healthy, within {timeout}s",
         here.version
     );
+    let mut watchdog = Watchdog::arm();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut why = String::new();
     while tokio::time::Instant::now() < deadline {
+        if let Some(w) = watchdog.as_mut() {
+            w.feed();
+        }
         match unhealthy(&spec, &needed, ssh_port).await {
             None => {
+                if let Some(w) = watchdog.take() {
+                    w.disarm();
+                }
                 match change(&esp, |env| env.commit(running)) {
                     Ok(_) => log::info!(
                         "slot {running} (Corral {}) is healthy and marked good; it boots from now on",

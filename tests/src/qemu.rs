@@ -74,7 +74,8 @@ pub struct VmConfig {
     /// (`169.254.x.y:port`, host port): an update repository's web server. Like the
     /// metadata service's, they put the guest network on 169.254.0.0/16. Each needs a
     /// guest port of its own (QEMU 7.2 names a guestfwd by its port: two on port 80
-    /// fail with "duplicate yank instance").
+    /// fail with "duplicate yank instance"), and each guest connection gets its own
+    /// connection to the host port.
     pub guest_forwards: Vec<(String, u16)>,
     pub drives: Vec<Drive>,
     /// The SMBIOS system manufacturer (`Amazon EC2` makes the guest believe it is on EC2).
@@ -125,7 +126,13 @@ impl VmConfig {
             ));
         }
         for (guest, port) in &self.guest_forwards {
-            net.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{port}"));
+            // One bridge per guest connection (a `tcp:` chardev would be one stream that
+            // every connection shares, and a server closing it would end them all): bash
+            // joins the connection to 127.0.0.1:port, and either side closing ends both.
+            net.push_str(&format!(
+                ",guestfwd=tcp:{guest}-cmd:bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; \
+                 cat <&3 & r=$!; cat 0<&0 >&3 & w=$!; wait -n; kill $r $w 2>/dev/null'"
+            ));
         }
         let ssh = self.ssh_port.map(|p| (p, 22));
         for (host, guest) in ssh.into_iter().chain(self.forwards.iter().copied()) {

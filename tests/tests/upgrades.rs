@@ -2,8 +2,9 @@
 //! times under TCG does not fit beside the rest; docs/testing.md). `make upgrades`
 //! builds a second version (0.1.1-test) into `target/upgrade/dist`, signed with the key
 //! dist/'s images trust, and serves its repository to the guest from 127.0.0.1 through
-//! QEMU's guestfwd at 169.254.169.253:8080 (QEMU 7.2 takes one guestfwd per guest port). One 3 GiB disk from `dist/corral.img`, booted
-//! with BIOS:
+//! QEMU's guestfwd at 169.254.169.253:8080 (QEMU 7.2 takes one guestfwd per guest
+//! port). One 3 GiB disk from `dist/corral.img`, booted with BIOS, the trial boot with
+//! UEFI (both firmwares' GRUB read the same boot state):
 //!
 //! 1. Refused before anything is written: a repository whose initrd was changed after
 //!    signing; `os status` still shows slot B empty.
@@ -57,9 +58,9 @@ struct Machine {
 }
 
 impl Machine {
-    fn config(&self) -> (VmConfig, u16) {
+    fn config(&self, firmware: Firmware) -> (VmConfig, u16) {
         let mut cfg = VmConfig::new(Boot::Nvme(self.disk.clone()));
-        cfg.firmware = Firmware::Bios;
+        cfg.firmware = firmware;
         let port = free_port().expect("port");
         cfg.ssh_port = Some(port);
         cfg.metadata_port = Some(self.imds.port);
@@ -68,8 +69,8 @@ impl Machine {
         (cfg, port)
     }
 
-    fn start(&self, step: &str) -> (Vm, u16) {
-        let (cfg, port) = self.config();
+    fn start(&self, step: &str, firmware: Firmware) -> (Vm, u16) {
+        let (cfg, port) = self.config(firmware);
         let vm = Vm::start(
             &format!("upgrades-{step}"),
             &cfg,
@@ -81,8 +82,8 @@ impl Machine {
     }
 
     /// Powers the disk on and waits for ssh.
-    fn power_on(&self, step: &str) -> (Vm, Ssh) {
-        let (vm, port) = self.start(step);
+    fn power_on(&self, step: &str, firmware: Firmware) -> (Vm, Ssh) {
+        let (vm, port) = self.start(step, firmware);
         let ssh = Ssh {
             port,
             user: "corral".into(),
@@ -198,7 +199,7 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
         key: key.private.clone(),
     };
 
-    let (mut vm, ssh) = m.power_on("1-first");
+    let (mut vm, ssh) = m.power_on("1-first", Firmware::Bios);
     assert_eq!(os_version(&ssh), old_version);
     let s = status(&ssh);
     assert_eq!(slot(&s, "A")["state"], "good", "{s}");
@@ -265,7 +266,7 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
     drop(vm);
 
     // 3. The trial boot of slot B.
-    let (mut vm, ssh) = m.power_on("2-trial");
+    let (mut vm, ssh) = m.power_on("2-trial", Firmware::Uefi);
     let console = vm.console.text();
     assert!(
         console.contains("corral.slot=B corral.trial=2"),
@@ -299,7 +300,7 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
     ssh.run("sudo corral reboot", CMD).ok();
     vm.wait_exit(BOOT).expect("reboot");
     drop(vm);
-    let (vm, ssh) = m.power_on("3-rolled-back");
+    let (vm, ssh) = m.power_on("3-rolled-back", Firmware::Bios);
     assert_eq!(os_version(&ssh), old_version);
     drop(vm);
 

@@ -11,7 +11,7 @@ pub enum UpdateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the update's signed metadata was refused ({what}): {detail}\nfix: {fix}")]
+    #[error("the update was refused, {what}: {detail}\nfix: {fix}")]
     Metadata {
         what: String,
         detail: String,
