@@ -70,12 +70,15 @@ faults: dist
 	cargo test -p corral-harness --test faults -- --ignored --test-threads=1 --nocapture
 
 ## Upgrades of the disk image: a second version (UPGRADE_VERSION) built into
-## target/upgrade/dist and signed with dist/'s key, then one disk upgraded to it over
-## http, rolled back by hand and by a cut-off trial: not part of `make test`
-## (docs/testing.md).
+## target/upgrade/dist and a third whose console cannot start into
+## target/upgrade/unhealthy, both signed with dist/'s key; then one disk upgraded over
+## http, rolled back by hand, by cut-off trial boots and by an unhealthy trial: not part
+## of `make test` (docs/testing.md).
 UPGRADE_VERSION ?= 99.0.0
 upgrades: dist
 	$(BUILD) dist --os-version $(UPGRADE_VERSION) --dist-dir target/upgrade/dist
+	$(BUILD) dist --os-version $(UPGRADE_VERSION).1 --dist-dir target/upgrade/unhealthy \
+	  --cmdline-append "corral.services.console.image=corral/no-such-console:1 corral.rescue_after=0"
 	$(BUILD) test-images
 	cargo test -p corral-harness --test upgrades -- --ignored --test-threads=1 --nocapture
 

@@ -40,6 +40,9 @@ enum Cmd {
         /// tests). The signing key stays CORRAL_SIGNING_KEY or dist/'s development key.
         #[arg(long, value_name = "DIR")]
         dist_dir: Option<PathBuf>,
+        /// Words added to the kernel command line of the boot menus and the update.
+        #[arg(long, value_name = "WORDS")]
+        cmdline_append: Option<String>,
     },
     /// Resolve packages and rewrite build/packages.lock.
     Lock {
@@ -136,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             locked,
             os_version,
             dist_dir,
+            cmdline_append,
         } => {
             let mut paths = paths;
             // Another folder signs with dist/'s key, which dist/'s images trust.
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 update_lock: false,
                 version: os_version.unwrap_or_else(|| dist::VERSION.to_string()),
                 signing_key,
+                cmdline_extra: cmdline_append,
             };
             let m = dist::dist(&paths, &opts).context("building dist/")?;
             println!("\nbuilt Corral {} (kernel {}):", m.version, m.kernel);
@@ -179,6 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 update_lock: true,
                 version: dist::VERSION.to_string(),
                 signing_key: None,
+                cmdline_extra: None,
             };
             dist::resolve(&paths, &opts).context("resolving packages for the lock file")?;
         }

@@ -31,6 +31,19 @@ const PARTIAL: &str = ".seeding";
 /// 4 KiB blocks, in bytes ([`footprint`]). A seed without it is copied unchecked.
 pub const FOOTPRINT_FILE: &str = "footprint";
 
+/// A file in the seed, written by the build: what the seed is (its fingerprint), so a
+/// data root seeded by another version is recognised.
+pub const ID_FILE: &str = "id";
+
+/// The file in a data root that names the seed it was filled from ([`ID_FILE`]'s text).
+pub const MARKER: &str = ".corral-seed";
+
+/// What stays in a data root seeded again for another version: the services' volumes,
+/// and a broken store kept aside.
+fn kept_across_versions(name: &str) -> bool {
+    name == "volumes" || name.starts_with(".corrupt-")
+}
+
 /// Room kept free beyond the seed's footprint: for the engine's own first writes
 /// (containerd's state, networks) and the filesystem's metadata.
 const HEADROOM: u64 = 32 << 20;
@@ -84,8 +97,14 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
 /// start). What a seed cut short left behind (a power cut during the first boot of a
 /// state disk) is removed first, so that it is done again whole rather than trusted.
 fn begin(seed: &Path, data_root: &Path) -> Result<bool> {
-    if !seed.join("image").is_dir() || data_root.join("image").exists() {
+    if !seed.join("image").is_dir() {
         return Ok(false);
+    }
+    if data_root.join("image").exists() {
+        if !seeded_by_another(seed, data_root) {
+            return Ok(false);
+        }
+        clear_for(seed, data_root)?;
     }
     for part in PARTS {
         for left in [data_root.join(part), partial(data_root, part)] {
@@ -100,6 +119,66 @@ fn begin(seed: &Path, data_root: &Path) -> Result<bool> {
     }
     fs::create_dir_all(data_root).map_err(io_err(data_root, "making the directory"))?;
     Ok(true)
+}
+
+/// The seed's id, when the build recorded one.
+fn seed_id(seed: &Path) -> Option<String> {
+    fs::read_to_string(seed.join(ID_FILE))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether a filled data root was seeded from another seed than `seed` (another
+/// version of Corral, or one from before the marker existed).
+fn seeded_by_another(seed: &Path, data_root: &Path) -> bool {
+    let Some(want) = seed_id(seed) else {
+        return false;
+    };
+    let have = fs::read_to_string(data_root.join(MARKER)).unwrap_or_default();
+    have.trim() != want
+}
+
+/// Empties a data root seeded by another version, but for its volumes, so that this
+/// version's dockerd never runs over a store another one wrote: the system images are
+/// copied again, and the manager makes the services' containers again.
+fn clear_for(seed: &Path, data_root: &Path) -> Result<()> {
+    let was = fs::read_to_string(data_root.join(MARKER)).unwrap_or_default();
+    log::warn!(
+        "the system engine's store at '{}' was seeded by {}; this version's ({}) is seeded \
+         in its place (the services' containers are made again, their volumes kept)",
+        data_root.display(),
+        if was.trim().is_empty() {
+            "an earlier version".to_string()
+        } else {
+            format!("another version ({})", was.trim())
+        },
+        seed_id(seed).unwrap_or_default()
+    );
+    for entry in fs::read_dir(data_root).map_err(io_err(data_root, "listing"))? {
+        let entry = entry.map_err(io_err(data_root, "listing"))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if kept_across_versions(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(io_err(&path, "removing another version's store"))?;
+    }
+    Ok(())
+}
+
+/// Records which seed filled `data_root`, before [`commit`] syncs it.
+fn mark_seeded(seed: &Path, data_root: &Path) -> Result<()> {
+    if let Some(id) = seed_id(seed) {
+        let marker = data_root.join(MARKER);
+        fs::write(&marker, format!("{id}\n")).map_err(io_err(&marker, "writing"))?;
+    }
+    Ok(())
 }
 
 /// Removes what a seed that failed part way left in `data_root` (its `.seeding` parts),
@@ -183,8 +262,9 @@ fn check_room(seed: &Path, data_root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// At boot: fills an empty data root from the seed. Returns bytes copied, or `None`
-/// when there is no seed or the data root already holds images. Refused before any
+/// At boot: fills an empty data root from the seed, or one another version's seed filled
+/// (emptied first but for its volumes). Returns bytes copied, or `None` when there is no
+/// seed or the data root already holds this seed's images. Refused before any
 /// write when the filesystem lacks the room ([`check_room`]). Each part is copied
 /// under a temporary name and put in place by [`commit`].
 pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
@@ -196,6 +276,7 @@ pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
     for part in PARTS {
         bytes += copy_tree(&seed.join(part), &partial(data_root, part))?;
     }
+    mark_seeded(seed, data_root)?;
     commit(data_root)?;
     Ok(Some(bytes))
 }
@@ -232,6 +313,7 @@ pub fn install_linked(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
             }
         }
     }
+    mark_seeded(seed, data_root)?;
     commit(data_root)?;
     Ok(Some(bytes))
 }
@@ -402,6 +484,52 @@ pub async fn make(images_dir: &Path, scratch: &Path, out: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_seeded_by_another_version_is_seeded_again_with_its_volumes_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let seed = tmp.path().join("seed");
+        fs::create_dir_all(seed.join("image/overlay2")).expect("mkdir");
+        fs::create_dir_all(seed.join("overlay2/abc/diff")).expect("mkdir");
+        fs::write(seed.join("overlay2/abc/diff/v"), "one").expect("write");
+        fs::write(seed.join(ID_FILE), "one\n").expect("write");
+        let data = tmp.path().join("data");
+        fs::create_dir_all(&data).expect("mkdir");
+        assert!(install(&seed, &data).expect("seed").is_some());
+        assert_eq!(
+            fs::read_to_string(data.join(MARKER)).expect("marker"),
+            "one\n"
+        );
+        assert_eq!(
+            install(&seed, &data).expect("same"),
+            None,
+            "the same version: kept"
+        );
+        // What the engine made meanwhile.
+        fs::create_dir_all(data.join("volumes/logs/_data")).expect("mkdir");
+        fs::write(data.join("volumes/logs/_data/x"), "keep").expect("write");
+        fs::create_dir_all(data.join("containers/c1")).expect("mkdir");
+        // Another version's seed.
+        fs::write(seed.join("overlay2/abc/diff/v"), "two").expect("write");
+        fs::write(seed.join(ID_FILE), "two\n").expect("write");
+        assert!(install(&seed, &data).expect("seeded again").is_some());
+        assert_eq!(
+            fs::read_to_string(data.join("overlay2/abc/diff/v")).expect("v"),
+            "two"
+        );
+        assert_eq!(
+            fs::read_to_string(data.join(MARKER)).expect("marker"),
+            "two\n"
+        );
+        assert!(!data.join("containers").exists(), "the old containers go");
+        assert_eq!(
+            fs::read_to_string(data.join("volumes/logs/_data/x")).expect("volume"),
+            "keep"
+        );
+        // A store from before the marker counts as another version's.
+        fs::remove_file(data.join(MARKER)).expect("rm");
+        assert!(install(&seed, &data).expect("seeded again").is_some());
+    }
 
     #[test]
     fn install_copies_links_and_modes_once() {

@@ -693,6 +693,18 @@ fn check_corral_command(ssh: &Ssh) {
             .is_some_and(|b| b.len() == 12 && b.chars().all(|c| c.is_ascii_hexdigit())),
         "the root's build id: {v:?}"
     );
+    // A live machine has no boot slots: an upgrade says so and points at install.
+    let (code, out) = ssh
+        .run(
+            "sudo corral os upgrade --from http://127.0.0.1:9/ 2>&1",
+            CMD,
+        )
+        .expect("os upgrade");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("without boot slots") && out.contains("corral install"),
+        "{out}"
+    );
     // The CLI is on the host too (PID 1's root, seen through the console's host pid
     // namespace).
     ssh.check("sudo test -x /proc/1/root/usr/bin/corral", CMD)

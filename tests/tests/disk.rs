@@ -109,6 +109,30 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
         "the state filesystem has {fs_bytes} bytes"
     );
 
+    // Boot slot A, good, with its own command line (boot.env); slot B empty.
+    let cmdline = ssh.check("cat /proc/cmdline", CMD).expect("cmdline");
+    assert!(
+        cmdline.contains("panic=10") && cmdline.contains("corral.slot=A"),
+        "{cmdline}"
+    );
+    assert!(!cmdline.contains("corral.trial"), "{cmdline}");
+    let status = ssh
+        .check("sudo corral os status --format json", CMD)
+        .expect("os status");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    let slots = status["slots"].as_array().expect("slots");
+    assert_eq!(
+        (&slots[0]["slot"], &slots[0]["state"], &slots[0]["running"]),
+        (&"A".into(), &"good".into(), &true.into()),
+        "{status}"
+    );
+    assert_eq!(slots[0]["version"], "0.1.0", "{status}");
+    assert_eq!(
+        (&slots[1]["slot"], &slots[1]["state"]),
+        (&"B".into(), &"empty".into()),
+        "{status}"
+    );
+
     // Something in every kind of persisted place.
     ssh.check("echo kept > /home/corral/persist.txt", CMD)
         .expect("write to home");

@@ -15,11 +15,15 @@
 //!    host keys, the user's container, the configuration; the manager marks it good once
 //!    healthy; `os status` shows both slots.
 //! 4. `os rollback` and a reboot: slot A's version runs again.
-//! 5. An upgrade from A again, then the trial boot cut off (QEMU killed as the kernel
-//!    starts) as many times as GRUB's tries allow: the machine comes back on slot A by
-//!    itself, and `os status` reports the rollback and its reason.
-//! 6. QEMU killed while the slot is written: the next boot is the old version with
-//!    slot B empty, and an upgrade then succeeds.
+//! 5. QEMU killed while slot B is written: the next boot is the old version with slot B
+//!    empty.
+//! 6. An upgrade from the update file on a second disk (`os list --from FILE` lists
+//!    it), then the trial boot cut off (QEMU killed as the kernel starts) as many times
+//!    as GRUB's tries allow: the machine comes back on slot A by itself, and `os status`
+//!    reports the rollback and its reason.
+//! 7. An upgrade to a release built with a console that cannot start: the manager finds
+//!    the trial unhealthy within `corral.upgrade.health_timeout` (60 s), cancels it and
+//!    reboots; slot A runs and `os status` gives the reason.
 
 use corral_harness::files::{Cut, FileServer};
 use corral_harness::imds::{FakeImds, Instance};
@@ -51,6 +55,8 @@ fn version_of(dist: &Path) -> String {
 
 struct Machine {
     disk: PathBuf,
+    /// An ext4 disk holding the new version's update file (the guest's /dev/vda).
+    updates: PathBuf,
     dir: PathBuf,
     imds: FakeImds,
     repo_port: u16,
@@ -61,6 +67,10 @@ impl Machine {
     fn config(&self, firmware: Firmware) -> (VmConfig, u16) {
         let mut cfg = VmConfig::new(Boot::Nvme(self.disk.clone()));
         cfg.firmware = firmware;
+        cfg.drives.push(corral_harness::Drive {
+            file: self.updates.clone(),
+            kind: "virtio",
+        });
         let port = free_port().expect("port");
         cfg.ssh_port = Some(port);
         cfg.metadata_port = Some(self.imds.port);
@@ -191,7 +201,30 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
         v1_only: false,
     })
     .expect("fake IMDS");
+    let updates = dir.join("updates.img");
+    let update_file = update_file(&new);
+    let stage = dir.join("updates");
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(&stage).expect("mkdir");
+    std::fs::copy(
+        &update_file,
+        stage.join(update_file.file_name().expect("name")),
+    )
+    .expect("copy the update file");
+    let made = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "UPDATES", "-d"])
+        .arg(&stage)
+        .arg(&updates)
+        .arg("400M")
+        .status()
+        .expect("mkfs.ext4");
+    assert!(made.success(), "mkfs.ext4 -d for the update disk");
+    let in_guest = format!(
+        "/mnt/updates/{}",
+        update_file.file_name().expect("name").to_string_lossy()
+    );
     let m = Machine {
+        updates,
         disk,
         dir: dir.clone(),
         imds,
@@ -302,7 +335,149 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
     drop(vm);
     let (vm, ssh) = m.power_on("3-rolled-back", Firmware::Bios);
     assert_eq!(os_version(&ssh), old_version);
+    let s = status(&ssh);
+    assert_eq!(slot(&s, "A")["running"], true, "{s}");
+    assert_eq!(slot(&s, "B")["state"], "good", "{s}");
+
+    // 5. The power cut while slot B is written: the old version boots, B is empty.
+    ssh.check(
+        &format!(
+            "sudo setsid sh -c 'corral os upgrade --from {url} --no-reboot > /tmp/upgrade.log 2>&1' \
+             < /dev/null > /dev/null 2>&1 &"
+        ),
+        CMD,
+    )
+    .expect("an upgrade in the background");
+    ssh.eventually(
+        "grep -q ' /run/corral/upgrade/slot ' /proc/mounts",
+        UPGRADE,
+        CMD,
+    )
+    .expect("the slot is being written");
     drop(vm);
+    let (vm, ssh) = m.power_on("4-after-cut-write", Firmware::Bios);
+    assert_eq!(
+        os_version(&ssh),
+        old_version,
+        "the old version after a cut write"
+    );
+    let s = status(&ssh);
+    eprintln!("upgrades: after a cut slot write: {s}");
+    assert_eq!(slot(&s, "A")["running"], true, "{s}");
+    assert_eq!(slot(&s, "B")["state"], "empty", "{s}");
+
+    // 6. A trial cut off before it is marked good, as many times as its tries allow.
+    // This time from the update file on a disk of its own.
+    ssh.check(
+        "sudo mkdir -p /mnt/updates && sudo mount -o ro /dev/vda /mnt/updates",
+        CMD,
+    )
+    .expect("mount the update disk");
+    let listed = ssh
+        .check(
+            &format!("sudo corral os list --from {in_guest} --format json"),
+            CMD,
+        )
+        .expect("os list from the file");
+    assert!(
+        listed.contains(&format!("\"version\": \"{new_version}\"")),
+        "{listed}"
+    );
+    let (code, out) = ssh
+        .run(
+            &format!("sudo corral os upgrade --from {in_guest} 2>&1"),
+            UPGRADE,
+        )
+        .expect("upgrade again");
+    assert_eq!(code, 0, "{out}");
+    let mut vm = vm;
+    vm.wait_exit(BOOT).expect("the upgrade reboots");
+    drop(vm);
+    for (i, left) in ["2", "1", "0"].iter().enumerate() {
+        let (vm, _) = m.start(&format!("5-trial-cut-{i}"), Firmware::Bios);
+        vm.wait_for(&format!("corral.slot=B corral.trial={left}"), BOOT)
+            .unwrap_or_else(|e| panic!("trial boot {i}: {e}"));
+        drop(vm);
+    }
+    let (vm, ssh) = m.power_on("6-after-cut-trials", Firmware::Bios);
+    assert!(
+        vm.console.text().contains("upgrade rolled back: slot B"),
+        "the console says it rolled back"
+    );
+    assert_eq!(os_version(&ssh), old_version, "GRUB went back to slot A");
+    let s = status(&ssh);
+    eprintln!("upgrades: after three cut trials: {s}");
+    assert_eq!(slot(&s, "A")["running"], true, "{s}");
+    assert_eq!(slot(&s, "B")["state"], "bad", "{s}");
+    assert_eq!(s["last_rollback"]["slot"], "B", "{s}");
+    let reason = s["last_rollback"]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("ended before it was marked good"),
+        "{reason}"
+    );
+
+    // 7. A release whose console cannot start: its trial is not healthy in time, the
+    // manager cancels it and the machine comes back on slot A.
+    {
+        let bad = unhealthy_dist();
+        std::os::unix::fs::symlink(bad.join("update"), served.join("unhealthy")).expect("link");
+        ssh.check(
+            "sudo corral config set corral.upgrade.health_timeout 60",
+            CMD,
+        )
+        .expect("config set");
+        let (code, out) = ssh
+            .run(
+                &format!("sudo corral os upgrade --from http://{REPO_ADDR}/unhealthy/ 2>&1"),
+                UPGRADE,
+            )
+            .expect("upgrade to the unhealthy release");
+        assert_eq!(code, 0, "{out}");
+        let mut vm = vm;
+        vm.wait_exit(BOOT).expect("the upgrade reboots");
+        drop(vm);
+        let (mut vm, _) = m.start("7-unhealthy-trial", Firmware::Bios);
+        vm.wait_for("trial boot of slot B failed", BOOT)
+            .expect("the manager gives the trial up");
+        vm.wait_exit(BOOT).expect("and reboots");
+        drop(vm);
+        let (vm, ssh) = m.power_on("8-after-unhealthy", Firmware::Bios);
+        assert_eq!(os_version(&ssh), old_version);
+        let s = status(&ssh);
+        eprintln!("upgrades: after the unhealthy trial: {s}");
+        let reason = s["last_rollback"]["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains("not healthy within 60s") && reason.contains("console"),
+            "{reason}"
+        );
+        assert_eq!(slot(&s, "B")["state"], "bad", "{s}");
+        drop(vm);
+    }
 
     eprintln!("upgrades: server saw {:?}", server.requests());
+}
+
+/// The update file a dist folder's manifest names.
+fn update_file(dist: &Path) -> PathBuf {
+    let manifest = std::fs::read_to_string(dist.join("manifest.json")).expect("manifest");
+    let v: serde_json::Value = serde_json::from_str(&manifest).expect("manifest json");
+    let file = PathBuf::from(v["update"]["file"].as_str().expect("update.file"));
+    if file.is_absolute() {
+        file
+    } else {
+        repo_root().join(file)
+    }
+}
+
+/// The release built to be unhealthy (`make upgrades` builds it).
+fn unhealthy_dist() -> PathBuf {
+    let dir = std::env::var_os("CORRAL_UNHEALTHY_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/upgrade/unhealthy"));
+    assert!(
+        dir.join("manifest.json").exists(),
+        "{} is missing: run make upgrades, which builds it",
+        dir.display()
+    );
+    dir
 }

@@ -294,11 +294,15 @@ pub async fn publish(p: &Publication<'_>) -> Result<Published> {
         .write(&metadata)
         .await
         .map_err(|e| sign_err(format!("writing {}", metadata.display()))(e.to_string()))?;
+    // Copies, never hard links: the build writes its outputs again in place, which
+    // would change a release already published under its hash.
     for (stored, from) in &files {
         let to = targets_dir.join(stored);
-        if !to.exists() && fs::hard_link(from, &to).is_err() {
-            fs::copy(from, &to).map_err(io("copying a target", &to))?;
-        }
+        let tmp = crate::fsutil::temporary(&to);
+        fs::copy(from, &tmp)
+            .and_then(|_| fs::File::open(&tmp)?.sync_all())
+            .map_err(io("copying a target", &to))?;
+        crate::fsutil::commit(&tmp, &to)?;
     }
     let targets = &signed_targets(&metadata, version)?;
     prune_targets(&targets_dir, targets)?;

@@ -123,6 +123,28 @@ async fn a_published_release_is_listed_and_verified_from_the_folder_and_the_file
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_release_stays_whole_when_the_build_writes_its_files_again_in_place() {
+    let s = Setup::new();
+    s.release("0.1.0", ago(20), Expiry::default()).await;
+    // The next build writes the same paths again (truncating them in place).
+    s.release("0.2.0", ago(10), Expiry::default()).await;
+    let build = s.p("build-0.1.0");
+    for part in PARTS {
+        fs::write(build.join(part), "written again by a later build").unwrap();
+    }
+    let client = s.open(Source::Dir(s.p("repo")), "m").await.unwrap();
+    let old = client
+        .releases()
+        .into_iter()
+        .find(|r| r.id.version == "0.1.0")
+        .unwrap();
+    client
+        .verify(&old)
+        .await
+        .expect("0.1.0's files are its own");
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_changed_byte_in_the_update_file_is_refused() {
     let s = Setup::new();
     let bundle = s.release("0.2.0", ago(10), Expiry::default()).await;

@@ -133,6 +133,7 @@ pub(super) fn ship_images(
     root: &Path,
     archives: &[(PathBuf, ImageArchive)],
     seed_dir: &Path,
+    seed_id: &str,
 ) -> Result<()> {
     write_index(&root.join(IMAGES_DIR.trim_start_matches('/')), archives)?;
     let dest = root.join(SEED_DIR.trim_start_matches('/'));
@@ -147,5 +148,8 @@ pub(super) fn ship_images(
     }
     let file = dest.join(seed::FOOTPRINT_FILE);
     std::fs::write(&file, format!("{room}\n")).map_err(BuildError::write(&file))?;
+    // What the seed is: a state partition seeded by another version is seeded again.
+    let id = dest.join(seed::ID_FILE);
+    std::fs::write(&id, format!("{seed_id}\n")).map_err(BuildError::write(&id))?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The boot media: the bootloaders unpacked from the image's own suite, the ISO and the
 //! raw disk image (corral-iso, from corral-disk's plan).
 
-use super::{made, Build, Paths, CMDLINE};
+use super::{made, Build, Paths};
 use crate::apt::{Apts, Deb};
 use crate::error::{BuildError, Result};
 use crate::progress::Step;
@@ -29,12 +29,13 @@ pub(super) fn iso(b: &mut Build<'_>) -> Result<()> {
     let r = b.resolved()?;
     let tools = b.tools()?;
     let (iso, vmlinuz, initrd) = (b.iso(), b.vmlinuz(), b.initrd());
+    let cmdline = b.cmdline();
     let (boot_debs, initrd_fp) = (&b.boot_debs, &b.initrd_fp);
     let mut fp = Fingerprint::new("iso");
     fp.text("boot packages", boot_debs)
         .text("initrd", initrd_fp)
         .text("kernel", &r.kernel.sha256)
-        .text("cmdline", CMDLINE)
+        .text("cmdline", &cmdline)
         .text("iso", include_str!("../../../iso/src/lib.rs"))
         .text("kit", include_str!("../../../iso/src/disk.rs"))
         .text("kit files", include_str!("../../../disk/src/kit.rs"))
@@ -47,7 +48,7 @@ pub(super) fn iso(b: &mut Build<'_>) -> Result<()> {
         corral_iso::build(&corral_iso::IsoInputs {
             kernel: &vmlinuz,
             initrd: &initrd,
-            cmdline: CMDLINE,
+            cmdline: &cmdline,
             work: &paths.work.join("iso"),
             output: &iso,
             tools,
@@ -63,12 +64,13 @@ pub(super) fn disk_image(b: &mut Build<'_>) -> Result<()> {
     let r = b.resolved()?;
     let tools = b.tools()?;
     let (img, vmlinuz, initrd) = (b.disk_image(), b.vmlinuz(), b.initrd());
+    let cmdline = b.cmdline();
     let (boot_debs, initrd_fp) = (&b.boot_debs, &b.initrd_fp);
     let mut fp = Fingerprint::new("disk");
     fp.text("boot packages", boot_debs)
         .text("initrd", initrd_fp)
         .text("kernel", &r.kernel.sha256)
-        .text("cmdline", CMDLINE)
+        .text("cmdline", &cmdline)
         .text("disk", include_str!("../../../iso/src/disk.rs"))
         .text("layout", include_str!("../../../disk/src/layout.rs"))
         .text("gpt", include_str!("../../../disk/src/gpt.rs"))
@@ -91,7 +93,7 @@ pub(super) fn disk_image(b: &mut Build<'_>) -> Result<()> {
         corral_iso::disk::build_disk(&corral_iso::disk::DiskInputs {
             kernel: &vmlinuz,
             initrd: &initrd,
-            cmdline: CMDLINE,
+            cmdline: &cmdline,
             seed,
             work: &paths.work.join("disk"),
             output: &img,

@@ -80,6 +80,9 @@ pub struct Options {
     /// The key to sign with when `CORRAL_SIGNING_KEY` names none; else the development
     /// key in the dist folder.
     pub signing_key: Option<PathBuf>,
+    /// Words added to [`CMDLINE`] in the boot menus and the update's `boot.env` (the
+    /// upgrade tests build a release whose console cannot start this way).
+    pub cmdline_extra: Option<String>,
 }
 
 /// What the steps hand on to later ones. A step that needs what an earlier one makes
@@ -166,6 +169,14 @@ impl<'a> Build<'a> {
     fn disk_image(&self) -> PathBuf {
         self.paths.dist.join("corral.img")
     }
+
+    /// The kernel command line: [`CMDLINE`] and the build's extra words.
+    fn cmdline(&self) -> String {
+        match &self.opts.cmdline_extra {
+            Some(extra) if !extra.trim().is_empty() => format!("{CMDLINE} {}", extra.trim()),
+            _ => CMDLINE.to_string(),
+        }
+    }
 }
 
 /// A step of the build.
@@ -198,7 +209,12 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         })?;
     }
     let r = build.resolved()?;
-    let mut manifest = Manifest::new(&opts.version, &build.kernel()?.release, CMDLINE, &r.all());
+    let mut manifest = Manifest::new(
+        &opts.version,
+        &build.kernel()?.release,
+        &build.cmdline(),
+        &r.all(),
+    );
     manifest.build_id = build.build_id.clone();
     manifest.update = Some(crate::manifest::UpdateArtifacts {
         file: build.update_file().display().to_string(),

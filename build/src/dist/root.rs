@@ -99,7 +99,9 @@ pub(super) fn root_image(b: &mut Build<'_>) -> Result<()> {
         corral_layer(&root, paths, &r.spec, kernel, &b.opts.version, &build_id)?;
         let trusted = fs::read(&update_root).map_err(BuildError::read(&update_root))?;
         rootfs::write(&root, super::update::ROOT_IN_IMAGE, &trusted, 0o644)?;
-        super::images::ship_images(&root, archives, &seed.0)?;
+        // The seed's id is the root's build id: a new version seeds the system store
+        // again, so no dockerd runs over a store another version wrote.
+        super::images::ship_images(&root, archives, &seed.0, &build_id)?;
         step.done(&format!(
             "{files} files from {} packages",
             trees

@@ -8,7 +8,7 @@
 //! metadata (`dist/update/metadata/1.root.json`) is kept while it trusts the key, so the
 //! same key gives the same image.
 
-use super::{made, Build, CMDLINE};
+use super::{made, Build};
 use crate::error::{BuildError, Result};
 use crate::progress::Step;
 use crate::stage::{fresh, Fingerprint};
@@ -109,7 +109,8 @@ pub(super) fn publish_step(b: &mut Build<'_>) -> Result<()> {
     let work = b.paths.work.join("update");
     fs::create_dir_all(&work).map_err(BuildError::write(&work))?;
     let boot_env = work.join(corral_disk::grub::SLOT_ENV);
-    let env = corral_disk::grub::slot_env(CMDLINE).unwrap_or_default();
+    let cmdline = b.cmdline();
+    let env = corral_disk::grub::slot_env(&cmdline).unwrap_or_default();
     fs::write(&boot_env, env).map_err(BuildError::write(&boot_env))?;
     let file = b.update_file();
     let root = b.update_root();
@@ -117,7 +118,7 @@ pub(super) fn publish_step(b: &mut Build<'_>) -> Result<()> {
     fp.text("version", &b.opts.version)
         .text("initrd", &b.initrd_fp)
         .text("kernel", &b.resolved()?.kernel.sha256)
-        .text("cmdline", CMDLINE)
+        .text("cmdline", &cmdline)
         .text("publish", include_str!("../../../update/src/publish.rs"))
         .text("release", include_str!("../../../update/src/release.rs"));
     fp.file(&root)?;
