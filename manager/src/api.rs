@@ -411,16 +411,9 @@ async fn follow_file(
     }
 }
 
-/// `VERSION_ID` and `BUILD_ID` from an os-release file's text.
-pub fn os_release(text: &str) -> (Option<String>, Option<String>) {
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .filter(|v| !v.is_empty())
-    };
-    (field("VERSION_ID"), field("BUILD_ID"))
-}
+/// `VERSION_ID` and `BUILD_ID` from an os-release file's text (corral-update's, which
+/// the upgrade reads the running release with too).
+pub use corral_update::release::os_release;
 
 async fn os_version(docker: &Docker) -> Response {
     let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();

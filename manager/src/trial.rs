@@ -132,15 +132,10 @@ fn change(esp: &Path, f: impl FnOnce(&BootEnv) -> Option<BootEnv>) -> Result<Boo
 /// What runs, from the root's os-release.
 fn running_release() -> SlotRecord {
     let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
+    let (version, build_id) = crate::api::os_release(&text);
     SlotRecord {
-        version: field("VERSION_ID"),
-        build_id: field("BUILD_ID"),
+        version: version.unwrap_or_default(),
+        build_id: build_id.unwrap_or_default(),
         written_at: 0,
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::bundle::{Blob, Bundle};
 use crate::error::{io, Result, UpdateError};
-use crate::release::{releases, Part, Release, CUSTOM_KEY};
+use crate::release::{releases, stored_name, Part, Release, CUSTOM_KEY};
 use crate::transport::{BundleTransport, HttpTransport, BUNDLE_BASE};
 use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
@@ -184,7 +184,7 @@ impl Client {
 
     /// Where a part's bytes are once read.
     fn blob(&self, part: &Part) -> Result<Blob> {
-        let stored = format!("{}.{}", hex::encode(part.sha256), part.target);
+        let stored = stored_name(&part.sha256, &part.target);
         let missing = || UpdateError::Verify {
             what: format!("reading {}", part.target),
             detail: "it is not where the repository keeps it".into(),
@@ -238,7 +238,7 @@ impl Client {
                     Ok(bytes) => read += bytes.len() as u64,
                     Err(e) => {
                         if let Source::Url(_) = self.source {
-                            let stored = format!("{}.{}", hex::encode(part.sha256), part.target);
+                            let stored = stored_name(&part.sha256, &part.target);
                             let _ = std::fs::remove_file(self.cache.join(stored));
                         }
                         return Err(refused(e));

@@ -11,7 +11,7 @@
 //! that saw a newer one refuses an older (a replay).
 
 use crate::error::{io, Result, UpdateError};
-use crate::release::{target_name, PartInfo, ReleaseId, CUSTOM_KEY};
+use crate::release::{stored_name, target_name, PartInfo, ReleaseId, CUSTOM_KEY};
 use aws_lc_rs::rand::SystemRandom;
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -267,7 +267,7 @@ pub async fn publish(p: &Publication<'_>) -> Result<Published> {
             serde_json::to_value(&info).map_err(|e| sign_err("a target")(e.to_string()))?;
         target.custom.insert(CUSTOM_KEY.into(), custom);
         let name = target_name(p.id, part);
-        let stored = format!("{}.{name}", hex::encode(&target.hashes.sha256));
+        let stored = stored_name(&target.hashes.sha256, &name);
         files.push((stored, path.to_path_buf()));
         editor
             .add_target(name.as_str(), target)
@@ -356,7 +356,7 @@ fn signed_targets(metadata: &Path, version: NonZeroU64) -> Result<Vec<TargetRow>
 fn prune_targets(dir: &Path, targets: &[TargetRow]) -> Result<()> {
     let keep: HashSet<String> = targets
         .iter()
-        .map(|(name, _, _, sha)| format!("{}.{name}", hex::encode(sha)))
+        .map(|(name, _, _, sha)| stored_name(sha, name))
         .collect();
     for entry in fs::read_dir(dir).map_err(io("reading", dir))?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();

@@ -60,6 +60,34 @@ impl Release {
     }
 }
 
+/// `VERSION_ID` and `BUILD_ID` from an os-release file's text (empty values are none).
+pub fn os_release(text: &str) -> (Option<String>, Option<String>) {
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .filter(|v| !v.is_empty())
+    };
+    (field("VERSION_ID"), field("BUILD_ID"))
+}
+
+impl ReleaseId {
+    /// The release an os-release file describes, on this architecture.
+    pub fn from_os_release(text: &str) -> ReleaseId {
+        let (version, build_id) = os_release(text);
+        ReleaseId {
+            version: version.unwrap_or_default(),
+            build_id: build_id.unwrap_or_default(),
+            arch: ARCH.into(),
+        }
+    }
+}
+
+/// Where a repository keeps a target: `<sha256>.<name>` (TUF's consistent snapshots).
+pub fn stored_name(sha256: &[u8], target: &str) -> String {
+    format!("{}.{target}", hex::encode(sha256))
+}
+
 /// The target's name for a part of a release.
 pub fn target_name(id: &ReleaseId, part: &str) -> String {
     format!("corral-{}-{}-{part}", id.version, id.arch)
@@ -264,6 +292,17 @@ mod tests {
             list.iter()
                 .map(|(n, c)| (n.as_str(), Some(c), 10, &sha[..])),
         )
+    }
+
+    #[test]
+    fn os_release_gives_the_running_release() {
+        let r =
+            ReleaseId::from_os_release("NAME=\"Corral\"\nVERSION_ID=\"0.2.0\"\nBUILD_ID=abc123\n");
+        assert_eq!(
+            (r.version.as_str(), r.build_id.as_str(), r.arch.as_str()),
+            ("0.2.0", "abc123", ARCH)
+        );
+        assert_eq!(os_release("NAME=x\nVERSION_ID=\n"), (None, None));
     }
 
     #[test]

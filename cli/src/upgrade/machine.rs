@@ -7,9 +7,8 @@
 use super::UpgradeError;
 use crate::install::host::{Disk, Host};
 pub use corral_disk::bootenv::booted_slot;
-use corral_disk::bootenv::{BootEnv, Slot};
+use corral_disk::bootenv::{BootEnv, Refusal, Slot};
 use corral_disk::layout::{self, EFI};
-use corral_update::release::{ReleaseId, ARCH};
 use std::path::{Path, PathBuf};
 
 /// The host's root, seen from the console.
@@ -20,22 +19,6 @@ pub const TRUSTED_ROOT: &str = "usr/share/corral/update/root.json";
 pub const STATE_DIR: &str = "/var/lib/corral/upgrade";
 /// Where the ESP and the slot are mounted while they are written.
 pub const SCRATCH: &str = "/run/corral/upgrade";
-
-/// `VERSION_ID` and `BUILD_ID` of an os-release file.
-pub fn release_of(os_release: &str) -> ReleaseId {
-    let field = |name: &str| {
-        os_release
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
-    ReleaseId {
-        version: field("VERSION_ID"),
-        build_id: field("BUILD_ID"),
-        arch: ARCH.into(),
-    }
-}
 
 /// The disk a Corral machine booted from and its partitions.
 #[derive(Debug, Clone)]
@@ -125,12 +108,9 @@ pub fn boot_disk(host: &dyn Host, state_dev: Option<(u32, u32)>) -> Result<BootD
 /// The device the state partition is mounted from, as the host sees it.
 pub fn state_device() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/proc/1/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        (fields.get(4) == Some(&"/run/corral/state"))
-            .then(|| crate::install::host::parse_dev(fields.get(2)?))
-            .flatten()
-    })
+    crate::install::host::mounted(&text)
+        .into_iter()
+        .find_map(|(dev, at)| (at == "/run/corral/state").then_some(dev))
 }
 
 /// Runs `f` with the ESP mounted at a scratch folder, unmounting after.
@@ -152,6 +132,20 @@ pub fn with_esp<T>(
     result
 }
 
+/// Changes the boot state on the ESP: `f` gets the state read now and returns the next
+/// one (or refuses, the user's error), which is written in place. Returns what it wrote.
+pub fn change_env(
+    host: &dyn Host,
+    esp: &Path,
+    f: impl FnOnce(&BootEnv) -> Result<BootEnv, Refusal>,
+) -> Result<BootEnv, UpgradeError> {
+    with_esp(host, esp, |dir| {
+        let next = f(&read_env(dir)?).map_err(|r| UpgradeError::User(r.to_string()))?;
+        corral_update::bootstate::write(dir, &next)?;
+        Ok(next)
+    })
+}
+
 /// Reads the boot state from a mounted ESP.
 pub fn read_env(esp: &Path) -> Result<BootEnv, UpgradeError> {
     let (env, readable) = corral_update::bootstate::read(esp)?;
@@ -159,18 +153,4 @@ pub fn read_env(esp: &Path) -> Result<BootEnv, UpgradeError> {
         log::warn!("the boot state on the ESP was not readable; GRUB boots slot A with it");
     }
     Ok(env)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn os_release_gives_the_running_release() {
-        let r = release_of("NAME=\"Corral\"\nVERSION_ID=\"0.2.0\"\nBUILD_ID=abc123\n");
-        assert_eq!(
-            (r.version.as_str(), r.build_id.as_str()),
-            ("0.2.0", "abc123")
-        );
-    }
 }

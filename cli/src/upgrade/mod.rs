@@ -18,7 +18,7 @@ use corral_update::bootstate::{self, Record, SlotRecord};
 use corral_update::fetch::{Client, Source};
 use corral_update::release::{choose, Release, ReleaseId};
 use corral_update::UpdateError;
-use machine::{booted_slot, release_of, with_esp, HOST_ROOT, STATE_DIR, TRUSTED_ROOT};
+use machine::{booted_slot, change_env, with_esp, HOST_ROOT, STATE_DIR, TRUSTED_ROOT};
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -81,9 +81,8 @@ fn read_host(rel: &str) -> Result<Vec<u8>, UpgradeError> {
 
 /// The release that runs.
 pub fn running_release() -> Result<ReleaseId, UpgradeError> {
-    Ok(release_of(&String::from_utf8_lossy(&read_host(
-        "etc/os-release",
-    )?)))
+    let text = read_host("etc/os-release")?;
+    Ok(ReleaseId::from_os_release(&String::from_utf8_lossy(&text)))
 }
 
 /// Where updates come from: `--from`, else the configuration's `corral.upgrade.url`.
@@ -191,13 +190,7 @@ pub fn upgrade(host: &dyn Host, req: &Request) -> Result<Done, UpgradeError> {
     let files = rt.block_on(client.verify(&release))?;
     eprintln!("verified: every file matches the signed metadata");
     // From here on the other slot is written; until it is armed, it is empty.
-    with_esp(host, &disk.esp, |esp| {
-        let env = machine::read_env(esp)?;
-        let next = env
-            .begin_write(running)
-            .map_err(|r| UpgradeError::User(r.to_string()))?;
-        Ok(bootstate::write(esp, &next)?)
-    })?;
+    change_env(host, &disk.esp, |env| env.begin_write(running))?;
     let bar = corral_update::progress::bytes_bar(release.size(), "writing slot");
     slot::write(
         host,
@@ -230,13 +223,7 @@ pub fn upgrade(host: &dyn Host, req: &Request) -> Result<Done, UpgradeError> {
     record.services_before = services_running();
     record.save(&record_path())?;
     host.sync();
-    with_esp(host, &disk.esp, |esp| {
-        let env = machine::read_env(esp)?;
-        let next = env
-            .arm(running)
-            .map_err(|r| UpgradeError::User(r.to_string()))?;
-        Ok(bootstate::write(esp, &next)?)
-    })?;
+    change_env(host, &disk.esp, |env| env.arm(running))?;
     // The downloads are in the slot now.
     let _ = std::fs::remove_dir_all(Path::new(STATE_DIR).join("cache"));
     Ok(Done {
@@ -400,12 +387,5 @@ pub fn rollback(host: &dyn Host) -> Result<Slot, UpgradeError> {
     let running = running_slot()?;
     let _lock = lock()?;
     let disk = machine::boot_disk(host, machine::state_device())?;
-    with_esp(host, &disk.esp, |esp| {
-        let env = machine::read_env(esp)?;
-        let next = env
-            .rollback(running)
-            .map_err(|r| UpgradeError::User(r.to_string()))?;
-        bootstate::write(esp, &next)?;
-        Ok(next.next_boot())
-    })
+    Ok(change_env(host, &disk.esp, |env| env.rollback(running))?.next_boot())
 }
