@@ -7,7 +7,7 @@ BUILD     := target/release/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-manager -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes faults upgrades
+.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes faults upgrades rotate-root
 
 all: dist
 
@@ -75,6 +75,11 @@ faults: dist
 ## http, rolled back by hand, by cut-off trial boots and by an unhealthy trial: not part
 ## of `make test` (docs/testing.md).
 UPGRADE_VERSION ?= 99.0.0
+# Moves dist/update to NEW_KEY (or renews its root): docs/upgrades.md.
+rotate-root: tool
+	@test -n "$(NEW_KEY)" || { echo "usage: make rotate-root NEW_KEY=path/key.pk8"; exit 2; }
+	$(BUILD) rotate-root --new-key $(NEW_KEY)
+
 upgrades: dist
 	$(BUILD) dist --os-version $(UPGRADE_VERSION) --dist-dir target/upgrade/dist
 	$(BUILD) dist --os-version $(UPGRADE_VERSION).1 --dist-dir target/upgrade/unhealthy \

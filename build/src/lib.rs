@@ -1,7 +1,9 @@
 //! # corral-build
 //!
 //! The build: Debian 13 packages (and unstable's newest Docker) in, `dist/` out. `corral-build dist` (what `make dist`
-//! runs), `corral-build lock`, `corral-build run`, `corral-build ami`, `corral-build bench`
+//! runs), `corral-build lock`, `corral-build run`, `corral-build ami`, `corral-build
+//! rotate-root` (`make rotate-root`: moves `dist/update` to another signing key, see
+//! docs/upgrades.md), `corral-build bench`
 //! (`make bench`: `src/bench.rs` boots the floor and Corral through the harness and writes
 //! `dist/bench.json` and the table in docs/benchmarks.md). What goes in the root is
 //! [`rootfs.yml`](rootfs.yml); the system images are `images/<name>/image.yml`
@@ -9,7 +11,7 @@
 //! [`packages.lock`](packages.lock). See
 //! [docs/building.md](../docs/building.md).
 //!
-//! - **Owns:** `dist/`, `target/corral/`, the package cache (`~/.cache/corral` or
+//! - **Owns:** `dist/` (the signing key and the update repository included), `target/corral/`, the package cache (`~/.cache/corral` or
 //!   `$CORRAL_CACHE`), `build/packages.lock`.
 //! - **Must not touch:** the build host's own dpkg state (apt runs against an empty status
 //!   file). It is a host tool: nothing of it runs on a Corral machine.

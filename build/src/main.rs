@@ -44,6 +44,23 @@ enum Cmd {
         #[arg(long, value_name = "WORDS")]
         cmdline_append: Option<String>,
     },
+    /// Sign the next root metadata of dist/update: move the repository to NEW_KEY, or
+    /// renew its root (NEW_KEY = the key it trusts). Machines built before follow the
+    /// rotation the next time they read the repository; build with
+    /// CORRAL_SIGNING_KEY=NEW_KEY from then on. docs/upgrades.md.
+    RotateRoot {
+        /// The key the repository moves to (a PKCS#8 key file; an Ed25519 one is made
+        /// there if the file does not exist).
+        #[arg(long, value_name = "FILE")]
+        new_key: PathBuf,
+        /// The key the current root trusts (default: CORRAL_SIGNING_KEY, else
+        /// dist/signing-key.pk8).
+        #[arg(long, value_name = "FILE")]
+        old_key: Option<PathBuf>,
+        /// The dist folder whose update/ repository rotates (default: dist/).
+        #[arg(long, value_name = "DIR")]
+        dist_dir: Option<PathBuf>,
+    },
     /// Resolve packages and rewrite build/packages.lock.
     Lock {
         #[arg(long)]
@@ -176,6 +193,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             println!("  manifest: {}", paths.dist.join("manifest.json").display());
+        }
+        Cmd::RotateRoot {
+            new_key,
+            old_key,
+            dist_dir,
+        } => {
+            let dist_dir = dist_dir.unwrap_or(paths.dist);
+            let old_key = old_key.unwrap_or_else(|| dist::update::default_key(&dist_dir));
+            let rotated =
+                dist::update::rotate_root(&dist_dir, &old_key, &new_key).with_context(|| {
+                    format!("rotating the root of {}", dist_dir.join("update").display())
+                })?;
+            println!(
+                "root metadata version {} trusts {} until {}: {}",
+                rotated.version,
+                new_key.display(),
+                rotated.expires,
+                rotated.path.display()
+            );
+            if rotated.resigned {
+                println!("the repository's releases are signed again with the new key; serve the folder as it is");
+            }
+            println!(
+                "build from now on with CORRAL_SIGNING_KEY={} make dist; images built so far follow the rotation the next time they read the repository",
+                new_key.display()
+            );
         }
         Cmd::Lock { kernel } => {
             let opts = Options {

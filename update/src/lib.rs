@@ -2,7 +2,8 @@
 //!
 //! Corral's updates are TUF repositories made and read with `tough` (as Bottlerocket's
 //! are): the build signs a release into a repository folder and into one
-//! self-contained update file ([`publish`], [`bundle`]); a machine opens a repository
+//! self-contained update file ([`publish`], [`bundle`]), and rotates the keys a
+//! machine trusts ([`root`]); a machine opens a repository
 //! against the root metadata built into its image, lists its releases and reads a
 //! release's files, every byte checked against the signed metadata before anything is
 //! written ([`fetch`], [`transport`], [`release`]). It also keeps the files of the boot
@@ -29,6 +30,7 @@ pub mod fsutil;
 pub mod progress;
 pub mod publish;
 pub mod release;
+pub mod root;
 pub mod transport;
 
 pub use error::{Result, UpdateError};

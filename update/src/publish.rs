@@ -1,9 +1,9 @@
-//! The build's side: the signing key, the root metadata images trust, and publishing a
-//! release into a TUF repository (a folder any web server or S3 bucket can serve) and
-//! into one self-contained update file.
+//! The build's side: the signing key and publishing a release into a TUF repository (a
+//! folder any web server or S3 bucket can serve) and into one self-contained update file
+//! (the root metadata images trust is [`crate::root`]'s).
 //!
 //! The repository is TUF's layout with consistent snapshots, written by `tough`'s
-//! editor: `metadata/1.root.json`, `metadata/timestamp.json`,
+//! editor: `metadata/N.root.json` (crate::root), `metadata/timestamp.json`,
 //! `metadata/N.snapshot.json`, `metadata/N.targets.json`, and each file as
 //! `targets/<sha256>.<name>`. Publishing into a folder that already holds a repository
 //! signed by the same root keeps its releases and adds the new one; metadata versions are
@@ -13,16 +13,15 @@
 use crate::error::{io, Result, UpdateError};
 use crate::release::{stored_name, target_name, PartInfo, ReleaseId, CUSTOM_KEY};
 use aws_lc_rs::rand::SystemRandom;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::num::NonZeroU64;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use tough::editor::signed::SignedRole;
 use tough::editor::RepositoryEditor;
 use tough::key_source::{KeySource, LocalKeySource};
-use tough::schema::{KeyHolder, RoleKeys, RoleType, Root, Signed, Target};
+use tough::schema::{Signed, Target};
 use tough::sign::Sign;
 
 /// How long each role's signature stays valid, in days. The timestamp is the short one:
@@ -47,12 +46,12 @@ impl Default for Expiry {
     }
 }
 
-fn sign_err(what: impl Into<String>) -> impl FnOnce(String) -> UpdateError {
+pub(crate) fn sign_err(what: impl Into<String>) -> impl FnOnce(String) -> UpdateError {
     let what = what.into();
     move |detail| UpdateError::Sign { what, detail }
 }
 
-fn later(now: jiff::Timestamp, days: i64) -> Result<jiff::Timestamp> {
+pub(crate) fn later(now: jiff::Timestamp, days: i64) -> Result<jiff::Timestamp> {
     now.checked_add(jiff::SignedDuration::from_hours(days * 24))
         .map_err(|e| sign_err("an expiry date")(e.to_string()))
 }
@@ -80,103 +79,17 @@ pub fn ensure_key(path: &Path) -> Result<bool> {
     Ok(true)
 }
 
-fn key_source(key: &Path) -> Box<dyn KeySource> {
+pub(crate) fn key_source(key: &Path) -> Box<dyn KeySource> {
     Box::new(LocalKeySource {
         path: key.to_path_buf(),
     })
 }
 
-async fn signer(key: &Path) -> Result<Box<dyn Sign>> {
+pub(crate) async fn signer(key: &Path) -> Result<Box<dyn Sign>> {
     key_source(key)
         .as_sign()
         .await
         .map_err(|e| sign_err(format!("reading the key {}", key.display()))(e.to_string()))
-}
-
-/// Whether `root` (a signed root.json) trusts `key` for every top-level role.
-async fn root_trusts(root: &[u8], key: &Path) -> Result<bool> {
-    let Ok(root) = serde_json::from_slice::<Signed<Root>>(root) else {
-        return Ok(false);
-    };
-    let sign = signer(key).await?;
-    let Some(id) = root.signed.key_id(sign.as_ref()) else {
-        return Ok(false);
-    };
-    Ok([
-        RoleType::Root,
-        RoleType::Targets,
-        RoleType::Snapshot,
-        RoleType::Timestamp,
-    ]
-    .iter()
-    .all(|r| {
-        root.signed
-            .roles
-            .get(r)
-            .is_some_and(|k| k.keyids.contains(&id))
-    }))
-}
-
-/// The root metadata at `path` if it trusts `key`; otherwise a new one (version 1, one
-/// key for every role, threshold 1) written there. Reusing it keeps builds with the same
-/// key giving the same image. True when it made a new one.
-pub async fn ensure_root(
-    path: &Path,
-    key: &Path,
-    now: jiff::Timestamp,
-    expiry: Expiry,
-) -> Result<bool> {
-    if let Ok(existing) = fs::read(path) {
-        if root_trusts(&existing, key).await? {
-            return Ok(false);
-        }
-    }
-    let sign = signer(key).await?;
-    let tuf_key = sign.tuf_key();
-    let id = tuf_key
-        .key_id()
-        .map_err(|e| sign_err("the key's id")(e.to_string()))?;
-    let one = NonZeroU64::MIN;
-    let roles = [
-        RoleType::Root,
-        RoleType::Targets,
-        RoleType::Snapshot,
-        RoleType::Timestamp,
-    ]
-    .into_iter()
-    .map(|r| {
-        (
-            r,
-            RoleKeys {
-                keyids: vec![id.clone()],
-                threshold: one,
-                _extra: HashMap::new(),
-            },
-        )
-    })
-    .collect();
-    let root = Root {
-        spec_version: "1.0.0".into(),
-        consistent_snapshot: true,
-        version: one,
-        expires: later(now, expiry.root_days)?,
-        keys: HashMap::from([(id, tuf_key)]),
-        roles,
-        _extra: HashMap::new(),
-    };
-    let signed = SignedRole::new(
-        root.clone(),
-        &KeyHolder::Root(root),
-        &[key_source(key)],
-        &SystemRandom::new(),
-    )
-    .await
-    .map_err(|e| sign_err("signing the root metadata")(e.to_string()))?;
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io("making the directory", dir))?;
-    }
-    crate::fsutil::write_atomic(path, signed.buffer())?;
-    Ok(true)
 }
 
 /// A release to publish.
@@ -203,38 +116,90 @@ pub struct Published {
     pub versions: Vec<String>,
 }
 
-async fn editor_for(p: &Publication<'_>) -> Result<RepositoryEditor> {
-    let metadata = p.repo.join("metadata");
-    let fresh = || async {
-        RepositoryEditor::new(p.root)
-            .await
-            .map_err(|e| sign_err("reading the root metadata")(e.to_string()))
-    };
+/// An editor for the repository folder `repo` that signs with the root metadata at
+/// `root`: a bare one for a folder without a repository, else one holding the
+/// repository's releases, read (signatures checked, expiry not: the publisher renews
+/// it) against the root metadata `trusted`. Also the version the repository's timestamp
+/// has (0 for none), which the next publication's versions must pass.
+pub(crate) async fn open_editor(
+    repo: &Path,
+    trusted: &[u8],
+    root: &Path,
+) -> Result<(RepositoryEditor, u64)> {
+    let metadata = repo.join("metadata");
     if !metadata.join("timestamp.json").exists() {
-        return fresh().await;
+        let editor = RepositoryEditor::new(root)
+            .await
+            .map_err(|e| sign_err("reading the root metadata")(e.to_string()))?;
+        return Ok((editor, 0));
     }
-    let root = fs::read(p.root).map_err(io("reading the root metadata", p.root))?;
     let url = |dir: &Path| {
         url::Url::from_directory_path(dir)
             .map_err(|()| sign_err("a file URL")(dir.display().to_string()))
     };
-    let scratch = tempfile_dir(p.repo)?;
+    let scratch = tempfile_dir(repo)?;
     let loaded =
-        tough::RepositoryLoader::new(&root, url(&metadata)?, url(&p.repo.join("targets"))?)
+        tough::RepositoryLoader::new(&trusted, url(&metadata)?, url(&repo.join("targets"))?)
             .expiration_enforcement(tough::ExpirationEnforcement::Unsafe)
             .datastore(scratch.clone())
             .load()
             .await;
     let _ = fs::remove_dir_all(&scratch);
     match loaded {
-        Ok(repo) => RepositoryEditor::from_repo(p.root, repo)
-            .await
-            .map_err(|e| sign_err("opening the repository")(e.to_string())),
+        Ok(loaded) => {
+            let previous = loaded.timestamp().signed.version.get();
+            let current = loaded.root().signed.version.get();
+            let editing = fs::read(root)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Signed<tough::schema::Root>>(&b).ok())
+                .map_or(0, |r| r.signed.version.get());
+            if editing < current {
+                return Err(sign_err(format!(
+                    "publishing into {}",
+                    repo.display()
+                ))(format!(
+                    "its root metadata was rotated to version {current}, and {} is version {editing}; sign with the key {current}.root.json trusts and that root (corral-build signs with the newest root in dist/update/metadata)",
+                    root.display()
+                )));
+            }
+            let editor = RepositoryEditor::from_repo(root, loaded)
+                .await
+                .map_err(|e| sign_err("opening the repository")(e.to_string()))?;
+            Ok((editor, previous))
+        }
         Err(e) => Err(sign_err(format!(
-            "reading the repository in {} (signed by another key? publish into an empty folder, or sign with the key that made it)",
-            p.repo.display()
+            "reading the repository in {} (signed by another key? sign with the key that made it, rotate the root to the new key (corral-build rotate-root), or publish into an empty folder)",
+            repo.display()
         ))(e.to_string())),
     }
+}
+
+/// The version a publication at `now` signs its roles with: the Unix time, so versions
+/// grow with time, and always past the repository's `previous` one.
+pub(crate) fn next_version(now: jiff::Timestamp, previous: u64) -> NonZeroU64 {
+    let seconds = u64::try_from(now.as_second()).unwrap_or(0);
+    NonZeroU64::new(seconds.max(previous.saturating_add(1))).unwrap_or(NonZeroU64::MIN)
+}
+
+/// Sets every role's version and expiry for a publication at `now`.
+pub(crate) fn renew(
+    editor: &mut RepositoryEditor,
+    version: NonZeroU64,
+    now: jiff::Timestamp,
+    expiry: Expiry,
+) -> Result<()> {
+    let targets_expire = later(now, expiry.targets_days)?;
+    let targets_err = |e: tough::error::Error| sign_err("the targets role")(e.to_string());
+    editor.targets_version(version).map_err(targets_err)?;
+    editor
+        .targets_expires(targets_expire)
+        .map_err(targets_err)?;
+    editor
+        .snapshot_version(version)
+        .snapshot_expires(later(now, expiry.snapshot_days)?)
+        .timestamp_version(version)
+        .timestamp_expires(later(now, expiry.timestamp_days)?);
+    Ok(())
 }
 
 fn tempfile_dir(near: &Path) -> Result<PathBuf> {
@@ -253,7 +218,8 @@ pub async fn publish(p: &Publication<'_>) -> Result<Published> {
     for dir in [&metadata, &targets_dir] {
         fs::create_dir_all(dir).map_err(io("making the directory", dir.as_path()))?;
     }
-    let mut editor = editor_for(p).await?;
+    let trusted = fs::read(p.root).map_err(io("reading the root metadata", p.root))?;
+    let (mut editor, previous) = open_editor(p.repo, &trusted, p.root).await?;
     let mut files = Vec::new();
     for (part, path) in p.parts {
         let mut target = Target::from_path(path)
@@ -273,19 +239,8 @@ pub async fn publish(p: &Publication<'_>) -> Result<Published> {
             .add_target(name.as_str(), target)
             .map_err(|e| sign_err(format!("adding {name}"))(e.to_string()))?;
     }
-    let version = NonZeroU64::new(p.now.as_second().max(1) as u64).unwrap_or(NonZeroU64::MIN);
-    let targets_expire = later(p.now, p.expiry.targets_days)?;
-    if let Err(e) = editor.targets_version(version) {
-        return Err(sign_err("the targets role")(e.to_string()));
-    }
-    if let Err(e) = editor.targets_expires(targets_expire) {
-        return Err(sign_err("the targets role")(e.to_string()));
-    }
-    editor
-        .snapshot_version(version)
-        .snapshot_expires(later(p.now, p.expiry.snapshot_days)?)
-        .timestamp_version(version)
-        .timestamp_expires(later(p.now, p.expiry.timestamp_days)?);
+    let version = next_version(p.now, previous);
+    renew(&mut editor, version, p.now, p.expiry)?;
     let signed = editor
         .sign(&[key_source(p.key)])
         .await

@@ -3,8 +3,9 @@
 
 use corral_update::bundle::Bundle;
 use corral_update::fetch::{Client, Source};
-use corral_update::publish::{ensure_key, ensure_root, publish, Expiry, Publication};
+use corral_update::publish::{ensure_key, publish, Expiry, Publication};
 use corral_update::release::{ReleaseId, ARCH, PARTS};
+use corral_update::root::{ensure_root, newest, rotate, trusts};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,19 @@ impl Setup {
         ensure_root(&self.root(), &self.key(), now, expiry)
             .await
             .unwrap();
+        self.publish(version, now, expiry, &self.key(), &self.root())
+            .await
+            .unwrap()
+    }
+    /// Publishes `version` signed with `key` under the root metadata at `root`.
+    async fn publish(
+        &self,
+        version: &str,
+        now: jiff::Timestamp,
+        expiry: Expiry,
+        key: &Path,
+        root: &Path,
+    ) -> corral_update::Result<PathBuf> {
         let files = self.p(&format!("build-{version}"));
         fs::create_dir_all(&files).unwrap();
         let mut parts = Vec::new();
@@ -50,17 +64,16 @@ impl Setup {
         };
         publish(&Publication {
             repo: &self.p("repo"),
-            root: &self.root(),
-            key: &self.key(),
+            root,
+            key,
             id: &id,
             parts: &parts,
             bundle: &bundle,
             now,
             expiry,
         })
-        .await
-        .unwrap();
-        bundle
+        .await?;
+        Ok(bundle)
     }
     async fn open(&self, source: Source, machine: &str) -> corral_update::Result<Client> {
         let root = fs::read(self.root()).unwrap();
@@ -241,4 +254,111 @@ async fn a_file_that_is_not_an_update_is_refused_with_its_name() {
         err.contains("junk.update") && err.contains("not a Corral update"),
         "{err}"
     );
+}
+
+fn versions(client: &Client) -> Vec<String> {
+    client
+        .releases()
+        .into_iter()
+        .map(|r| r.id.version)
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rotated_root_moves_machines_to_the_new_key() {
+    let s = Setup::new();
+    s.release("0.1.0", ago(30), Expiry::default()).await;
+    let client = s.open(Source::Dir(s.p("repo")), "m").await.unwrap();
+    assert_eq!(versions(&client), ["0.1.0"]);
+    drop(client);
+
+    let new_key = s.p("new.pk8");
+    ensure_key(&new_key).unwrap();
+    let rotated = rotate(&s.p("repo"), &s.key(), &new_key, ago(20), Expiry::default())
+        .await
+        .unwrap();
+    assert_eq!(rotated.version, 2);
+    assert!(rotated.resigned);
+    assert_eq!(rotated.path, s.p("repo/metadata/2.root.json"));
+    assert_eq!(
+        newest(&s.p("repo/metadata")),
+        Some((2, rotated.path.clone()))
+    );
+    assert!(trusts(&rotated.path, &new_key).await.unwrap());
+    assert!(!trusts(&rotated.path, &s.key()).await.unwrap());
+
+    // A machine whose image trusts root 1 follows the rotation: the repository, signed
+    // again with the new key, still reads, before and after a release signed by it.
+    let client = s.open(Source::Dir(s.p("repo")), "m").await.unwrap();
+    assert_eq!(versions(&client), ["0.1.0"]);
+    drop(client);
+    let bundle = s
+        .publish("0.2.0", ago(10), Expiry::default(), &new_key, &rotated.path)
+        .await
+        .unwrap();
+    let client = s.open(Source::Dir(s.p("repo")), "m").await.unwrap();
+    assert_eq!(versions(&client), ["0.2.0", "0.1.0"]);
+    let new = client.releases().remove(0);
+    client.verify(&new).await.expect("0.2.0 verifies");
+    // The update file carries both roots, so a machine that never saw the repository
+    // follows the rotation from the file alone.
+    let client = s.open(Source::File(bundle), "fresh").await.unwrap();
+    assert_eq!(versions(&client), ["0.2.0"]);
+    drop(client);
+
+    // The old key no longer publishes.
+    let err = s
+        .publish("0.3.0", ago(5), Expiry::default(), &s.key(), &s.root())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rotate"), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rotation_signed_by_a_key_the_root_does_not_trust_writes_nothing() {
+    let s = Setup::new();
+    s.release("0.1.0", ago(30), Expiry::default()).await;
+    let stranger = s.p("stranger.pk8");
+    ensure_key(&stranger).unwrap();
+    let before: Vec<_> = fs::read_dir(s.p("repo/metadata"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let err = rotate(&s.p("repo"), &stranger, &stranger, now(), Expiry::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not trust the key"), "{err}");
+    let after: Vec<_> = fs::read_dir(s.p("repo/metadata"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+    let client = s.open(Source::Dir(s.p("repo")), "m").await.unwrap();
+    assert_eq!(versions(&client), ["0.1.0"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_expired_root_is_renewed_by_signing_the_next_one_with_the_same_key() {
+    let s = Setup::new();
+    let short = Expiry {
+        root_days: 1,
+        ..Expiry::default()
+    };
+    s.release("0.1.0", ago(3 * 86_400), short).await;
+    let err = s
+        .open(Source::Dir(s.p("repo")), "m")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("expired"), "{err}");
+    let renewed = rotate(&s.p("repo"), &s.key(), &s.key(), now(), Expiry::default())
+        .await
+        .unwrap();
+    assert_eq!(renewed.version, 2);
+    assert!(renewed.expires > now());
+    let client = s.open(Source::Dir(s.p("repo")), "m").await.unwrap();
+    assert_eq!(versions(&client), ["0.1.0"]);
 }

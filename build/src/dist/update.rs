@@ -5,15 +5,17 @@
 //!
 //! The key is `CORRAL_SIGNING_KEY` (a PKCS#8 Ed25519, ECDSA P-256 or RSA key file) or a
 //! development key made once at `dist/signing-key.pk8`, never inside an image. The root
-//! metadata (`dist/update/metadata/1.root.json`) is kept while it trusts the key, so the
-//! same key gives the same image.
+//! metadata the image trusts is the repository's newest (`dist/update/metadata/N.root.json`);
+//! it is kept while it trusts the key, so the same key gives the same image, and a key it
+//! does not trust is refused (`corral-build rotate-root` moves the repository to it).
 
 use super::{made, Build};
 use crate::error::{BuildError, Result};
 use crate::progress::Step;
 use crate::stage::{fresh, Fingerprint};
-use corral_update::publish::{ensure_key, ensure_root, publish, Expiry, Publication};
+use corral_update::publish::{ensure_key, publish, Expiry, Publication};
 use corral_update::release::{ReleaseId, ARCH};
+use corral_update::root::{ensure_root, newest, trusts};
 use std::fs;
 use std::path::PathBuf;
 
@@ -42,13 +44,9 @@ impl Build<'_> {
     /// The signing key: `CORRAL_SIGNING_KEY`, the build's option, or the development
     /// key in the dist folder.
     pub(super) fn signing_key(&self) -> PathBuf {
-        match std::env::var_os(KEY_ENV) {
-            Some(k) if !k.is_empty() => PathBuf::from(k),
-            _ => self
-                .opts
-                .signing_key
-                .clone()
-                .unwrap_or_else(|| self.paths.dist.join("signing-key.pk8")),
+        match &self.opts.signing_key {
+            Some(k) if std::env::var_os(KEY_ENV).is_none_or(|k| k.is_empty()) => k.clone(),
+            _ => default_key(&self.paths.dist),
         }
     }
 
@@ -57,9 +55,13 @@ impl Build<'_> {
         self.paths.dist.join("update")
     }
 
-    /// The root metadata the image trusts.
+    /// The root metadata the image trusts: the repository's newest (`N.root.json`, N
+    /// past 1 once the root was rotated), or where the first one goes.
     pub(super) fn update_root(&self) -> PathBuf {
-        self.repository().join("metadata/1.root.json")
+        let metadata = self.repository().join("metadata");
+        newest(&metadata)
+            .map(|(_, path)| path)
+            .unwrap_or_else(|| metadata.join("1.root.json"))
     }
 
     pub(super) fn update_file(&self) -> PathBuf {
@@ -89,7 +91,20 @@ pub(super) fn keys(b: &mut Build<'_>) -> Result<()> {
         );
     }
     let root = b.update_root();
-    let made_root = runtime()?
+    let runtime = runtime()?;
+    // A repository moves to another key only by a rotation; a new first root would
+    // leave every machine built before unable to upgrade from it.
+    if root.exists() && !runtime.block_on(trusts(&root, &key)).map_err(err)? {
+        return Err(BuildError::Update {
+            detail: format!(
+                "{} trusts another key than {}: sign with the key it trusts ({KEY_ENV}), move the repository to this key with `make rotate-root NEW_KEY={}` (signed by the old key), or build into an empty folder for machines that trust this key",
+                root.display(),
+                key.display(),
+                key.display()
+            ),
+        });
+    }
+    let made_root = runtime
         .block_on(ensure_root(
             &root,
             &key,
@@ -158,4 +173,35 @@ pub(super) fn publish_step(b: &mut Build<'_>) -> Result<()> {
         published.versions.join(", ")
     );
     made(step, &file, &update_fp)
+}
+
+/// The key a folder's builds sign with: `CORRAL_SIGNING_KEY`, else the development key
+/// in `dist`.
+pub fn default_key(dist: &std::path::Path) -> PathBuf {
+    match std::env::var_os(KEY_ENV) {
+        Some(k) if !k.is_empty() => PathBuf::from(k),
+        _ => dist.join("signing-key.pk8"),
+    }
+}
+
+/// Moves the repository in `dist/update` to `new_key` (made when it does not exist), or
+/// renews its root when `new_key` is the key it trusts: root N+1 signed by `old_key` and
+/// `new_key`, the releases signed again (corral-update's `root::rotate`).
+pub fn rotate_root(
+    dist: &std::path::Path,
+    old_key: &std::path::Path,
+    new_key: &std::path::Path,
+) -> Result<corral_update::root::Rotated> {
+    if ensure_key(new_key).map_err(err)? {
+        eprintln!("made a new signing key: {}", new_key.display());
+    }
+    runtime()?
+        .block_on(corral_update::root::rotate(
+            &dist.join("update"),
+            old_key,
+            new_key,
+            jiff::Timestamp::now(),
+            Expiry::default(),
+        ))
+        .map_err(err)
 }
