@@ -1,4 +1,4 @@
-//! Upgrades of the disk image (`make upgrades`, not `make test`: one disk booted nine
+//! Upgrades of the disk image (`make upgrades`, not `make test`: one disk booted a dozen
 //! times under TCG does not fit beside the rest; docs/testing.md). `make upgrades`
 //! builds a second version (0.1.1-test) into `target/upgrade/dist`, signed with the key
 //! dist/'s images trust, and serves its repository to the guest from 127.0.0.1 through
@@ -24,6 +24,9 @@
 //! 7. An upgrade to a release built with a console that cannot start: the manager finds
 //!    the trial unhealthy within `corral.upgrade.health_timeout` (60 s), cancels it and
 //!    reboots; slot A runs and `os status` gives the reason.
+//! 8. A trial boot that hangs (its manager stopped with SIGSTOP while the trial needs a
+//!    service that no longer runs): the softdog the manager fed reboots it, GRUB counts
+//!    the try, and the next trial boot, healthy once the service runs, is marked good.
 
 use corral_harness::files::{Cut, FileServer};
 use corral_harness::imds::{FakeImds, Instance};
@@ -91,14 +94,18 @@ impl Machine {
         (vm, port)
     }
 
-    /// Powers the disk on and waits for ssh.
-    fn power_on(&self, step: &str, firmware: Firmware) -> (Vm, Ssh) {
-        let (vm, port) = self.start(step, firmware);
-        let ssh = Ssh {
+    fn ssh(&self, port: u16) -> Ssh {
+        Ssh {
             port,
             user: "corral".into(),
             key: self.key.clone(),
-        };
+        }
+    }
+
+    /// Powers the disk on and waits for ssh.
+    fn power_on(&self, step: &str, firmware: Firmware) -> (Vm, Ssh) {
+        let (vm, port) = self.start(step, firmware);
+        let ssh = self.ssh(port);
         ssh.wait_ready(BOOT)
             .unwrap_or_else(|e| panic!("ssh at boot {step}: {e:?}"));
         (vm, ssh)
@@ -418,7 +425,7 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
 
     // 7. A release whose console cannot start: its trial is not healthy in time, the
     // manager cancels it and the machine comes back on slot A.
-    {
+    let (vm, ssh) = {
         let bad = unhealthy_dist();
         std::os::unix::fs::symlink(bad.join("update"), served.join("unhealthy")).expect("link");
         ssh.check(
@@ -451,8 +458,67 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
             "{reason}"
         );
         assert_eq!(slot(&s, "B")["state"], "bad", "{s}");
-        drop(vm);
+        (vm, ssh)
+    };
+
+    // 8. A trial boot that hangs: its manager stopped, nothing feeds the watchdog and the
+    // kernel's softdog reboots the machine; GRUB counts the try, and the next trial boot,
+    // healthy once crond runs again, is kept. crond ran before the upgrade, so the trial
+    // needs it; disabled after the upgrade, the trial cannot become healthy by itself.
+    ssh.check(
+        "sudo corral config set corral.upgrade.health_timeout 900 && sudo corral service enable crond && sudo corral service up crond",
+        CMD,
+    )
+    .expect("crond up");
+    let (code, out) = ssh
+        .run(
+            &format!("sudo corral os upgrade --no-reboot --from http://{REPO_ADDR}/update/ 2>&1"),
+            UPGRADE,
+        )
+        .expect("upgrade without a reboot");
+    assert_eq!(code, 0, "{out}");
+    ssh.check("sudo corral service disable crond", CMD)
+        .expect("crond disabled");
+    ssh.run("sudo corral reboot", CMD).ok();
+    let mut vm = vm;
+    vm.wait_exit(BOOT).expect("the reboot");
+    drop(vm);
+    {
+        let (mut vm, port) = m.start("9-hung-trial", Firmware::Bios);
+        vm.wait_for("corral.slot=B corral.trial=2", BOOT)
+            .expect("the trial boot");
+        vm.wait_for("kept once healthy, within 900s", BOOT)
+            .expect("the manager checks the trial");
+        let ssh = m.ssh(port);
+        ssh.wait_ready(BOOT).expect("ssh in the hung trial");
+        ssh.check(
+            "sudo sh -c 'for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = corral-manager ] && kill -STOP ${p#/proc/}; done; true'",
+            CMD,
+        )
+        .expect("stop the manager");
+        let fired = vm
+            .wait_for("Initiating system reboot", Duration::from_secs(300))
+            .expect("the softdog fires");
+        eprintln!("upgrades: the watchdog rebooted the hung trial at {fired:.0}s");
+        vm.wait_exit(BOOT).expect("the watchdog's reboot");
     }
+    let (vm, port) = m.start("10-trial-after-watchdog", Firmware::Bios);
+    vm.wait_for("corral.slot=B corral.trial=1", BOOT)
+        .expect("GRUB counted the hung boot as a try");
+    let ssh = m.ssh(port);
+    ssh.wait_ready(BOOT).expect("ssh in the second trial");
+    ssh.check(
+        "sudo corral service enable crond && sudo corral service up crond",
+        CMD,
+    )
+    .expect("crond up again");
+    marked_good(&ssh, "B");
+    assert_eq!(os_version(&ssh), new_version);
+    let s = status(&ssh);
+    eprintln!("upgrades: after the watchdog: {s}");
+    assert_eq!(slot(&s, "B")["running"], true, "{s}");
+    assert_eq!(slot(&s, "A")["state"], "good", "{s}");
+    drop(vm);
 
     eprintln!("upgrades: server saw {:?}", server.requests());
 }
