@@ -121,7 +121,7 @@ mod tests {
     fn the_machine_report_covers_every_layer_and_the_rejected_user_data() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::new(dir.path());
-        std::fs::write(store.set_path(), "corral:\n  console: ubuntu\n").expect("w");
+        std::fs::write(store.set_path(), "corral:\n  console: two words\n").expect("w");
         std::fs::write(store.user_data_path(), "#cloud-config\nusers: []\n").expect("w");
         std::fs::write(store.rejected_path(), "#cloud-config\nhostname: [x\n").expect("w");
         let r = machine(

@@ -11,18 +11,26 @@ const ADDITIVE: &[&[&str]] = &[&["ssh_authorized_keys"], &["corral", "ssh_author
 
 /// Folds a top-level `rancher:` into `corral:` (`corral:` wins where both set a key).
 pub fn normalize(doc: Value) -> Value {
+    fold(doc).0
+}
+
+/// [`normalize`], with the keys both sections set to different values (dotted, under
+/// `corral`'s spelling, e.g. `network.dns.nameservers`), which `corral:` decided.
+pub fn fold(doc: Value) -> (Value, Vec<String>) {
     let Value::Mapping(mut map) = doc else {
-        return doc;
+        return (doc, Vec::new());
     };
+    let mut clashes = Vec::new();
     if let Some(rancher) = map.remove("rancher") {
         let corral = map
             .remove("corral")
             .unwrap_or(Value::Mapping(Mapping::new()));
         let mut merged = rancher;
-        merge_at(&mut merged, corral, &mut vec!["corral".to_string()]);
+        let mut path = vec!["corral".to_string()];
+        merge_at(&mut merged, corral, &mut path, &mut clashes);
         map.insert(Value::String("corral".into()), merged);
     }
-    Value::Mapping(map)
+    (Value::Mapping(map), clashes)
 }
 
 fn additive(path: &[String]) -> bool {
@@ -31,14 +39,16 @@ fn additive(path: &[String]) -> bool {
         .any(|p| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
 }
 
-fn merge_at(base: &mut Value, over: Value, path: &mut Vec<String>) {
+/// Merges `over` into `base` at `path`; a value `over` replaces with a different one is
+/// noted in `clashes` (its path without the first element).
+fn merge_at(base: &mut Value, over: Value, path: &mut Vec<String>, clashes: &mut Vec<String>) {
     match (base, over) {
         (Value::Mapping(b), Value::Mapping(o)) => {
             for (k, v) in o {
                 let name = k.as_str().unwrap_or_default().to_string();
                 path.push(name);
                 match b.get_mut(&k) {
-                    Some(existing) => merge_at(existing, v, path),
+                    Some(existing) => merge_at(existing, v, path, clashes),
                     None => {
                         b.insert(k, v);
                     }
@@ -53,14 +63,19 @@ fn merge_at(base: &mut Value, over: Value, path: &mut Vec<String>) {
                 }
             }
         }
-        (b, o) => *b = o,
+        (b, o) => {
+            if *b != o && !b.is_null() {
+                clashes.push(path[1..].join("."));
+            }
+            *b = o
+        }
     }
 }
 
 /// Merges `over` into `base` (both normalized first): `over` wins.
 pub fn merge(base: Value, over: Value) -> Value {
     let mut base = normalize(base);
-    merge_at(&mut base, normalize(over), &mut Vec::new());
+    merge_at(&mut base, normalize(over), &mut Vec::new(), &mut Vec::new());
     base
 }
 
@@ -111,6 +126,25 @@ mod tests {
         assert_eq!(m["corral"]["shutdown_timeout"], y("60"));
         assert_eq!(m["corral"]["docker"], y("{tls: true, storage: overlay2}"));
         assert_eq!(m["corral"]["modules"], y("[b]"), "lists are replaced");
+    }
+
+    #[test]
+    fn a_file_with_both_sections_folds_them_and_names_what_corral_decided() {
+        let (doc, clashes) = fold(y(
+            "rancher:\n  console: ubuntu\n  network: {dns: {nameservers: [8.8.8.8]}}\n  docker: {tls: true}\ncorral:\n  network: {dns: {nameservers: [1.1.1.1]}}\n  docker: {tls: true}\n  upgrade: {url: 'http://x/'}\n",
+        ));
+        assert_eq!(doc["corral"]["console"], y("ubuntu"));
+        assert_eq!(
+            doc["corral"]["network"]["dns"]["nameservers"],
+            y("[1.1.1.1]")
+        );
+        assert_eq!(doc["corral"]["upgrade"]["url"], y("http://x/"));
+        assert!(doc.get("rancher").is_none());
+        assert_eq!(
+            clashes,
+            ["network.dns.nameservers"],
+            "the same value is no clash"
+        );
     }
 
     #[test]

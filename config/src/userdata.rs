@@ -104,9 +104,26 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
         yaml_serde::from_str(text).map_err(|e| yaml_error(source, e))?;
     // YAML 1.1 merge keys (`<<: *defaults`), which RancherOS's go-yaml honours: merged
     // into the value first, and the schema read from it (without positions then).
-    let merged = corral_yaml::has_merge_keys(&value);
+    let mut merged = corral_yaml::has_merge_keys(&value);
     if merged {
         value.apply_merge().map_err(|e| yaml_error(source, e))?;
+    }
+    // `rancher:` and `corral:` in one file (a RancherOS file plus a Corral key): folded
+    // into one section, `corral:` winning where both set a key, and read from the
+    // folded value (without positions then).
+    let mut warnings = Vec::new();
+    let both = value
+        .as_mapping()
+        .is_some_and(|m| m.contains_key("rancher") && m.contains_key("corral"));
+    if both {
+        let (folded, clashes) = crate::merge::fold(value);
+        value = folded;
+        merged = true;
+        for key in clashes {
+            warnings.push(format!(
+                "{source}: `rancher.{key}` and `corral.{key}` are both set; `corral.{key}` is used"
+            ));
+        }
     }
     let config: CloudConfig =
         match &value {
@@ -125,7 +142,8 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
                         .into(),
             }),
         };
-    let warnings = unknown_keys(source, &value);
+    warnings.extend(unknown_keys(source, &value));
+    warnings.extend(unshipped_console(source, &config));
     Ok(UserData::CloudConfig {
         config: Box::new(config),
         value,
@@ -140,6 +158,17 @@ pub(crate) fn bounded(source: &str, text: &str) -> Result<(), ConfigError> {
         origin: source.to_string(),
         at: String::new(),
         detail: e.to_string(),
+    })
+}
+
+/// A warning for a console Corral does not ship (RancherOS's `ubuntu`, `debian`, ...):
+/// the machine comes up on the default console, with the user's keys.
+fn unshipped_console(source: &str, config: &CloudConfig) -> Option<String> {
+    let name = config.corral.console.as_deref()?;
+    (!crate::schema::CONSOLES.contains(&name)).then(|| {
+        format!(
+            "{source}: `corral.console: {name}` is not a console Corral ships; the machine comes up on the default console"
+        )
     })
 }
 
@@ -274,6 +303,34 @@ mod tests {
             panic!("{c:?}")
         };
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_rancheros_file_with_a_corral_section_keeps_both_and_the_keys() {
+        let c = parse(
+            "u",
+            b"#cloud-config\nssh_authorized_keys: [k]\nrancher:\n  console: ubuntu\n  network:\n    dns: {nameservers: [8.8.8.8]}\ncorral:\n  upgrade: {url: 'https://u/'}\n  network:\n    dns: {nameservers: [1.1.1.1]}\n",
+        )
+        .expect("reads");
+        let UserData::CloudConfig {
+            config, warnings, ..
+        } = c
+        else {
+            panic!("cloud-config");
+        };
+        assert_eq!(config.ssh_authorized_keys, ["k"]);
+        assert_eq!(config.corral.upgrade.url.as_deref(), Some("https://u/"));
+        assert_eq!(
+            config.corral.network.dns.nameservers,
+            ["1.1.1.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            warnings,
+            [
+                "u: `rancher.network.dns.nameservers` and `corral.network.dns.nameservers` are both set; `corral.network.dns.nameservers` is used",
+                "u: `corral.console: ubuntu` is not a console Corral ships; the machine comes up on the default console",
+            ]
+        );
     }
 
     #[test]

@@ -78,15 +78,19 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20   dns:\n\
          \x20     nameservers: [10.0.2.3, 9.9.9.9]\n\
          \x20     search: [corral.test]\n\
+         \x20 console: ubuntu\n\
          \x20 sysctl:\n\
-         \x20   vm.swappiness: 13\n\
+         \x20   vm.swappiness: 12\n\
          \x20 environment:\n\
          \x20   CORRAL_E2E: yes-env\n\
          \x20 services:\n\
          \x20   hello:\n\
          \x20     image: corral/base:{version}\n\
          \x20     command: [sleep, '3600']\n\
-         \x20     restart: always\n",
+         \x20     restart: always\n\
+         corral:\n\
+         \x20 sysctl:\n\
+         \x20   vm.swappiness: 13\n",
         key = key.public,
         version = env!("CARGO_PKG_VERSION"),
     );
@@ -120,8 +124,18 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     let report = ssh
         .check("sudo corral config validate", CMD)
         .expect("validate exits 0");
-    assert!(report.contains("valid (1 warnings)"), "{report}");
+    // A RancherOS file with a `corral:` section and a console Corral does not ship: read
+    // whole (the key above let us in), with a warning for each.
+    assert!(report.contains("valid (3 warnings)"), "{report}");
     assert!(report.contains("`users` is not supported"), "{report}");
+    assert!(
+        report.contains("`corral.sysctl.vm.swappiness` is used"),
+        "{report}"
+    );
+    assert!(
+        report.contains("`corral.console: ubuntu` is not a console Corral ships"),
+        "{report}"
+    );
     // From the host side (the debug shell).
     assert_eq!(
         vm.check("cat /var/lib/corral/blob", CMD).expect("b64 file"),

@@ -193,17 +193,23 @@ checked_string!(
     }
 );
 
+/// The consoles Corral ships.
+pub const CONSOLES: &[&str] = &["default", "corral"];
+
 checked_string!(
-    /// The console's name; Corral has one console, `default` (RancherOS's alternative
-    /// consoles are images Corral does not ship).
+    /// The console's name. Corral ships one console, `default`; any other well-formed
+    /// name (RancherOS's `ubuntu`, `debian`, `alpine`, ...) reads, and the user-data's
+    /// check warns that the machine comes up on the default console.
     ConsoleName,
     |s| {
-        if s == "default" || s == "corral" {
+        let mut chars = s.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if first_ok && s.len() <= 128 && chars.all(|c| c.is_ascii_alphanumeric() || "_.-/:".contains(c)) {
             Ok(())
         } else {
             Err(crate::ConfigError::Invalid {
                 value: s.to_string(),
-                problem: "is not a console Corral ships; it has the `default` console only (remove the key)".into(),
+                problem: "is not a console name; use `default` or an image's name".into(),
             })
         }
     }

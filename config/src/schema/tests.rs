@@ -241,8 +241,8 @@ fn bad_values_are_named_with_their_key_and_a_hint() {
             "corral.ssh.port: invalid value: integer `70000`",
         ),
         (
-            "corral: {console: ubuntu}",
-            "corral.console: \"ubuntu\" is not a console Corral ships",
+            "corral: {console: \"two words\"}",
+            "corral.console: \"two words\" is not a console name",
         ),
         (
             "corral: {shutdown_timeout: soon}",
