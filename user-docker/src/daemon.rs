@@ -206,12 +206,19 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
         ("config_file", &engine.config_file, "Corral writes the engine's daemon.json from corral.docker; set the keys there"),
         ("containerd", &engine.containerd, "the engine runs its own containerd"),
         ("restart", &engine.restart, "the manager keeps the engine running"),
-        ("storage_context", &engine.storage_context, "Corral has no SELinux"),
         ("exec", &engine.exec, "the engine always runs as its own service"),
     ] {
         if value.is_some() {
             errors.push(err(key, format!("Corral cannot honour this key: {fix}; remove it")));
         }
+    }
+    // RancherOS's default configuration sets it (`console`: the engine's mount
+    // context); it only ever meant something under SELinux, so it is dropped quietly
+    // but for a warning, never a reason to lose the user's other engine settings.
+    if engine.storage_context.is_some() {
+        warnings.push(
+            "corral.docker.storage_context: ignored; Corral has no SELinux and the engine runs as its own service".to_string(),
+        );
     }
     if let Some(v) = &engine.selinux_enabled {
         if v.as_bool() != Some(false) {
@@ -660,6 +667,26 @@ mod tests {
         assert_eq!(errors("    graph: /x\n    storage_driver: zfs\n").len(), 2);
         // selinux_enabled: false asks for nothing Corral lacks.
         assert!(plan(&engine("    selinux_enabled: false\n"), None).is_ok());
+    }
+
+    #[test]
+    fn rancheros_default_storage_context_is_a_warning_and_the_other_settings_apply() {
+        let p = plan(
+            &engine("    storage_context: console\n    debug: true\n"),
+            None,
+        )
+        .expect("a plan, not the defaults");
+        assert!(
+            p.flags.iter().any(|f| f == "--debug")
+                || p.daemon_json_text().contains("\"debug\": true")
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.starts_with("corral.docker.storage_context: ignored")),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

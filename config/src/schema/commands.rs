@@ -101,3 +101,28 @@ impl<'de> Deserialize<'de> for Command {
         }
     }
 }
+
+/// A list of commands where an empty item (`- []`, `- ""`) is skipped, as RancherOS
+/// skipped it; any other item must be a command.
+pub(crate) fn commands<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Command>, D::Error> {
+    struct Item(Option<Command>);
+    impl<'de> Deserialize<'de> for Item {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let value = yaml_serde::Value::deserialize(d)?;
+            let empty = match &value {
+                yaml_serde::Value::Null => true,
+                yaml_serde::Value::Sequence(s) => s.is_empty(),
+                yaml_serde::Value::String(s) => s.trim().is_empty(),
+                _ => false,
+            };
+            if empty {
+                return Ok(Item(None));
+            }
+            Command::deserialize(value)
+                .map(|c| Item(Some(c)))
+                .map_err(serde::de::Error::custom)
+        }
+    }
+    let items = Option::<Vec<Item>>::deserialize(d)?.unwrap_or_default();
+    Ok(items.into_iter().filter_map(|i| i.0).collect())
+}

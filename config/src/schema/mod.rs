@@ -46,10 +46,10 @@ pub struct CloudConfig {
     #[serde(default, deserialize_with = "null_is_default")]
     pub write_files: Vec<WriteFile>,
     /// Commands run in the console once it has started, every boot.
-    #[serde(default, deserialize_with = "null_is_default")]
+    #[serde(default, deserialize_with = "commands")]
     pub runcmd: Vec<Command>,
     /// Commands run on the host before the services start, every boot.
-    #[serde(default, deserialize_with = "null_is_default")]
+    #[serde(default, deserialize_with = "commands")]
     pub bootcmd: Vec<Command>,
     /// Filesystems mounted before the services start: cloud-init's
     /// `[device, mount point, type, options]` lists.

@@ -152,7 +152,7 @@ fn modes_encodings_and_commands() {
     assert!(decode("!!!", Encoding::Base64).is_err());
     assert!(decode("not gzip", Encoding::Gzip).is_err());
     assert!(error("runcmd: [{a: 1}]").contains("a command is a line of shell"));
-    assert!(error("runcmd: ['']").contains("a command is a line of shell"));
+    assert!(parse("runcmd: ['']").runcmd.is_empty(), "an empty item is skipped");
     assert_eq!(
         parse("bootcmd: [[echo, 1]]").bootcmd[0].argv(),
         ["echo", "1"]
@@ -310,4 +310,17 @@ fn autologin_forms() {
     assert!(Autologin::All.covers("tty1") && !Autologin::Off.covers("tty1"));
     let bad: Result<CloudConfig, _> = yaml_serde::from_str("corral: {autologin: {a: 1}}");
     assert!(bad.is_err());
+}
+
+#[test]
+fn empty_commands_are_skipped_as_rancheros_skipped_them() {
+    let c = parse("runcmd:\n  - []\n  - ''\n  -\n  - echo hi\n  - [ls, /]\nbootcmd: ~\n");
+    assert_eq!(
+        c.runcmd,
+        [
+            Command::Shell("echo hi".into()),
+            Command::Argv(vec!["ls".into(), "/".into()])
+        ]
+    );
+    assert!(c.bootcmd.is_empty());
 }
