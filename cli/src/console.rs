@@ -25,6 +25,39 @@ pub const CONSOLES: &[&str] = &["tty1", "ttyS0"];
 pub const BUSYBOX: &str = "/usr/bin/busybox";
 /// The login program of an autologin console: `login -f corral`.
 pub const AUTOLOGIN: &str = "/usr/libexec/corral/autologin";
+/// Where the console's login shells find the proxies of `corral.network`.
+pub const PROXY_PROFILE: &str = "/etc/profile.d/proxy.sh";
+
+/// The text of [`PROXY_PROFILE`] for `env` (`corral.network`'s proxy environment), or
+/// `None` when no proxy is set.
+pub fn proxy_profile(env: &[(String, String)]) -> Option<String> {
+    if env.is_empty() {
+        return None;
+    }
+    let mut text = String::from("# corral.network's proxies, written by corral console-init\n");
+    for (k, v) in env {
+        text.push_str(&format!("export {k}='{}'\n", v.replace('\'', r"'\''")));
+    }
+    Some(text)
+}
+
+/// Writes [`PROXY_PROFILE`] under `root` for `env`, or removes it when there is none.
+pub fn install_proxy_profile(root: &Path, env: &[(String, String)]) -> std::io::Result<()> {
+    let path = under(root, Path::new(PROXY_PROFILE));
+    match proxy_profile(env) {
+        Some(text) => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            fs::write(&path, text)
+        }
+        None => match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
+}
+
 /// OpenSSH's keygen and daemon.
 pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -231,6 +264,33 @@ pub fn consoles(root: &Path) -> Vec<&'static str> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_proxy_profile_exports_each_variable_quoted_and_goes_when_unset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = vec![
+            ("HTTP_PROXY".to_string(), "http://p:3128".to_string()),
+            ("no_proxy".to_string(), "a,b'c".to_string()),
+        ];
+        install_proxy_profile(dir.path(), &env).expect("written");
+        let path = dir.path().join("etc/profile.d/proxy.sh");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.contains("export HTTP_PROXY='http://p:3128'\n"),
+            "{text}"
+        );
+        assert!(text.contains(r"export no_proxy='a,b'\''c'"), "{text}");
+        // The shell reads back what was written.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(". {}; printf %s \"$no_proxy\"", path.display()))
+            .output()
+            .expect("sh");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a,b'c");
+        install_proxy_profile(dir.path(), &[]).expect("removed");
+        assert!(!path.exists());
+        install_proxy_profile(dir.path(), &[]).expect("nothing to remove");
+    }
 
     fn me(home: &str) -> Account {
         Account {

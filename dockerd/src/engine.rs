@@ -38,6 +38,8 @@ pub struct EngineSpec {
     pub log_file: PathBuf,
     /// Flags after the paths.
     pub extra_args: Vec<String>,
+    /// dockerd's environment, besides what it inherits (`HTTP_PROXY` and the like).
+    pub environment: Vec<(String, String)>,
 }
 
 impl EngineSpec {
@@ -77,6 +79,7 @@ impl EngineSpec {
             )
             .chain([format!("--default-runtime={SYSTEM_RUNTIME}")])
             .collect(),
+            environment: Vec::new(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Engine {
         let log2 = log.try_clone().map_err(log_err)?;
         let child = Command::new(&spec.program)
             .args(spec.args())
+            .envs(spec.environment.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

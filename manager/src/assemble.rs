@@ -3,7 +3,8 @@
 //! `os-config.yml`; users' files in `/var/lib/corral/conf/services/`; optional services
 //! turned on by `corral.services_include`; `corral.services` in the cloud-config; a
 //! `#compose` user-data. Then the configuration's environment goes to every service
-//! (a service's own value wins) and the network plan to the network service.
+//! (a service's own value wins), the proxies to the console and the user engine, and
+//! the network plan to the network service.
 
 use corral_compose::{self as compose, ServicesFile};
 use corral_config::store::Effective;
@@ -22,6 +23,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[("crond", include_str!("../catalogue/cr
 
 /// The service nobody can disable: the way into the machine.
 pub const ESSENTIAL: &str = "console";
+
+/// The services that get the proxy settings of `corral.network`: the console and the
+/// user engine (the system engine gets them from `corral-manager` as it starts it).
+const PROXIED: &[&str] = &[ESSENTIAL, corral_user_docker::SERVICE];
 
 /// A catalogue file's text with the OS version filled in.
 pub fn catalogue(name: &str) -> Option<String> {
@@ -146,6 +151,17 @@ pub fn services(effective: &Effective, src: &Sources) -> ServicesFile {
             service.environment.set(k, v, false);
         }
     }
+    // RancherOS's proxies (`corral.network.http_proxy`, ...) go to the console and the
+    // user engine, as RancherOS gave them to its console and engines; a value the
+    // service or `corral.environment` sets wins.
+    let proxies = corral.network.proxy_environment();
+    for name in PROXIED {
+        if let Some(service) = file.services.get_mut(*name) {
+            for (k, v) in &proxies {
+                service.environment.set(k, v, false);
+            }
+        }
+    }
     if let Some(network) = file.services.get_mut("network") {
         for (k, v) in &src.network_env {
             network.environment.set(k, v, true);
@@ -232,6 +248,32 @@ mod tests {
             "a service's own value wins"
         );
         assert_eq!(console_env["NO_PROXY"], "local");
+    }
+
+    #[test]
+    fn the_proxies_go_to_the_console_and_the_user_engine_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = effective(
+            "corral:\n  network:\n    http_proxy: http://proxy:3128\n    no_proxy: localhost\n  environment: {NO_PROXY: mine}\n  services:\n    docker: {image: 'corral/engine:1'}\n",
+            None,
+        );
+        let src = Sources {
+            builtin: BUILTIN,
+            user_dir: dir.path(),
+            available: &[],
+            network_env: Vec::new(),
+        };
+        let f = services(&e, &src);
+        let docker = f.services["docker"].environment.to_map();
+        assert_eq!(docker["HTTP_PROXY"], "http://proxy:3128");
+        assert_eq!(docker["http_proxy"], "http://proxy:3128");
+        assert_eq!(docker["no_proxy"], "localhost");
+        assert_eq!(docker["NO_PROXY"], "mine", "corral.environment wins");
+        let console = f.services["console"].environment.to_map();
+        assert_eq!(console["HTTP_PROXY"], "own", "the service's own value wins");
+        assert_eq!(console["http_proxy"], "http://proxy:3128");
+        let network = f.services["network"].environment.to_map();
+        assert!(!network.contains_key("http_proxy"), "{network:?}");
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod status;
 pub mod system_engine;
+pub mod system_settings;
 pub mod timeline;
 pub mod tls;
 pub mod trial;

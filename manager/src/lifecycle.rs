@@ -20,9 +20,20 @@ pub async fn run(manager_started: f64) -> Result<()> {
     // Ends the service watchers at shutdown, before the services are stopped.
     let (quiet_tx, quiet_rx) = watch::channel(false);
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let spec = EngineSpec::system();
+    // `corral.system_docker` and the proxies, from the configuration saved so far.
+    let plain = EngineSpec::system();
+    let (spec, warnings) = crate::system_settings::apply(
+        plain.clone(),
+        &crate::configure::current_config().config.corral,
+    );
+    for w in warnings {
+        log::warn!("system engine: {w}");
+    }
+    // Without the configuration's settings, should they keep the engine from starting.
+    let plain = (spec.extra_args != plain.extra_args || spec.environment != plain.environment)
+        .then_some(plain);
     seed_store(&spec).await;
-    let engine = tokio::spawn(supervise(spec.clone(), stop_rx, Some(events_tx)));
+    let engine = tokio::spawn(supervise(spec.clone(), plain, stop_rx, Some(events_tx)));
     // Boot slots: a rollback recorded, a trial boot marked good once healthy.
     tokio::spawn(crate::trial::on_boot(spec.clone()));
     // PID 1's options: when to rescue the console, and the time PID 1 gives at shutdown.

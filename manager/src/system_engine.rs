@@ -118,9 +118,14 @@ pub fn seed_on_squashfs() -> std::path::PathBuf {
 }
 
 /// Runs the engine until `shutdown` holds a time: the engine then gets that long to stop
-/// before it is killed. Events go to `events` when given.
+/// before it is killed. Events go to `events` when given. When `spec` carries the
+/// configuration's settings, `plain` is the engine without them: after
+/// [`BROKEN_AFTER`] starts in a row that never answered, the engine runs as `plain`
+/// (a bad flag in `corral.system_docker` never leaves the machine without its services,
+/// nor costs it its store) before the data root counts as broken.
 pub async fn supervise(
     spec: EngineSpec,
+    plain: Option<EngineSpec>,
     mut shutdown: watch::Receiver<Option<Duration>>,
     events: Option<mpsc::UnboundedSender<EngineEvent>>,
 ) {
@@ -129,11 +134,26 @@ pub async fn supervise(
             let _ = tx.send(e);
         }
     };
+    let (mut spec, mut plain) = (spec, plain);
     let mut failures = 0u32;
     // Starts in a row that never answered.
     let mut unanswered = 0u32;
     while shutdown.borrow().is_none() {
         if unanswered >= BROKEN_AFTER {
+            if let Some(without) = plain.take() {
+                log::error!(
+                    "the {} engine failed {BROKEN_AFTER} starts in a row with the settings of \
+                     corral.system_docker (flags {:?}); it starts with Corral's own this boot. \
+                     Fix or remove those settings (see '{}')",
+                    spec.name,
+                    &spec.extra_args[without.extra_args.len().min(spec.extra_args.len())..],
+                    spec.log_file.display()
+                );
+                spec = without;
+                unanswered = 0;
+                failures = 0;
+                continue;
+            }
             unanswered = 0;
             // Off the manager's one thread: removing an older copy, or the one just
             // made to give a new store room, takes seconds on a slow disk.

@@ -24,7 +24,7 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     std::fs::write(&spec.pidfile, std::process::id().to_string()).expect("stale pid file");
     let (stop_tx, stop_rx) = watch::channel(None);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(supervise(spec.clone(), stop_rx, Some(tx)));
+    let task = tokio::spawn(supervise(spec.clone(), None, stop_rx, Some(tx)));
 
     let EngineEvent::Ready {
         pid: first,
@@ -98,7 +98,7 @@ async fn an_engine_left_by_a_killed_manager_is_taken_over() {
 
     let (stop_tx, stop_rx) = watch::channel(None);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(supervise(spec.clone(), stop_rx, Some(tx)));
+    let task = tokio::spawn(supervise(spec.clone(), None, stop_rx, Some(tx)));
     let event = next(&mut rx).await;
     assert!(
         matches!(event, EngineEvent::Ready { pid, .. } if pid == left.id()),
@@ -158,7 +158,7 @@ async fn a_data_root_the_engine_cannot_start_from_is_moved_aside() {
 
     let (stop_tx, stop_rx) = watch::channel(None);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(supervise(spec.clone(), stop_rx, Some(tx)));
+    let task = tokio::spawn(supervise(spec.clone(), None, stop_rx, Some(tx)));
     let mut exits = 0;
     let ready = loop {
         match next(&mut rx).await {
@@ -196,4 +196,46 @@ async fn a_data_root_the_engine_cannot_start_from_is_moved_aside() {
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
     assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(ready as i32), None).is_err());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn settings_the_engine_cannot_start_with_are_dropped_before_the_store_is_touched() {
+    corral_harness::require_dockerd();
+    let root = tempfile::tempdir().expect("temp dir");
+    let plain = EngineSpec::system_at(root.path());
+    let mut spec = plain.clone();
+    spec.extra_args.push("--no-such-flag".into());
+    std::fs::create_dir_all(&spec.data_root).expect("mkdir");
+    std::fs::write(spec.data_root.join("kept"), "store").expect("a file in the store");
+
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(supervise(spec.clone(), Some(plain), stop_rx, Some(tx)));
+    let mut exits = 0;
+    loop {
+        match next(&mut rx).await {
+            EngineEvent::Exited { .. } => exits += 1,
+            EngineEvent::Ready { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(exits <= 3, "the engine kept failing without the bad flag");
+    }
+    assert_eq!(
+        exits, 3,
+        "three failed starts with the flag, then without it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(spec.data_root.join("kept")).expect("the store is untouched"),
+        "store"
+    );
+    let moved = std::fs::read_dir(&spec.data_root)
+        .expect("data root")
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with(".corrupt-"));
+    assert!(!moved, "nothing was moved aside");
+    stop_tx
+        .send(Some(Duration::from_secs(25)))
+        .expect("send stop");
+    assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
+    task.await.expect("supervisor task");
 }

@@ -271,6 +271,14 @@ fn change_config_and_services(ssh: &Ssh) {
         CMD,
     )
     .expect("config merge");
+    // RancherOS's proxies and system engine settings: the system engine takes them at
+    // its next start (the next boot), the user engine and the console too.
+    ssh.check(
+        "printf 'rancher:\n  network:\n    http_proxy: http://127.0.0.1:3128\n    no_proxy: localhost,.corral.test\n  system_docker:\n    environment: [CORRAL_SYSTEM_E2E=1]\n    extra_args: [--debug]\n    registry_mirror: https://mirror.corral.test\n' > p.yml \
+         && sudo corral config merge -i p.yml",
+        CMD,
+    )
+    .expect("config merge of the proxies");
     // Refused, with the key and the fix, and nothing saved.
     let before = ssh.check("sudo corral config export", CMD).expect("export");
     let (code, out) = ssh
@@ -340,6 +348,33 @@ fn check_config_and_services_kept(ssh: &Ssh) {
             .trim(),
         "merged-ok"
     );
+    // The proxies and `rancher.system_docker`, applied at this boot.
+    let system = ssh
+        .check(
+            "sudo sh -c 'p=$(cat /proc/1/root/run/system-docker.pid); tr \"\\0\" \"\\n\" < /proc/$p/environ; tr \"\\0\" \" \" < /proc/$p/cmdline'",
+            CMD,
+        )
+        .expect("the system engine's environment and flags");
+    for want in [
+        "CORRAL_SYSTEM_E2E=1",
+        "HTTP_PROXY=http://127.0.0.1:3128",
+        "no_proxy=localhost,.corral.test",
+        "--registry-mirror=https://mirror.corral.test",
+        "--debug",
+    ] {
+        assert!(system.contains(want), "{want} in the system engine: {system}");
+    }
+    assert_eq!(
+        ssh.check("bash -lc 'echo $http_proxy'", CMD)
+            .expect("a login shell")
+            .trim(),
+        "http://127.0.0.1:3128",
+        "the console's login shells get the proxy"
+    );
+    let user_proxy = ssh
+        .eventually("docker info --format '{{.HTTPProxy}}' | grep .", BOOT, CMD)
+        .expect("the user engine's proxy");
+    assert_eq!(user_proxy.trim(), "http://127.0.0.1:3128");
     // Services come up after sshd: wait for crond, then ntp must still be absent.
     ssh.eventually(
         "sudo corral service list --format json | grep -q '\"crond\"'",

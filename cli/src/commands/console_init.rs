@@ -95,6 +95,12 @@ pub(super) fn console_init() -> anyhow::Result<()> {
              ({ONCE})"
         );
     }
+    // The proxies for login shells; the container's own environment has them already
+    // (the manager gives them to the console), which sshd does not pass to sessions.
+    let proxies = config.corral.network.proxy_environment();
+    if let Err(e) = console::install_proxy_profile(root, &proxies) {
+        log::error!("writing {}: {e}", console::PROXY_PROFILE);
+    }
     let keygen = Path::new(console::SSH_KEYGEN);
     let dir = Path::new(console::HOST_KEY_DIR);
     for (name, text) in &config.corral.ssh.keys {

@@ -200,7 +200,10 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "rescue_after",
         ],
     ),
-    ("corral.network", &["interfaces", "dns"]),
+    (
+        "corral.network",
+        &["interfaces", "dns", "http_proxy", "https_proxy", "no_proxy"],
+    ),
     ("corral.upgrade", &["url", "health_timeout"]),
     (
         "corral.network.interfaces.*",

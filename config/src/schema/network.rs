@@ -1,4 +1,4 @@
-//! `corral.network`: interfaces, addresses, MTU, bonds, VLANs, DNS.
+//! `corral.network`: interfaces, addresses, MTU, bonds, VLANs, DNS, proxies.
 
 use super::*;
 
@@ -10,6 +10,35 @@ pub struct Network {
     pub interfaces: BTreeMap<String, Interface>,
     #[serde(default, deserialize_with = "null_is_default")]
     pub dns: Dns,
+    /// The proxy for http and https, given to both engines and the console (RancherOS's
+    /// keys).
+    #[serde(default)]
+    pub http_proxy: Option<Url>,
+    #[serde(default)]
+    pub https_proxy: Option<Url>,
+    /// Hosts, domains and networks reached without the proxy (`localhost,.corp`).
+    #[serde(default)]
+    pub no_proxy: Option<Scalar>,
+}
+
+impl Network {
+    /// The proxy settings as the environment programs read them: each variable in
+    /// upper and lower case (Go reads either, curl and apt the lower).
+    pub fn proxy_environment(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        let settings = [
+            ("HTTP_PROXY", self.http_proxy.as_deref()),
+            ("HTTPS_PROXY", self.https_proxy.as_deref()),
+            ("NO_PROXY", self.no_proxy.as_ref().map(|s| s.0.as_str())),
+        ];
+        for (name, value) in settings {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                env.push((name.to_string(), v.to_string()));
+                env.push((name.to_lowercase(), v.to_string()));
+            }
+        }
+        env
+    }
 }
 
 /// One interface's settings.

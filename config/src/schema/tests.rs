@@ -152,7 +152,10 @@ fn modes_encodings_and_commands() {
     assert!(decode("!!!", Encoding::Base64).is_err());
     assert!(decode("not gzip", Encoding::Gzip).is_err());
     assert!(error("runcmd: [{a: 1}]").contains("a command is a line of shell"));
-    assert!(parse("runcmd: ['']").runcmd.is_empty(), "an empty item is skipped");
+    assert!(
+        parse("runcmd: ['']").runcmd.is_empty(),
+        "an empty item is skipped"
+    );
     assert_eq!(
         parse("bootcmd: [[echo, 1]]").bootcmd[0].argv(),
         ["echo", "1"]
@@ -323,4 +326,31 @@ fn empty_commands_are_skipped_as_rancheros_skipped_them() {
         ]
     );
     assert!(c.bootcmd.is_empty());
+}
+
+#[test]
+fn proxies_become_the_environment_in_both_cases() {
+    let c = parse(
+        "rancher:\n  network:\n    http_proxy: http://p:3128\n    https_proxy: http://p:3129\n    no_proxy: localhost,.corp\n",
+    );
+    let env = c.corral.network.proxy_environment();
+    for (k, v) in [
+        ("HTTP_PROXY", "http://p:3128"),
+        ("http_proxy", "http://p:3128"),
+        ("HTTPS_PROXY", "http://p:3129"),
+        ("https_proxy", "http://p:3129"),
+        ("NO_PROXY", "localhost,.corp"),
+        ("no_proxy", "localhost,.corp"),
+    ] {
+        assert!(
+            env.contains(&(k.to_string(), v.to_string())),
+            "{k}: {env:?}"
+        );
+    }
+    assert!(parse("corral: {}")
+        .corral
+        .network
+        .proxy_environment()
+        .is_empty());
+    assert!(error("corral: {network: {http_proxy: 'p:3128'}}").contains("is not a URL"));
 }
