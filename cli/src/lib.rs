@@ -73,6 +73,7 @@ pub mod files;
 pub mod install;
 pub mod nofollow;
 pub mod passwd;
+pub mod registries;
 pub mod upgrade;
 pub mod usercmd;
 pub mod validate;

@@ -79,6 +79,8 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20     nameservers: [10.0.2.3, 9.9.9.9]\n\
          \x20     search: [corral.test]\n\
          \x20 console: ubuntu\n\
+         \x20 registry_auths:\n\
+         \x20   reg.corral.test:5000: {{username: e2e, password: secret}}\n\
          \x20 sysctl:\n\
          \x20   vm.swappiness: 12\n\
          \x20 environment:\n\
@@ -124,6 +126,20 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     let report = ssh
         .check("sudo corral config validate", CMD)
         .expect("validate exits 0");
+    // RancherOS's registry credentials, in docker's client configuration of corral
+    // and root.
+    for (who, file) in [
+        ("", "~/.docker/config.json"),
+        ("sudo ", "/root/.docker/config.json"),
+    ] {
+        let config = ssh
+            .check(&format!("{who}cat {file}"), CMD)
+            .expect("docker's client configuration");
+        assert!(
+            config.contains("\"reg.corral.test:5000\"") && config.contains("ZTJlOnNlY3JldA=="),
+            "{file}: {config}"
+        );
+    }
     // A RancherOS file with a `corral:` section and a console Corral does not ship: read
     // whole (the key above let us in), with a warning for each.
     assert!(report.contains("valid (3 warnings)"), "{report}");

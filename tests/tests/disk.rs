@@ -362,7 +362,10 @@ fn check_config_and_services_kept(ssh: &Ssh) {
         "--registry-mirror=https://mirror.corral.test",
         "--debug",
     ] {
-        assert!(system.contains(want), "{want} in the system engine: {system}");
+        assert!(
+            system.contains(want),
+            "{want} in the system engine: {system}"
+        );
     }
     assert_eq!(
         ssh.check("bash -lc 'echo $http_proxy'", CMD)

@@ -95,6 +95,22 @@ pub(super) fn console_init() -> anyhow::Result<()> {
              ({ONCE})"
         );
     }
+    // Registry credentials for `docker` as corral and as root.
+    for name in [USER, "root"] {
+        let account = match passwd::lookup(root, name) {
+            Ok(Some(a)) => a,
+            _ => continue,
+        };
+        match crate::registries::install(root, &account, &config.corral.registry_auths) {
+            Ok(Some(path)) => log::info!(
+                "{} registry credentials in {}",
+                config.corral.registry_auths.len(),
+                path.display()
+            ),
+            Ok(None) => {}
+            Err(e) => log::error!("corral.registry_auths: {e}"),
+        }
+    }
     // The proxies for login shells; the container's own environment has them already
     // (the manager gives them to the console), which sshd does not pass to sessions.
     let proxies = config.corral.network.proxy_environment();

@@ -18,6 +18,7 @@ mod docker;
 mod files;
 mod mounts;
 mod network;
+mod registries;
 mod services;
 mod ssh;
 mod state;
@@ -28,6 +29,7 @@ pub use docker::*;
 pub use files::*;
 pub use mounts::*;
 pub use network::*;
+pub use registries::*;
 pub use scalar::*;
 pub use services::*;
 pub use ssh::*;
@@ -98,6 +100,10 @@ pub struct Corral {
     /// The system engine.
     #[serde(default, deserialize_with = "null_is_default")]
     pub system_docker: Engine,
+    /// Credentials for image registries, by address (`https://index.docker.io/v1/`):
+    /// docker's client configuration for `corral` and root in the console.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub registry_auths: BTreeMap<String, RegistryAuth>,
     #[serde(default, deserialize_with = "null_is_default")]
     pub ssh: Ssh,
     /// Where the state partition is and whether to format it.
@@ -185,6 +191,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "environment",
             "docker",
             "system_docker",
+            "registry_auths",
             "ssh",
             "state",
             "console",
@@ -220,6 +227,10 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("corral.network.dns", &["nameservers", "search"]),
+    (
+        "corral.registry_auths.*",
+        &["auth", "username", "password", "identitytoken", "email"],
+    ),
     (
         "write_files.*",
         &[

@@ -354,3 +354,20 @@ fn proxies_become_the_environment_in_both_cases() {
         .is_empty());
     assert!(error("corral: {network: {http_proxy: 'p:3128'}}").contains("is not a URL"));
 }
+
+#[test]
+fn registry_auths_read_as_rancheros_writes_them() {
+    let c = parse(
+        "rancher:\n  registry_auths:\n    https://index.docker.io/v1/:\n      auth: dXNlcjpwYXNz\n      email: a@b.c\n    reg.corp:5000: {username: u, password: p}\n",
+    );
+    let auths = &c.corral.registry_auths;
+    assert_eq!(auths.len(), 2);
+    assert_eq!(
+        auths["https://index.docker.io/v1/"].docker_entry(),
+        Some(serde_json::json!({"auth": "dXNlcjpwYXNz"}))
+    );
+    assert_eq!(
+        auths["reg.corp:5000"].docker_entry(),
+        Some(serde_json::json!({"auth": "dTpw"}))
+    );
+}
