@@ -1,5 +1,5 @@
 //! The state partition: the one place where a machine keeps what it writes. PID 1 finds
-//! the filesystem labelled `CORRAL_STATE` (formatting a blank disk first when
+//! the filesystem labelled `CORRAL_STATE` (or RancherOS's `RANCHER_STATE`) (formatting a blank disk first when
 //! `corral.state.autoformat` names it), grows its partition to the end of the disk the
 //! first time (an image written to a bigger disk), mounts it at [`MOUNT`] and binds its
 //! directories over the paths in [`PERSISTED`]. Without one, Corral runs from RAM (the
@@ -17,8 +17,12 @@ use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The state filesystem's label (RancherOS used `RANCHER_STATE`).
+/// The state filesystem's label.
 pub const LABEL: &str = "CORRAL_STATE";
+/// RancherOS's label, used when no filesystem has [`LABEL`]: a RancherOS state disk
+/// becomes the state partition (Corral's directories are made beside RancherOS's, whose
+/// contents it does not read).
+pub const RANCHER_LABEL: &str = "RANCHER_STATE";
 /// Where the state filesystem is mounted.
 pub const MOUNT: &str = "/run/corral/state";
 /// A disk counts as blank when this much of its start is zeros.
@@ -51,7 +55,10 @@ pub fn is_blank(head: &[u8]) -> bool {
 fn find(sys: &dyn Sys) -> Vec<PathBuf> {
     let mut waited = Duration::ZERO;
     loop {
-        let found = sys.find_labelled(LABEL);
+        let mut found = sys.find_labelled(LABEL);
+        if found.is_empty() {
+            found = sys.find_labelled(RANCHER_LABEL);
+        }
         if !found.is_empty() || !sys.nvme_present() || waited >= NVME_WAIT {
             return found;
         }
@@ -233,6 +240,24 @@ mod tests {
             PathBuf::from("/home")
         )));
         assert_eq!(m.len(), 1 + PERSISTED.len(), "no tmpfs data roots");
+    }
+
+    #[test]
+    fn rancheros_label_is_the_state_when_corrals_is_missing() {
+        let sys = FakeSys::default().with_label(RANCHER_LABEL, "/dev/sdb");
+        let state = setup(&sys, &BootOptions::default()).unwrap();
+        assert!(
+            matches!(&state, State::Mounted { device, .. } if device == Path::new("/dev/sdb")),
+            "{state:?}"
+        );
+        let both = FakeSys::default()
+            .with_label(RANCHER_LABEL, "/dev/sdb")
+            .with_label(LABEL, "/dev/sda5");
+        let state = setup(&both, &BootOptions::default()).unwrap();
+        assert!(
+            matches!(&state, State::Mounted { device, .. } if device == Path::new("/dev/sda5")),
+            "CORRAL_STATE first: {state:?}"
+        );
     }
 
     #[test]
