@@ -74,6 +74,7 @@ pub mod install;
 pub mod nofollow;
 pub mod passwd;
 pub mod registries;
+pub mod ros;
 pub mod upgrade;
 pub mod usercmd;
 pub mod validate;

@@ -126,6 +126,16 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     let report = ssh
         .check("sudo corral config validate", CMD)
         .expect("validate exits 0");
+    // RancherOS's command, with RancherOS's keys.
+    let ros = ssh
+        .check("sudo ros config get rancher.network.dns.nameservers", CMD)
+        .expect("ros config get");
+    assert!(ros.contains("9.9.9.9"), "{ros}");
+    let (code, out) = ssh
+        .run("ros console switch ubuntu 2>&1", CMD)
+        .expect("ros console switch");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("default console only"), "{out}");
     // RancherOS's registry credentials, in docker's client configuration of corral
     // and root.
     for (who, file) in [
