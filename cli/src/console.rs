@@ -25,6 +25,26 @@ pub const CONSOLES: &[&str] = &["tty1", "ttyS0"];
 pub const BUSYBOX: &str = "/usr/bin/busybox";
 /// The login program of an autologin console: `login -f corral`.
 pub const AUTOLOGIN: &str = "/usr/libexec/corral/autologin";
+/// RancherOS's user: an account with corral's uid, home and keys (the console's
+/// passwd), and its home's path, a link to corral's.
+pub const RANCHER_USER: &str = "rancher";
+
+/// Makes `/home/rancher` (under `root`) a link to `home` (corral's), so that scripts
+/// that write under RancherOS's home keep working; a file or directory already there is
+/// left alone. True when it made the link.
+pub fn link_rancher_home(root: &Path, home: &Path) -> std::io::Result<bool> {
+    let alias = under(root, &Path::new("/home").join(RANCHER_USER));
+    if alias.symlink_metadata().is_ok() {
+        return Ok(false);
+    }
+    let target = home
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.to_path_buf());
+    std::os::unix::fs::symlink(target, &alias)?;
+    Ok(true)
+}
+
 /// Where the console's login shells find the proxies of `corral.network`.
 pub const PROXY_PROFILE: &str = "/etc/profile.d/proxy.sh";
 
@@ -264,6 +284,19 @@ pub fn consoles(root: &Path) -> Vec<&'static str> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn rancher_home_is_a_link_to_corrals_unless_something_is_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(dir.path().join("home/corral")).expect("home");
+        assert!(link_rancher_home(dir.path(), Path::new("/home/corral")).expect("linked"));
+        fs::write(dir.path().join("home/rancher/f"), "x").expect("through the link");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("home/corral/f")).expect("in corral's home"),
+            "x"
+        );
+        assert!(!link_rancher_home(dir.path(), Path::new("/home/corral")).expect("kept"));
+    }
 
     #[test]
     fn the_proxy_profile_exports_each_variable_quoted_and_goes_when_unset() {

@@ -136,6 +136,19 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         .expect("ros console switch");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("default console only"), "{out}");
+    // RancherOS's user: the same keys, home (through /home/rancher), sudo and docker.
+    let rancher = Ssh {
+        user: "rancher".into(),
+        ..ssh_as_corral(port, &key.private)
+    };
+    let said = rancher
+        .check(
+            "echo $USER; cat /home/rancher/hello.txt; echo; sudo -n true && echo sudo-ok; id -Gn",
+            CMD,
+        )
+        .expect("ssh rancher@");
+    assert!(said.starts_with("rancher\nhello from cidata\nsudo-ok\n"), "{said}");
+    assert!(said.contains("docker"), "{said}");
     // RancherOS's registry credentials, in docker's client configuration of corral
     // and root.
     for (who, file) in [

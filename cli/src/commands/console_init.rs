@@ -95,6 +95,16 @@ pub(super) fn console_init() -> anyhow::Result<()> {
              ({ONCE})"
         );
     }
+    // RancherOS's /home/rancher, for scripts that write there.
+    match console::link_rancher_home(root, &account.home) {
+        Ok(true) => log::info!(
+            "/home/{} links to {}",
+            console::RANCHER_USER,
+            account.home.display()
+        ),
+        Ok(false) => {}
+        Err(e) => log::warn!("linking /home/{}: {e}", console::RANCHER_USER),
+    }
     // Registry credentials for `docker` as corral and as root.
     for name in [USER, "root"] {
         let account = match passwd::lookup(root, name) {
