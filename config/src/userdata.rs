@@ -144,6 +144,11 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
         };
     warnings.extend(unknown_keys(source, &value));
     warnings.extend(unshipped_console(source, &config));
+    if config.ssh_pwauth == Some(true) {
+        warnings.push(format!(
+            "{source}: `ssh_pwauth: true` is ignored: Corral's sshd takes keys only"
+        ));
+    }
     Ok(UserData::CloudConfig {
         config: Box::new(config),
         value,

@@ -162,6 +162,13 @@ pub fn services(effective: &Effective, src: &Sources) -> ServicesFile {
             }
         }
     }
+    // cloud-init's `ntp.servers`/`pools`: chronyd's directives on its command line
+    // (with them it ignores the image's configuration file).
+    if let Some(directives) = effective.config.ntp.chrony_directives() {
+        if let Some(ntp) = file.services.get_mut("ntp") {
+            ntp.command = compose::StringOrList::Many(directives);
+        }
+    }
     if let Some(network) = file.services.get_mut("network") {
         for (k, v) in &src.network_env {
             network.environment.set(k, v, true);
@@ -274,6 +281,43 @@ mod tests {
         assert_eq!(console["http_proxy"], "http://proxy:3128");
         let network = f.services["network"].environment.to_map();
         assert!(!network.contains_key("http_proxy"), "{network:?}");
+    }
+
+    #[test]
+    fn cloud_init_ntp_servers_become_chronys_directives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let builtin =
+            "services:\n  ntp:\n    image: corral/ntp:1\n  console:\n    image: corral/console:1\n";
+        let src = Sources {
+            builtin,
+            user_dir: dir.path(),
+            available: &[],
+            network_env: Vec::new(),
+        };
+        let e = effective(
+            "ntp:\n  servers: [10.0.2.2, time.corp]\n  pools: [pool.corp]\n",
+            None,
+        );
+        let f = services(&e, &src);
+        let args = f.services["ntp"].command.to_vec();
+        assert!(
+            args.contains(&"server 10.0.2.2 iburst".to_string()),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(&"server time.corp iburst".to_string()),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(&"pool pool.corp iburst".to_string()),
+            "{args:?}"
+        );
+        assert!(args.contains(&"driftfile /var/lib/chrony/chrony.drift".to_string()));
+        let plain = services(&effective("hostname: x\n", None), &src);
+        assert!(
+            plain.services["ntp"].command.to_vec().is_empty(),
+            "the image's file"
+        );
     }
 
     #[test]

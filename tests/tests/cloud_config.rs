@@ -65,6 +65,8 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          bootcmd:\n  - echo bootcmd > /run/bootcmd-ran\n\
          runcmd:\n  - echo ran >> /run/runcmd-count\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
          users: []\n\
+         ssh_pwauth: false\n\
+         ntp:\n  servers: [10.0.2.2]\n\
          rancher:\n\
          \x20 network:\n\
          \x20   interfaces:\n\
@@ -126,6 +128,11 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     let report = ssh
         .check("sudo corral config validate", CMD)
         .expect("validate exits 0");
+    // cloud-init's time servers, on chronyd's command line.
+    let chronyd = ssh
+        .eventually("ps -C chronyd -o args= | grep 'server 10.0.2.2 iburst'", BOOT, CMD)
+        .expect("chronyd uses the configured server");
+    assert!(!chronyd.contains("2.debian.pool"), "{chronyd}");
     // RancherOS's command, with RancherOS's keys.
     let ros = ssh
         .check("sudo ros config get rancher.network.dns.nameservers", CMD)
@@ -147,7 +154,10 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
             CMD,
         )
         .expect("ssh rancher@");
-    assert!(said.starts_with("rancher\nhello from cidata\nsudo-ok\n"), "{said}");
+    assert!(
+        said.starts_with("rancher\nhello from cidata\nsudo-ok\n"),
+        "{said}"
+    );
     assert!(said.contains("docker"), "{said}");
     // RancherOS's registry credentials, in docker's client configuration of corral
     // and root.

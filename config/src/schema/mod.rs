@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 #[macro_use]
 mod scalar;
+mod cloudinit;
 mod commands;
 mod datasources;
 mod docker;
@@ -23,6 +24,7 @@ mod services;
 mod ssh;
 mod state;
 
+pub use cloudinit::*;
 pub use commands::*;
 pub use datasources::*;
 pub use docker::*;
@@ -57,6 +59,13 @@ pub struct CloudConfig {
     /// `[device, mount point, type, options]` lists.
     #[serde(default, deserialize_with = "null_is_default")]
     pub mounts: Vec<Mount>,
+    /// cloud-init's time servers.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub ntp: Ntp,
+    /// cloud-init's password logins over ssh: Corral's sshd takes keys only, so `false`
+    /// is what it does and `true` is a warning.
+    #[serde(default)]
+    pub ssh_pwauth: Option<bool>,
     /// Corral's own section; `rancher:` is read as an alias.
     #[serde(default, alias = "rancher", deserialize_with = "null_is_default")]
     pub corral: Corral,
@@ -170,6 +179,8 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         &[
             "ssh_authorized_keys",
             "hostname",
+            "ntp",
+            "ssh_pwauth",
             "write_files",
             "runcmd",
             "bootcmd",
@@ -227,6 +238,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("corral.network.dns", &["nameservers", "search"]),
+    ("ntp", &["servers", "pools", "enabled"]),
     (
         "corral.registry_auths.*",
         &["auth", "username", "password", "identitytoken", "email"],
