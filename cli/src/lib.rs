@@ -77,4 +77,5 @@ pub mod registries;
 pub mod ros;
 pub mod upgrade;
 pub mod usercmd;
+pub mod users;
 pub mod validate;

@@ -64,7 +64,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20   content: into syslog\n\
          bootcmd:\n  - echo bootcmd > /run/bootcmd-ran\n\
          runcmd:\n  - echo ran >> /run/runcmd-count\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
-         users: []\n\
+         users:\n  - default\n  - name: alice\n    groups: [docker]\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [{key}]\n\
          ssh_pwauth: false\n\
          ntp:\n  servers: [10.0.2.2]\n\
          rancher:\n\
@@ -130,7 +130,11 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         .expect("validate exits 0");
     // cloud-init's time servers, on chronyd's command line.
     let chronyd = ssh
-        .eventually("ps -C chronyd -o args= | grep 'server 10.0.2.2 iburst'", BOOT, CMD)
+        .eventually(
+            "ps -C chronyd -o args= | grep 'server 10.0.2.2 iburst'",
+            BOOT,
+            CMD,
+        )
         .expect("chronyd uses the configured server");
     assert!(!chronyd.contains("2.debian.pool"), "{chronyd}");
     // RancherOS's command, with RancherOS's keys.
@@ -159,6 +163,16 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         "{said}"
     );
     assert!(said.contains("docker"), "{said}");
+    // cloud-init's users: alice logs in with her key, is in group docker, has sudo.
+    let alice = Ssh {
+        user: "alice".into(),
+        ..ssh_as_corral(port, &key.private)
+    };
+    let said = alice
+        .check("id -un; sudo -n true && echo sudo-ok; id -Gn; pwd", CMD)
+        .expect("ssh alice@");
+    assert!(said.starts_with("alice\nsudo-ok\n"), "{said}");
+    assert!(said.contains("docker") && said.contains("/home/alice"), "{said}");
     // RancherOS's registry credentials, in docker's client configuration of corral
     // and root.
     for (who, file) in [
@@ -175,8 +189,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     }
     // A RancherOS file with a `corral:` section and a console Corral does not ship: read
     // whole (the key above let us in), with a warning for each.
-    assert!(report.contains("valid (3 warnings)"), "{report}");
-    assert!(report.contains("`users` is not supported"), "{report}");
+    assert!(report.contains("valid (2 warnings)"), "{report}");
     assert!(
         report.contains("`corral.sysctl.vm.swappiness` is used"),
         "{report}"

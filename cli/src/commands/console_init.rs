@@ -95,6 +95,15 @@ pub(super) fn console_init() -> anyhow::Result<()> {
              ({ONCE})"
         );
     }
+    // cloud-init's users, beside corral.
+    let accounts: Vec<_> = config.accounts().collect();
+    let (did, problems) = crate::users::apply(root, &accounts);
+    for line in did {
+        log::info!("{line}");
+    }
+    for line in problems {
+        log::error!("{line}");
+    }
     // RancherOS's /home/rancher, for scripts that write there.
     match console::link_rancher_home(root, &account.home) {
         Ok(true) => log::info!(

@@ -23,6 +23,7 @@ mod registries;
 mod services;
 mod ssh;
 mod state;
+mod users;
 
 pub use cloudinit::*;
 pub use commands::*;
@@ -36,6 +37,7 @@ pub use scalar::*;
 pub use services::*;
 pub use ssh::*;
 pub use state::*;
+pub use users::*;
 
 /// A machine's configuration (cloud-config).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -59,6 +61,9 @@ pub struct CloudConfig {
     /// `[device, mount point, type, options]` lists.
     #[serde(default, deserialize_with = "null_is_default")]
     pub mounts: Vec<Mount>,
+    /// cloud-init's accounts, made in the console beside `corral`.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub users: Vec<UserEntry>,
     /// cloud-init's time servers.
     #[serde(default, deserialize_with = "null_is_default")]
     pub ntp: Ntp,
@@ -181,6 +186,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "hostname",
             "ntp",
             "ssh_pwauth",
+            "users",
             "write_files",
             "runcmd",
             "bootcmd",
@@ -239,6 +245,19 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ),
     ("corral.network.dns", &["nameservers", "search"]),
     ("ntp", &["servers", "pools", "enabled"]),
+    (
+        "users.*",
+        &[
+            "name",
+            "groups",
+            "sudo",
+            "ssh_authorized_keys",
+            "shell",
+            "gecos",
+            "uid",
+            "lock_passwd",
+        ],
+    ),
     (
         "corral.registry_auths.*",
         &["auth", "username", "password", "identitytoken", "email"],

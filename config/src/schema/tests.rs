@@ -371,3 +371,30 @@ fn registry_auths_read_as_rancheros_writes_them() {
         Some(serde_json::json!({"auth": "dTpw"}))
     );
 }
+
+#[test]
+fn cloud_init_users_read_with_their_groups_sudo_and_keys() {
+    let c = parse(
+        "users:\n  - default\n  - name: alice\n    groups: docker, adm\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [ssh-ed25519 AAAA a@b]\n    lock_passwd: true\n  - name: bob\n    groups: [docker]\n    sudo: false\n",
+    );
+    let accounts: Vec<&UserSpec> = c.accounts().collect();
+    assert_eq!(c.users[0], UserEntry::Default);
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(&*accounts[0].name, "alice");
+    let groups: Vec<&str> = accounts[0].groups.iter().map(|g| &**g).collect();
+    assert_eq!(groups, ["docker", "adm"]);
+    assert_eq!(&*accounts[0].sudo[0], "ALL=(ALL) NOPASSWD:ALL");
+    assert!(accounts[1].sudo.is_empty());
+    for (bad, says) in [
+        ("users: [{name: Alice}]", "is not an account name"),
+        (
+            "users: [{name: a, sudo: \"ALL\\nroot ALL\"}]",
+            "is not a sudoers rule",
+        ),
+        ("users: [nobody]", "a user is `default` or a mapping"),
+        ("users: [{name: a, sudo: true}]", "sudo is a rule"),
+    ] {
+        let e = error(bad);
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}
