@@ -46,6 +46,12 @@ pub struct BootOptions {
     /// Devices that may be formatted as the state partition when blank
     /// (`corral.state.autoformat=[/dev/vda]`, RancherOS's `rancher.state.autoformat`).
     pub state_autoformat: Vec<std::path::PathBuf>,
+    /// Where the state filesystem is, when not labelled `CORRAL_STATE`
+    /// (`corral.state.dev=LABEL=NAME` or `=/dev/sdb`, RancherOS's `rancher.state.dev`).
+    pub state_dev: Option<StateDev>,
+    /// Wait for the state device to appear (`corral.state.wait=true`, RancherOS's
+    /// `rancher.state.wait`): a disk that is attached late, up to 30 s.
+    pub state_wait: bool,
     /// A trial boot of an upgraded slot (`corral.trial=N`, which GRUB's menu adds). A
     /// fatal error then reboots, whatever `corral.recovery` says, so that GRUB's count
     /// of the trial's tries goes on and the machine falls back to the good slot.
@@ -68,6 +74,8 @@ impl Default for BootOptions {
             // The console runs 15-40 s after the manager starts under TCG.
             rescue_after: 120,
             state_autoformat: Vec::new(),
+            state_dev: None,
+            state_wait: false,
             trial: false,
             warnings: Vec::new(),
         }
@@ -163,6 +171,33 @@ pub fn check_module(entry: &str) -> crate::Result<()> {
     }
 }
 
+/// Where the state filesystem is (`corral.state.dev`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateDev {
+    /// The filesystem with this label (an ext4 label: at most 16 bytes).
+    Label(String),
+    /// This device.
+    Path(std::path::PathBuf),
+}
+
+impl StateDev {
+    /// `LABEL=NAME` or `/dev/...`; `None` for anything else.
+    pub fn parse(value: &str) -> Option<StateDev> {
+        if let Some(label) = value.strip_prefix("LABEL=") {
+            let ok = !label.is_empty()
+                && label.len() <= 16
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            return ok.then(|| StateDev::Label(label.to_string()));
+        }
+        let ok = value.starts_with("/dev/")
+            && !value.contains("..")
+            && !value.contains(char::is_whitespace);
+        ok.then(|| StateDev::Path(value.into()))
+    }
+}
+
 impl BootOptions {
     /// Reads the options from a command line. `rancher.` is accepted for `corral.`.
     pub fn parse(cmdline: &str) -> BootOptions {
@@ -233,6 +268,15 @@ impl BootOptions {
                         }
                     }
                 }
+                "state.dev" => match StateDev::parse(value) {
+                    Some(dev) => opts.state_dev = Some(dev),
+                    None => bad("use LABEL=NAME (letters, digits, `_`, `-`; at most 16) or a device under /dev"),
+                },
+                "state.wait" => match value {
+                    "true" | "1" | "yes" => opts.state_wait = true,
+                    "false" | "0" | "no" => opts.state_wait = false,
+                    _ => bad("use true or false"),
+                },
                 "shutdown_timeout" => match value.parse::<u64>() {
                     Ok(n) if n <= MAX_SHUTDOWN_TIMEOUT => opts.shutdown_timeout = n,
                     Ok(_) => bad("use at most 3600 seconds"),
@@ -264,6 +308,25 @@ fn opts_warn(warnings: &mut Vec<String>, key: &str, value: &str, fix: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_device_and_wait_read_as_rancheros_writes_them() {
+        let o = BootOptions::parse("rancher.state.dev=LABEL=RANCHER_STATE rancher.state.wait=true");
+        assert_eq!(o.state_dev, Some(StateDev::Label("RANCHER_STATE".into())));
+        assert!(o.state_wait);
+        let o = BootOptions::parse("corral.state.dev=/dev/sdb");
+        assert_eq!(o.state_dev, Some(StateDev::Path("/dev/sdb".into())));
+        for bad in [
+            "corral.state.dev=LABEL=",
+            "corral.state.dev=sdb",
+            "corral.state.dev=/dev/../etc/x",
+            "corral.state.dev=LABEL=much_too_long_a_label",
+        ] {
+            let o = BootOptions::parse(bad);
+            assert_eq!(o.state_dev, None, "{bad}");
+            assert_eq!(o.warnings.len(), 1, "{bad}");
+        }
+    }
 
     #[test]
     fn a_trial_boot_reboots_on_a_fatal_error_whatever_recovery_says() {

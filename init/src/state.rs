@@ -10,7 +10,7 @@
 
 use crate::error::Result;
 use crate::mounts;
-use corral_host::cmdline::BootOptions;
+use corral_host::cmdline::{BootOptions, StateDev};
 use corral_host::layout::PERSISTED;
 use corral_host::sys::Sys;
 use nix::mount::MsFlags;
@@ -51,15 +51,47 @@ pub fn is_blank(head: &[u8]) -> bool {
     head.len() >= BLANK_BYTES && head.iter().all(|&b| b == 0)
 }
 
-/// Finds the state device, waiting a little for NVMe.
-fn find(sys: &dyn Sys) -> Vec<PathBuf> {
+/// How long `corral.state.wait` waits for the state device.
+const STATE_WAIT: Duration = Duration::from_secs(30);
+
+/// The devices that hold the state filesystem: `corral.state.dev` when given, else the
+/// filesystem labelled [`LABEL`], else [`RANCHER_LABEL`].
+fn look(sys: &dyn Sys, opts: &BootOptions) -> Vec<PathBuf> {
+    match &opts.state_dev {
+        Some(StateDev::Label(label)) => sys.find_labelled(label),
+        Some(StateDev::Path(path)) if sys.exists(path) => vec![path.clone()],
+        Some(StateDev::Path(_)) => Vec::new(),
+        None => {
+            let found = sys.find_labelled(LABEL);
+            if found.is_empty() {
+                sys.find_labelled(RANCHER_LABEL)
+            } else {
+                found
+            }
+        }
+    }
+}
+
+/// Finds the state device, waiting a little for NVMe (its namespaces show late), or up
+/// to [`STATE_WAIT`] with `corral.state.wait`.
+fn find(sys: &dyn Sys, opts: &BootOptions) -> Vec<PathBuf> {
+    let limit = if opts.state_wait {
+        STATE_WAIT
+    } else if sys.nvme_present() {
+        NVME_WAIT
+    } else {
+        Duration::ZERO
+    };
     let mut waited = Duration::ZERO;
     loop {
-        let mut found = sys.find_labelled(LABEL);
-        if found.is_empty() {
-            found = sys.find_labelled(RANCHER_LABEL);
-        }
-        if !found.is_empty() || !sys.nvme_present() || waited >= NVME_WAIT {
+        let found = look(sys, opts);
+        if !found.is_empty() || waited >= limit {
+            if found.is_empty() && opts.state_wait {
+                log::warn!(
+                    "corral.state.wait: no state device after {}s; running from RAM",
+                    STATE_WAIT.as_secs()
+                );
+            }
             return found;
         }
         sys.sleep(POLL);
@@ -67,10 +99,18 @@ fn find(sys: &dyn Sys) -> Vec<PathBuf> {
     }
 }
 
+/// The label a formatted state filesystem gets: `corral.state.dev`'s when it names one.
+fn label_for(opts: &BootOptions) -> &str {
+    match &opts.state_dev {
+        Some(StateDev::Label(label)) => label,
+        _ => LABEL,
+    }
+}
+
 /// Formats the first blank device of `candidates` as the state filesystem (the whole
 /// device, no partition table, as RancherOS did). Devices that hold anything are left
 /// alone and named on the console.
-fn autoformat(sys: &dyn Sys, candidates: &[PathBuf]) -> Option<PathBuf> {
+fn autoformat(sys: &dyn Sys, candidates: &[PathBuf], label: &str) -> Option<PathBuf> {
     for device in candidates {
         if !sys.exists(device) {
             log::warn!(
@@ -100,8 +140,8 @@ fn autoformat(sys: &dyn Sys, candidates: &[PathBuf]) -> Option<PathBuf> {
             }
         }
         let path = device.to_string_lossy();
-        log::info!("formatting blank {path} as {LABEL} (corral.state.autoformat)");
-        match sys.run("mkfs.ext4", &["-q", "-F", "-L", LABEL, &path]) {
+        log::info!("formatting blank {path} as {label} (corral.state.autoformat)");
+        match sys.run("mkfs.ext4", &["-q", "-F", "-L", label, &path]) {
             Ok(()) => return Some(device.clone()),
             Err(e) => log::error!("{e}"),
         }
@@ -113,10 +153,10 @@ fn autoformat(sys: &dyn Sys, candidates: &[PathBuf]) -> Option<PathBuf> {
 /// tmpfs mounts. Errors on the state path fall back to live mode (logged): a machine
 /// whose disk fails still boots and can be reached.
 pub fn setup(sys: &dyn Sys, opts: &BootOptions) -> Result<State> {
-    let mut found = find(sys);
+    let mut found = find(sys, opts);
     let mut formatted = false;
     if found.is_empty() {
-        if let Some(device) = autoformat(sys, &opts.state_autoformat) {
+        if let Some(device) = autoformat(sys, &opts.state_autoformat, label_for(opts)) {
             found.push(device);
             formatted = true;
         }
@@ -306,6 +346,32 @@ mod tests {
             runs,
             [Call::Run("mkfs.ext4 -q -F -L CORRAL_STATE /dev/vdc".into())]
         );
+    }
+
+    #[test]
+    fn state_dev_names_the_label_or_the_device_and_autoformat_uses_its_label() {
+        let by_label = FakeSys::default()
+            .with_label(LABEL, "/dev/vda5")
+            .with_label("MYSTATE", "/dev/vdb");
+        let opts = BootOptions::parse("rancher.state.dev=LABEL=MYSTATE");
+        assert!(matches!(setup(&by_label, &opts).unwrap(),
+            State::Mounted { device, .. } if device == Path::new("/dev/vdb")));
+        let by_path = FakeSys::default().with_file("/dev/sdc", "");
+        let opts = BootOptions::parse("corral.state.dev=/dev/sdc");
+        assert!(matches!(setup(&by_path, &opts).unwrap(),
+            State::Mounted { device, .. } if device == Path::new("/dev/sdc")));
+        // Named and missing: RAM, even with a CORRAL_STATE elsewhere.
+        let missing = FakeSys::default().with_label(LABEL, "/dev/vda5");
+        let opts = BootOptions::parse("corral.state.dev=/dev/sdz corral.state.wait=true");
+        assert_eq!(setup(&missing, &opts).unwrap(), State::Live);
+        // A blank disk formatted for the named label, so the next boot finds it.
+        let blank = FakeSys::default().with_file("/dev/vdc", &"\0".repeat(BLANK_BYTES));
+        let opts =
+            BootOptions::parse("corral.state.dev=LABEL=MYSTATE corral.state.autoformat=/dev/vdc");
+        setup(&blank, &opts).unwrap();
+        assert!(blank
+            .calls()
+            .contains(&Call::Run("mkfs.ext4 -q -F -L MYSTATE /dev/vdc".into())));
     }
 
     #[test]

@@ -172,7 +172,10 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         .check("id -un; sudo -n true && echo sudo-ok; id -Gn; pwd", CMD)
         .expect("ssh alice@");
     assert!(said.starts_with("alice\nsudo-ok\n"), "{said}");
-    assert!(said.contains("docker") && said.contains("/home/alice"), "{said}");
+    assert!(
+        said.contains("docker") && said.contains("/home/alice"),
+        "{said}"
+    );
     // RancherOS's registry credentials, in docker's client configuration of corral
     // and root.
     for (who, file) in [
