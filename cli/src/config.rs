@@ -124,8 +124,8 @@ mod tests {
     fn the_user_engine_checks_apply_to_a_set() {
         let dir = tempfile::tempdir().unwrap();
         let m = machine(dir.path());
-        // dockerd's own data root is Corral's to place: the engine's check refuses it.
-        let e = set(&m, "corral.docker.graph", "/data").expect_err("refused");
+        // A log driver the engine does not have: the engine's check refuses it.
+        let e = set(&m, "corral.docker.log_driver", "journald").expect_err("refused");
         assert_eq!(e.kind, ErrorKind::User);
         assert!(e.message.contains("nothing was saved"), "{}", e.message);
         assert!(!m.store.set_path().exists());

@@ -122,7 +122,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::new(dir.path());
         std::fs::write(store.set_path(), "corral:\n  console: two words\n").expect("w");
-        std::fs::write(store.user_data_path(), "#cloud-config\nusers: []\n").expect("w");
+        std::fs::write(store.user_data_path(), "#cloud-config\nfoo: 1\n").expect("w");
         std::fs::write(store.rejected_path(), "#cloud-config\nhostname: [x\n").expect("w");
         let r = machine(
             &store,
@@ -155,7 +155,7 @@ mod tests {
         let f = tempfile::NamedTempFile::new().expect("temp");
         std::fs::write(
             f.path(),
-            "rancher:\n  docker:\n    storage_driver: zfs\n    graph: /x\n",
+            "rancher:\n  docker:\n    log_driver: journald\n    group: wheel\n",
         )
         .expect("w");
         let r = file(f.path()).expect("reads");
@@ -163,9 +163,20 @@ mod tests {
         assert!(
             r.errors
                 .iter()
-                .any(|e| e.contains("corral.docker.storage_driver: \"zfs\"")),
+                .any(|e| e.contains("corral.docker.group: \"wheel\"")),
             "{:?}",
             r.errors
+        );
+        // What Corral fixes (a RancherOS driver) is a warning.
+        std::fs::write(f.path(), "rancher:\n  docker:\n    storage_driver: zfs\n").expect("w");
+        let r = file(f.path()).expect("reads");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("corral.docker.storage_driver: \"zfs\"")),
+            "{:?}",
+            r.warnings
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::new(dir.path());

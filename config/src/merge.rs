@@ -64,7 +64,7 @@ fn merge_at(base: &mut Value, over: Value, path: &mut Vec<String>, clashes: &mut
             }
         }
         (b, o) => {
-            if *b != o && !b.is_null() {
+            if *b != o && !b.is_null() && path.len() > 1 {
                 clashes.push(path[1..].join("."));
             }
             *b = o

@@ -328,7 +328,7 @@ mod tests {
         };
         let v = store
             .save(&fetched(
-                "#cloud-config\nhostname: good\nusers: []\n",
+                "#cloud-config\nhostname: good\nphone_home: []\n",
                 meta.clone(),
             ))
             .expect("save");

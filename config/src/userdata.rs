@@ -342,7 +342,7 @@ mod tests {
     fn unknown_keys_are_warnings_not_failures() {
         let c = parse(
             "u",
-            b"#cloud-config\nusers: []\nrancher:\n  upgrade: {image: rancher/os}\n  network:\n    interfaces:\n      eth0: {dhcp: true, bridge: x}\nwrite_files:\n  - {path: /a, mode: 1}\n",
+            b"#cloud-config\nphone_home: []\nrancher:\n  upgrade: {image: rancher/os}\n  network:\n    interfaces:\n      eth0: {dhcp: true, bridge: x}\nwrite_files:\n  - {path: /a, mode: 1}\n",
         )
         .expect("parses");
         let UserData::CloudConfig { warnings, .. } = c else {
@@ -351,7 +351,7 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "u: `users` is not supported and is ignored",
+                "u: `phone_home` is not supported and is ignored",
                 "u: `rancher.upgrade.image` is not supported and is ignored",
                 "u: `rancher.network.interfaces.eth0.bridge` is not supported and is ignored",
                 "u: `write_files[0].mode` is not supported and is ignored",

@@ -4,7 +4,8 @@
 //! ([`Paths`]); every setting a user can change goes into `daemon.json`; `extra_args`
 //! are flags after Corral's. A flag in `extra_args` that dockerd would also find in
 //! `daemon.json` wins, and the file loses that key (dockerd refuses to start when both
-//! name it). Options Corral cannot honour are errors that name the key and the fix.
+//! name it). Values the engine cannot take are errors that name the key and the fix;
+//! what RancherOS's files set that Corral fixes is a warning, and the rest applies.
 
 use corral_config::schema::Engine;
 use serde_json::{json, Map, Value};
@@ -68,7 +69,8 @@ pub const LOG_DRIVERS: &[&str] = &[
     "logentries",
 ];
 
-/// Flags Corral sets itself; an `extra_args` entry with one of them is an error.
+/// Flags Corral sets itself; an `extra_args` entry with one of them is a warning and is
+/// left out.
 const FIXED_FLAGS: &[&str] = &[
     "--data-root",
     "-g",
@@ -78,6 +80,58 @@ const FIXED_FLAGS: &[&str] = &[
     "-p",
     "--config-file",
 ];
+
+/// dockerd's flags that take a value, as RancherOS's `args` wrote them (`-s overlay`).
+const VALUE_FLAGS: &[&str] = &[
+    "--data-root",
+    "-g",
+    "--graph",
+    "--exec-root",
+    "--pidfile",
+    "-p",
+    "--config-file",
+    "-G",
+    "--group",
+    "-H",
+    "--host",
+    "-s",
+    "--storage-driver",
+    "--storage-opt",
+    "--log-driver",
+    "--log-opt",
+    "--log-level",
+    "-l",
+    "--bip",
+    "-b",
+    "--bridge",
+    "--insecure-registry",
+    "--registry-mirror",
+    "--add-runtime",
+    "--default-runtime",
+    "--mtu",
+    "--dns",
+    "--dns-search",
+    "--dns-opt",
+    "--label",
+    "--exec-opt",
+    "--default-ulimit",
+    "--cgroup-parent",
+    "--fixed-cidr",
+    "--default-gateway",
+    "--ip",
+    "--max-concurrent-downloads",
+    "--max-concurrent-uploads",
+    "--shutdown-timeout",
+];
+
+/// The warning for a storage driver Corral's engine does not have (RancherOS's
+/// `overlay`, `aufs`, `devicemapper`, ...).
+fn unavailable_driver(at: &str, d: &str) -> String {
+    format!(
+        "{at}: {d:?} is not in Corral's engine; it uses overlay2 (the drivers there: {})",
+        STORAGE_DRIVERS.join(", ")
+    )
+}
 
 /// Flags that dockerd also reads from `daemon.json`, and that key.
 const FLAG_KEYS: &[(&str, &str)] = &[
@@ -209,7 +263,7 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
         ("exec", &engine.exec, "the engine always runs as its own service"),
     ] {
         if value.is_some() {
-            errors.push(err(key, format!("Corral cannot honour this key: {fix}; remove it")));
+            warnings.push(format!("corral.docker.{key}: ignored; {fix}"));
         }
     }
     // RancherOS's default configuration sets it (`console`: the engine's mount
@@ -222,10 +276,10 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
     }
     if let Some(v) = &engine.selinux_enabled {
         if v.as_bool() != Some(false) {
-            errors.push(err(
-                "selinux_enabled",
-                "Corral's kernel runs without SELinux; remove the key",
-            ));
+            warnings.push(
+                "corral.docker.selinux_enabled: ignored; Corral's kernel runs without SELinux"
+                    .to_string(),
+            );
         }
     }
 
@@ -245,13 +299,7 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
             json.insert("storage-driver".into(), json!(d));
             explicit.push("storage-driver");
         } else {
-            errors.push(err(
-                "storage_driver",
-                format!(
-                    "{d:?} is not available in Corral's engine; use {} (overlay2 is the default)",
-                    STORAGE_DRIVERS.join(" or ")
-                ),
-            ));
+            warnings.push(unavailable_driver("corral.docker.storage_driver", d));
         }
     }
 
@@ -406,8 +454,9 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
     };
 
     // `args` is RancherOS's whole command ("daemon" or "dockerd" first); Corral keeps its
-    // fixed flags and adds the rest, like `extra_args`.
-    let user_flags: Vec<&str> = engine
+    // fixed flags and adds the rest, like `extra_args`. What RancherOS's files set that
+    // Corral fixes is a warning (or its Corral meaning), never a reason to drop the rest.
+    let words: Vec<&str> = engine
         .args
         .iter()
         .flatten()
@@ -415,21 +464,58 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
         .skip_while(|a| matches!(*a, "daemon" | "dockerd" | "docker"))
         .chain(engine.extra_args.iter().map(|a| a.0.as_str()))
         .collect();
-    for flag in &user_flags {
-        let name: &str = flag.split_once('=').map(|(n, _)| n).unwrap_or(flag);
+    let mut user_flags: Vec<String> = Vec::new();
+    let mut group = group;
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i];
+        let (name, inline) = match word.split_once('=') {
+            Some((n, v)) if n.starts_with('-') => (n, Some(v)),
+            _ => (word, None),
+        };
+        let takes_value = VALUE_FLAGS.contains(&name);
+        let value = match inline {
+            Some(v) => Some(v),
+            None if takes_value => words.get(i + 1).copied(),
+            None => None,
+        };
+        i += if takes_value && inline.is_none() {
+            2
+        } else {
+            1
+        };
+        let at = format!("corral.docker.extra_args: {name}");
         if FIXED_FLAGS.contains(&name) {
-            errors.push(err(
-                "extra_args",
-                format!("{name} is Corral's to set (the engine's files are fixed); remove it"),
+            warnings.push(format!(
+                "{at} {}: ignored; the engine's files are Corral's (its data in /var/lib/docker, on the state partition)",
+                value.unwrap_or_default()
             ));
             continue;
         }
-        if name == "--group" || name == "-G" {
-            errors.push(err(
-                "extra_args",
-                format!("{name}: set corral.docker.group instead"),
-            ));
-            continue;
+        match (name, value) {
+            ("--group" | "-G", Some(g)) => {
+                if engine.group.is_none()
+                    && (g == crate::GROUP || g == "root" || g.parse::<u32>().is_ok())
+                {
+                    group = g.to_string();
+                } else if g != group {
+                    warnings.push(format!(
+                        "{at} {g}: ignored; the socket's group is {group} (corral.docker.group)"
+                    ));
+                }
+                continue;
+            }
+            ("-H" | "--host", Some(h))
+                if h == "unix:///var/run/docker.sock" || h == "unix:///run/docker.sock" =>
+            {
+                // Corral's own socket, there already.
+                continue;
+            }
+            ("-s" | "--storage-driver", Some(d)) if !STORAGE_DRIVERS.contains(&d) => {
+                warnings.push(unavailable_driver(&at, d));
+                continue;
+            }
+            _ => {}
         }
         if let Some((_, key)) = FLAG_KEYS.iter().find(|(f, _)| *f == name) {
             if json.remove(*key).is_some() && explicit.contains(key) {
@@ -437,6 +523,13 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
                     "corral.docker.extra_args: {name} overrides the engine's {key} setting"
                 ));
             }
+        }
+        match (inline, value) {
+            (None, Some(v)) if takes_value => {
+                user_flags.push(name.to_string());
+                user_flags.push(v.to_string());
+            }
+            _ => user_flags.push(word.to_string()),
         }
     }
     if !json.contains_key("runtimes") && json.remove("default-runtime").is_some() {
@@ -451,7 +544,7 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
                 .join(", ")
         ));
     }
-    flags.extend(user_flags.iter().map(|s| s.to_string()));
+    flags.extend(user_flags);
 
     let plan = Plan {
         image: engine.engine.clone(),
@@ -620,22 +713,10 @@ mod tests {
     }
 
     #[test]
-    fn what_corral_cannot_honour_is_an_error_naming_the_key() {
+    fn a_value_the_engine_cannot_take_is_an_error_naming_the_key() {
         for (yaml, key, fix) in [
-            (
-                "    storage_driver: devicemapper\n",
-                "storage_driver",
-                "use overlay2 or vfs",
-            ),
             ("    log_driver: journald\n", "log_driver", "no journald"),
             ("    log_driver: splunky\n", "log_driver", "json-file"),
-            ("    graph: /mnt/docker\n", "graph", "remove it"),
-            ("    exec_root: /run/x\n", "exec_root", "remove it"),
-            (
-                "    selinux_enabled: true\n",
-                "selinux_enabled",
-                "remove the key",
-            ),
             ("    group: wheel\n", "group", "gid 233"),
             ("    bridge: 'br 0'\n", "bridge", "interface name"),
             (
@@ -644,16 +725,6 @@ mod tests {
                 "remove one",
             ),
             ("    host: [0.0.0.0:2375]\n", "host", "tcp://"),
-            (
-                "    extra_args: [--data-root=/x]\n",
-                "extra_args",
-                "Corral's to set",
-            ),
-            (
-                "    extra_args: [-G, wheel]\n",
-                "extra_args",
-                "corral.docker.group",
-            ),
             ("    server_cert: x\n", "ca_cert", "together"),
         ] {
             let errs = errors(yaml);
@@ -664,9 +735,84 @@ mod tests {
             );
         }
         // Every problem at once, not the first only.
-        assert_eq!(errors("    graph: /x\n    storage_driver: zfs\n").len(), 2);
+        assert_eq!(
+            errors("    log_driver: journald\n    group: wheel\n").len(),
+            2
+        );
         // selinux_enabled: false asks for nothing Corral lacks.
-        assert!(plan(&engine("    selinux_enabled: false\n"), None).is_ok());
+        let p = plan(&engine("    selinux_enabled: false\n"), None).expect("plan");
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn what_corral_fixes_is_a_warning_and_the_rest_applies() {
+        for (yaml, key, says) in [
+            (
+                "    storage_driver: devicemapper\n",
+                "storage_driver",
+                "uses overlay2",
+            ),
+            ("    graph: /mnt/docker\n", "graph", "ignored"),
+            ("    exec_root: /run/x\n", "exec_root", "ignored"),
+            (
+                "    selinux_enabled: true\n",
+                "selinux_enabled",
+                "without SELinux",
+            ),
+            (
+                "    extra_args: [--data-root=/x]\n",
+                "extra_args: --data-root /x",
+                "ignored",
+            ),
+            (
+                "    extra_args: [-G, wheel]\n",
+                "extra_args: -G wheel",
+                "ignored",
+            ),
+        ] {
+            let p = plan(&engine(&format!("{yaml}    debug: true\n")), None)
+                .unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+            assert!(
+                p.warnings
+                    .iter()
+                    .any(|w| w.starts_with(&format!("corral.docker.{key}")) && w.contains(says)),
+                "{yaml}: {:?}",
+                p.warnings
+            );
+            assert_eq!(
+                p.daemon_json["debug"],
+                json!(true),
+                "{yaml}: the rest applies"
+            );
+        }
+    }
+
+    #[test]
+    fn rancheros_default_args_are_read_for_what_they_mean_in_corral() {
+        // RancherOS's own default `args`, as its docs show them.
+        let p = plan(
+            &engine("    args: [daemon, --log-opt, max-size=25m, --log-opt, max-file=2, -s, overlay, -G, docker, -H, 'unix:///var/run/docker.sock', --userland-proxy=false, -g, /mnt/docker]\n"),
+            None,
+        )
+        .expect("a plan");
+        assert_eq!(
+            p.flags,
+            [
+                "--log-opt",
+                "max-size=25m",
+                "--log-opt",
+                "max-file=2",
+                "--userland-proxy=false"
+            ],
+            "{:?}",
+            p.warnings
+        );
+        assert_eq!(p.group, "docker");
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("\"overlay\" is not in Corral's engine"));
+        assert!(p.warnings[1].contains("-g /mnt/docker: ignored"));
+        // The log options given as flags replace the engine's own in daemon.json.
+        assert!(!p.daemon_json.contains_key("log-opts"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! The user engine, where workloads run (see [docs/user-engine.md](../docs/user-engine.md)):
 //!
 //! - `daemon`: `corral.docker` -> dockerd's flags and `daemon.json` (a `Plan`); what the
-//!   engine cannot honour is an error naming the key.
+//!   engine cannot take is an error naming the key (what Corral fixes, a warning).
 //! - `tls`: the CA, server and client certificates, made once in `/var/lib/corral/tls`
 //!   (or anew on `corral tls generate`: `renew`, names checked by `check_name`), the
 //!   client's copied to `/home/corral/.docker`.

@@ -252,13 +252,13 @@ mod tests {
     fn a_setting_the_engine_cannot_honour_leaves_the_defaults_and_says_why() {
         let mut report = Vec::new();
         let p = plan(
-            &effective("corral:\n  docker:\n    storage_driver: zfs\n    debug: true\n"),
+            &effective("corral:\n  docker:\n    log_driver: journald\n    debug: true\n"),
             &mut report,
         );
         assert_eq!(report.len(), 1, "{report:?}");
         assert_eq!(report[0].0, Level::Error);
         assert!(
-            report[0].1.starts_with("corral.docker.storage_driver: "),
+            report[0].1.starts_with("corral.docker.log_driver: "),
             "{report:?}"
         );
         assert!(
