@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 /// The accounts this file lists were made here (one name per line): on a restart of
 /// the console they are updated, not refused as the image's.
 const MADE: &str = "/etc/corral-users";
-/// Where the sudo rules go (the console's sudoers includes the directory).
+/// Where the sudo rules go (Debian's /etc/sudoers includes the directory, where the
+/// console's own rules are too).
 pub const SUDOERS: &str = "/etc/sudoers.d/90-corral-users";
 const FIRST_UID: u32 = 1101;
 const FIRST_GID: u32 = 1200;
