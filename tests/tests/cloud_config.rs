@@ -162,7 +162,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         said.starts_with("rancher\nhello from cidata\nsudo-ok\n"),
         "{said}"
     );
-    assert!(said.contains("docker"), "{said}");
+    assert!(said.contains("docker") && !said.contains("sudo:"), "{said}");
     // cloud-init's users: alice logs in with her key, is in group docker, has sudo.
     let alice = Ssh {
         user: "alice".into(),
@@ -175,6 +175,10 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     assert!(
         said.contains("docker") && said.contains("/home/alice"),
         "{said}"
+    );
+    assert!(
+        !said.contains("sudo:"),
+        "sudo reads its rules quietly: {said}"
     );
     // RancherOS's registry credentials, in docker's client configuration of corral
     // and root.

@@ -119,8 +119,8 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     let status = ssh
         .check("sudo corral os status --format json", CMD)
         .expect("os status");
-    let status: serde_json::Value = serde_json::from_str(&status)
-        .unwrap_or_else(|e| panic!("os status json: {e}\n{status}"));
+    let status: serde_json::Value =
+        serde_json::from_str(&status).unwrap_or_else(|e| panic!("os status json: {e}\n{status}"));
     let slots = status["slots"].as_array().expect("slots");
     assert_eq!(
         (&slots[0]["slot"], &slots[0]["state"], &slots[0]["running"]),
