@@ -81,6 +81,10 @@ rotate-root: tool
 	$(BUILD) rotate-root --new-key $(NEW_KEY)
 
 upgrades: dist
+	# The second version is published into a copy of dist/'s repository, so that it
+	# offers the first version too (an older release the test must see refused).
+	rm -rf target/upgrade/dist/update target/upgrade/dist/corral-*.update
+	mkdir -p target/upgrade/dist && cp -a dist/update target/upgrade/dist/update
 	$(BUILD) dist --os-version $(UPGRADE_VERSION) --dist-dir target/upgrade/dist
 	$(BUILD) dist --os-version $(UPGRADE_VERSION).1 --dist-dir target/upgrade/unhealthy \
 	  --cmdline-append "corral.services.console.image=corral/no-such-console:1 corral.rescue_after=0"

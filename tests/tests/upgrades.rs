@@ -13,7 +13,8 @@
 //!    slot B, arms its trial and reboots.
 //! 3. The trial boot of slot B runs the new version with the machine's state: the same
 //!    host keys, the user's container, the configuration; the manager marks it good once
-//!    healthy; `os status` shows both slots.
+//!    healthy; `os status` shows both slots. The first version, which the repository
+//!    offers too, is refused as older without `--force`, nothing written.
 //! 4. `os rollback` and a reboot: slot A's version runs again.
 //! 5. QEMU killed while slot B is written: the next boot is the old version with slot B
 //!    empty.
@@ -333,6 +334,23 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
         .check("sudo corral config get corral.upgrade.health_timeout", CMD)
         .expect("config get");
     assert_eq!(timeout.trim(), "240", "the configuration carries over");
+
+    // An older release (the repository offers the first version too) is refused
+    // without --force, before anything is written.
+    let (code, out) = ssh
+        .run(
+            &format!(
+                "sudo corral os upgrade --from http://{REPO_ADDR}/update/ --version {old_version} 2>&1"
+            ),
+            UPGRADE,
+        )
+        .expect("an older version");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("is older than the running") && out.contains("--force"),
+        "{out}"
+    );
+    assert_eq!(status(&ssh), s, "nothing written");
 
     // 4. Rollback.
     let out = ssh.check("sudo corral os rollback", CMD).expect("rollback");
