@@ -133,9 +133,13 @@ pub(crate) async fn open_editor(
             .map_err(|e| sign_err("reading the root metadata")(e.to_string()))?;
         return Ok((editor, 0));
     }
+    // A folder named relative to the working directory (`--dist-dir target/...`)
+    // becomes a file URL only once absolute.
     let url = |dir: &Path| {
-        url::Url::from_directory_path(dir)
-            .map_err(|()| sign_err("a file URL")(dir.display().to_string()))
+        std::path::absolute(dir)
+            .ok()
+            .and_then(|abs| url::Url::from_directory_path(abs).ok())
+            .ok_or_else(|| sign_err("a file URL")(dir.display().to_string()))
     };
     let scratch = tempfile_dir(repo)?;
     let loaded =

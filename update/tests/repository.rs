@@ -316,6 +316,42 @@ async fn a_rotated_root_moves_machines_to_the_new_key() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_repository_named_by_a_relative_path_takes_another_release() {
+    let s = Setup::new();
+    s.release("0.1.0", ago(30), Expiry::default()).await;
+    // The build names `--dist-dir target/...` relative to where it runs.
+    let cwd = std::env::current_dir().unwrap();
+    std::env::set_current_dir(s.dir.path()).unwrap();
+    let files = s.p("build-0.2.0");
+    fs::create_dir_all(&files).unwrap();
+    let mut parts = Vec::new();
+    for part in PARTS {
+        let path = files.join(part);
+        fs::write(&path, format!("{part} of 0.2.0\n")).unwrap();
+        parts.push((part, path));
+    }
+    let parts: Vec<(&str, &Path)> = parts.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let id = ReleaseId {
+        version: "0.2.0".into(),
+        build_id: "build0.2.0".into(),
+        arch: ARCH.into(),
+    };
+    let published = publish(&Publication {
+        repo: Path::new("repo"),
+        root: &s.root(),
+        key: &s.key(),
+        id: &id,
+        parts: &parts,
+        bundle: Path::new("corral-0.2.0.update"),
+        now: ago(10),
+        expiry: Expiry::default(),
+    })
+    .await;
+    std::env::set_current_dir(cwd).unwrap();
+    assert_eq!(published.unwrap().versions, ["0.2.0", "0.1.0"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_rotation_signed_by_a_key_the_root_does_not_trust_writes_nothing() {
     let s = Setup::new();
     s.release("0.1.0", ago(30), Expiry::default()).await;
