@@ -62,6 +62,10 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20 - path: /etc/from-cloud-config\n\
          \x20   container: syslog\n\
          \x20   content: into syslog\n\
+         \x20 - path: /etc/docker/daemon.json\n\
+         \x20   content: '{{\"labels\": [\"from=write_files\"]}}'\n\
+         \x20 - path: /etc/docker/certs.d/reg.corral.test:5000/ca.crt\n\
+         \x20   content: a registry's CA\n\
          bootcmd:\n  - echo bootcmd > /run/bootcmd-ran\n\
          runcmd:\n  - echo ran >> /run/runcmd-count\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
          users:\n  - default\n  - name: alice\n    groups: [docker]\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [{key}]\n\
@@ -179,6 +183,18 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     assert!(
         !said.contains("sudo:"),
         "sudo reads its rules quietly: {said}"
+    );
+    // RancherOS's /etc/docker: a daemon.json merged into Corral's, a registry's CA where
+    // the engine reads it.
+    let labels = ssh
+        .eventually("docker info --format '{{json .Labels}}' | grep from=write_files", BOOT, CMD)
+        .expect("the user's daemon.json reaches the engine");
+    assert!(labels.contains("from=write_files"), "{labels}");
+    assert_eq!(
+        ssh.check("cat /run/corral/docker/certs.d/reg.corral.test:5000/ca.crt", CMD)
+            .expect("the CA in the engine's /etc/docker")
+            .trim(),
+        "a registry's CA"
     );
     // RancherOS's registry credentials, in docker's client configuration of corral
     // and root.

@@ -180,6 +180,9 @@ pub struct Plan {
     pub supplied_tls: Option<crate::tls::Supplied>,
     /// Settings Corral honours with a caveat.
     pub warnings: Vec<String>,
+    /// The `daemon.json` keys `corral.docker` set (not Corral's defaults), and the keys
+    /// of flags in `flags`: a user's own daemon.json does not change these.
+    pub decided: Vec<String>,
 }
 
 impl Plan {
@@ -544,6 +547,18 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
                 .join(", ")
         ));
     }
+    let mut decided: Vec<String> = explicit.iter().map(|k| k.to_string()).collect();
+    for f in &user_flags {
+        let name = f.split_once('=').map_or(f.as_str(), |(n, _)| n);
+        if let Some((_, key)) = FLAG_KEYS.iter().find(|(flag, _)| *flag == name) {
+            decided.push(key.to_string());
+        }
+        // dockerd's daemon.json keys are its long flags' names (lists in the plural).
+        if let Some(long) = name.strip_prefix("--") {
+            decided.push(long.to_string());
+            decided.push(format!("{long}s"));
+        }
+    }
     flags.extend(user_flags);
 
     let plan = Plan {
@@ -556,6 +571,7 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
         tls,
         supplied_tls: supplied,
         warnings,
+        decided,
     };
     (plan, errors)
 }

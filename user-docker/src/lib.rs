@@ -8,6 +8,8 @@
 //!   (or anew on `corral tls generate`: `renew`, names checked by `check_name`), the
 //!   client's copied to `/home/corral/.docker`.
 //! - `preload`: archives in `/var/lib/corral/preload/docker` loaded once each.
+//! - `user_json`: a user's own `/etc/docker/daemon.json` (`write_files`) merged into
+//!   the plan.
 //! - `service`: the `docker` service's definition filled in from `corral.docker`
 //!   (dockerd's flags as its command, the image, the environment, `daemon.json`, the
 //!   TLS files mounted in), over corral-compose's model; the modules it needs.
@@ -40,6 +42,7 @@ pub mod labels;
 pub mod preload;
 pub mod service;
 pub mod tls;
+pub mod user_json;
 
 /// The system service that runs the user engine (and its container's name).
 pub const SERVICE: &str = "docker";

@@ -56,8 +56,20 @@ impl Dirs {
 pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
     let corral = &effective.config.corral;
     match daemon::plan(&corral.docker, corral.shutdown_timeout) {
-        Ok(p) => {
+        Ok(mut p) => {
             report.extend(p.warnings.iter().map(|w| (Level::Warn, w.clone())));
+            // A user's own daemon.json (`write_files`), merged in.
+            let own = effective
+                .config
+                .write_files
+                .iter()
+                .rfind(|f| f.container.is_none() && &*f.path == crate::user_json::PATH);
+            if let Some(file) = own {
+                match crate::user_json::merge(&mut p, &file.content) {
+                    Ok(warnings) => report.extend(warnings.into_iter().map(|w| (Level::Warn, w))),
+                    Err(e) => report.push((Level::Error, e)),
+                }
+            }
             p
         }
         Err(errors) => {
@@ -245,6 +257,27 @@ mod tests {
         assert_ne!(
             f.services[SERVICE].environment.to_map()["CORRAL_DAEMON_JSON_SHA256"],
             before
+        );
+    }
+
+    #[test]
+    fn a_daemon_json_from_write_files_is_merged_into_corrals() {
+        let mut report = Vec::new();
+        let p = plan(
+            &effective(
+                "write_files:\n  - path: /etc/docker/daemon.json\n    content: '{\"labels\": [\"from=write_files\"], \"debug\": false}'\ncorral:\n  docker:\n    debug: true\n",
+            ),
+            &mut report,
+        );
+        assert_eq!(
+            p.daemon_json["labels"],
+            serde_json::json!(["from=write_files"])
+        );
+        assert_eq!(p.daemon_json["debug"], serde_json::json!(true));
+        assert_eq!(report.len(), 1, "{report:?}");
+        assert!(
+            report[0].1.contains("debug: corral.docker sets it"),
+            "{report:?}"
         );
     }
 

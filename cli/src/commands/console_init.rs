@@ -76,7 +76,13 @@ pub(super) fn console_init() -> anyhow::Result<()> {
     // the system engine is restarted (an `append` would append twice, a command run twice).
     let first_start = !Path::new(ONCE).exists();
     if first_start {
-        for f in config.write_files.iter().filter(|f| f.container.is_none()) {
+        // A daemon.json for the engine is merged into Corral's by the manager, which
+        // writes the file the engine reads; the console leaves it alone.
+        let files = config
+            .write_files
+            .iter()
+            .filter(|f| f.container.is_none() && &*f.path != corral_user_docker::user_json::PATH);
+        for f in files {
             match crate::files::write(root, f) {
                 Ok(()) => log::info!("wrote {}", f.path),
                 Err(e) => log::error!("{e}"),
