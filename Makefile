@@ -86,6 +86,10 @@ upgrades: dist
 	rm -rf target/upgrade/dist/update target/upgrade/dist/corral-*.update
 	mkdir -p target/upgrade/dist && cp -a dist/update target/upgrade/dist/update
 	$(BUILD) dist --os-version $(UPGRADE_VERSION) --dist-dir target/upgrade/dist
+	# The unhealthy release goes into a copy of that repository: the newest metadata a
+	# machine sees offers every version (TUF refuses older metadata than it trusted).
+	rm -rf target/upgrade/unhealthy/update target/upgrade/unhealthy/corral-*.update
+	mkdir -p target/upgrade/unhealthy && cp -a target/upgrade/dist/update target/upgrade/unhealthy/update
 	$(BUILD) dist --os-version $(UPGRADE_VERSION).1 --dist-dir target/upgrade/unhealthy \
 	  --cmdline-append "corral.services.console.image=corral/no-such-console:1 corral.rescue_after=0"
 	$(BUILD) test-images

@@ -187,13 +187,20 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     // RancherOS's /etc/docker: a daemon.json merged into Corral's, a registry's CA where
     // the engine reads it.
     let labels = ssh
-        .eventually("docker info --format '{{json .Labels}}' | grep from=write_files", BOOT, CMD)
+        .eventually(
+            "docker info --format '{{json .Labels}}' | grep from=write_files",
+            BOOT,
+            CMD,
+        )
         .expect("the user's daemon.json reaches the engine");
     assert!(labels.contains("from=write_files"), "{labels}");
     assert_eq!(
-        ssh.check("cat /run/corral/docker/certs.d/reg.corral.test:5000/ca.crt", CMD)
-            .expect("the CA in the engine's /etc/docker")
-            .trim(),
+        ssh.check(
+            "cat /run/corral/docker/certs.d/reg.corral.test:5000/ca.crt",
+            CMD
+        )
+        .expect("the CA in the engine's /etc/docker")
+        .trim(),
         "a registry's CA"
     );
     // RancherOS's registry credentials, in docker's client configuration of corral

@@ -490,7 +490,12 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
     .expect("crond up");
     let (code, out) = ssh
         .run(
-            &format!("sudo corral os upgrade --no-reboot --from http://{REPO_ADDR}/update/ 2>&1"),
+            // The repository with the newest metadata this machine has seen (the
+            // unhealthy release's, which offers this version too): an older one is a
+            // replay to TUF.
+            &format!(
+                "sudo corral os upgrade --no-reboot --from http://{REPO_ADDR}/unhealthy/ --version {new_version} 2>&1"
+            ),
             UPGRADE,
         )
         .expect("upgrade without a reboot");
