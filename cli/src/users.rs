@@ -26,17 +26,78 @@ fn read(root: &Path, file: &str) -> String {
     fs::read_to_string(under(root, Path::new(file))).unwrap_or_default()
 }
 
+/// Replaces `file` under `root` whole (a temporary file, fsync, rename; nothing under
+/// `root` followed), made `mode`, owned by root.
 fn write(root: &Path, file: &str, text: &str, mode: u32) -> Result<(), String> {
-    let path = under(root, Path::new(file));
-    let tmp = path.with_extension("corral-tmp");
-    let done = fs::create_dir_all(path.parent().unwrap_or(root))
-        .and_then(|()| fs::write(&tmp, text))
-        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)))
-        .and_then(|()| fs::rename(&tmp, &path));
-    done.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("writing {file}: {e}")
-    })
+    let rel = Path::new(file.trim_start_matches('/'));
+    if let Some(parent) = rel.parent() {
+        let _ = fs::create_dir_all(root.join(parent));
+    }
+    let (dir, name) =
+        crate::nofollow::parent_dir(root, rel).map_err(|e| format!("writing {file}: {e}"))?;
+    crate::nofollow::replace(&dir, &name, text.as_bytes(), mode, None)
+        .and_then(|()| nix::unistd::fsync(&dir).map_err(Into::into))
+        .map_err(|e| format!("writing {file}: {e}"))
+}
+
+/// The uids taken: passwd's and the owners of the homes under `/home` (kept on the
+/// state partition across console images).
+fn used_uids(root: &Path, passwd: &str) -> Vec<u32> {
+    let mut used = ids(passwd);
+    if let Ok(entries) = fs::read_dir(under(root, Path::new("/home"))) {
+        for e in entries.flatten() {
+            if let Ok(m) = fs::symlink_metadata(e.path()) {
+                used.push(m.uid());
+            }
+        }
+    }
+    used
+}
+
+/// `text` (passwd, shadow or group) without the lines of `names`, and without them as
+/// group members.
+fn without(text: &str, gone: &[String]) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut f: Vec<String> = line.split(':').map(String::from).collect();
+        if f.first().is_some_and(|n| gone.contains(n)) {
+            continue;
+        }
+        if f.len() == 4 {
+            let members: Vec<&str> = f[3]
+                .split(',')
+                .filter(|m| !m.is_empty() && !gone.iter().any(|g| g == m))
+                .collect();
+            f[3] = members.join(",");
+        }
+        out.push_str(&f.join(":"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether `shell` may be written into passwd: an absolute path without `:` or
+/// control characters.
+fn plain_shell(shell: &str) -> bool {
+    shell.starts_with('/') && !shell.contains(':') && !shell.chars().any(char::is_control)
+}
+
+/// Whether `visudo` accepts the sudoers text at `path` (when the console has visudo).
+fn sudoers_ok(root: &Path, path: &Path) -> Result<(), String> {
+    let visudo = under(root, Path::new("/usr/sbin/visudo"));
+    if root != Path::new("/") || !visudo.exists() {
+        return Ok(());
+    }
+    let out = std::process::Command::new(visudo)
+        .arg("-cf")
+        .arg(path)
+        .output()
+        .map_err(|e| format!("running visudo: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
 }
 
 /// The ids in the third field of `text`'s lines (passwd's uids, group's gids).
@@ -81,16 +142,27 @@ fn join_group(text: &str, group: &str, user: &str) -> String {
     joined
 }
 
-/// The uid for `spec`: its own, else the owner of its home kept from an earlier boot,
-/// else the next free one.
-fn uid_for(root: &Path, spec: &UserSpec, passwd: &str) -> u32 {
-    if let Some(uid) = spec.uid {
-        return uid;
-    }
+/// The uid for `spec`: its own (1000 or more, not taken), else the owner of its home
+/// kept from an earlier boot, else the next one no account or home has.
+fn uid_for(root: &Path, spec: &UserSpec, passwd: &str) -> Result<u32, String> {
+    let used = used_uids(root, passwd);
     let home = under(root, &Path::new("/home").join(&*spec.name));
-    match fs::metadata(&home) {
-        Ok(m) if m.is_dir() && m.uid() >= 1000 && !ids(passwd).contains(&m.uid()) => m.uid(),
-        _ => next_free(&ids(passwd), FIRST_UID),
+    let home_owner = fs::symlink_metadata(&home)
+        .ok()
+        .filter(|m| m.is_dir() && m.uid() >= 1000)
+        .map(|m| m.uid());
+    if let Some(uid) = spec.uid {
+        let taken = ids(passwd).contains(&uid) || (used.contains(&uid) && home_owner != Some(uid));
+        if uid < 1000 || taken {
+            return Err(format!(
+                "uid {uid} is a system id or taken; leave uid out to get a free one"
+            ));
+        }
+        return Ok(uid);
+    }
+    match home_owner {
+        Some(uid) if !ids(passwd).contains(&uid) => Ok(uid),
+        _ => Ok(next_free(&used, FIRST_UID)),
     }
 }
 
@@ -100,6 +172,52 @@ pub fn apply(root: &Path, users: &[&UserSpec]) -> (Vec<String>, Vec<String>) {
     let (mut did, mut problems) = (Vec::new(), Vec::new());
     let made_text = read(root, MADE);
     let mut made: Vec<String> = made_text.lines().map(String::from).collect();
+    // Accounts made at an earlier start that the configuration no longer lists: gone,
+    // and their keys with them (the home stays, the user's data).
+    let gone: Vec<String> = made
+        .iter()
+        .filter(|m| !users.iter().any(|u| &*u.name == m.as_str()))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        let passwd = read(root, "/etc/passwd");
+        for name in &gone {
+            let keys = under(
+                root,
+                &Path::new("/home").join(name).join(".ssh/authorized_keys"),
+            );
+            if fs::symlink_metadata(&keys).is_ok_and(|m| m.is_file()) {
+                let _ = fs::write(&keys, "");
+            }
+        }
+        let written = write(root, "/etc/passwd", &without(&passwd, &gone), 0o644)
+            .and_then(|()| {
+                write(
+                    root,
+                    "/etc/shadow",
+                    &without(&read(root, "/etc/shadow"), &gone),
+                    0o640,
+                )
+            })
+            .and_then(|()| {
+                write(
+                    root,
+                    "/etc/group",
+                    &without(&read(root, "/etc/group"), &gone),
+                    0o644,
+                )
+            });
+        match written {
+            Ok(()) => {
+                did.push(format!(
+                    "users: removed {} (no longer configured)",
+                    gone.join(", ")
+                ));
+                made.retain(|m| !gone.contains(m));
+            }
+            Err(e) => problems.push(format!("users: removing {}: {e}", gone.join(", "))),
+        }
+    }
     let mut sudo = String::from("# cloud-config users: written by corral console-init\n");
     for spec in users {
         let name = &*spec.name;
@@ -117,13 +235,19 @@ pub fn apply(root: &Path, users: &[&UserSpec]) -> (Vec<String>, Vec<String>) {
             .and_then(|l| l.split(':').nth(2)?.parse().ok())
         {
             Some(uid) => uid,
-            None => uid_for(root, spec, &passwd),
+            None => match uid_for(root, spec, &passwd) {
+                Ok(uid) => uid,
+                Err(e) => {
+                    problems.push(format!("users: {name}: {e}"));
+                    continue;
+                }
+            },
         };
         if !exists {
             let shell = spec
                 .shell
                 .as_deref()
-                .filter(|s| s.starts_with('/') && under(root, Path::new(s)).is_file())
+                .filter(|s| plain_shell(s) && under(root, Path::new(s)).is_file())
                 .unwrap_or("/bin/bash");
             let gecos: String = spec
                 .gecos
@@ -141,7 +265,12 @@ pub fn apply(root: &Path, users: &[&UserSpec]) -> (Vec<String>, Vec<String>) {
             shadow.push_str(&format!("{name}:*:20000:0:99999:7:::\n"));
             let mut group = read(root, "/etc/group");
             if !names(&group).contains(&name) {
-                group.push_str(&format!("{name}:x:{uid}:\n"));
+                let gid = if ids(&group).contains(&uid) {
+                    next_free(&ids(&group), FIRST_GID)
+                } else {
+                    uid
+                };
+                group.push_str(&format!("{name}:x:{gid}:\n"));
             }
             let written = write(root, "/etc/group", &group, 0o644)
                 .and_then(|()| write(root, "/etc/shadow", &shadow, 0o640))
@@ -181,7 +310,22 @@ pub fn apply(root: &Path, users: &[&UserSpec]) -> (Vec<String>, Vec<String>) {
     if let Err(e) = write(root, MADE, &list, 0o644) {
         problems.push(format!("users: {e}"));
     }
-    if let Err(e) = write(root, SUDOERS, &sudo, 0o440) {
+    // Checked by visudo before it takes effect: rules sudo cannot read would have it
+    // complain on every command, everyone's.
+    let staged = "/etc/corral-users.sudoers";
+    let checked = write(root, staged, &sudo, 0o440)
+        .and_then(|()| sudoers_ok(root, &under(root, Path::new(staged))));
+    let rules = match checked {
+        Ok(()) => sudo,
+        Err(e) => {
+            problems.push(format!(
+                "users: the sudo rules were refused by visudo ({e}); none are given"
+            ));
+            String::from("# cloud-config users: rules refused by visudo\n")
+        }
+    };
+    let _ = fs::remove_file(under(root, Path::new(staged)));
+    if let Err(e) = write(root, SUDOERS, &rules, 0o440) {
         problems.push(format!("users: {e}"));
     }
     (did, problems)
@@ -257,6 +401,36 @@ mod tests {
         assert_eq!(
             fs::read_to_string(root.join("etc/group")).expect("group"),
             group
+        );
+        // alice taken out of the configuration: her account and keys go, bob stays.
+        let bob: Vec<&UserSpec> = users.iter().filter(|u| &*u.name == "bob").collect();
+        let (did, _) = apply(root, &bob);
+        assert!(did[0].contains("removed alice"), "{did:?}");
+        let passwd = fs::read_to_string(root.join("etc/passwd")).expect("passwd");
+        assert!(
+            !passwd.contains("alice") && passwd.contains("bob:x:1102"),
+            "{passwd}"
+        );
+        let group = fs::read_to_string(root.join("etc/group")).expect("group");
+        assert!(
+            group.contains("docker:x:233:corral\n") && !group.contains("alice"),
+            "{group}"
+        );
+        let keys = fs::read_to_string(root.join("home/alice/.ssh/authorized_keys")).expect("keys");
+        assert!(keys.is_empty());
+        // A new user does not take the uid of alice's home, kept on the state partition.
+        let more = specs("users:\n  - name: carol\n  - name: dave\n    uid: 1100\n  - name: eve\n    shell: '/bin/x:0'\n");
+        let refs: Vec<&UserSpec> = bob.iter().copied().chain(more.iter()).collect();
+        let (_, problems) = apply(root, &refs);
+        assert!(
+            problems.iter().any(|p| p.contains("dave: uid 1100")),
+            "{problems:?}"
+        );
+        let passwd = fs::read_to_string(root.join("etc/passwd")).expect("passwd");
+        assert!(passwd.contains("carol:x:1103:"), "{passwd}");
+        assert!(
+            passwd.contains("eve:x:1104:1104::/home/eve:/bin/bash\n"),
+            "{passwd}"
         );
     }
 }
