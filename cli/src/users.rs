@@ -10,7 +10,7 @@ use crate::console::{install_authorized_keys, under};
 use crate::passwd::Account;
 use corral_config::schema::UserSpec;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The accounts this file lists were made here (one name per line): on a restart of
