@@ -211,6 +211,11 @@ pub async fn supervise(
             Ok(engine) => engine,
             Err(e) => {
                 log::error!("{e}");
+                // With the configuration's settings, a start that cannot even spawn
+                // counts toward dropping them.
+                if plain.is_some() {
+                    unanswered = unanswered.saturating_add(1);
+                }
                 if wait_or_shutdown(&mut shutdown, backoff(failures)).await {
                     break;
                 }

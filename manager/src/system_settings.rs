@@ -46,6 +46,20 @@ fn flag_name(arg: &str) -> &str {
     arg.split_once('=').map_or(arg, |(name, _)| name)
 }
 
+/// The fixed flag `arg` sets, if any: `--data-root=/x`, `-H`, and short flags with
+/// their value attached (`-Htcp://...`).
+fn fixed_flag(arg: &str) -> Option<&'static str> {
+    let name = flag_name(arg);
+    FIXED_FLAGS.iter().copied().find(|f| {
+        *f == name
+            || (f.len() == 2
+                && !f.starts_with("--")
+                && arg.starts_with(f)
+                && arg.len() > 2
+                && !arg.starts_with("--"))
+    })
+}
+
 /// The keys of `engine` set that the system engine ignores, by name.
 fn ignored_keys(engine: &Engine) -> Vec<&'static str> {
     let set = [
@@ -89,15 +103,36 @@ pub fn apply(mut spec: EngineSpec, corral: &Corral) -> (EngineSpec, Vec<String>)
             "corral.system_docker.{key}: ignored; Corral fixes it for the system engine (its store is seeded for it)"
         ));
     }
-    for arg in &sd.extra_args {
-        let arg = arg.0.trim();
+    let args: Vec<&str> = sd.extra_args.iter().map(|a| a.0.trim()).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i];
+        i += 1;
         if arg.is_empty() {
             continue;
         }
-        if FIXED_FLAGS.contains(&flag_name(arg)) {
+        if arg.contains('\0') {
+            warnings.push(
+                "corral.system_docker.extra_args: an argument with a NUL byte: ignored".into(),
+            );
+            continue;
+        }
+        if let Some(fixed) = fixed_flag(arg) {
+            // Its value too, when it is the next argument (`-H tcp://...`).
+            let value = if flag_name(arg) == arg && !args.get(i).is_some_and(|a| a.starts_with('-'))
+            {
+                i += 1;
+                args.get(i - 1).copied().unwrap_or_default()
+            } else {
+                ""
+            };
+            let shown = if value.is_empty() {
+                arg.to_string()
+            } else {
+                format!("{arg} {value}")
+            };
             warnings.push(format!(
-                "corral.system_docker.extra_args: {arg}: ignored; Corral sets {} for the system engine",
-                flag_name(arg)
+                "corral.system_docker.extra_args: {shown}: ignored; Corral sets {fixed} for the system engine"
             ));
         } else {
             spec.extra_args.push(arg.to_string());
@@ -124,6 +159,13 @@ pub fn apply(mut spec: EngineSpec, corral: &Corral) -> (EngineSpec, Vec<String>)
     let mut env = corral.network.proxy_environment();
     env.extend(sd.environment.0.iter().cloned());
     for (k, v) in env {
+        if k.is_empty() || k.contains(['\0', '=']) || v.contains('\0') {
+            warnings.push(format!(
+                "corral.system_docker.environment: {:?}: ignored; not a variable the engine can get",
+                k.replace('\0', "\\0")
+            ));
+            continue;
+        }
         spec.environment.retain(|(have, _)| *have != k);
         spec.environment.push((k, v));
     }
@@ -181,5 +223,18 @@ mod tests {
         assert_eq!(args.len(), before.len() + 1, "{args:?}");
         assert_eq!(args.last().map(String::as_str), Some("--debug"));
         assert!(spec.environment.is_empty());
+    }
+
+    #[test]
+    fn a_fixed_flags_value_and_its_attached_form_are_left_out_too() {
+        let c = corral(
+            "corral:\n  system_docker:\n    extra_args: [-H, 'tcp://0.0.0.0:2375', '-Htcp://0.0.0.0:2376', --debug]\n    environment: {\"A\": \"x\\0y\", B: ok}\n",
+        );
+        let before = EngineSpec::system().args();
+        let (spec, warnings) = apply(EngineSpec::system(), &c);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        let args = spec.args();
+        assert_eq!(&args[before.len()..], ["--debug"], "{args:?}");
+        assert_eq!(spec.environment, [("B".to_string(), "ok".to_string())]);
     }
 }

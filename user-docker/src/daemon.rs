@@ -143,6 +143,8 @@ const FLAG_KEYS: &[(&str, &str)] = &[
     ("--bridge", "bridge"),
     ("-b", "bridge"),
     ("--debug", "debug"),
+    ("--log-level", "log-level"),
+    ("-l", "log-level"),
     ("-D", "debug"),
     ("--insecure-registry", "insecure-registries"),
     ("--registry-mirror", "registry-mirrors"),

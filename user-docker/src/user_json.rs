@@ -51,6 +51,21 @@ pub fn merge(plan: &mut Plan, text: &[u8]) -> Result<Vec<String>, String> {
         }
     };
     let mut warnings = Vec::new();
+    // Corral's default log options are json-file's; another driver from the file takes
+    // none of them (dockerd refuses options its driver does not know).
+    let driver = user
+        .get("log-driver")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(d) = &driver {
+        let ours = !plan
+            .decided
+            .iter()
+            .any(|k| k == "log-driver" || k == "log-opts");
+        if ours && !matches!(d.as_str(), "json-file" | "local") && !user.contains_key("log-opts") {
+            plan.daemon_json.remove("log-opts");
+        }
+    }
     for (key, value) in user {
         if FIXED.contains(&key.as_str()) {
             warnings.push(format!(
@@ -131,6 +146,14 @@ mod tests {
             .iter()
             .any(|w| w.contains("debug: corral.docker sets it")));
         assert!(warnings.iter().any(|w| w.contains("data-root: ignored")));
+    }
+
+    #[test]
+    fn another_log_driver_from_the_file_drops_corrals_json_file_options() {
+        let mut p = plan("    debug: true\n");
+        merge(&mut p, br#"{"log-driver": "syslog"}"#).expect("merged");
+        assert_eq!(p.daemon_json["log-driver"], serde_json::json!("syslog"));
+        assert!(!p.daemon_json.contains_key("log-opts"));
     }
 
     #[test]
