@@ -144,7 +144,14 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
         };
     warnings.extend(unknown_keys(source, &value));
     warnings.extend(unshipped_console(source, &config));
-    if config.ssh_pwauth == Some(true) {
+    for (i, u) in config.users.iter().enumerate() {
+        if let crate::schema::UserEntry::Invalid(why) = u {
+            warnings.push(format!(
+                "{source}: users[{i}]: {why}; that user is left out"
+            ));
+        }
+    }
+    if config.ssh_pwauth.as_ref().and_then(|v| v.as_bool()) == Some(true) {
         warnings.push(format!(
             "{source}: `ssh_pwauth: true` is ignored: Corral's sshd takes keys only"
         ));

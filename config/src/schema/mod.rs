@@ -70,7 +70,7 @@ pub struct CloudConfig {
     /// cloud-init's password logins over ssh: Corral's sshd takes keys only, so `false`
     /// is what it does and `true` is a warning.
     #[serde(default)]
-    pub ssh_pwauth: Option<bool>,
+    pub ssh_pwauth: Option<yaml_serde::Value>,
     /// Corral's own section; `rancher:` is read as an alias.
     #[serde(default, alias = "rancher", deserialize_with = "null_is_default")]
     pub corral: Corral,

@@ -13,9 +13,9 @@ pub struct Network {
     /// The proxy for http and https, given to both engines and the console (RancherOS's
     /// keys).
     #[serde(default)]
-    pub http_proxy: Option<Url>,
+    pub http_proxy: Option<ProxyUrl>,
     #[serde(default)]
-    pub https_proxy: Option<Url>,
+    pub https_proxy: Option<ProxyUrl>,
     /// Hosts, domains and networks reached without the proxy (`localhost,.corp`).
     #[serde(default)]
     pub no_proxy: Option<Scalar>,
@@ -333,3 +333,19 @@ mod tests {
         }
     }
 }
+
+checked_string!(
+    /// A proxy as the environment names it: a URL, or `host:port` (Go and curl take
+    /// it as http); one word, nothing that could end the line it is written on.
+    ProxyUrl,
+    |s| {
+        if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\'') {
+            Ok(())
+        } else {
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not a proxy address; write http://host:port".into(),
+            })
+        }
+    }
+);

@@ -234,7 +234,7 @@ checked_string!(
     /// An absolute path with no `..` in it.
     AbsPath,
     |s| {
-        if s.starts_with('/') && !s.split('/').any(|p| p == "..") && !s.contains('\0') {
+        if s.starts_with('/') && !s.split('/').any(|p| p == "..") && !s.chars().any(char::is_control) {
             Ok(())
         } else {
             Err(crate::ConfigError::Invalid {

@@ -352,7 +352,9 @@ fn proxies_become_the_environment_in_both_cases() {
         .network
         .proxy_environment()
         .is_empty());
-    assert!(error("corral: {network: {http_proxy: 'p:3128'}}").contains("is not a URL"));
+    assert!(error("corral: {network: {http_proxy: 'p 3128'}}").contains("is not a proxy address"));
+    let c = parse("corral: {network: {http_proxy: 'proxy.corp:3128'}}");
+    assert_eq!(c.corral.network.proxy_environment()[0].1, "proxy.corp:3128");
 }
 
 #[test]
@@ -385,16 +387,32 @@ fn cloud_init_users_read_with_their_groups_sudo_and_keys() {
     assert_eq!(groups, ["docker", "adm"]);
     assert_eq!(&*accounts[0].sudo[0], "ALL=(ALL) NOPASSWD:ALL");
     assert!(accounts[1].sudo.is_empty());
+    // What Corral cannot make is left out with its reason; the file still reads.
     for (bad, says) in [
         ("users: [{name: Alice}]", "is not an account name"),
         (
             "users: [{name: a, sudo: \"ALL\\nroot ALL\"}]",
             "is not a sudoers rule",
         ),
-        ("users: [nobody]", "a user is `default` or a mapping"),
+        (
+            "users: [{name: a, sudo: \",ALL ALL=(ALL) ALL\"}]",
+            "is not a sudoers rule",
+        ),
+        (
+            "users: [{name: a, sudo: \"ALL=(ALL\"}]",
+            "is not a sudoers rule",
+        ),
+        ("users: [Bob]", "is not an account name"),
         ("users: [{name: a, sudo: true}]", "sudo is a rule"),
     ] {
-        let e = error(bad);
-        assert!(e.contains(says), "{bad}: {e}");
+        let c = parse(bad);
+        assert!(
+            matches!(&c.users[0], UserEntry::Invalid(e) if e.contains(says)),
+            "{bad}: {:?}",
+            c.users
+        );
+        assert_eq!(c.accounts().count(), 0);
     }
+    let c = parse("users: [default, bob]");
+    assert_eq!(c.accounts().map(|u| &*u.name).collect::<Vec<_>>(), ["bob"]);
 }

@@ -30,7 +30,20 @@ checked_string!(
     /// user name, so that nothing else can be added to the file.
     SudoRule,
     |s| {
-        let ok = !s.trim().is_empty()
+        // A host list first (`ALL`, a host name), balanced parentheses, one line.
+        let starts_with_host = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let mut depth = 0i32;
+        let balanced = s.chars().all(|c| {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            (0..=1).contains(&depth)
+        }) && depth == 0;
+        let ok = starts_with_host
+            && balanced
+            && s.contains('=')
             && s.len() <= 256
             && s.chars().all(|c| c.is_ascii_alphanumeric() || " _=():,!/*.+-@".contains(c));
         if ok {
@@ -76,6 +89,25 @@ pub enum UserEntry {
     /// cloud-init's default user: `corral`.
     Default,
     Account(Box<UserSpec>),
+    /// An entry Corral cannot make, and why: a warning, and the other entries are made
+    /// (cloud-init accepts more than Corral does; the file is never refused for it).
+    Invalid(String),
+}
+
+impl UserSpec {
+    /// An account with only a name (cloud-init's `users: [bob]`).
+    pub fn named(name: AccountName) -> UserSpec {
+        UserSpec {
+            name,
+            groups: Vec::new(),
+            sudo: Vec::new(),
+            ssh_authorized_keys: Vec::new(),
+            shell: None,
+            gecos: None,
+            uid: None,
+            lock_passwd: None,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for UserEntry {
@@ -84,14 +116,15 @@ impl<'de> Deserialize<'de> for UserEntry {
         if value.as_str() == Some("default") {
             return Ok(UserEntry::Default);
         }
-        if value.is_string() {
-            return Err(serde::de::Error::custom(
-                "a user is `default` or a mapping with at least `name:`",
-            ));
-        }
-        UserSpec::deserialize(value)
-            .map(|u| UserEntry::Account(Box::new(u)))
-            .map_err(serde::de::Error::custom)
+        let read = if value.is_string() {
+            AccountName::deserialize(value).map(UserSpec::named)
+        } else {
+            UserSpec::deserialize(value)
+        };
+        Ok(match read {
+            Ok(u) => UserEntry::Account(Box::new(u)),
+            Err(e) => UserEntry::Invalid(e.to_string()),
+        })
     }
 }
 
@@ -100,7 +133,7 @@ impl CloudConfig {
     pub fn accounts(&self) -> impl Iterator<Item = &UserSpec> {
         self.users.iter().filter_map(|u| match u {
             UserEntry::Account(spec) => Some(spec.as_ref()),
-            UserEntry::Default => None,
+            UserEntry::Default | UserEntry::Invalid(_) => None,
         })
     }
 }
