@@ -8,9 +8,6 @@ use crate::passwd::Account;
 use corral_config::schema::RegistryAuth;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// docker's client configuration under a home.
@@ -52,59 +49,59 @@ pub fn merged(
 
 /// Writes `auths` into the account's client configuration under `root` (owned by the
 /// account, mode 0600, replaced whole). Nothing is written when `auths` is empty.
+/// Nothing under the home is followed: the home is the account's to change, and a
+/// `~/.docker` that links elsewhere is replaced, never written through
+/// (`crate::nofollow`, as for `authorized_keys`).
 pub fn install(
     root: &Path,
     account: &Account,
     auths: &BTreeMap<String, RegistryAuth>,
 ) -> Result<Option<PathBuf>, String> {
+    use std::io::Read;
     if auths.is_empty() {
         return Ok(None);
     }
-    let home = crate::console::under(root, &account.home);
-    let path = home.join(CONFIG);
+    let path = crate::console::under(root, &account.home).join(CONFIG);
     let shown = path.display().to_string();
-    let existing = match fs::read_to_string(&path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+    let home_rel = account.home.strip_prefix("/").unwrap_or(&account.home);
+    // root's home may be missing from the console image.
+    let home = root.join(home_rel);
+    if std::fs::symlink_metadata(&home).is_err() {
+        let _ = std::fs::create_dir_all(&home);
+    }
+    let (home_dir, _) = crate::nofollow::parent_dir(root, &home_rel.join(".docker"))
+        .map_err(|e| format!("opening the home of {}: {e}", account.name))?;
+    let ids = (account.uid, account.gid);
+    let docker =
+        crate::nofollow::own_dir(&home_dir, std::ffi::OsStr::new(".docker"), 0o700, ids)
+            .map_err(|e| format!("making {}: {e}", path.parent().unwrap_or(&path).display()))?;
+    let name = std::ffi::OsStr::new("config.json");
+    let flags =
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC;
+    let existing = match nix::fcntl::openat(&docker, name, flags, nix::sys::stat::Mode::empty()) {
+        Ok(fd) => {
+            let mut text = String::new();
+            std::fs::File::from(fd)
+                .take(1 << 20)
+                .read_to_string(&mut text)
+                .map_err(|e| format!("reading {shown}: {e}"))?;
+            Some(text)
+        }
+        Err(nix::errno::Errno::ENOENT) => None,
         Err(e) => return Err(format!("reading {shown}: {e}")),
     };
     let text =
         merged(existing.as_deref(), auths).map_err(|e| format!("{shown} {e}; left as it is"))?;
-    let dir = path.parent().unwrap_or(&home);
-    let owner = |p: &Path| {
-        nix::unistd::chown(
-            p,
-            Some(nix::unistd::Uid::from_raw(account.uid)),
-            Some(nix::unistd::Gid::from_raw(account.gid)),
-        )
-        .map_err(|e| format!("changing the owner of {}: {e}", p.display()))
-    };
-    if !dir.exists() {
-        fs::create_dir_all(dir).map_err(|e| format!("making {}: {e}", dir.display()))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("setting the mode of {}: {e}", dir.display()))?;
-        owner(dir)?;
-    }
-    let tmp = dir.join(".config.json.tmp");
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(format!("writing {shown}: {e}"));
-    }
-    owner(&tmp)?;
-    fs::rename(&tmp, &path).map_err(|e| format!("writing {shown}: {e}"))?;
+    crate::nofollow::replace(&docker, name, text.as_bytes(), 0o600, Some(ids))
+        .map_err(|e| format!("writing {shown}: {e}"))?;
     Ok(Some(path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn auths(yaml: &str) -> BTreeMap<String, RegistryAuth> {
         yaml_serde::from_str(yaml).expect("yaml")
@@ -163,6 +160,19 @@ mod tests {
         assert!(install(dir.path(), &account, &BTreeMap::new())
             .expect("nothing to do")
             .is_none());
+        // A ~/.docker that links elsewhere is replaced, not written through.
+        let elsewhere = dir.path().join("etc");
+        fs::create_dir_all(&elsewhere).expect("etc");
+        fs::remove_dir_all(path.parent().unwrap()).expect("rm");
+        std::os::unix::fs::symlink(&elsewhere, path.parent().unwrap()).expect("link");
+        install(dir.path(), &account, &a).expect("installed");
+        assert!(
+            !elsewhere.join("config.json").exists(),
+            "nothing written through the link"
+        );
+        assert!(fs::symlink_metadata(path.parent().unwrap())
+            .expect("stat")
+            .is_dir());
         fs::write(&path, "not json").expect("w");
         assert!(install(dir.path(), &account, &a)
             .unwrap_err()

@@ -164,6 +164,17 @@ fn os(words: &[&str], args: &[String]) -> Ros {
 
 fn tls(words: &[&str], args: &[String]) -> Ros {
     match words {
+        // Without -s RancherOS made client certificates from the existing CA; Corral's
+        // generate makes a new CA, which would lock every existing client out.
+        ["gen" | "generate", rest @ ..]
+            if !rest.iter().any(|a| matches!(*a, "-s" | "--server")) =>
+        {
+            Ros::Refused(
+                "ros tls gen: Corral makes the client's files with the server's (in /home/corral/.docker); \
+                 `ros tls gen --server` (corral tls generate) makes a new CA and server and client files"
+                    .into(),
+            )
+        }
         ["gen" | "generate", rest @ ..] => {
             let rest: Vec<String> = rest
                 .iter()
@@ -241,6 +252,7 @@ mod tests {
             ("-v", "os version"),
             ("os upgrade -f --no-reboot", "os upgrade --no-reboot"),
             ("tls gen --server -H h1", "tls generate -H h1"),
+            ("tls gen -s", "tls generate"),
             (
                 "install -d /dev/sda -c cc.yml -t generic -f --no-reboot",
                 "install -d /dev/sda -c cc.yml -f --no-reboot",
@@ -265,6 +277,10 @@ mod tests {
             Ros::Said("the default console is the one that runs".into())
         );
         assert!(matches!(t("entrypoint"), Ros::Refused(_)));
+        assert!(
+            matches!(t("tls gen"), Ros::Refused(_)),
+            "a client cert from the CA"
+        );
         assert!(matches!(t("config syslinux"), Ros::Refused(_)));
         assert!(matches!(t("help"), Ros::Said(_)));
     }

@@ -54,12 +54,20 @@ pub fn is_blank(head: &[u8]) -> bool {
 /// How long `corral.state.wait` waits for the state device.
 const STATE_WAIT: Duration = Duration::from_secs(30);
 
+/// Whether `device`'s first and last MiB are zeros (read errors: not blank).
+fn blank(sys: &dyn Sys, device: &Path) -> bool {
+    let head = sys.read_head(device, BLANK_BYTES);
+    let tail = sys.read_tail(device, BLANK_BYTES);
+    matches!((head, tail), (Ok(h), Ok(t)) if is_blank(&h) && is_blank(&t))
+}
+
 /// The devices that hold the state filesystem: `corral.state.dev` when given, else the
 /// filesystem labelled [`LABEL`], else [`RANCHER_LABEL`].
 fn look(sys: &dyn Sys, opts: &BootOptions) -> Vec<PathBuf> {
     match &opts.state_dev {
         Some(StateDev::Label(label)) => sys.find_labelled(label),
-        Some(StateDev::Path(path)) if sys.exists(path) => vec![path.clone()],
+        // A blank device is not the state yet: autoformat may make it so.
+        Some(StateDev::Path(path)) if sys.exists(path) && !blank(sys, path) => vec![path.clone()],
         Some(StateDev::Path(_)) => Vec::new(),
         None => {
             let found = sys.find_labelled(LABEL);
@@ -356,7 +364,7 @@ mod tests {
         let opts = BootOptions::parse("rancher.state.dev=LABEL=MYSTATE");
         assert!(matches!(setup(&by_label, &opts).unwrap(),
             State::Mounted { device, .. } if device == Path::new("/dev/vdb")));
-        let by_path = FakeSys::default().with_file("/dev/sdc", "");
+        let by_path = FakeSys::default().with_file("/dev/sdc", "ext4 here");
         let opts = BootOptions::parse("corral.state.dev=/dev/sdc");
         assert!(matches!(setup(&by_path, &opts).unwrap(),
             State::Mounted { device, .. } if device == Path::new("/dev/sdc")));
@@ -364,6 +372,16 @@ mod tests {
         let missing = FakeSys::default().with_label(LABEL, "/dev/vda5");
         let opts = BootOptions::parse("corral.state.dev=/dev/sdz corral.state.wait=true");
         assert_eq!(setup(&missing, &opts).unwrap(), State::Live);
+        // A blank device named by path is formatted when autoformat lists it.
+        let blank_named = FakeSys::default().with_file("/dev/vdd", &"\0".repeat(BLANK_BYTES));
+        let opts = BootOptions::parse("corral.state.dev=/dev/vdd corral.state.autoformat=/dev/vdd");
+        assert!(matches!(
+            setup(&blank_named, &opts).unwrap(),
+            State::Mounted {
+                formatted: true,
+                ..
+            }
+        ));
         // A blank disk formatted for the named label, so the next boot finds it.
         let blank = FakeSys::default().with_file("/dev/vdc", &"\0".repeat(BLANK_BYTES));
         let opts =
