@@ -81,15 +81,9 @@ const FIXED_FLAGS: &[&str] = &[
     "--config-file",
 ];
 
-/// dockerd's flags that take a value, as RancherOS's `args` wrote them (`-s overlay`).
+/// dockerd's flags that take a value, as RancherOS's `args` wrote them (`-s overlay`),
+/// besides [`FIXED_FLAGS`], which all do.
 const VALUE_FLAGS: &[&str] = &[
-    "--data-root",
-    "-g",
-    "--graph",
-    "--exec-root",
-    "--pidfile",
-    "-p",
-    "--config-file",
     "-G",
     "--group",
     "-H",
@@ -478,7 +472,7 @@ fn build(engine: &Engine, shutdown_timeout: Option<u32>) -> (Plan, Vec<EngineErr
             Some((n, v)) if n.starts_with('-') => (n, Some(v)),
             _ => (word, None),
         };
-        let takes_value = VALUE_FLAGS.contains(&name);
+        let takes_value = FIXED_FLAGS.contains(&name) || VALUE_FLAGS.contains(&name);
         let value = match inline {
             Some(v) => Some(v),
             None if takes_value => words.get(i + 1).copied(),
