@@ -36,7 +36,9 @@
 //!   `corral.ssh`) and a getty per console, restarting any that exits (PID 1's `Respawn`
 //!   loop), and starts `corral runcmd`. `write_files` and runcmd run at the first console
 //!   start of a boot only (a marker in `/run/corral`), not again when the console's
-//!   container or the system engine restarts.
+//!   container or the system engine restarts. At each start it also makes cloud-init's
+//!   `users` (`src/users.rs`), writes the registry credentials (`src/registries.rs`),
+//!   the proxies' profile and the time zone (`src/timezone.rs`).
 //! - `corral runcmd`: `runcmd`, then a `#!` user-data script, every boot; output to the
 //!   log and `/var/log/runcmd.log` (`src/usercmd.rs`).
 //!
@@ -75,6 +77,7 @@ pub mod nofollow;
 pub mod passwd;
 pub mod registries;
 pub mod ros;
+pub mod timezone;
 pub mod upgrade;
 pub mod usercmd;
 pub mod users;

@@ -151,6 +151,14 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
             ));
         }
     }
+    if let Err(why) = config.time_zone() {
+        warnings.push(format!("{source}: {why}; the console stays on UTC"));
+    }
+    for (name, why) in config.corral.network.problems() {
+        warnings.push(format!(
+            "{source}: network.interfaces.{name}: {why}; the interface it names is left unconfigured"
+        ));
+    }
     if config.ssh_pwauth.as_ref().and_then(|v| v.as_bool()) == Some(true) {
         warnings.push(format!(
             "{source}: `ssh_pwauth: true` is ignored: Corral's sshd takes keys only"
@@ -349,7 +357,7 @@ mod tests {
     fn unknown_keys_are_warnings_not_failures() {
         let c = parse(
             "u",
-            b"#cloud-config\nphone_home: []\nrancher:\n  upgrade: {image: rancher/os}\n  network:\n    interfaces:\n      eth0: {dhcp: true, bridge: x}\nwrite_files:\n  - {path: /a, mode: 1}\n",
+            b"#cloud-config\nphone_home: []\nrancher:\n  upgrade: {image: rancher/os}\n  network:\n    interfaces:\n      eth0: {dhcp: true, dhcp_args: -6}\nwrite_files:\n  - {path: /a, mode: 1}\n",
         )
         .expect("parses");
         let UserData::CloudConfig { warnings, .. } = c else {
@@ -360,7 +368,7 @@ mod tests {
             [
                 "u: `phone_home` is not supported and is ignored",
                 "u: `rancher.upgrade.image` is not supported and is ignored",
-                "u: `rancher.network.interfaces.eth0.bridge` is not supported and is ignored",
+                "u: `rancher.network.interfaces.eth0.dhcp_args` is not supported and is ignored",
                 "u: `write_files[0].mode` is not supported and is ignored",
             ]
         );
@@ -443,7 +451,7 @@ mod tests {
             (b"#cloud-config\nwrite_files: {path: /a}\n".to_vec(), "u: line 2 column 14: write_files: invalid type: map, expected a sequence"),
             (b"#cloud-config\nruncmd: echo hi\n".to_vec(), "u: line 2 column 9: runcmd: invalid type: string \"echo hi\", expected a sequence"),
             (b"#cloud-config\nmounts: [/dev/vdb, /mnt]\n".to_vec(), "u: line 2 column 9: mounts: a mount is a list: [device, mount point, type, options], like [/dev/vdb, /mnt/data, ext4, defaults]"),
-            (b"#cloud-config\ncorral:\n  network:\n    interfaces:\n      eth0:\n        address: 10.0.0.300/24\n".to_vec(), "u: line 6 column 18: corral.network.interfaces.eth0.address: \"10.0.0.300/24\" holds \"10.0.0.300\", which is not an IP address"),
+            (b"#cloud-config\ncorral:\n  network:\n    dns:\n      nameservers: [10.0.0.300]\n".to_vec(), "u: line 5 column 21: corral.network.dns.nameservers[0]: invalid IP address syntax"),
             (b"#cloud-config\ncorral:\n  sysctl: [a, b]\n".to_vec(), "u: line 3 column 11: corral.sysctl: invalid type: sequence, expected a map"),
             (b"#cloud-config\ncorral:\n  shutdown_timeout: -5\n".to_vec(), "u: line 3 column 21: corral.shutdown_timeout: invalid type: integer `-5`, expected u32"),
             (b"#cloud-config\ncorral:\n  cloud_init:\n    datasources: ec2\n".to_vec(), "u: line 4 column 18: corral.cloud_init.datasources: invalid type: string \"ec2\", expected a sequence"),

@@ -165,9 +165,17 @@ mod tests {
                 "u: line 2 column 11: hostname: \"-bad-\" is not a valid host name; use letters, digits and `-`, in labels of up to 63 separated by `.`, at most 64 in all",
                 "u: line 5 column 11: write_files[0].path: \"relative\" is not an absolute path; write it from /, without `..`",
                 "u: line 8 column 13: rancher.modules[0]: \"../x\" is not a module name; write the name as modprobe takes it, like br_netfilter",
-                "u: line 11 column 19: rancher.network.interfaces.eth0.mtu: mtu 5 is out of range; use 68 to 65535 (1500 on most networks)",
                 "u: line 13 column 9: runcmd: a command is a line of shell (`echo hi`) or a list of arguments (`[echo, hi]`)",
             ]
+        );
+        // A network interface that does not read is left unconfigured, not a reason
+        // to refuse the file (RancherOS's netconf went on without it).
+        let only_eth0 = "#cloud-config\nrancher:\n  network:\n    interfaces:\n      eth0: {mtu: 5}\n      eth1: {dhcp: true}\n";
+        let r = user_data("u", only_eth0.as_bytes());
+        assert_eq!(r.errors, Vec::<String>::new());
+        assert_eq!(
+            r.warnings,
+            ["u: network.interfaces.eth0: mtu 5 is out of range; use 68 to 65535 (1500 on most networks); the interface it names is left unconfigured"]
         );
     }
 

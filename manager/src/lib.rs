@@ -65,7 +65,8 @@
 //!   `/var/lib/system-docker`, `/run/system-docker`, `/var/log/system-docker.log`; what
 //!   cloud-config applies on the host after PID 1's boot: the configured hostname and its
 //!   `/etc/hosts` line, sysctls, the modules `corral.modules`, the user engine and the
-//!   network service's bonds and VLANs need,
+//!   network service's bridges, bonds and VLANs need, the IPv6 `accept_ra` settings
+//!   (`/proc/sys/net/ipv6/conf/*/accept_ra`) the network service cannot write,
 //!   the `mounts` entries, `bootcmd`, `/var/log/cloud-config.log`; the user engine's
 //!   `daemon.json` and TLS files under `/run/corral/docker` and `/var/lib/corral/tls`;
 //!   at boot, GRUB's environment block on the ESP (mounted for a moment at

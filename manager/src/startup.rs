@@ -170,15 +170,34 @@ fn builtin_services() -> String {
 }
 
 /// Every service this boot runs, with the configuration's environment and network plan;
-/// the kernel modules that plan needs (bonds, VLANs) are loaded here, before the network
-/// service can start with it.
+/// the kernel modules that plan needs (bridges, bonds, VLANs) are loaded and the IPv6
+/// settings written here, before the network service can start with it; what of the
+/// network configuration cannot be done is logged as an error naming the interface.
 fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compose::ServicesFile {
     let net = &effective.config.corral.network;
     let plan = network::plan(net, links);
+    for problem in &plan.problems {
+        log::error!("corral.{problem}");
+    }
     let wanted = network::modules(&plan);
     let what = format!("corral.network: loading {}", wanted.join(", "));
     for problem in crate::apply::load_running(&wanted, &what) {
         log::warn!("{problem}");
+    }
+    let user_sysctl: Vec<&str> = effective
+        .config
+        .corral
+        .sysctl
+        .keys()
+        .map(|k| k.0.as_str())
+        .collect();
+    for (path, value) in network::ipv6_sysctls(links, &user_sysctl) {
+        // A kernel without IPv6 (or a link gone since) has no such file: nothing to do.
+        if std::path::Path::new(&path).exists() {
+            if let Err(e) = std::fs::write(&path, format!("{value}\n")) {
+                log::warn!("corral.network: writing {value} to {path}: {e}");
+            }
+        }
     }
     let builtin = builtin_services();
     let available: Vec<std::path::PathBuf> = assemble::AVAILABLE_DIRS

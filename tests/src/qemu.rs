@@ -251,7 +251,10 @@ impl VmConfig {
         for i in 1..=self.extra_nics {
             push(&[
                 "-netdev",
-                &format!("user,id=n{i},restrict=on,net=10.0.{}.0/24", 10 + i),
+                &format!(
+                    "user,id=n{i},restrict=on,net=10.0.{n}.0/24,ipv6-net=fd00:{n}::/64",
+                    n = 10 + i
+                ),
                 "-device",
                 &format!("virtio-net-pci,netdev=n{i},romfile="),
             ]);
@@ -342,7 +345,7 @@ mod tests {
         cfg.extra_nics = 2;
         let a = joined(&cfg, &Serial::Stdio);
         assert!(
-            a.contains("-netdev user,id=n2,restrict=on,net=10.0.12.0/24 -device virtio-net-pci,netdev=n2,romfile="),
+            a.contains("-netdev user,id=n2,restrict=on,net=10.0.12.0/24,ipv6-net=fd00:12::/64 -device virtio-net-pci,netdev=n2,romfile="),
             "the extra NICs reach nothing: {a}"
         );
     }

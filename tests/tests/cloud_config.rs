@@ -70,10 +70,26 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          runcmd:\n  - echo ran >> /run/runcmd-count\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
          users:\n  - default\n  - name: alice\n    groups: [docker]\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [{key}]\n\
          ssh_pwauth: false\n\
+         timezone: Europe/Paris\n\
          ntp:\n  servers: [10.0.2.2]\n\
          rancher:\n\
          \x20 network:\n\
+         \x20   pre_cmds: ['ip link set lo alias pre-cmds-ran']\n\
+         \x20   post_cmds: [[ip, link, set, eth4, alias, post-cmds-ran]]\n\
          \x20   interfaces:\n\
+         \x20     eth0: {{dhcp: true, post_up: ['ip link set $iface alias dhcp-post-up-$iface']}}\n\
+         \x20     eth3: {{bridge: br0}}\n\
+         \x20     br0:\n\
+         \x20       bridge: true\n\
+         \x20       address: 10.0.5.2/24\n\
+         \x20       pre_up: ['ip link set $iface alias pre-up-$iface']\n\
+         \x20       post_up: ['ip link set $iface mtu 1400']\n\
+         \x20     eth4:\n\
+         \x20       dhcp: false\n\
+         \x20       addresses: [10.0.14.15/24, 'fd00:14::15/64']\n\
+         \x20       gateway_ipv6: 'fd00:14::2'\n\
+         \x20     eth9: {{bond: bond0}}\n\
+         \x20     'mac=52:54:00:12:34:5f': {{mtu: 5}}\n\
          \x20     eth1: {{bond: bond0}}\n\
          \x20     eth2: {{bond: bond0}}\n\
          \x20     bond0:\n\
@@ -109,8 +125,9 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     )
     .expect("cidata ISO");
     let (mut cfg, port) = seeded("", seed);
-    // eth1 and eth2, for a bond with a VLAN on it.
-    cfg.extra_nics = 2;
+    // eth1 and eth2 for a bond with a VLAN on it, eth3 a bridge's port, eth4 static
+    // IPv4 and IPv6.
+    cfg.extra_nics = 4;
     let mut vm = Vm::start("nocloud", &cfg, &dir, Vec::new()).expect("start QEMU");
     // The only key is the one in the seed: ssh working proves it arrived.
     let ssh = ssh_as_corral(port, &key.private);
@@ -132,6 +149,16 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     let report = ssh
         .check("sudo corral config validate", CMD)
         .expect("validate exits 0");
+    // cloud-init's time zone, in the console.
+    assert_eq!(
+        ssh.check(
+            "cat /etc/timezone; readlink /etc/localtime; date -d @0 +%Z%z",
+            CMD
+        )
+        .expect("the time zone"),
+        "Europe/Paris\n/usr/share/zoneinfo/Europe/Paris\nCET+0100\n",
+        "1970-01-01 was winter time in Paris"
+    );
     // cloud-init's time servers, on chronyd's command line.
     let chronyd = ssh
         .eventually(
@@ -219,7 +246,11 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     }
     // A RancherOS file with a `corral:` section and a console Corral does not ship: read
     // whole (the key above let us in), with a warning for each.
-    assert!(report.contains("valid (2 warnings)"), "{report}");
+    assert!(report.contains("valid (3 warnings)"), "{report}");
+    assert!(
+        report.contains("network.interfaces.mac=52:54:00:12:34:5f: mtu 5 is out of range"),
+        "{report}"
+    );
     assert!(
         report.contains("`corral.sysctl.vm.swappiness` is used"),
         "{report}"
@@ -299,6 +330,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     )
     .expect("write_files with container: syslog");
     check_bond_and_vlan(&mut vm);
+    check_bridge_ipv6_and_commands(&mut vm);
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(120))
         .expect("QEMU exits after poweroff");
@@ -353,6 +385,99 @@ fn check_bond_and_vlan(vm: &mut Vm) {
         CMD,
     )
     .expect("bonding and 8021q loaded");
+}
+
+/// The bridge with its port and address, static IPv4 and IPv6 with the IPv6 gateway
+/// answering, SLAAC from QEMU's router advertisements on eth0, the commands before and
+/// after the network and each interface, and the errors for what cannot be done.
+fn check_bridge_ipv6_and_commands(vm: &mut Vm) {
+    // Each interface's alias, MTU and master, from sysfs: `name alias mtu master`.
+    let links = vm
+        .eventually(
+            "grep -q post-cmds-ran /sys/class/net/eth4/ifalias && for l in /sys/class/net/*; do \
+             echo \"${l##*/} $(cat $l/ifalias) $(cat $l/mtu) $(readlink $l/master)\"; done",
+            Duration::from_secs(120),
+            CMD,
+        )
+        .expect("post_cmds ran after every interface");
+    eprintln!("nocloud: links\n{links}");
+    let line = |name: &str| {
+        links
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("lo").contains("pre-cmds-ran"), "pre_cmds: {links}");
+    assert!(line("eth3").ends_with("/br0"), "eth3 in br0: {links}");
+    assert_eq!(
+        line("br0"),
+        "br0 pre-up-br0 1400 ",
+        "br0's pre_up and post_up: {links}"
+    );
+    vm.eventually(
+        "grep -q dhcp-post-up-eth0 /sys/class/net/eth0/ifalias",
+        Duration::from_secs(60),
+        CMD,
+    )
+    .expect("eth0's post_up ran after its lease");
+    let addresses = vm
+        .eventually(
+            "ip -o addr show dev eth0 | grep -q 'inet6 fec0::' && ip -o addr show",
+            Duration::from_secs(90),
+            CMD,
+        )
+        .unwrap_or_else(|e| {
+            let why = vm
+                .check(
+                    "grep . /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/accept_ra; \
+                     ip -6 addr; ip -6 route",
+                    CMD,
+                )
+                .unwrap_or_default();
+            panic!("a SLAAC address on eth0 from QEMU's router advertisements: {e:?}\n{why}")
+        });
+    eprintln!("nocloud: addresses\n{addresses}");
+    for (dev, addr) in [
+        ("br0", "inet 10.0.5.2/24"),
+        ("eth4", "inet 10.0.14.15/24"),
+        ("eth4", "inet6 fd00:14::15/64"),
+        ("eth4", "inet6 fe80::"),
+    ] {
+        assert!(
+            addresses
+                .lines()
+                .any(|l| l.contains(&format!(" {dev} ")) && l.contains(addr)),
+            "{dev} {addr}: {addresses}"
+        );
+    }
+    assert!(
+        !addresses
+            .lines()
+            .any(|l| l.contains(" eth3 ") && l.contains("inet ")),
+        "a bridge's port carries no address: {addresses}"
+    );
+    // QEMU's side of eth4 answers on both addresses: the static ones work.
+    vm.eventually(
+        "ping -c 1 -W 2 fd00:14::2 && ping -c 1 -W 2 10.0.14.2",
+        Duration::from_secs(60),
+        CMD,
+    )
+    .expect("QEMU answers on eth4 over IPv6 and IPv4");
+    let routes = vm.check("ip -6 route show default", CMD).expect("routes");
+    assert!(routes.contains("via fd00:14::2 dev eth4"), "{routes}");
+    vm.check(
+        "test -d /sys/module/bridge && ps -o args | grep -v grep | grep -q 'udhcpc6 -f -i eth0'",
+        CMD,
+    )
+    .expect("the bridge module loaded and DHCPv6 asked for on eth0");
+    let kernel = vm.check("dmesg", CMD).expect("dmesg");
+    for says in [
+        "network.interfaces.eth9: this machine has no interface eth9; bond bond0 is made without it",
+        "network.interfaces.mac=52:54:00:12:34:5f: mtu 5 is out of range",
+    ] {
+        assert!(kernel.contains(says), "the manager says {says}: {kernel}");
+    }
 }
 
 #[test]

@@ -136,6 +136,16 @@ pub(super) fn console_init() -> anyhow::Result<()> {
             Err(e) => log::error!("corral.registry_auths: {e}"),
         }
     }
+    // cloud-init's time zone (UTC without one).
+    let zone = match config.time_zone() {
+        Ok(tz) => crate::timezone::apply(root, tz),
+        Err(why) => crate::timezone::apply(root, None)
+            .and_then(|_| Err(format!("{why}; the console is on UTC"))),
+    };
+    match zone {
+        Ok(zone) => log::info!("time zone {zone}"),
+        Err(why) => log::warn!("{why}"),
+    }
     // The proxies for login shells; the container's own environment has them already
     // (the manager gives them to the console), which sshd does not pass to sessions.
     let proxies = config.corral.network.proxy_environment();

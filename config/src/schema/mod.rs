@@ -71,6 +71,10 @@ pub struct CloudConfig {
     /// is what it does and `true` is a warning.
     #[serde(default)]
     pub ssh_pwauth: Option<yaml_serde::Value>,
+    /// cloud-init's time zone (`Europe/Paris`), for the console; one that is not a zone
+    /// name is a warning ([`CloudConfig::time_zone`]).
+    #[serde(default)]
+    pub timezone: Option<Scalar>,
     /// Corral's own section; `rancher:` is read as an alias.
     #[serde(default, alias = "rancher", deserialize_with = "null_is_default")]
     pub corral: Corral,
@@ -159,6 +163,31 @@ impl CloudConfig {
         self.corral.hostname.as_ref().or(self.hostname.as_ref())
     }
 
+    /// `timezone` when it is a tz database name (`Europe/Paris`, `UTC`,
+    /// `America/Argentina/Buenos_Aires`): letters, digits, `_`, `+`, `-`, in parts
+    /// separated by `/`, none of them `.` or `..`; otherwise why not.
+    pub fn time_zone(&self) -> Result<Option<&str>, String> {
+        let Some(tz) = &self.timezone else {
+            return Ok(None);
+        };
+        let tz = tz.0.trim();
+        let ok = !tz.is_empty()
+            && tz.len() <= 64
+            && tz.split('/').all(|p| {
+                !p.is_empty()
+                    && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
+            });
+        if ok {
+            Ok(Some(tz))
+        } else {
+            Err(format!(
+                "timezone {tz:?} is not a time zone's name; write it as the tz database does, like Europe/Paris or UTC"
+            ))
+        }
+    }
+
     /// Every authorized key, from both places, each once, in order.
     pub fn authorized_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = Vec::new();
@@ -186,6 +215,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "hostname",
             "ntp",
             "ssh_pwauth",
+            "timezone",
             "users",
             "write_files",
             "runcmd",
@@ -226,7 +256,15 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ),
     (
         "corral.network",
-        &["interfaces", "dns", "http_proxy", "https_proxy", "no_proxy"],
+        &[
+            "interfaces",
+            "dns",
+            "http_proxy",
+            "https_proxy",
+            "no_proxy",
+            "pre_cmds",
+            "post_cmds",
+        ],
     ),
     ("corral.upgrade", &["url", "health_timeout"]),
     (
@@ -241,6 +279,9 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "bond",
             "bond_opts",
             "vlans",
+            "bridge",
+            "pre_up",
+            "post_up",
         ],
     ),
     ("corral.network.dns", &["nameservers", "search"]),

@@ -6,7 +6,9 @@ use super::*;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Network {
     /// By name (`eth0`), wildcard (`eth*`) or MAC address (`mac=52:54:00:12:34:56`).
-    #[serde(default, deserialize_with = "null_is_default")]
+    /// An entry that cannot be read is kept with its [`Interface::problem`]: that
+    /// interface is left unconfigured and the rest of the network comes up.
+    #[serde(default, deserialize_with = "interfaces")]
     pub interfaces: BTreeMap<String, Interface>,
     #[serde(default, deserialize_with = "null_is_default")]
     pub dns: Dns,
@@ -19,6 +21,12 @@ pub struct Network {
     /// Hosts, domains and networks reached without the proxy (`localhost,.corp`).
     #[serde(default)]
     pub no_proxy: Option<Scalar>,
+    /// Commands run by the network service before it configures any interface, and
+    /// after it has configured them all (RancherOS's keys).
+    #[serde(default, deserialize_with = "commands")]
+    pub pre_cmds: Vec<Command>,
+    #[serde(default, deserialize_with = "commands")]
+    pub post_cmds: Vec<Command>,
 }
 
 impl Network {
@@ -69,6 +77,89 @@ pub struct Interface {
     /// "200:name"]`); one without a name is `<interface>.<id>`.
     #[serde(default, deserialize_with = "vlans")]
     pub vlans: Vec<Vlan>,
+    /// RancherOS's `bridge:`: `true` makes this entry's name a bridge; a name makes this
+    /// interface a port of that bridge (made if need be).
+    #[serde(default, deserialize_with = "bridge")]
+    pub bridge: Option<Bridge>,
+    /// Commands run by the network service before this interface is configured, and
+    /// after (for DHCP: once its first lease is bound); `$iface` is its name.
+    #[serde(default, deserialize_with = "commands")]
+    pub pre_up: Vec<Command>,
+    #[serde(default, deserialize_with = "commands")]
+    pub post_up: Vec<Command>,
+    /// Why this entry could not be read, when it could not: the interface it matches is
+    /// left unconfigured (RancherOS's netconf logged the error and went on).
+    #[serde(skip)]
+    pub problem: Option<String>,
+}
+
+/// What `bridge:` makes of an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bridge {
+    /// `bridge: true`: the entry's own name is a bridge.
+    Own,
+    /// `bridge: br0`: this interface is a port of `br0`.
+    Port(IfName),
+}
+
+/// `bridge:` as RancherOS read it: `true`/`"true"`, a bridge's name, or `false`/empty.
+fn bridge<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bridge>, D::Error> {
+    use serde::de::Error;
+    let bad = |v: &str| {
+        D::Error::custom(format!(
+            "bridge {v:?} is neither true nor a bridge's name; write `bridge: true` on the bridge's own entry, or `bridge: br0` on a port"
+        ))
+    };
+    match yaml_serde::Value::deserialize(d)? {
+        yaml_serde::Value::Null | yaml_serde::Value::Bool(false) => Ok(None),
+        yaml_serde::Value::Bool(true) => Ok(Some(Bridge::Own)),
+        yaml_serde::Value::String(s) => match s.trim() {
+            "" | "false" => Ok(None),
+            "true" => Ok(Some(Bridge::Own)),
+            name => check_ifname(name)
+                .map(|()| Some(Bridge::Port(IfName(name.to_string()))))
+                .map_err(|_| bad(name)),
+        },
+        other => Err(bad(&format!("{other:?}"))),
+    }
+}
+
+/// `interfaces:`, each entry read on its own: one that does not read is kept with its
+/// problem (and no settings), so that it alone is left unconfigured.
+fn interfaces<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Interface>, D::Error> {
+    let raw = Option::<BTreeMap<String, yaml_serde::Value>>::deserialize(d)?.unwrap_or_default();
+    Ok(raw
+        .into_iter()
+        .map(|(name, value)| {
+            let read = match value {
+                yaml_serde::Value::Null => Ok(Interface::default()),
+                v => Interface::deserialize(v),
+            };
+            let mut entry = read.unwrap_or_else(|e| Interface {
+                problem: Some(e.to_string()),
+                ..Interface::default()
+            });
+            if entry.problem.is_none() && entry.bridge == Some(Bridge::Own) {
+                if let Err(e) = check_ifname(&name) {
+                    entry = Interface {
+                        problem: Some(format!("bridge: {e}")),
+                        ..Interface::default()
+                    };
+                }
+            }
+            (name, entry)
+        })
+        .collect())
+}
+
+impl Network {
+    /// The entries that could not be read, with why: each a warning, its interface left
+    /// unconfigured.
+    pub fn problems(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.interfaces
+            .iter()
+            .filter_map(|(k, i)| i.problem.as_deref().map(|p| (k.as_str(), p)))
+    }
 }
 
 checked_string!(

@@ -195,22 +195,6 @@ fn bad_values_are_named_with_their_key_and_a_hint() {
             "mounts: mount point \"mnt\" is not an absolute path",
         ),
         (
-            "corral: {network: {interfaces: {eth0: {address: 10.0.0.5}}}}",
-            "corral.network.interfaces.eth0.address: \"10.0.0.5\" has no prefix length",
-        ),
-        (
-            "corral: {network: {interfaces: {eth0: {address: 10.0.0.5/33}}}}",
-            "the prefix length must be 0 to 32",
-        ),
-        (
-            "corral: {network: {interfaces: {eth0: {gateway: 10.0.0}}}}",
-            "corral.network.interfaces.eth0.gateway: invalid IP address syntax",
-        ),
-        (
-            "corral: {network: {interfaces: {eth0: {mtu: 20}}}}",
-            "mtu 20 is out of range",
-        ),
-        (
             "corral: {network: {dns: {nameservers: [dns.google]}}}",
             "corral.network.dns.nameservers[0]: invalid IP address syntax",
         ),
@@ -415,4 +399,99 @@ fn cloud_init_users_read_with_their_groups_sudo_and_keys() {
     }
     let c = parse("users: [default, bob]");
     assert_eq!(c.accounts().map(|u| &*u.name).collect::<Vec<_>>(), ["bob"]);
+}
+
+/// An interface entry that does not read is kept with why, and read no further: that
+/// interface alone is left unconfigured (RancherOS's netconf logged it and went on).
+#[test]
+fn a_bad_interface_entry_is_kept_with_its_problem() {
+    for (entry, says) in [
+        ("{address: 10.0.0.5}", "\"10.0.0.5\" has no prefix length"),
+        (
+            "{address: 10.0.0.5/33}",
+            "the prefix length must be 0 to 32",
+        ),
+        ("{gateway: 10.0.0}", "invalid IP address syntax"),
+        ("{mtu: 20}", "mtu 20 is out of range"),
+        ("{vlans: 4095}", "is not a VLAN"),
+        ("{bond: 'bond 0'}", "is not an interface name"),
+        ("{bridge: 'br 0'}", "is neither true nor a bridge's name"),
+        ("{pre_up: [{a: 1}]}", "a command is a line of shell"),
+        ("[not, a, map]", "invalid type"),
+    ] {
+        let c = parse(&format!(
+            "corral: {{network: {{interfaces: {{eth0: {entry}, eth1: {{dhcp: true}}}}}}}}"
+        ));
+        let net = &c.corral.network;
+        let eth0 = &net.interfaces["eth0"];
+        assert!(
+            eth0.problem.as_deref().is_some_and(|p| p.contains(says)),
+            "{entry}: {eth0:?}"
+        );
+        assert_eq!(eth0.address, None);
+        assert_eq!(net.interfaces["eth1"].problem, None, "{entry}");
+        assert_eq!(net.interfaces["eth1"].dhcp, Some(true));
+        assert_eq!(net.problems().count(), 1);
+    }
+    // A bridge is made under its entry's name, which must be one.
+    let c = parse("corral: {network: {interfaces: {'br*': {bridge: true}}}}");
+    let p = c.corral.network.interfaces["br*"].problem.clone();
+    assert!(p.is_some_and(|p| p.contains("is not an interface name")));
+}
+
+#[test]
+fn bridges_and_commands_read_as_rancheros_writes_them() {
+    let c = parse(
+        "corral:\n  network:\n    pre_cmds: ['echo pre', []]\n    post_cmds: [[touch, /run/x]]\n    interfaces:\n      \
+         br0: {bridge: true, address: 10.0.5.2/24, post_up: ['ip link set $iface alias up']}\n      \
+         br1: {bridge: 'true'}\n      eth3: {bridge: br0, pre_up: ['ip link set $iface mtu 1400']}\n      \
+         eth4: {bridge: false}\n      eth5: {bridge: ''}\n",
+    );
+    let net = &c.corral.network;
+    assert_eq!(net.pre_cmds, [Command::Shell("echo pre".into())]);
+    assert_eq!(
+        net.post_cmds,
+        [Command::Argv(vec!["touch".into(), "/run/x".into()])]
+    );
+    assert_eq!(net.interfaces["br0"].bridge, Some(Bridge::Own));
+    assert_eq!(net.interfaces["br1"].bridge, Some(Bridge::Own));
+    assert_eq!(
+        net.interfaces["eth3"].bridge,
+        Some(Bridge::Port(IfName("br0".into())))
+    );
+    assert_eq!(
+        net.interfaces["eth3"].pre_up,
+        [Command::Shell("ip link set $iface mtu 1400".into())]
+    );
+    assert_eq!(net.interfaces["eth4"].bridge, None);
+    assert_eq!(net.interfaces["eth5"].bridge, None);
+    assert_eq!(net.interfaces["br0"].post_up.len(), 1);
+    assert_eq!(net.problems().count(), 0);
+}
+
+#[test]
+fn a_time_zone_is_a_tz_name_or_a_warning() {
+    for (yaml, want) in [
+        ("timezone: Europe/Paris", Ok(Some("Europe/Paris"))),
+        ("timezone: UTC", Ok(Some("UTC"))),
+        ("timezone: Etc/GMT+5", Ok(Some("Etc/GMT+5"))),
+        (
+            "timezone: America/Argentina/Buenos_Aires",
+            Ok(Some("America/Argentina/Buenos_Aires")),
+        ),
+        ("hostname: a", Ok(None)),
+    ] {
+        assert_eq!(parse(yaml).time_zone(), want, "{yaml}");
+    }
+    for yaml in [
+        "timezone: ../../etc/shadow",
+        "timezone: /usr/share/zoneinfo/UTC",
+        "timezone: \"Europe/Paris\\nx\"",
+        "timezone: Europe//Paris",
+        "timezone: 'a b'",
+        "timezone: ''",
+    ] {
+        let why = parse(yaml).time_zone().expect_err(yaml);
+        assert!(why.contains("is not a time zone's name"), "{yaml}: {why}");
+    }
 }
