@@ -1,7 +1,9 @@
 //! `write_files` in the console, where users look for them: each entry's parent
 //! directories are made, the file written whole (or appended to) with its mode and
 //! owner set through its descriptor, never through a link (`crate::nofollow`). Names in `owner` are looked up in the console's /etc/passwd and
-//! /etc/group. Every path is taken under a root so tests run on a temporary tree.
+//! /etc/group. A CA certificate written under `/etc/ssl/certs/` is also put in
+//! `corral_dockerd::EXTRA_CERTS_DIR`, where both engines look for CAs ([`share_cert`]).
+//! Every path is taken under a root so tests run on a temporary tree.
 
 use crate::{nofollow, passwd};
 use corral_config::schema::WriteFile;
@@ -63,6 +65,35 @@ pub fn write(root: &Path, f: &WriteFile) -> Result<(), String> {
     }
 }
 
+/// Where RancherOS users put a CA certificate for the engines to trust.
+pub const CERTS: &str = "/etc/ssl/certs/";
+
+/// For an entry under [`CERTS`] (written already), a copy of the file as it now is in
+/// `corral_dockerd::EXTRA_CERTS_DIR` under `root`, by its name: what RancherOS's shared
+/// `/etc/ssl/certs` gave the engines. Returns the copy's path, or `None` for an entry
+/// elsewhere.
+pub fn share_cert(root: &Path, f: &WriteFile) -> Result<Option<std::path::PathBuf>, String> {
+    let Some(name) = f
+        .path
+        .strip_prefix(CERTS)
+        .and_then(|rest| rest.rsplit('/').next())
+    else {
+        return Ok(None);
+    };
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let fail = |what: &str, e: std::io::Error| format!("write_files {}: {what}: {e}", f.path);
+    let written = root.join(f.path.trim_start_matches('/'));
+    let content = std::fs::read(&written).map_err(|e| fail("reading it back", e))?;
+    let shared = Path::new(corral_dockerd::EXTRA_CERTS_DIR.trim_start_matches('/')).join(name);
+    let (dir, file) = nofollow::parent_dir(root, &shared)
+        .map_err(|e| fail("making the engines' CA directory", e))?;
+    nofollow::replace(&dir, &file, &content, 0o644, None)
+        .map_err(|e| fail("sharing it with the engines", e))?;
+    Ok(Some(Path::new("/").join(shared)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +139,28 @@ mod tests {
             "write_files /opt/d: owner \"nobody\": no user nobody in /etc/passwd"
         );
         assert!(!root.path().join("opt/d").exists());
+    }
+
+    #[test]
+    fn a_ca_under_etc_ssl_certs_is_shared_with_the_engines() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let fs = files(
+            "- {path: /etc/ssl/certs/corp-ca.pem, content: 'CA ONE;'}\n\
+             - {path: /etc/ssl/certs/corp-ca.pem, content: 'CA TWO', append: true}\n\
+             - {path: /etc/ssl/private/key.pem, content: secret}\n",
+        );
+        let mut shared = Vec::new();
+        for f in &fs {
+            write(root.path(), f).expect("writes");
+            shared.push(share_cert(root.path(), f).expect("shares"));
+        }
+        let copy = std::path::PathBuf::from("/run/corral/certs/corp-ca.pem");
+        assert_eq!(shared, [Some(copy.clone()), Some(copy), None]);
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("run/corral/certs/corp-ca.pem"))
+                .expect("the engines' copy"),
+            "CA ONE;CA TWO"
+        );
+        assert!(!root.path().join("run/corral/certs/key.pem").exists());
     }
 }

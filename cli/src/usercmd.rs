@@ -1,6 +1,7 @@
-//! `runcmd` and a `#!` user-data script, run in the console after it starts, every
-//! boot, one after the other, as RancherOS did. Each command's exit code and output go
-//! to the log and to [`LOG`]; a failing command does not stop the next.
+//! `runcmd`, a `#!` user-data script, then RancherOS's start scripts
+//! (`/opt/rancher/bin/start.sh`, `/etc/rc.local`), run in the console after it starts,
+//! every boot, one after the other, in RancherOS's order. Each command's exit code and
+//! output go to the log and to [`LOG`]; a failing command does not stop the next.
 
 use corral_config::schema::Command;
 use std::io::Write;
@@ -10,10 +11,27 @@ use std::path::Path;
 pub const SCRIPT: &str = corral_config::store::USER_SCRIPT;
 /// The commands' record.
 pub const LOG: &str = "/var/log/runcmd.log";
+/// The scripts RancherOS's console ran at every boot after the user-data script, when
+/// they exist: its "custom console startup" (`/opt` is the host's, kept on the state
+/// partition) and the classic `rc.local`.
+pub const START_SCRIPTS: [&str; 2] = ["/opt/rancher/bin/start.sh", "/etc/rc.local"];
 
-/// Runs the commands, then the script if there is one; returns a report line each.
-pub fn run(commands: &[Command], script: Option<&Path>) -> Vec<String> {
-    let mut report = Vec::new();
+/// The start scripts that exist under `root`.
+pub fn start_scripts(root: &Path) -> Vec<std::path::PathBuf> {
+    START_SCRIPTS
+        .iter()
+        .map(|s| root.join(s.trim_start_matches('/')))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Runs the commands, then the script if there is one, then the start scripts (each
+/// must be executable, as RancherOS required); returns a report line each.
+pub fn run(
+    commands: &[Command],
+    script: Option<&Path>,
+    starts: &[std::path::PathBuf],
+) -> Vec<String> {
     let mut argvs: Vec<(String, Vec<String>)> = commands
         .iter()
         .enumerate()
@@ -24,6 +42,23 @@ pub fn run(commands: &[Command], script: Option<&Path>) -> Vec<String> {
             format!("user-data script {}", s.display()),
             vec![s.display().to_string()],
         ));
+    }
+    let mut report = Vec::new();
+    for start in starts {
+        use std::os::unix::fs::PermissionsExt;
+        let executable =
+            std::fs::metadata(start).is_ok_and(|m| m.permissions().mode() & 0o100 != 0);
+        if executable {
+            argvs.push((
+                format!("start script {}", start.display()),
+                vec![start.display().to_string()],
+            ));
+        } else {
+            report.push(format!(
+                "start script {}: not run: it is not executable (chmod +x it, or give it permissions: \"0755\" in write_files)",
+                start.display()
+            ));
+        }
     }
     for (what, argv) in argvs {
         let mut cmd = std::process::Command::new(&argv[0]);
@@ -67,7 +102,7 @@ mod tests {
             m = marker.display()
         ))
         .expect("yaml");
-        let report = run(&cmds, Some(&script));
+        let report = run(&cmds, Some(&script), &[]);
         assert!(marker.exists(), "the first command ran");
         assert!(report[0].ends_with(": exit 0"), "{report:?}");
         assert_eq!(
@@ -87,5 +122,26 @@ mod tests {
             0o600,
             "root only"
         );
+    }
+
+    #[test]
+    fn rancheros_start_scripts_run_last_when_executable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(start_scripts(dir.path()).is_empty());
+        let start = dir.path().join("opt/rancher/bin/start.sh");
+        std::fs::create_dir_all(start.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&start, "#!/bin/sh\necho started\n").expect("w");
+        std::fs::set_permissions(&start, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let rc = dir.path().join("etc/rc.local");
+        std::fs::create_dir_all(rc.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&rc, "#!/bin/sh\necho rc\n").expect("w");
+        let starts = start_scripts(dir.path());
+        assert_eq!(starts, [start.clone(), rc.clone()]);
+        let cmds: Vec<Command> = yaml_serde::from_str("- echo first").expect("yaml");
+        let report = run(&cmds, None, &starts);
+        assert!(report[0].contains("not executable"), "{report:?}");
+        assert!(report[1].starts_with("runcmd[0]"), "{report:?}");
+        assert!(report[2].ends_with("exit 0\n    started"), "{report:?}");
+        assert_eq!(report.len(), 3);
     }
 }

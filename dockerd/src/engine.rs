@@ -79,7 +79,7 @@ impl EngineSpec {
             )
             .chain([format!("--default-runtime={SYSTEM_RUNTIME}")])
             .collect(),
-            environment: Vec::new(),
+            environment: vec![("SSL_CERT_DIR".into(), crate::SSL_CERT_DIR.into())],
         }
     }
 

@@ -28,3 +28,12 @@ pub mod images;
 pub mod seed;
 
 pub use error::{DockerdError, Result};
+
+/// Where the console puts the CA certificates `write_files` writes under
+/// `/etc/ssl/certs/` (a tmpfs on the host, shared with the console and the user engine
+/// through their `/run`), so that both engines trust a private registry's CA as
+/// RancherOS's shared `/etc/ssl/certs` made them.
+pub const EXTRA_CERTS_DIR: &str = "/run/corral/certs";
+/// `SSL_CERT_DIR` for both engines: their own CA directory, then [`EXTRA_CERTS_DIR`]
+/// (Go reads every file of each, besides its bundle).
+pub const SSL_CERT_DIR: &str = "/etc/ssl/certs:/run/corral/certs";

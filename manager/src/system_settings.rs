@@ -222,7 +222,7 @@ mod tests {
         let args = spec.args();
         assert_eq!(args.len(), before.len() + 1, "{args:?}");
         assert_eq!(args.last().map(String::as_str), Some("--debug"));
-        assert!(spec.environment.is_empty());
+        assert_eq!(spec.environment, EngineSpec::system().environment);
     }
 
     #[test]
@@ -235,6 +235,15 @@ mod tests {
         assert_eq!(warnings.len(), 3, "{warnings:?}");
         let args = spec.args();
         assert_eq!(&args[before.len()..], ["--debug"], "{args:?}");
-        assert_eq!(spec.environment, [("B".to_string(), "ok".to_string())]);
+        assert_eq!(
+            spec.environment,
+            [
+                (
+                    "SSL_CERT_DIR".to_string(),
+                    corral_dockerd::SSL_CERT_DIR.to_string()
+                ),
+                ("B".to_string(), "ok".to_string())
+            ]
+        );
     }
 }

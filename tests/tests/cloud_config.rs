@@ -66,6 +66,14 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20   content: '{{\"labels\": [\"from=write_files\"]}}'\n\
          \x20 - path: /etc/docker/certs.d/reg.corral.test:5000/ca.crt\n\
          \x20   content: a registry's CA\n\
+         \x20 - path: /etc/ssl/certs/corral-e2e-ca.pem\n\
+         \x20   content: \"a private CA\\n\"\n\
+         \x20 - path: /opt/rancher/bin/start.sh\n\
+         \x20   permissions: \"0755\"\n\
+         \x20   content: \"#!/bin/sh\\necho start.sh >> /run/start-scripts\\n\"\n\
+         \x20 - path: /etc/rc.local\n\
+         \x20   permissions: \"0755\"\n\
+         \x20   content: \"#!/bin/sh\\necho rc.local >> /run/start-scripts\\n\"\n\
          bootcmd:\n  - echo bootcmd > /run/bootcmd-ran\n\
          runcmd:\n  - echo ran >> /run/runcmd-count\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
          users:\n  - default\n  - name: alice\n    groups: [docker]\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [{key}]\n\
@@ -290,6 +298,27 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
             .trim(),
         "ran",
         "runcmd ran once this boot"
+    );
+    // RancherOS's start scripts, after runcmd, once this boot, in RancherOS's order;
+    // start.sh in the host's /opt, which the user engine shares.
+    assert_eq!(
+        vm.check(
+            "cat /run/start-scripts; test -x /opt/rancher/bin/start.sh",
+            CMD
+        )
+        .expect("the start scripts ran"),
+        "start.sh\nrc.local\n"
+    );
+    // A CA under /etc/ssl/certs reaches both engines' CA directories.
+    assert_eq!(
+        vm.check(
+            "cat /run/corral/certs/corral-e2e-ca.pem; for p in $(pidof dockerd); do \
+             tr '\\0' '\\n' < /proc/$p/environ | grep ^SSL_CERT_DIR=; done",
+            CMD
+        )
+        .expect("the CA shared")
+        .trim_end(),
+        "a private CA\nSSL_CERT_DIR=/etc/ssl/certs:/run/corral/certs\nSSL_CERT_DIR=/etc/ssl/certs:/run/corral/certs"
     );
     assert_eq!(
         vm.check("cat /proc/sys/vm/swappiness", CMD)

@@ -108,6 +108,11 @@ pub fn configure_service(
         service.image = image.clone();
     }
     service.command = StringOrList::Many(plan.args(&Paths::engine()));
+    // The CAs write_files put under /etc/ssl/certs (corral_dockerd::EXTRA_CERTS_DIR);
+    // a SSL_CERT_DIR of the user's own wins.
+    service
+        .environment
+        .set("SSL_CERT_DIR", corral_dockerd::SSL_CERT_DIR, true);
     for (k, v) in &plan.environment {
         service.environment.set(k, v, true);
     }

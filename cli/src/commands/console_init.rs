@@ -22,10 +22,11 @@ pub(super) fn runcmd() -> anyhow::Result<()> {
     let (config, _) = corral_config::load().context("reading the configuration")?;
     let script = Path::new(crate::usercmd::SCRIPT);
     let script = script.exists().then_some(script);
-    if config.runcmd.is_empty() && script.is_none() {
+    let starts = crate::usercmd::start_scripts(Path::new("/"));
+    if config.runcmd.is_empty() && script.is_none() && starts.is_empty() {
         return Ok(());
     }
-    let report = crate::usercmd::run(&config.runcmd, script);
+    let report = crate::usercmd::run(&config.runcmd, script, &starts);
     for line in &report {
         log::info!("{line}");
     }
@@ -83,8 +84,11 @@ pub(super) fn console_init() -> anyhow::Result<()> {
             .iter()
             .filter(|f| f.container.is_none() && &*f.path != corral_user_docker::user_json::PATH);
         for f in files {
-            match crate::files::write(root, f) {
-                Ok(()) => log::info!("wrote {}", f.path),
+            match crate::files::write(root, f).and_then(|()| crate::files::share_cert(root, f)) {
+                Ok(None) => log::info!("wrote {}", f.path),
+                Ok(Some(copy)) => {
+                    log::info!("wrote {}, and {} for the engines", f.path, copy.display())
+                }
                 Err(e) => log::error!("{e}"),
             }
         }
@@ -203,7 +207,10 @@ pub(super) fn console_init() -> anyhow::Result<()> {
     }
     // runcmd and a user-data script run beside sshd and the gettys, once; the
     // supervisor below reaps the process when it ends.
-    if first_start && (!config.runcmd.is_empty() || Path::new(crate::usercmd::SCRIPT).exists()) {
+    let work = !config.runcmd.is_empty()
+        || Path::new(crate::usercmd::SCRIPT).exists()
+        || !crate::usercmd::start_scripts(Path::new("/")).is_empty();
+    if first_start && work {
         match std::env::current_exe()
             .and_then(|exe| std::process::Command::new(exe).arg("runcmd").spawn())
         {
