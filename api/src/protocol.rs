@@ -124,6 +124,10 @@ pub struct Service {
     pub health: Option<String>,
     /// When it entered its state (RFC 3339, from the engine).
     pub since: Option<String>,
+    /// For a service the machine does not run but can (state `available`): where it
+    /// comes from (`catalogue`, `repository NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_by: Option<String>,
 }
 
 /// `corral os version`.

@@ -90,21 +90,38 @@ pub fn columns(rows: &[Vec<String>]) -> String {
 
 /// `corral service list`.
 pub fn services_table(services: &[Service]) -> String {
-    let mut rows = vec![vec![
+    // A FROM column when something is offered (the catalogue, a repository).
+    let offers = services.iter().any(|s| s.offered_by.is_some());
+    let mut header = vec![
         "NAME".to_string(),
         "IMAGE".into(),
         "STATE".into(),
         "HEALTH".into(),
         "SINCE".into(),
-    ]];
+    ];
+    if offers {
+        header.push("FROM".into());
+    }
+    let mut rows = vec![header];
+    let dash = |v: &str| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     for s in services {
-        rows.push(vec![
+        let mut row = vec![
             s.name.clone(),
-            s.image.clone(),
+            dash(&s.image),
             s.state.clone(),
             s.health.clone().unwrap_or_else(|| "-".into()),
             s.since.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        ];
+        if offers {
+            row.push(s.offered_by.clone().unwrap_or_else(|| "-".into()));
+        }
+        rows.push(row);
     }
     columns(&rows)
 }
@@ -361,6 +378,7 @@ mod tests {
                 state: "running".into(),
                 health: None,
                 since: Some("2026-11-21T10:00:00Z".into()),
+                offered_by: None,
             },
             Service {
                 name: "console".into(),
@@ -368,6 +386,7 @@ mod tests {
                 state: "exited".into(),
                 health: Some("healthy".into()),
                 since: None,
+                offered_by: None,
             },
         ]);
         assert_eq!(
@@ -375,6 +394,19 @@ mod tests {
             "NAME     IMAGE                 STATE    HEALTH   SINCE\n\
              ntp      corral/ntp:0.1.0      running  -        2026-11-21T10:00:00Z\n\
              console  corral/console:0.1.0  exited   healthy  -\n"
+        );
+        let offered = services_table(&[Service {
+            name: "crontab".into(),
+            image: String::new(),
+            state: "available".into(),
+            health: None,
+            since: None,
+            offered_by: Some("repository core".into()),
+        }]);
+        assert_eq!(
+            offered,
+            "NAME     IMAGE  STATE      HEALTH  SINCE  FROM\n\
+             crontab  -      available  -       -      repository core\n"
         );
     }
 

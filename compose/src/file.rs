@@ -218,6 +218,11 @@ pub struct ServicesFile {
     pub errors: Vec<String>,
 }
 
+/// Top-level keys of compose's later formats that are not services.
+const V2_TOP_KEYS: &[&str] = &[
+    "services", "version", "networks", "volumes", "secrets", "configs", "name",
+];
+
 #[derive(Deserialize)]
 struct Top {
     #[serde(default)]
@@ -255,7 +260,17 @@ pub fn parse(file: &str, text: &str) -> Result<ServicesFile, ComposeError> {
         path: PathBuf::from(file),
         ..Default::default()
     };
-    for (name, value) in top.services {
+    // Compose's first format (RancherOS's service repositories write it): no
+    // `services:` and no `version:`, every other top-level entry a service.
+    let services = if top.services.is_empty() && !top._other.contains_key("version") {
+        top._other
+            .into_iter()
+            .filter(|(k, _)| !V2_TOP_KEYS.contains(&k.as_str()) && !k.starts_with("x-"))
+            .collect()
+    } else {
+        top.services
+    };
+    for (name, value) in services {
         let err = |detail: String| ComposeError::Service {
             file: file.to_string(),
             service: name.clone(),
@@ -419,6 +434,22 @@ services:
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn compose_first_format_is_read_as_rancheros_repositories_write_it() {
+        let f = parse(
+            "c/crontab.yml",
+            "crontab:\n  image: rancher/os-crontab:v0.5.0\n  labels:\n    io.rancher.os.scope: system\n  \
+             restart: always\nx-note: {a: 1}\n",
+        )
+        .expect("parses");
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.services.len(), 1);
+        assert_eq!(f.services["crontab"].image, "rancher/os-crontab:v0.5.0");
+        // A file with `version:` or `services:` is never read that way.
+        let later = parse("v.yml", "version: '2'\nnetworks: {}\n").expect("parses");
+        assert!(later.services.is_empty() && later.errors.is_empty());
     }
 
     #[test]

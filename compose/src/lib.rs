@@ -2,7 +2,9 @@
 //!
 //! The services that make up a Corral machine are described in docker-compose format
 //! with RancherOS's labels (`io.rancher.os.after`, `detach`, `createonly`, `scope`), so
-//! a service copied from RancherOS's os-config parses unchanged. This crate reads such
+//! a service copied from RancherOS's os-config parses unchanged, and so does a service
+//! file of RancherOS's repositories (compose's first format: no `services:`, the
+//! services at the top level). This crate reads such
 //! files into a model (`ServicesFile`, `Service`), checks them (size capped, keys Corral
 //! does not act on kept as warnings, a file that does not parse an error naming the
 //! file, the service and the line), merges several in order, and orders their services

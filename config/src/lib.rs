@@ -11,8 +11,9 @@
 //! (`merge.rs`); the saved configuration under `/var/lib/corral/conf/` with the last good
 //! user-data kept when a new one is rejected, and the layered configuration in force
 //! (`store.rs`); reading it by key and changing the `corral config set` layer only when
-//! the result validates (`edit.rs`); and validation that reports every problem, not just the first
-//! (`validate.rs`). The reference is docs/cloud-config.md.
+//! the result validates (`edit.rs`); validation that reports every problem, not just the first
+//! (`validate.rs`); and RancherOS's service repositories, their `index.yml` and service
+//! files fetched over http(s) (`repository.rs`). The reference is docs/cloud-config.md.
 //!
 //! One error type, `ConfigError` (`error.rs`), for reading, fetching, checking and
 //! changing configuration.
@@ -26,7 +27,7 @@
 //! - **Must not touch:** running services or engines (the manager applies configuration;
 //!   the console applies `write_files` and `runcmd`), files of other crates.
 //! - **Talks to:** the datasources (block devices it mounts read-only under
-//!   `/run/corral/media`, the metadata service over HTTP); its callers (the manager, the
+//!   `/run/corral/media`, the metadata service and service repositories over HTTP); its callers (the manager, the
 //!   console's `corral console-init`, `corral config validate`) use it as a library.
 
 pub mod cmdline;
@@ -34,6 +35,7 @@ pub mod datasource;
 pub mod edit;
 pub mod error;
 pub mod merge;
+pub mod repository;
 pub mod schema;
 pub mod store;
 pub mod userdata;

@@ -151,6 +151,13 @@ fn cloud_config(source: &str, text: &str) -> Result<UserData, ConfigError> {
             ));
         }
     }
+    for (name, repo) in &config.corral.repositories {
+        if let Err(why) = repo.base() {
+            warnings.push(format!(
+                "{source}: repositories.{name}.url: {why}; that repository is not used"
+            ));
+        }
+    }
     if let Err(why) = config.time_zone() {
         warnings.push(format!("{source}: {why}; the console stays on UTC"));
     }

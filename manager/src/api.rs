@@ -137,7 +137,11 @@ pub async fn handle(context: &Context, request: Request) -> Response {
     match request {
         Request::OsVersion => os_version(docker).await,
         Request::ServiceList => match list(docker).await {
-            Ok(services) => Response::ok(&services),
+            Ok(mut services) => {
+                let have: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+                services.extend(context.services.offered(&have).await);
+                Response::ok(&services)
+            }
             Err(e) => Response::system(format!("listing the services: {e}")),
         },
         Request::ServiceStart { name } => act(docker, &name, Action::Start).await,
@@ -195,6 +199,7 @@ pub async fn list(docker: &Docker) -> Result<Vec<Service>, String> {
                 .map(|s| s.to_string())
                 .filter(|s| !s.is_empty() && s != "none"),
             since: since.filter(|s| !s.starts_with("0001-")),
+            offered_by: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -4,11 +4,12 @@
 //! saved configuration asks for now.
 
 use crate::assemble::{self, ESSENTIAL};
+use crate::repositories::NotKept;
 use crate::services::{self, Outcome};
 use bollard::query_parameters::RemoveContainerOptions;
 use bollard::Docker;
-use corral_api::protocol::{Brought, Response};
-use corral_compose::{self as compose, ServicesFile};
+use corral_api::protocol::{Brought, Response, Service};
+use corral_compose::ServicesFile;
 use corral_config::edit::Machine;
 use futures_util::future::BoxFuture;
 use std::path::{Path, PathBuf};
@@ -122,30 +123,32 @@ impl Services {
         }
         if let Some(text) = definition {
             let origin = format!("the services file for {name}");
-            let file = match compose::parse(&origin, text) {
-                Ok(f) => f,
-                Err(e) => return Response::user(format!("{e}; nothing was enabled")),
-            };
-            if let Some(e) = file.errors.first() {
-                return Response::user(format!("{e}; nothing was enabled"));
-            }
-            if file.services.is_empty() {
-                return Response::user(format!("{origin} defines no service; nothing was enabled"));
-            }
-            let path = self.available.join(format!("{name}.yml"));
-            let written = std::fs::create_dir_all(&self.available)
-                .and_then(|()| corral_config::store::write_private(&path, text.as_bytes()));
-            if let Err(e) = written {
-                return Response::system(format!("keeping {}: {e}", path.display()));
+            match crate::repositories::keep(&self.available, name, &origin, text) {
+                Ok(()) => {}
+                Err(NotKept::Invalid(why)) => {
+                    return Response::user(format!("{why}; nothing was enabled"))
+                }
+                Err(NotKept::Write(why)) => return Response::system(why),
             }
         } else {
             let defined = (self.assemble)(false).await.services.contains_key(name);
             if !defined && !self.optional(name) && !self.disabled(name) {
-                return Response::user(format!(
-                    "there is no service {name:?} to enable; the catalogue has: {} \
-                     (or give a services file: corral service enable ./{name}.yml, or a URL)",
-                    self.optional_names().join(", ")
-                ));
+                // Not carried here: the repositories, as RancherOS looked.
+                let repositories = self.machine.in_force().config.corral.repositories.clone();
+                let (dir, wanted) = (self.available.clone(), name.to_string());
+                let fetched = tokio::task::spawn_blocking(move || {
+                    crate::repositories::fetch(&repositories, &dir, &wanted)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(why) = fetched {
+                    return Response::user(format!(
+                        "there is no service {name:?} to enable; the catalogue has: {} \
+                         (or give a services file: corral service enable ./{name}.yml, or a URL); \
+                         the repositories: {why}",
+                        self.optional_names().join(", ")
+                    ));
+                }
             }
         }
         if let Err(r) = self.include(name, true).await {
@@ -153,6 +156,38 @@ impl Services {
         }
         log::info!("service {name}: enabled through the api");
         Response::ok(&serde_json::Value::Null)
+    }
+
+    /// What the machine can run and does not (`have` lists what runs): the catalogue's
+    /// and the services folders' optional services, then what the repositories offer
+    /// (fetched off the async thread).
+    pub async fn offered(&self, have: &[String]) -> Vec<Service> {
+        let mut out: Vec<Service> = self
+            .optional_names()
+            .into_iter()
+            .filter(|n| !have.contains(n))
+            .map(|name| Service {
+                name,
+                image: String::new(),
+                state: "available".into(),
+                health: None,
+                since: None,
+                offered_by: Some("catalogue".into()),
+            })
+            .collect();
+        let repositories = self.machine.in_force().config.corral.repositories.clone();
+        if repositories.is_empty() {
+            return out;
+        }
+        let mut listed: Vec<String> = have.to_vec();
+        listed.extend(out.iter().map(|s| s.name.clone()));
+        let more = tokio::task::spawn_blocking(move || {
+            crate::repositories::offered(&repositories, &listed)
+        })
+        .await
+        .unwrap_or_default();
+        out.extend(more);
+        out
     }
 
     /// `disable NAME`: off in the saved configuration, then stopped and removed.

@@ -80,7 +80,9 @@
 //!   configuration other than through corral-config's `edit`.
 //! - **Talks to:** dockerd through its socket (bollard, tokio; the process itself through
 //!   corral-dockerd); PID 1 (its parent); the kernel (modules, mounts, sysctls, the
-//!   hostname, through corral-host); the kernel log.
+//!   hostname, through corral-host); the kernel log; the datasources and RancherOS-style
+//!   service repositories over http(s), through corral-config (`src/repositories.rs`
+//!   keeps what it fetches from those in `services-available`).
 
 pub mod api;
 pub mod apply;
@@ -94,6 +96,7 @@ pub mod engine_switch;
 pub mod error;
 pub mod lifecycle;
 pub mod network;
+pub mod repositories;
 pub mod rescue;
 pub mod restart_policy;
 pub mod service_watch;

@@ -123,6 +123,16 @@ pub async fn on_engine_ready(
             e
         }
     };
+    // Services the configuration turns on from RancherOS's repositories, fetched once
+    // and kept (the network is up: the datasources used it).
+    {
+        let effective = effective.clone();
+        let dirs = available_dirs();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::repositories::fetch_included(&effective, &dirs)
+        })
+        .await;
+    }
     let mut file = services_for(&effective, &links);
     user_engine::prepare(&docker, &effective, &mut file).await;
     let since = crate::service_watch::now_stamp();
@@ -164,6 +174,14 @@ fn assembler(docker: bollard::Docker) -> enable::Assemble {
     })
 }
 
+/// Where optional services are looked up ([`assemble::AVAILABLE_DIRS`]).
+fn available_dirs() -> Vec<std::path::PathBuf> {
+    assemble::AVAILABLE_DIRS
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect()
+}
+
 /// The built-in system services, with the OS version filled in.
 fn builtin_services() -> String {
     include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
@@ -200,10 +218,7 @@ fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compos
         }
     }
     let builtin = builtin_services();
-    let available: Vec<std::path::PathBuf> = assemble::AVAILABLE_DIRS
-        .iter()
-        .map(std::path::PathBuf::from)
-        .collect();
+    let available = available_dirs();
     assemble::services(
         effective,
         &assemble::Sources {

@@ -513,12 +513,39 @@ fn check_bridge_ipv6_and_commands(vm: &mut Vm) {
 fn ec2_metadata_over_imdsv2_gives_the_key_and_the_hostname() {
     let dir = log_dir("ec2-imds");
     let key = KeyPair::ensure(&dir.join("id_ed25519"), "corral-ec2").expect("key pair");
+    // A RancherOS service repository (index.yml, <first letter>/<name>.yml) on the
+    // host's loopback, reached through QEMU's guestfwd.
+    let repo = dir.join("repository");
+    let _ = std::fs::remove_dir_all(&repo);
+    for (name, sub) in [("hello-repo", "h"), ("other-repo", "o")] {
+        std::fs::create_dir_all(repo.join(sub)).expect("mkdir");
+        std::fs::write(
+            repo.join(sub).join(format!("{name}.yml")),
+            format!(
+                "{name}:\n  image: corral/base:{}\n  command: [sleep, '3600']\n  restart: always\n  \
+                 labels: {{io.rancher.os.scope: system}}\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+        )
+        .expect("a service file");
+    }
+    std::fs::write(
+        repo.join("index.yml"),
+        "services: [hello-repo, other-repo]\nconsoles: [debian]\n",
+    )
+    .expect("index");
+    let served = corral_harness::files::FileServer::start(&repo, None).expect("file server");
     let fake = FakeImds::start(Instance {
         instance_id: "i-0123456789abcdef0".into(),
         local_hostname: "ip-10-0-0-7.ec2.internal".into(),
         region: "eu-west-1".into(),
         public_keys: vec![("e2e".into(), key.public.clone())],
-        user_data: Some(b"#cloud-config\nruncmd:\n  - echo from-ec2 > /run/ec2-runcmd\n".to_vec()),
+        user_data: Some(
+            b"#cloud-config\nruncmd:\n  - echo from-ec2 > /run/ec2-runcmd\nrancher:\n  \
+              repositories:\n    e2e: {url: 'http://169.254.169.253:8080'}\n  \
+              services_include: {hello-repo: true}\n"
+                .to_vec(),
+        ),
         require_token: true,
         v1_only: false,
     })
@@ -527,6 +554,7 @@ fn ec2_metadata_over_imdsv2_gives_the_key_and_the_hostname() {
     let port = free_port().expect("port");
     cfg.ssh_port = Some(port);
     cfg.metadata_port = Some(fake.port);
+    cfg.guest_forwards = vec![("169.254.169.253:8080".into(), served.port)];
     cfg.smbios_vendor = Some("Amazon EC2".into());
     let mut vm = Vm::start("ec2-imds", &cfg, &dir, Vec::new()).expect("start QEMU");
     let ssh = ssh_as_corral(port, &key.private);
@@ -555,9 +583,79 @@ fn ec2_metadata_over_imdsv2_gives_the_key_and_the_hostname() {
         .check("cat /var/log/cloud-config.log", CMD)
         .expect("report");
     assert!(log.contains("user-data from ec2 "), "{log}");
+    check_service_repository(&ssh, &served);
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(120))
         .expect("QEMU exits after poweroff");
+}
+
+/// RancherOS's repositories: `services_include` runs a service fetched from one at
+/// boot, `service list` shows what else it offers, and `service enable NAME` fetches it.
+fn check_service_repository(ssh: &Ssh, served: &corral_harness::files::FileServer) {
+    let listed = |ssh: &Ssh| -> Vec<corral_api::protocol::Service> {
+        let out = ssh
+            .check("sudo corral service list --format json", CMD)
+            .expect("service list");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let state = |list: &[corral_api::protocol::Service], name: &str| {
+        list.iter()
+            .find(|s| s.name == name)
+            .map(|s| (s.state.clone(), s.offered_by.clone()))
+    };
+    ssh.eventually(
+        "sudo corral service list | grep -q 'hello-repo .*running'",
+        BOOT,
+        CMD,
+    )
+    .expect("the service from the repository runs");
+    let list = listed(ssh);
+    assert_eq!(
+        state(&list, "other-repo"),
+        Some(("available".into(), Some("repository e2e".into()))),
+        "{list:?}"
+    );
+    assert_eq!(
+        state(&list, "crond"),
+        Some(("available".into(), Some("catalogue".into())))
+    );
+    let table = ssh.check("sudo corral service list", CMD).expect("table");
+    assert!(
+        table.contains("FROM") && table.contains("repository e2e"),
+        "{table}"
+    );
+    ssh.check("sudo corral service enable other-repo", CMD)
+        .expect("enable from the repository");
+    let up = ssh
+        .check("sudo corral service up other-repo", CMD)
+        .expect("up other-repo");
+    assert!(up.contains("running"), "{up}");
+    assert_eq!(
+        state(&listed(ssh), "other-repo").map(|s| s.0),
+        Some("running".into())
+    );
+    ssh.check(
+        "sudo test -f /var/lib/corral/conf/services-available/hello-repo.yml && \
+         sudo test -f /var/lib/corral/conf/services-available/other-repo.yml",
+        CMD,
+    )
+    .expect("both kept for later boots");
+    let (code, out) = ssh
+        .run("sudo corral service enable no-such-service 2>&1", CMD)
+        .expect("runs");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the repositories: e2e:"), "{out}");
+    let requests = served.requests();
+    for path in [
+        "GET /h/hello-repo.yml",
+        "GET /index.yml",
+        "GET /o/other-repo.yml",
+    ] {
+        assert!(
+            requests.iter().any(|r| r.starts_with(path)),
+            "{path}: {requests:?}"
+        );
+    }
 }
 
 #[test]

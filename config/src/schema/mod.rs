@@ -98,6 +98,10 @@ pub struct Corral {
     /// Optional services to turn on (`true`) or off, by name.
     #[serde(default, deserialize_with = "null_is_default")]
     pub services_include: BTreeMap<ServiceName, bool>,
+    /// RancherOS's service repositories, by name: where `services_include` and `corral
+    /// service enable NAME` find services the machine does not carry.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub repositories: BTreeMap<String, Repository>,
     /// Kernel modules to load at boot (a list, or `a,b` as PID 1 takes it from the
     /// kernel command line).
     #[serde(default, deserialize_with = "list_or_commas")]
@@ -233,6 +237,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "network",
             "services",
             "services_include",
+            "repositories",
             "modules",
             "sysctl",
             "environment",
@@ -267,6 +272,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("corral.upgrade", &["url", "health_timeout"]),
+    ("corral.repositories.*", &["url"]),
     (
         "corral.network.interfaces.*",
         &[

@@ -49,3 +49,30 @@ impl<'de> Deserialize<'de> for EnvList {
         }))
     }
 }
+
+/// One of RancherOS's service repositories (`corral.repositories.NAME.url`): an http(s)
+/// folder with an `index.yml` and its services' files ([`crate::repository`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Repository {
+    #[serde(default)]
+    pub url: Option<Scalar>,
+}
+
+impl Repository {
+    /// The folder's URL without a trailing `/`, when it is an http(s) URL; otherwise
+    /// why not (a warning: RancherOS took any text and failed when it fetched).
+    pub fn base(&self) -> Result<Option<&str>, String> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let url = url.0.trim();
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if http && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Ok(Some(url.trim_end_matches('/')))
+        } else {
+            Err(format!(
+                "{url:?} is not a repository's URL; write https://host/path (the folder with index.yml)"
+            ))
+        }
+    }
+}

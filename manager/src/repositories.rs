@@ -1,0 +1,158 @@
+//! RancherOS's service repositories (`corral.repositories`), for the manager: a service
+//! that `services_include` or `corral service enable NAME` names and the machine does not
+//! carry (not built in, not in the catalogue, no file in the services folders) is
+//! fetched from the first repository that offers it (`corral_config::repository`: its
+//! `<url>/<first letter>/<name>.yml`), checked as a services file, and kept in
+//! `services-available/NAME.yml`, so that later boots need no network for it. What the
+//! repositories offer is listed by `corral service list`.
+
+use corral_api::protocol::Service;
+use corral_config::repository;
+use corral_config::schema::Repository;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Why a services file was not kept.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotKept {
+    /// It is not a services file with a service: the sender's to fix.
+    Invalid(String),
+    /// Writing it failed: the machine's.
+    Write(String),
+}
+
+impl std::fmt::Display for NotKept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotKept::Invalid(why) | NotKept::Write(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Checks `text` as `name`'s services file (`origin` names it in errors) and keeps it
+/// as `dir/NAME.yml`.
+pub fn keep(dir: &Path, name: &str, origin: &str, text: &str) -> Result<(), NotKept> {
+    let file = corral_compose::parse(origin, text).map_err(|e| NotKept::Invalid(e.to_string()))?;
+    if let Some(e) = file.errors.first() {
+        return Err(NotKept::Invalid(e.to_string()));
+    }
+    if file.services.is_empty() {
+        return Err(NotKept::Invalid(format!("{origin} defines no service")));
+    }
+    let path = dir.join(format!("{name}.yml"));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| corral_config::store::write_private(&path, text.as_bytes()))
+        .map_err(|e| NotKept::Write(format!("keeping {}: {e}", path.display())))
+}
+
+/// Fetches `name` from the repositories and keeps it in `dir`; returns the repository
+/// and URL it came from. Blocking (the network): run it off the async thread.
+pub fn fetch(
+    repositories: &BTreeMap<String, Repository>,
+    dir: &Path,
+    name: &str,
+) -> Result<(String, String), String> {
+    let (repo, url, text) = repository::fetch_service(repositories, name)?;
+    if let Some(warning) = corral_config::datasource::transport_warning(&url) {
+        log::warn!("{warning}");
+    }
+    keep(dir, name, &url, &text).map_err(|e| format!("{url}: {e}"))?;
+    log::info!("service {name}: fetched from repository {repo} ({url})");
+    Ok((repo, url))
+}
+
+/// At boot: each service `services_include` turns on that no services folder (`dirs`)
+/// nor the catalogue has is fetched into `dirs`' last (the kept services), so that the
+/// boot runs it and later boots need no network for it. Failures are logged; the boot
+/// goes on without that service (assemble reports it missing). Blocking.
+pub fn fetch_included(effective: &corral_config::store::Effective, dirs: &[std::path::PathBuf]) {
+    let corral = &effective.config.corral;
+    if corral.repositories.is_empty() {
+        return;
+    }
+    let Some(keep_in) = dirs.last() else {
+        return;
+    };
+    for (name, on) in &corral.services_include {
+        let carried = crate::assemble::optional_file(dirs, &name.0).is_some()
+            || crate::assemble::catalogue(&name.0).is_some()
+            || corral.services.contains_key(&name.0);
+        if *on && !carried {
+            if let Err(why) = fetch(&corral.repositories, keep_in, &name.0) {
+                log::error!("corral.services_include.{name}: {why}");
+            }
+        }
+    }
+}
+
+/// The services the repositories offer that `have` does not list, as `service list`
+/// shows them (state `available`, `offered_by` the repository); a repository that does
+/// not answer is one entry with state `unreachable` and why. Blocking.
+pub fn offered(repositories: &BTreeMap<String, Repository>, have: &[String]) -> Vec<Service> {
+    let mut out: Vec<Service> = Vec::new();
+    for (repo, base) in repository::bases(repositories) {
+        match repository::fetch_index(base) {
+            Ok(index) => {
+                for name in index.services {
+                    let listed = have.contains(&name) || out.iter().any(|s| s.name == name);
+                    if !listed {
+                        out.push(available(&name, repo, "available"));
+                    }
+                }
+            }
+            Err(e) => {
+                log::warn!("repository {repo}: {e}");
+                out.push(available(
+                    &format!("({repo})"),
+                    repo,
+                    &format!("unreachable: {e}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn available(name: &str, repo: &str, state: &str) -> Service {
+    Service {
+        name: name.to_string(),
+        image: String::new(),
+        state: state.to_string(),
+        health: None,
+        since: None,
+        offered_by: Some(format!("repository {repo}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetched_file_is_kept_only_when_it_is_a_services_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        keep(
+            dir.path(),
+            "hello",
+            "u",
+            "services:\n  hello:\n    image: corral/base:1\n",
+        )
+        .expect("kept");
+        assert!(dir.path().join("hello.yml").exists());
+        let empty = keep(dir.path(), "none", "u", "services: {}\n").expect_err("no service");
+        assert_eq!(empty, NotKept::Invalid("u defines no service".into()));
+        assert!(matches!(
+            keep(dir.path(), "bad", "u", "services: [x\n"),
+            Err(NotKept::Invalid(_))
+        ));
+        assert!(!dir.path().join("none.yml").exists() && !dir.path().join("bad.yml").exists());
+    }
+
+    #[test]
+    fn without_repositories_nothing_is_offered_or_fetched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(offered(&BTreeMap::new(), &[]), []);
+        let e = fetch(&BTreeMap::new(), dir.path(), "x").expect_err("none");
+        assert!(e.contains("no repository is configured"), "{e}");
+    }
+}
