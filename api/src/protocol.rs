@@ -45,6 +45,20 @@ pub enum Request {
     /// Makes `image` the user engine (kept in the saved configuration): an engine's
     /// name (`docker-26.1`, what is saved then) or an engine image's reference.
     EngineSwitch { image: String },
+    /// The consoles there are: the default one, named console images, kept archives;
+    /// the one running and the one configured marked.
+    ConsoleList,
+    /// Makes `name` the console (kept in the saved configuration as `corral.console`):
+    /// `default`, a console's name or an image; at once with `now` (the console is
+    /// replaced, and put back if the new one does not stay up), else from the next boot.
+    ConsoleSwitch {
+        name: String,
+        now: bool,
+        /// An image archive the CLI put under `/var/lib/corral/consoles/` (`--from`):
+        /// loaded first, and kept as the console's archive.
+        #[serde(default)]
+        archive: Option<String>,
+    },
     /// Makes the user engine a new CA and server and client certificates, the server's
     /// for the machine's names and `hostnames`, and gives the `corral` user the client's.
     TlsGenerate {
@@ -64,6 +78,7 @@ impl Request {
                 | Request::ServiceLogs { .. }
                 | Request::BootReport
                 | Request::EngineList
+                | Request::ConsoleList
         )
     }
 }
@@ -167,6 +182,18 @@ pub struct Engine {
     pub version: Option<String>,
     /// Whether the user engine runs it now.
     pub current: bool,
+}
+
+/// A console, as `corral console list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Console {
+    /// `default`, a console's name (label `io.corral.console`), or an image.
+    pub name: String,
+    pub image: String,
+    /// Whether it runs now.
+    pub current: bool,
+    /// Whether the configuration names it (`corral.console`): it runs from the next boot.
+    pub configured: bool,
 }
 
 /// What `corral service up` did to one service.

@@ -32,7 +32,8 @@ pub struct ImageSpec {
     #[serde(default)]
     pub skip: Vec<String>,
     /// Packages named only to settle a dependency's alternatives (`systemd |
-    /// systemd-standalone-sysusers`: the small one), resolved but never unpacked.
+    /// systemd-standalone-sysusers`: the small one), resolved but never unpacked (but
+    /// for a `dpkg_status` image, whose dependencies must all be there).
     #[serde(default)]
     pub choose: Vec<String>,
     /// Paths removed after unpacking.
@@ -47,6 +48,14 @@ pub struct ImageSpec {
     /// Link every busybox applet (needs busybox-static in packages).
     #[serde(default)]
     pub busybox_applets: bool,
+    /// Write the dpkg database (`/var/lib/dpkg/status`, the file lists), so that apt and
+    /// dpkg manage the image's packages on the machine (`crate::dpkg`).
+    #[serde(default)]
+    pub dpkg_status: bool,
+    /// Shipped as `dist/<name>.tar`, for machines to load when asked, rather than in the
+    /// root and its seeded store (the Debian console).
+    #[serde(default)]
+    pub dist_only: bool,
     /// Symlinks made after the packages: `{path: /usr/sbin/iptables, target: xtables-nft-multi}`.
     #[serde(default)]
     pub links: Vec<LinkSpec>,
@@ -245,7 +254,8 @@ pub fn build(
         .text("version", inputs.version)
         .text("image.rs", include_str!("image.rs"))
         .text("docker_archive.rs", include_str!("docker_archive.rs"))
-        .text("rootfs.rs", include_str!("rootfs.rs"));
+        .text("rootfs.rs", include_str!("rootfs.rs"))
+        .text("dpkg.rs", include_str!("dpkg.rs"));
     for d in debs {
         fp.text(&d.name, &d.sha256);
     }
@@ -267,14 +277,24 @@ pub fn build(
     }
     let root = inputs.work.join(format!("{}.root", spec.name));
     rootfs::create(&root, rootfs::IMAGE_DIRS)?;
-    for d in debs
+    // An image dpkg manages on the machine keeps its chosen alternatives too: apt
+    // would otherwise find the dependency they settle unmet.
+    let unpacked: Vec<&crate::apt::Deb> = debs
         .iter()
-        .filter(|d| !spec.skip.contains(&d.name) && !spec.choose.contains(&d.name))
-    {
+        .filter(|d| {
+            !spec.skip.contains(&d.name) && (spec.dpkg_status || !spec.choose.contains(&d.name))
+        })
+        .collect();
+    for d in &unpacked {
         let tree = deb::unpack(inputs.cache, d, &inputs.apts.path(d))?;
         rootfs::merge(&root, &tree)?;
     }
     rootfs::drop_paths(&root, &spec.drop)?;
+    if spec.dpkg_status {
+        crate::dpkg::write(&root, &unpacked, &|d| inputs.apts.path(d), &|d| {
+            deb::unpack(inputs.cache, d, &inputs.apts.path(d))
+        })?;
+    }
     // ca-certificates' own script never runs: without its bundle, dockerd cannot pull
     // over TLS and the console's tools trust nobody.
     rootfs::ca_bundle(&root)?;

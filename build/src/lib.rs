@@ -30,6 +30,7 @@ pub mod cpio;
 pub mod deb;
 pub mod dist;
 pub mod docker_archive;
+pub mod dpkg;
 pub mod error;
 pub mod host;
 pub mod image;

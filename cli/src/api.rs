@@ -2,7 +2,9 @@
 //! `boot-report`): each sends one request over `/run/corral/api.sock` and prints the
 //! answer as a table or, with `--format json`, as JSON.
 
-use corral_api::protocol::{Brought, Engine, Logs, Request, Response, Service, Tls, Version};
+use corral_api::protocol::{
+    Brought, Console, Engine, Logs, Request, Response, Service, Tls, Version,
+};
 use corral_api::report::BootReport;
 use corral_api::ErrorKind;
 use serde::de::DeserializeOwned;
@@ -44,7 +46,9 @@ impl Failure {
 /// that fails waits for the old engine to come back too).
 fn timeout(request: &Request) -> Duration {
     match request {
-        Request::ServiceUp { .. } | Request::EngineSwitch { .. } => Duration::from_secs(600),
+        Request::ServiceUp { .. }
+        | Request::EngineSwitch { .. }
+        | Request::ConsoleSwitch { .. } => Duration::from_secs(600),
         _ => Duration::from_secs(60),
     }
 }
@@ -273,6 +277,22 @@ pub fn engines_table(engines: &[Engine]) -> String {
     columns(&rows)
 }
 
+pub fn consoles_table(consoles: &[Console]) -> String {
+    let mut rows = vec![["NAME", "IMAGE", "RUNNING", "CONFIGURED"]
+        .map(String::from)
+        .to_vec()];
+    let mark = |b: bool| if b { "*" } else { "" }.to_string();
+    rows.extend(consoles.iter().map(|c| {
+        vec![
+            c.name.clone(),
+            c.image.clone(),
+            mark(c.current),
+            mark(c.configured),
+        ]
+    }));
+    columns(&rows)
+}
+
 /// What `tls generate` made, and what to do next.
 pub fn tls_text(tls: &Tls) -> String {
     let mut lines = vec![
@@ -355,6 +375,7 @@ pub fn run(socket: &Path, request: Request, format: Format) -> Result<(), Failur
         }),
         Request::BootReport => print::<BootReport>(body, format, BootReport::table),
         Request::EngineList => print::<Vec<Engine>>(body, format, |e| engines_table(e)),
+        Request::ConsoleList => print::<Vec<Console>>(body, format, |c| consoles_table(c)),
         Request::TlsGenerate { .. } => print::<Tls>(body, format, tls_text),
         Request::ServiceUp { .. } => {
             let brought: Vec<Brought> = decode(body)?;

@@ -32,6 +32,12 @@ pub enum Command {
         #[command(subcommand)]
         command: EngineCommand,
     },
+    /// The console (where sshd and the gettys run): the default one, the Debian console,
+    /// or an image of your own.
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
     /// The user engine's TLS certificates.
     Tls {
         #[command(subcommand)]
@@ -144,6 +150,33 @@ pub enum ServiceCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// The consoles there are, the one running and the one configured marked.
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Runs CONSOLE now, and at later boots: `default`, a name from `console list`
+    /// (`debian`), or an image. Your session ends as the console restarts; a console
+    /// that does not stay up is switched back.
+    Switch {
+        #[arg(value_name = "CONSOLE")]
+        name: String,
+        /// Loads the console's image archive first, from a file or an http(s) URL
+        /// (the Debian console is dist/console-debian.tar).
+        #[arg(long, value_name = "FILE|URL")]
+        from: Option<String>,
+    },
+    /// Runs CONSOLE from the next boot (`switch` without the restart now).
+    Enable {
+        #[arg(value_name = "CONSOLE")]
+        name: String,
+        #[arg(long, value_name = "FILE|URL")]
+        from: Option<String>,
     },
 }
 

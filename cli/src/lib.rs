@@ -23,7 +23,9 @@
 //!   other good slot made the next boot (`src/upgrade/`: `machine.rs` finds the boot
 //!   disk and the slot that runs, `slot.rs` writes a slot). docs/upgrades.md.
 //! - `corral os version`, `corral service list|ps|start|stop|restart|logs [-f]|enable|disable|up`,
-//!   `corral engine list|switch`, `corral tls generate`, `corral boot-report` (each listing `--format table|json`): one request each to the
+//!   `corral engine list|switch`, `corral console list|switch|enable` (`--from FILE|URL`
+//!   first copies the console's image archive into `/var/lib/corral/consoles/` with a
+//!   progress bar: `src/commands/consoles.rs`), `corral tls generate`, `corral boot-report` (each listing `--format table|json`): one request each to the
 //!   manager over `/run/corral/api.sock` through `corral-api`'s client, the answer printed
 //!   as a table or JSON; `enable FILE|URL` reads the services file and sends its text
 //!   (`src/api.rs`). `corral poweroff|reboot` signal PID 1; `corral completion SHELL`

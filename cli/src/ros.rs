@@ -17,9 +17,6 @@ pub enum Ros {
     Refused(String),
 }
 
-/// The consoles Corral ships.
-const CONSOLES: &[&str] = &["default"];
-
 fn corral(args: &[&str], rest: &[String]) -> Ros {
     let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     v.extend(rest.iter().cloned());
@@ -107,23 +104,17 @@ fn engine(words: &[&str], args: &[String]) -> Ros {
 }
 
 fn console(words: &[&str]) -> Ros {
-    match words {
-        ["list", ..] => Ros::Said(
-            CONSOLES
-                .iter()
-                .map(|c| format!("current  {c}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        ["switch" | "enable", name, ..] if CONSOLES.contains(name) => {
-            Ros::Said(format!("the {name} console is the one that runs"))
-        }
-        ["switch" | "enable", name, ..] => Ros::Refused(format!(
-            "ros console: Corral ships the default console only, not {name}; \
-             the machine keeps running the default console"
-        )),
+    // RancherOS's `-f` only skipped its prompt; Corral does not ask.
+    let named: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| *w != "-f" && *w != "--force")
+        .collect();
+    match named.as_slice() {
+        ["list", ..] => corral(&["console", "list"], &[]),
+        [verb @ ("switch" | "enable"), name] => corral(&["console", verb, name], &[]),
         _ => Ros::Refused(
-            "ros console: use `ros console list` or `ros console switch default`".into(),
+            "ros console: use `ros console list`, `ros console switch NAME` or `ros console enable NAME`".into(),
         ),
     }
 }
@@ -268,14 +259,10 @@ mod tests {
             panic!("refused");
         };
         assert!(e.contains("corral os upgrade"), "{e}");
-        let Ros::Refused(e) = t("console switch ubuntu") else {
-            panic!("refused");
-        };
-        assert!(e.contains("default console only"), "{e}");
-        assert_eq!(
-            t("console switch default"),
-            Ros::Said("the default console is the one that runs".into())
-        );
+        assert_eq!(t("console switch -f debian"), c("console switch debian"));
+        assert_eq!(t("console enable ubuntu"), c("console enable ubuntu"));
+        assert_eq!(t("console list"), c("console list"));
+        assert!(matches!(t("console switch"), Ros::Refused(_)));
         assert!(matches!(t("entrypoint"), Ros::Refused(_)));
         assert!(
             matches!(t("tls gen"), Ros::Refused(_)),

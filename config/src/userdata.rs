@@ -188,13 +188,15 @@ pub(crate) fn bounded(source: &str, text: &str) -> Result<(), ConfigError> {
     })
 }
 
-/// A warning for a console Corral does not ship (RancherOS's `ubuntu`, `debian`, ...):
-/// the machine comes up on the default console, with the user's keys.
+/// A warning for a console Corral does not ship (RancherOS's `ubuntu`, `alpine`, ...):
+/// the machine comes up on the default console, with the user's keys, unless an image
+/// of that name was loaded. An image reference (a user's own console) is not warned of.
 fn unshipped_console(source: &str, config: &CloudConfig) -> Option<String> {
     let name = config.corral.console.as_deref()?;
-    (!crate::schema::CONSOLES.contains(&name)).then(|| {
+    let image = name.contains('/') || name.contains(':');
+    (!image && !crate::schema::CONSOLES.contains(&name)).then(|| {
         format!(
-            "{source}: `corral.console: {name}` is not a console Corral ships; the machine comes up on the default console"
+            "{source}: `corral.console: {name}` is not a console Corral ships; the machine comes up on the default console unless an image of that name is loaded (corral console list)"
         )
     })
 }
@@ -355,7 +357,7 @@ mod tests {
             warnings,
             [
                 "u: `rancher.network.dns.nameservers` and `corral.network.dns.nameservers` are both set; `corral.network.dns.nameservers` is used",
-                "u: `corral.console: ubuntu` is not a console Corral ships; the machine comes up on the default console",
+                "u: `corral.console: ubuntu` is not a console Corral ships; the machine comes up on the default console unless an image of that name is loaded (corral console list)",
             ]
         );
     }

@@ -157,6 +157,14 @@ pub async fn handle(context: &Context, request: Request) -> Response {
         Request::ServiceDisable { name } => context.services.disable(docker, &name).await,
         Request::ServiceUp { names } => context.services.up(docker, &names).await,
         Request::EngineList => crate::engine_images::list(docker).await,
+        Request::ConsoleList => {
+            let configured = context.services.machine.in_force().config.corral.console;
+            crate::consoles::list(docker, configured.as_deref()).await
+        }
+        Request::ConsoleSwitch { name, now, archive } => {
+            let archive = archive.as_deref().map(std::path::Path::new);
+            crate::consoles::switch(docker, &context.services, &name, now, archive).await
+        }
         Request::EngineSwitch { image } => {
             crate::engine_switch::switch(docker, &context.services, &image).await
         }

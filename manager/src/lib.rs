@@ -43,7 +43,11 @@
 //! engine image lists (`io.corral.engine.host-binaries`) bound read-only into its
 //! container, with a trial of the new engine's dockerd first and the old engine put back
 //! if the new one exits or does not answer (`src/engine_images.rs` finds and checks
-//! engines, `src/engine_switch.rs` switches); tls generate, a new CA and certificates for the user engine
+//! engines, `src/engine_switch.rs` switches); console list, switch and enable: the
+//! default console, a console image by name (label `io.corral.console`) or a user's
+//! image, loaded from an archive under `/var/lib/corral/consoles/` and kept there, its
+//! `/etc`, `/usr`, `/var` and `/root` in volumes, switched back when it does not stay up
+//! (`src/consoles.rs`); tls generate, a new CA and certificates for the user engine
 //! through corral-user-docker's `tls` (`src/tls.rs`). On a machine with boot slots it
 //! records, once per boot, a trial that ended without being kept (a rollback, with its
 //! reason) and marks a trial boot good once the machine is healthy, or cancels it and
@@ -69,6 +73,7 @@
 //!   (`/proc/sys/net/ipv6/conf/*/accept_ra`) the network service cannot write,
 //!   the `mounts` entries, `bootcmd`, `/var/log/cloud-config.log`; the user engine's
 //!   `daemon.json` and TLS files under `/run/corral/docker` and `/var/lib/corral/tls`;
+//!   consoles' image archives under `/var/lib/corral/consoles`;
 //!   at boot, GRUB's environment block on the ESP (mounted for a moment at
 //!   `/run/corral/esp`) to commit, cancel or record a trial, and the slots' record
 //!   `/var/lib/corral/upgrade/slots.json`.
@@ -88,6 +93,7 @@ pub mod api;
 pub mod apply;
 pub mod assemble;
 pub mod configure;
+pub mod consoles;
 pub mod containers;
 pub mod emergency;
 pub mod enable;

@@ -84,6 +84,7 @@ pub async fn run(manager_started: f64) -> Result<()> {
             }
         }
     }
+    shutdown::SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = quiet_tx.send(true);
     drop(engine_run);
     let wanted = configured

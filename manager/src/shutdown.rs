@@ -10,6 +10,15 @@ use crate::system_engine::STOP_WITHIN;
 use corral_dockerd::engine::EngineSpec;
 use std::time::Duration;
 
+/// Set once the way down has begun: what still runs (a console switch waiting to see its
+/// console stay up) then takes stopped services for the shutdown's doing, not theirs.
+pub static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the way down has begun.
+pub fn shutting_down() -> bool {
+    SHUTTING_DOWN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Kept back from PID 1's time for the manager's own exit and PID 1's bookkeeping.
 const MARGIN: Duration = Duration::from_secs(5);
 

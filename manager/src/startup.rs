@@ -135,6 +135,8 @@ pub async fn on_engine_ready(
     }
     let mut file = services_for(&effective, &links);
     user_engine::prepare(&docker, &effective, &mut file).await;
+    let console = effective.config.corral.console.as_deref();
+    crate::consoles::prepare(&docker, console, &mut file).await;
     let since = crate::service_watch::now_stamp();
     let services_start = corral_host::since_boot();
     bring_up_services(&docker, &file, CONFIGURATION).await;
@@ -168,6 +170,8 @@ fn assembler(docker: bollard::Docker) -> enable::Assemble {
             let mut file = services_for(&effective, &links);
             if to_start {
                 user_engine::prepare(&docker, &effective, &mut file).await;
+                let console = effective.config.corral.console.as_deref();
+                crate::consoles::prepare(&docker, console, &mut file).await;
             }
             file
         })

@@ -388,10 +388,28 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         list.iter().all(|s| s.name != "after-broken"),
         "never created, not listed"
     );
-    let names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+    // The services by name, then what the machine can run and does not.
+    let names: Vec<&str> = list
+        .iter()
+        .filter(|s| s.offered_by.is_none())
+        .map(|s| s.name.as_str())
+        .collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "by name");
+    let offered = list.iter().position(|s| s.offered_by.is_some());
+    assert!(
+        offered.is_some_and(|i| list[i..].iter().all(|s| s.offered_by.is_some())),
+        "the offered ones last: {list:?}"
+    );
+    let crond = list
+        .iter()
+        .find(|s| s.name == "crond")
+        .expect("crond offered");
+    assert_eq!(
+        (crond.state.as_str(), crond.offered_by.as_deref()),
+        ("available", Some("catalogue"))
+    );
 
     let setup_logs: corral_api::protocol::Logs = serde_json::from_value(body(
         call(Request::ServiceLogs {

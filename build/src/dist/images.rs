@@ -29,9 +29,20 @@ pub(super) fn system_images(b: &mut Build<'_>) -> Result<()> {
         version: VERSION,
     };
     let mut archives = Vec::new();
+    let mut beside = Vec::new();
     for (dir, spec, debs) in &r.images {
         step.set_detail(&spec.name);
         let built = image::build(&inputs, dir, spec, debs)?;
+        if spec.dist_only {
+            // Copied, never linked: a later build must not rewrite a shipped archive.
+            let out = paths.dist.join(format!("{}.tar", spec.name));
+            if !fresh_copy(&built.archive, &out) {
+                fs::copy(&built.archive, &out).map_err(BuildError::write(&out))?;
+            }
+            beside.push(out);
+            step.inc();
+            continue;
+        }
         archives.push((
             built.archive.clone(),
             ImageArchive {
@@ -51,9 +62,28 @@ pub(super) fn system_images(b: &mut Build<'_>) -> Result<()> {
         names.join(", "),
         images_size as f64 / 1e6
     ));
+    for out in &beside {
+        println!(
+            "  {} ({:.1} MB): an image machines load when asked (docs/consoles.md)",
+            out.display(),
+            size(out) as f64 / 1e6
+        );
+    }
     b.seed = seed_store(paths, &archives)?;
     b.archives = archives;
+    b.dist_images = beside;
     Ok(())
+}
+
+/// Whether `out` is already a copy of `archive` (same size, not older).
+fn fresh_copy(archive: &Path, out: &Path) -> bool {
+    match (fs::metadata(archive), fs::metadata(out)) {
+        (Ok(a), Ok(o)) => {
+            a.len() == o.len()
+                && matches!((a.modified(), o.modified()), (Ok(am), Ok(om)) if om >= am)
+        }
+        _ => false,
+    }
 }
 
 /// Builds every image under `tests/images/` (images the end-to-end tests load into the

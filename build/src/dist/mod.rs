@@ -98,6 +98,8 @@ pub struct Build<'a> {
     kernel: Option<Kernel>,
     /// The system images' archives and their index entries.
     archives: Vec<(PathBuf, ImageArchive)>,
+    /// The images shipped beside the root (`dist_only`): `dist/<name>.tar`.
+    dist_images: Vec<PathBuf>,
     /// The seeded image store and its fingerprint.
     seed: (PathBuf, String),
     root_fp: String,
@@ -124,6 +126,7 @@ impl<'a> Build<'a> {
             trees: Vec::new(),
             kernel: None,
             archives: Vec::new(),
+            dist_images: Vec::new(),
             seed: (PathBuf::new(), String::new()),
             root_fp: String::new(),
             build_id: String::new(),
@@ -229,7 +232,10 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         build.initrd(),
         build.squashfs(),
         build.update_file(),
-    ] {
+    ]
+    .into_iter()
+    .chain(build.dist_images.iter().cloned())
+    {
         manifest.artifacts.push(Artifact::of(&p)?);
     }
     manifest.write(&paths.dist.join("manifest.json"))?;

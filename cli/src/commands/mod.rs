@@ -6,6 +6,7 @@
 
 mod config;
 mod console_init;
+mod consoles;
 mod install;
 mod os;
 mod service;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Engine {
             command: EngineCommand::Switch { image },
         } => return manager(vec![Request::EngineSwitch { image }], Format::Table),
+        Command::Console { command } => return consoles::console(command),
         Command::Tls {
             command: TlsCommand::Generate { hostnames, format },
         } => return manager(vec![Request::TlsGenerate { hostnames }], format),

@@ -131,7 +131,8 @@ pub struct Corral {
     /// Where the state partition is and whether to format it.
     #[serde(default, deserialize_with = "null_is_default")]
     pub state: State,
-    /// The console image; only the default one exists.
+    /// The console: `default`, a console's name (`debian`) or an image
+    /// (manager/src/consoles.rs).
     #[serde(default)]
     pub console: Option<ConsoleName>,
     /// Seconds the services get to stop at shutdown.

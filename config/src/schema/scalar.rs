@@ -193,13 +193,14 @@ checked_string!(
     }
 );
 
-/// The consoles Corral ships.
-pub const CONSOLES: &[&str] = &["default", "corral"];
+/// The consoles Corral ships: the default one (also `corral`) and the Debian console
+/// (dist/console-debian.tar, loaded on the machine when asked: docs/consoles.md).
+pub const CONSOLES: &[&str] = &["default", "corral", "debian"];
 
 checked_string!(
-    /// The console's name. Corral ships one console, `default`; any other well-formed
-    /// name (RancherOS's `ubuntu`, `debian`, `alpine`, ...) reads, and the user-data's
-    /// check warns that the machine comes up on the default console.
+    /// The console: `default`, a console's name (`debian`; RancherOS's `ubuntu`,
+    /// `alpine`, ... read, and the user-data's check warns that the machine comes up on
+    /// the default console unless an image of that name is loaded), or an image.
     ConsoleName,
     |s| {
         let mut chars = s.chars();

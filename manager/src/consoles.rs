@@ -1,0 +1,488 @@
+//! The console the machine runs (`corral.console`, `corral console list|switch|enable`):
+//! `default` (the root's `corral/console`), a console by name (an image labelled
+//! `io.corral.console: NAME`, such as the Debian console shipped as
+//! `dist/console-debian.tar`), or a user's own image by reference.
+//!
+//! A console other than the default keeps `/etc`, `/usr`, `/var` and `/root` in volumes
+//! of the system engine (`corral-console-<key>-<dir>`, filled from the image the first
+//! time), so what apt installs there stays across reboots, and across upgrades (a store
+//! seeded again keeps its volumes); its image's archive is kept in
+//! `/var/lib/corral/consoles/<key>.tar` and loaded again when the store lost the image.
+//! The host's `corral` is bound over the image's, so `console-init` always matches the
+//! manager. A console that cannot be found runs the default one, with a warning; one
+//! that does not stay up after a switch is switched back.
+
+use crate::enable::{edit_failure, Services};
+use crate::services::{self, Outcome};
+use bollard::query_parameters::{ImportImageOptions, ListImagesOptions};
+use bollard::Docker;
+use corral_api::protocol::{Console, Response};
+use corral_compose::{Service, ServicesFile};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The label that names a console image.
+pub const LABEL: &str = "io.corral.console";
+/// Where consoles' archives are kept (on the state partition).
+pub const ARCHIVES: &str = "/var/lib/corral/consoles";
+/// The console service.
+pub const SERVICE: &str = crate::assemble::ESSENTIAL;
+/// What of a console's filesystem is kept in volumes.
+const KEPT: &[&str] = &["etc", "usr", "var", "root"];
+/// The host's CLI, bound over a console image's.
+const HOST_CORRAL: &str = "/usr/bin/corral";
+/// How long a switched-to console must stay running to be kept.
+const STAYS_UP: Duration = Duration::from_secs(20);
+
+/// Which console a name asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    Default,
+    /// A console by name: an image labelled [`LABEL`] with it.
+    Named(String),
+    /// A user's image, by reference (`myorg/console:1`).
+    Image(String),
+}
+
+impl Choice {
+    /// `corral.console`'s value read: nothing, `default` or `corral` is the default
+    /// console; a word is a name; anything with `/` or `:` is an image reference.
+    pub fn of(value: Option<&str>) -> Choice {
+        match value.map(str::trim) {
+            None | Some("") | Some("default") | Some("corral") => Choice::Default,
+            Some(v) if v.contains('/') || v.contains(':') => Choice::Image(v.to_string()),
+            Some(v) => Choice::Named(v.to_string()),
+        }
+    }
+
+    /// The name its volumes and archive go by: the name, or the reference with every
+    /// character that is not a letter, digit, `_`, `.` or `-` made `-`.
+    pub fn key(&self) -> String {
+        match self {
+            Choice::Default => "default".into(),
+            Choice::Named(n) => n.clone(),
+            Choice::Image(r) => r
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Where its archive is kept.
+    pub fn archive(&self) -> PathBuf {
+        Path::new(ARCHIVES).join(format!("{}.tar", self.key()))
+    }
+}
+
+/// Makes `service` (the console's) run `reference` as console `choice`: its volumes and
+/// the host's CLI.
+pub fn apply(service: &mut Service, choice: &Choice, reference: &str) {
+    service.image = reference.to_string();
+    let key = choice.key();
+    for dir in KEPT {
+        service
+            .volumes
+            .push(format!("corral-console-{key}-{dir}:/{dir}"));
+    }
+    service
+        .volumes
+        .push(format!("{HOST_CORRAL}:{HOST_CORRAL}:ro"));
+}
+
+/// Images labelled [`LABEL`]: (console name, reference), sorted.
+async fn labelled(docker: &Docker) -> Result<Vec<(String, String)>, String> {
+    let options = ListImagesOptions {
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![LABEL.to_string()],
+        )])),
+        ..Default::default()
+    };
+    let images = docker
+        .list_images(Some(options))
+        .await
+        .map_err(|e| format!("listing the system engine's images: {e}"))?;
+    let mut out: Vec<(String, String)> = images
+        .into_iter()
+        .filter_map(|i| {
+            let name = i.labels.get(LABEL)?.clone();
+            let reference = i.repo_tags.into_iter().find(|t| t != "<none>:<none>")?;
+            Some((name, reference))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The image that is `choice`, if the system engine has it.
+async fn find(docker: &Docker, choice: &Choice) -> Result<Option<String>, String> {
+    match choice {
+        Choice::Default => Ok(None),
+        Choice::Named(name) => Ok(labelled(docker)
+            .await?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r)),
+        Choice::Image(reference) => Ok(docker
+            .inspect_image(reference)
+            .await
+            .ok()
+            .map(|_| reference.clone())),
+    }
+}
+
+/// Loads an image archive (`docker load`), streamed from the file.
+pub async fn load(docker: &Docker, path: &Path) -> Result<(), String> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let options = ImportImageOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let mut stream = docker.import_image_stream(options, chunks, None);
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| format!("loading {}: {e}", path.display()))?;
+        if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+            return Err(format!("loading {}: {detail}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// The image for `choice`: in the system engine, or loaded from its kept archive.
+pub async fn resolve(docker: &Docker, choice: &Choice) -> Result<Option<String>, String> {
+    if let Some(found) = find(docker, choice).await? {
+        return Ok(Some(found));
+    }
+    let archive = choice.archive();
+    if *choice == Choice::Default || !archive.is_file() {
+        return Ok(None);
+    }
+    log::info!("console {}: loading {}", choice.key(), archive.display());
+    load(docker, &archive).await?;
+    find(docker, choice).await
+}
+
+/// At boot and for `service up`: the console service made the configured console's.
+/// Without its image, the default console runs, with a warning saying how to load it.
+pub async fn prepare(docker: &Docker, configured: Option<&str>, file: &mut ServicesFile) {
+    let choice = Choice::of(configured);
+    if choice == Choice::Default {
+        return;
+    }
+    let Some(service) = file.services.get_mut(SERVICE) else {
+        return;
+    };
+    match resolve(docker, &choice).await {
+        Ok(Some(reference)) => apply(service, &choice, &reference),
+        Ok(None) => log::warn!(
+            "corral.console: {}: no such console image here; the default console runs \
+             (corral console switch {} --from FILE loads one)",
+            choice.key(),
+            choice.key()
+        ),
+        Err(e) => log::error!("corral.console: {e}; the default console runs"),
+    }
+}
+
+/// `console list`: the default console, the labelled images, the kept archives not
+/// loaded, and a configured image; the one running marked.
+pub async fn list(docker: &Docker, configured: Option<&str>) -> Response {
+    let running = docker
+        .inspect_container(SERVICE, None)
+        .await
+        .ok()
+        .and_then(|c| c.config)
+        .and_then(|c| c.image)
+        .unwrap_or_default();
+    let default_image = format!("corral/console:{}", env!("CARGO_PKG_VERSION"));
+    let mut out = vec![Console {
+        name: "default".into(),
+        image: default_image.clone(),
+        current: running == default_image,
+        configured: Choice::of(configured) == Choice::Default,
+    }];
+    let labelled = match labelled(docker).await {
+        Ok(l) => l,
+        Err(e) => return Response::system(e),
+    };
+    for (name, reference) in labelled {
+        out.push(Console {
+            current: running == reference,
+            configured: Choice::of(configured) == Choice::Named(name.clone()),
+            name,
+            image: reference,
+        });
+    }
+    if let Ok(entries) = std::fs::read_dir(ARCHIVES) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if path.extension().is_some_and(|x| x == "tar") && !out.iter().any(|c| c.name == stem) {
+                out.push(Console {
+                    name: stem.to_string(),
+                    image: format!("(kept in {}, loaded when used)", path.display()),
+                    current: false,
+                    configured: Choice::of(configured).key() == stem,
+                });
+            }
+        }
+    }
+    if let Choice::Image(reference) = Choice::of(configured) {
+        if !out.iter().any(|c| c.image == reference) {
+            out.push(Console {
+                name: reference.clone(),
+                current: running == reference,
+                image: reference,
+                configured: true,
+            });
+        }
+    }
+    Response::ok(&out)
+}
+
+/// Keeps the image's archive for `choice` (`docker save`), unless it is there: a
+/// store seeded again (an upgrade) loses images it did not ship.
+async fn keep_archive(docker: &Docker, choice: &Choice, reference: &str) -> Result<(), String> {
+    let path = choice.archive();
+    if path.is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(ARCHIVES).map_err(|e| format!("making {ARCHIVES}: {e}"))?;
+    let tmp = path.with_extension("tar.part");
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    let mut stream = docker.export_image(reference);
+    use tokio::io::AsyncWriteExt;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("saving {reference}: {e}"))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(|e| format!("keeping {}: {e}", path.display()))
+}
+
+/// Why a console was not kept.
+enum NotUp {
+    /// It exited, or was started again: it does not work.
+    Exited(String),
+    /// The system engine did not answer (the machine is shutting down): nothing is
+    /// known of the console, so nothing is switched back.
+    Unknown(String),
+}
+
+/// Whether the console's container runs and keeps running for [`STAYS_UP`].
+async fn stays_up(docker: &Docker) -> Result<(), NotUp> {
+    let mut first: Option<String> = None;
+    let deadline = std::time::Instant::now() + STAYS_UP;
+    loop {
+        if crate::shutdown::shutting_down() {
+            return Err(NotUp::Unknown("the machine is shutting down".into()));
+        }
+        let state = docker
+            .inspect_container(SERVICE, None)
+            .await
+            .map_err(|e| NotUp::Unknown(format!("inspecting the console: {e}")))?
+            .state
+            .unwrap_or_default();
+        let started = state.started_at.clone().unwrap_or_default();
+        let first = first.get_or_insert_with(|| started.clone());
+        if crate::shutdown::shutting_down() {
+            return Err(NotUp::Unknown("the machine is shutting down".into()));
+        }
+        if !state.running.unwrap_or(false) || *first != started {
+            return Err(NotUp::Exited(format!(
+                "it exited (code {}); `sudo system-docker logs console` shows why",
+                state.exit_code.unwrap_or_default()
+            )));
+        }
+        if std::time::Instant::now() > deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Brings the console service up as the saved configuration has it now.
+async fn bring_up(docker: &Docker, services: &Services) -> Result<(), NotUp> {
+    let mut file = (services.assemble)(true).await;
+    file.services.retain(|n, _| n == SERVICE);
+    match services::up(docker, &file).await.remove(SERVICE) {
+        Some(Outcome::Running { .. }) => stays_up(docker).await,
+        Some(other) => Err(NotUp::Exited(format!("{other:?}"))),
+        None => Err(NotUp::Exited("it was not brought up".into())),
+    }
+}
+
+/// `console switch NAME` (`now`) or `console enable NAME`: the console saved as
+/// `corral.console`, its archive kept; with `now`, the console replaced at once, and
+/// put back as it was if the new one does not stay up.
+pub async fn switch(
+    docker: &Docker,
+    services: &Services,
+    wanted: &str,
+    now: bool,
+    archive: Option<&Path>,
+) -> Response {
+    let value = yaml_serde::Value::String(wanted.to_string());
+    if <corral_config::schema::ConsoleName as serde::Deserialize>::deserialize(value).is_err() {
+        return Response::user(format!(
+            "{wanted:?} is not a console: `default`, a name from `corral console list`, or an image"
+        ));
+    }
+    let choice = Choice::of(Some(wanted));
+    if let Some(archive) = archive {
+        // Only what the CLI put in the consoles' folder.
+        let inside = archive.parent() == Some(Path::new(ARCHIVES))
+            && archive
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".incoming-") && n.ends_with(".tar"));
+        if !inside || choice == Choice::Default {
+            return Response::user(format!(
+                "{} is not an archive for console {wanted}",
+                archive.display()
+            ));
+        }
+        if let Err(e) = load(docker, archive).await {
+            let _ = std::fs::remove_file(archive);
+            return Response::user(format!("{e}; the console is unchanged"));
+        }
+        let kept = choice.archive();
+        if let Err(e) = std::fs::rename(archive, &kept) {
+            return Response::system(format!("keeping {}: {e}", kept.display()));
+        }
+    }
+    if choice != Choice::Default {
+        let reference = match resolve(docker, &choice).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Response::user(format!(
+                    "there is no console {wanted:?} here; `corral console list` shows them \
+                     (load one with --from FILE or URL: the Debian console is dist/console-debian.tar)"
+                ))
+            }
+            Err(e) => return Response::system(e),
+        };
+        if let Err(e) = keep_archive(docker, &choice, &reference).await {
+            return Response::system(format!("{e}; the console is unchanged"));
+        }
+    }
+    let before = services.machine.in_force().config.corral.console.clone();
+    if let Err(r) = save(services, wanted).await {
+        return r;
+    }
+    if !now {
+        log::info!("console {wanted}: runs from the next boot");
+        return Response::ok(&serde_json::Value::Null);
+    }
+    log::info!("console {wanted}: switching now");
+    match bring_up(docker, services).await {
+        Ok(()) => Response::ok(&serde_json::Value::Null),
+        Err(NotUp::Unknown(why)) => {
+            log::warn!("console {wanted}: {why}; it stays configured");
+            Response::system(format!("console {wanted}: {why}"))
+        }
+        Err(NotUp::Exited(why)) => {
+            let back = before.as_ref().map_or("default", |c| &c.0).to_string();
+            log::error!("console {wanted}: {why}; switching back to {back}");
+            let _ = save(services, &back).await;
+            match bring_up(docker, services).await {
+                Err(NotUp::Exited(e) | NotUp::Unknown(e)) => log::error!("console {back}: {e}"),
+                Ok(()) => {}
+            }
+            Response::system(format!(
+                "console {wanted} did not stay up ({why}); console {back} is back"
+            ))
+        }
+    }
+}
+
+/// Saves `corral.console` in the `config set` layer (off the async thread).
+async fn save(services: &Services, value: &str) -> Result<(), Response> {
+    let machine = services.machine.clone();
+    let value = value.to_string();
+    tokio::task::spawn_blocking(move || {
+        machine
+            .set("corral.console", &value, &corral_config::validate::layer)
+            .map(|_| ())
+            .map_err(edit_failure)
+    })
+    .await
+    .unwrap_or_else(|e| Err(Response::system(format!("saving the configuration: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_is_the_default_a_name_or_an_image() {
+        assert_eq!(Choice::of(None), Choice::Default);
+        assert_eq!(Choice::of(Some("corral")), Choice::Default);
+        assert_eq!(Choice::of(Some("debian")), Choice::Named("debian".into()));
+        let mine = Choice::of(Some("registry.corp:5000/team/console:2"));
+        assert_eq!(
+            mine,
+            Choice::Image("registry.corp:5000/team/console:2".into())
+        );
+        assert_eq!(mine.key(), "registry.corp-5000-team-console-2");
+        assert_eq!(
+            Choice::Named("debian".into()).archive(),
+            Path::new("/var/lib/corral/consoles/debian.tar")
+        );
+    }
+
+    #[test]
+    fn another_console_keeps_its_system_in_volumes_and_runs_the_hosts_cli() {
+        let mut s: Service =
+            yaml_serde::from_str("image: corral/console:1\nvolumes: [/home:/home]\n")
+                .expect("service");
+        apply(
+            &mut s,
+            &Choice::Named("debian".into()),
+            "corral/console-debian:1",
+        );
+        assert_eq!(s.image, "corral/console-debian:1");
+        assert_eq!(
+            s.volumes,
+            [
+                "/home:/home",
+                "corral-console-debian-etc:/etc",
+                "corral-console-debian-usr:/usr",
+                "corral-console-debian-var:/var",
+                "corral-console-debian-root:/root",
+                "/usr/bin/corral:/usr/bin/corral:ro",
+            ]
+        );
+    }
+}
