@@ -204,7 +204,7 @@ fn the_debian_console_loads_runs_apt_and_keeps_its_packages_across_a_reboot() {
     assert!(
         requests
             .iter()
-            .any(|r| r.starts_with("GET /apt/corral-hello_1.0_all.deb")),
+            .any(|r| r.starts_with("GET /apt/") && r.contains("corral-hello_1.0_all.deb")),
         "{requests:?}"
     );
     let _ = ssh.run("sudo corral poweroff", CMD);
