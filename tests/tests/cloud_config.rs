@@ -181,11 +181,12 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         .check("sudo ros config get rancher.network.dns.nameservers", CMD)
         .expect("ros config get");
     assert!(ros.contains("9.9.9.9"), "{ros}");
+    // A console whose image is not here is refused, and the console keeps running.
     let (code, out) = ssh
-        .run("ros console switch ubuntu 2>&1", CMD)
+        .run("sudo ros console switch ubuntu 2>&1", CMD)
         .expect("ros console switch");
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("default console only"), "{out}");
+    assert!(out.contains("there is no console \"ubuntu\" here"), "{out}");
     // RancherOS's user: the same keys, home (through /home/rancher), sudo and docker.
     let rancher = Ssh {
         user: "rancher".into(),
