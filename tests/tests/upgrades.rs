@@ -11,9 +11,13 @@
 //! 2. A download cut part way (the server drops the connection after 40 MB): the
 //!    upgrade fails and says so; run again, it resumes with a `Range` request, writes
 //!    slot B, arms its trial and reboots.
+//! 0. Before the first upgrade the machine switches to the Debian console (its archive
+//!    served the same way) and apt installs a package from a repository served there too.
 //! 3. The trial boot of slot B runs the new version with the machine's state: the same
-//!    host keys, the user's container, the configuration; the manager marks it good once
-//!    healthy; `os status` shows both slots. The first version, which the repository
+//!    host keys, the user's container, the configuration, the Debian console (its image
+//!    loaded again from its kept archive, as the store was seeded anew) with the package
+//!    still installed; the manager marks it good once healthy; the default console is
+//!    switched back for the steps that follow; `os status` shows both slots. The first version, which the repository
 //!    offers too, is refused as older without `--force`, nothing written.
 //! 4. `os rollback` and a reboot: slot A's version runs again.
 //! 5. QEMU killed while slot B is written: the next boot is the old version with slot B
@@ -43,6 +47,9 @@ const UPGRADE: Duration = Duration::from_secs(900);
 const BUSYBOX: &str = "corral/busybox:0.1.0";
 /// Where the guest reaches the repository server.
 const REPO_ADDR: &str = "169.254.169.253:8080";
+
+#[path = "common/apt.rs"]
+mod apt;
 
 /// The second version's dist folder (`make upgrades` builds it).
 fn new_dist() -> PathBuf {
@@ -187,6 +194,12 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
     std::fs::create_dir_all(&served).expect("served");
     std::os::unix::fs::symlink(new.join("update"), served.join("update")).expect("link");
     tampered(&new.join("update"), &served.join("tampered"));
+    std::os::unix::fs::symlink(
+        artifact("console-debian.tar"),
+        served.join("console-debian.tar"),
+    )
+    .expect("link");
+    apt::flat_repository(&dir);
     let server = FileServer::start(
         &served,
         Some(Cut {
@@ -262,6 +275,35 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
     )
     .expect("config set");
 
+    // 0. The Debian console, and a package apt installs there: both must come through
+    // the upgrade.
+    let (code, out) = ssh
+        .run(
+            &format!(
+                "sudo corral console switch debian --from http://{REPO_ADDR}/console-debian.tar 2>&1"
+            ),
+            UPGRADE,
+        )
+        .unwrap_or((-1, String::new()));
+    eprintln!("upgrades: console switch (exit {code}, the session ends with the console): {out}");
+    ssh.eventually(
+        "test -f /etc/debian_version && command -v apt-get",
+        UPGRADE,
+        CMD,
+    )
+    .expect("the Debian console");
+    let installed = ssh
+        .check(
+            &format!(
+                "sudo mv /etc/apt/sources.list.d/debian.sources /root/ && \
+                 echo 'deb [trusted=yes] http://{REPO_ADDR}/apt ./' | sudo tee /etc/apt/sources.list.d/e2e.list && \
+                 sudo apt-get update 2>&1 && sudo apt-get install -y corral-hello 2>&1 && corral-hello"
+            ),
+            UPGRADE,
+        )
+        .expect("apt installs a package");
+    assert!(installed.ends_with("hello from apt\n"), "{installed}");
+
     // 1. A changed initrd: refused, nothing written.
     let (code, out) = ssh
         .run(
@@ -315,6 +357,25 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
     );
     assert_eq!(os_version(&ssh), new_version);
     marked_good(&ssh, "B");
+    // The Debian console came through, its image loaded again from its kept archive (the
+    // new version's store was seeded anew, its volumes kept), the package still there.
+    assert_eq!(
+        ssh.check(
+            "corral-hello && dpkg-query -W -f '${Status}' corral-hello",
+            CMD
+        )
+        .expect("the package after the upgrade"),
+        "hello from apt\ninstall ok installed"
+    );
+    assert!(
+        vm.console
+            .text()
+            .contains("console debian: loading /var/lib/corral/consoles/debian.tar"),
+        "the Debian console loaded again from its archive"
+    );
+    let _ = ssh.run("sudo corral console switch default 2>&1", UPGRADE);
+    ssh.eventually("! command -v apt-get", UPGRADE, CMD)
+        .expect("the default console back for the steps that follow");
     let s = status(&ssh);
     eprintln!("upgrades: after the trial: {s}");
     assert_eq!(slot(&s, "A")["version"], old_version.as_str(), "{s}");
