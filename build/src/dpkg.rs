@@ -64,14 +64,15 @@ pub fn file_list(tree: &Path) -> Result<String> {
     Ok(out)
 }
 
-/// Writes the database under `root` for `debs`, each unpacked at the tree `unpacked`
-/// gives and read from the file `file` gives.
-pub fn write(
-    root: &Path,
-    debs: &[&Deb],
-    file: &dyn Fn(&Deb) -> std::path::PathBuf,
-    unpacked: &dyn Fn(&Deb) -> Result<std::path::PathBuf>,
-) -> Result<()> {
+/// A package unpacked into an image: the .deb it came from and its tree.
+pub struct Unpacked<'a> {
+    pub deb: &'a Deb,
+    pub file: std::path::PathBuf,
+    pub tree: std::path::PathBuf,
+}
+
+/// Writes the database under `root` for the packages `unpacked` into it.
+pub fn write(root: &Path, unpacked: &[Unpacked<'_>]) -> Result<()> {
     for d in DIRS {
         let dir = root.join(d);
         std::fs::create_dir_all(&dir).map_err(BuildError::write(&dir))?;
@@ -79,20 +80,20 @@ pub fn write(
     host::require("dpkg-deb")?;
     let mut status = String::new();
     let info = root.join("var/lib/dpkg/info");
-    for d in debs {
-        let control = host::run(Command::new("dpkg-deb").arg("-f").arg(file(d)))?;
+    for u in unpacked {
+        let control = host::run(Command::new("dpkg-deb").arg("-f").arg(&u.file))?;
         status.push_str(&status_entry(&control));
         status.push('\n');
-        let list = info.join(format!("{}.list", d.name));
-        let text = file_list(&unpacked(d)?)?;
+        let list = info.join(format!("{}.list", u.deb.name));
+        let text = file_list(&u.tree)?;
         std::fs::write(&list, text).map_err(BuildError::write(&list))?;
         // Its checksums, which `dpkg --verify` and `--audit` read; a package without
         // them has none to give. (Conffiles are not recorded: the build replaced some,
         // and dpkg then treats each as the administrator's on an upgrade.)
         let mut cmd = Command::new("dpkg-deb");
-        cmd.arg("--info").arg(file(d)).arg("md5sums");
+        cmd.arg("--info").arg(&u.file).arg("md5sums");
         if let Ok(text) = host::run(&mut cmd) {
-            let path = info.join(format!("{}.md5sums", d.name));
+            let path = info.join(format!("{}.md5sums", u.deb.name));
             std::fs::write(&path, text).map_err(BuildError::write(&path))?;
         }
     }

@@ -285,15 +285,16 @@ pub fn build(
             !spec.skip.contains(&d.name) && (spec.dpkg_status || !spec.choose.contains(&d.name))
         })
         .collect();
-    for d in &unpacked {
-        let tree = deb::unpack(inputs.cache, d, &inputs.apts.path(d))?;
+    let mut trees = Vec::new();
+    for d in unpacked {
+        let file = inputs.apts.path(d);
+        let tree = deb::unpack(inputs.cache, d, &file)?;
         rootfs::merge(&root, &tree)?;
+        trees.push(crate::dpkg::Unpacked { deb: d, file, tree });
     }
     rootfs::drop_paths(&root, &spec.drop)?;
     if spec.dpkg_status {
-        crate::dpkg::write(&root, &unpacked, &|d| inputs.apts.path(d), &|d| {
-            deb::unpack(inputs.cache, d, &inputs.apts.path(d))
-        })?;
+        crate::dpkg::write(&root, &trees)?;
     }
     // ca-certificates' own script never runs: without its bundle, dockerd cannot pull
     // over TLS and the console's tools trust nobody.

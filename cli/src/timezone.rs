@@ -41,10 +41,8 @@ fn install(root: &Path, zone: &str) -> std::io::Result<()> {
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(Path::new(ZONEINFO).join(zone), &link)?;
     std::fs::rename(&link, etc.join("localtime"))?;
-    let name = etc.join(".timezone.corral");
-    let _ = std::fs::remove_file(&name);
-    std::fs::write(&name, format!("{zone}\n"))?;
-    std::fs::rename(&name, etc.join("timezone"))
+    let (dir, name) = crate::nofollow::parent_dir(root, Path::new("etc/timezone"))?;
+    crate::nofollow::replace(&dir, &name, format!("{zone}\n").as_bytes(), 0o644, None)
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ pub(crate) fn bounded(source: &str, text: &str) -> Result<(), ConfigError> {
 /// of that name was loaded. An image reference (a user's own console) is not warned of.
 fn unshipped_console(source: &str, config: &CloudConfig) -> Option<String> {
     let name = config.corral.console.as_deref()?;
-    let image = name.contains('/') || name.contains(':');
+    let image = crate::schema::console_is_image(name);
     (!image && !crate::schema::CONSOLES.contains(&name)).then(|| {
         format!(
             "{source}: `corral.console: {name}` is not a console Corral ships; the machine comes up on the default console unless an image of that name is loaded (corral console list)"

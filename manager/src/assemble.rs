@@ -43,6 +43,12 @@ pub fn optional_file(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Whether `name` is an optional service the machine carries: a file in `dirs` or the
+/// built-in catalogue.
+pub fn is_optional(dirs: &[PathBuf], name: &str) -> bool {
+    optional_file(dirs, name).is_some() || catalogue(name).is_some()
+}
+
 /// Inputs that are not in the configuration itself.
 pub struct Sources<'a> {
     /// The built-in services file's text.

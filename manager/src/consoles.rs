@@ -50,9 +50,11 @@ impl Choice {
     /// `corral.console`'s value read: nothing, `default` or `corral` is the default
     /// console; a word is a name; anything with `/` or `:` is an image reference.
     pub fn of(value: Option<&str>) -> Choice {
+        use corral_config::schema::{console_is_image, DEFAULT_CONSOLE};
         match value.map(str::trim) {
-            None | Some("") | Some("default") | Some("corral") => Choice::Default,
-            Some(v) if v.contains('/') || v.contains(':') => Choice::Image(v.to_string()),
+            None | Some("") => Choice::Default,
+            Some(v) if DEFAULT_CONSOLE.contains(&v) => Choice::Default,
+            Some(v) if console_is_image(v) => Choice::Image(v.to_string()),
             Some(v) => Choice::Named(v.to_string()),
         }
     }
@@ -216,12 +218,13 @@ pub async fn list(docker: &Docker, configured: Option<&str>) -> Response {
         .and_then(|c| c.config)
         .and_then(|c| c.image)
         .unwrap_or_default();
+    let configured = Choice::of(configured);
     let default_image = format!("corral/console:{}", env!("CARGO_PKG_VERSION"));
     let mut out = vec![Console {
         name: "default".into(),
         image: default_image.clone(),
         current: running == default_image,
-        configured: Choice::of(configured) == Choice::Default,
+        configured: configured == Choice::Default,
     }];
     let labelled = match labelled(docker).await {
         Ok(l) => l,
@@ -230,7 +233,7 @@ pub async fn list(docker: &Docker, configured: Option<&str>) -> Response {
     for (name, reference) in labelled {
         out.push(Console {
             current: running == reference,
-            configured: Choice::of(configured) == Choice::Named(name.clone()),
+            configured: configured == Choice::Named(name.clone()),
             name,
             image: reference,
         });
@@ -246,12 +249,12 @@ pub async fn list(docker: &Docker, configured: Option<&str>) -> Response {
                     name: stem.to_string(),
                     image: format!("(kept in {}, loaded when used)", path.display()),
                     current: false,
-                    configured: Choice::of(configured).key() == stem,
+                    configured: configured.key() == stem,
                 });
             }
         }
     }
-    if let Choice::Image(reference) = Choice::of(configured) {
+    if let Choice::Image(reference) = configured {
         if !out.iter().any(|c| c.image == reference) {
             out.push(Console {
                 name: reference.clone(),
@@ -314,15 +317,14 @@ async fn stays_up(docker: &Docker) -> Result<(), NotUp> {
             .map_err(|e| NotUp::Unknown(format!("inspecting the console: {e}")))?
             .state
             .unwrap_or_default();
-        let started = state.started_at.clone().unwrap_or_default();
-        let first = first.get_or_insert_with(|| started.clone());
         if crate::shutdown::shutting_down() {
             return Err(NotUp::Unknown("the machine is shutting down".into()));
         }
-        if !state.running.unwrap_or(false) || *first != started {
+        if let Some(services::Stopped::Exited(code) | services::Stopped::Restarted(code)) =
+            services::stopped_since(&state, &mut first)
+        {
             return Err(NotUp::Exited(format!(
-                "it exited (code {}); `sudo system-docker logs console` shows why",
-                state.exit_code.unwrap_or_default()
+                "it exited (code {code}); `sudo system-docker logs console` shows why"
             )));
         }
         if std::time::Instant::now() > deadline {

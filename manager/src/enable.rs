@@ -63,7 +63,7 @@ fn check_name(name: &str) -> Result<(), Response> {
 impl Services {
     /// Whether `name` is an optional service: a file in `lookup` or the catalogue.
     fn optional(&self, name: &str) -> bool {
-        assemble::optional_file(&self.lookup, name).is_some() || assemble::catalogue(name).is_some()
+        assemble::is_optional(&self.lookup, name)
     }
 
     /// Whether the saved configuration turns `name` off.
@@ -166,14 +166,7 @@ impl Services {
             .optional_names()
             .into_iter()
             .filter(|n| !have.contains(n))
-            .map(|name| Service {
-                name,
-                image: String::new(),
-                state: "available".into(),
-                health: None,
-                since: None,
-                offered_by: Some("catalogue".into()),
-            })
+            .map(|name| crate::repositories::offer(&name, "catalogue", "available"))
             .collect();
         let repositories = self.machine.in_force().config.corral.repositories.clone();
         if repositories.is_empty() {

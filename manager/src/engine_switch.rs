@@ -82,13 +82,10 @@ async fn answers(docker: &Docker) -> Result<(), String> {
             .await
             .map_err(|e| format!("inspecting its container: {e}"))?;
         let state = inspected.state.unwrap_or_default();
-        let started = state.started_at.clone().unwrap_or_default();
-        let first = first_start.get_or_insert_with(|| started.clone());
-        let exited = if !state.running.unwrap_or(false) {
-            Some(format!("with code {}", state.exit_code.unwrap_or_default()))
-        } else {
-            (*first != started).then(|| "and was started again".to_string())
-        };
+        let exited = services::stopped_since(&state, &mut first_start).map(|s| match s {
+            services::Stopped::Exited(code) => format!("with code {code}"),
+            services::Stopped::Restarted(_) => "and was started again".to_string(),
+        });
         if let Some(how) = exited {
             return Err(format!(
                 "its dockerd exited {how}; `sudo system-docker logs {SERVICE}` shows why"

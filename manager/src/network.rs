@@ -11,7 +11,7 @@
 
 use base64::Engine as _;
 use corral_config::schema::{Bridge, Command, Interface, Network};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// A network interface the host has.
@@ -196,13 +196,14 @@ pub fn plan(net: &Network, links: &[Link]) -> Plan {
         .filter(|(_, i)| i.is_none_or(|i| i.problem.is_none()))
         .collect();
     // Bridges: named by `bridge: true` (plain names only) or by a port.
-    let mut bridges: BTreeMap<String, Vec<String>> = net
+    let mut bridges: BTreeSet<String> = net
         .interfaces
         .iter()
         .filter(|(k, i)| i.bridge == Some(Bridge::Own) && is_plain_name(k))
-        .map(|(k, _)| (k.clone(), Vec::new()))
+        .map(|(k, _)| k.clone())
         .collect();
-    let mut bonds: BTreeMap<String, Vec<&str>> = Default::default();
+    // Each bond's members, with the settings they matched.
+    let mut bonds: BTreeMap<String, Vec<(&Link, Option<&Interface>)>> = Default::default();
     for (link, settings) in &wired {
         if let Some(bond) = settings.and_then(|i| i.bond.as_ref()) {
             if broken(&bond.0) {
@@ -211,7 +212,10 @@ pub fn plan(net: &Network, links: &[Link]) -> Plan {
                     link.name, bond.0, link.name
                 ));
             } else {
-                bonds.entry(bond.0.clone()).or_default().push(&link.name);
+                bonds
+                    .entry(bond.0.clone())
+                    .or_default()
+                    .push((link, *settings));
             }
         }
     }
@@ -254,6 +258,7 @@ pub fn plan(net: &Network, links: &[Link]) -> Plan {
             vlans.push((name.clone(), virtual_settings(net, &name), false));
         }
     }
+    let vlan_names: BTreeSet<String> = vlans.iter().map(|(n, _, _)| n.clone()).collect();
     carriers.extend(vlans);
     // Ports: any carrier whose entry names a bridge.
     let mut ports = Vec::new();
@@ -266,7 +271,7 @@ pub fn plan(net: &Network, links: &[Link]) -> Plan {
             false
         }
         Some(Bridge::Port(bridge)) => {
-            bridges.entry(bridge.0.clone()).or_default().push(name.clone());
+            bridges.insert(bridge.0.clone());
             ports.push(format!(
                 "{name} port master={}{}",
                 bridge.0,
@@ -278,10 +283,7 @@ pub fn plan(net: &Network, links: &[Link]) -> Plan {
     });
     for (key, i) in &net.interfaces {
         if let (Some(Bridge::Port(bridge)), true) = (&i.bridge, is_plain_name(key)) {
-            let known = present(key)
-                || bonds.contains_key(key)
-                || carriers.iter().any(|c| &c.0 == key)
-                || ports.iter().any(|p| p.starts_with(&format!("{key} ")));
+            let known = present(key) || bonds.contains_key(key) || vlan_names.contains(key);
             if !known && i.problem.is_none() {
                 problems.push(format!(
                     "network.interfaces.{key}: this machine has no interface {key}; bridge {} is made without it",
@@ -292,10 +294,10 @@ pub fn plan(net: &Network, links: &[Link]) -> Plan {
     }
     carriers.extend(
         bridges
-            .keys()
+            .iter()
             .map(|b| (b.clone(), virtual_settings(net, b), false)),
     );
-    let mut made: Vec<String> = bridges.keys().map(|b| format!("{b} bridge")).collect();
+    let mut made: Vec<String> = bridges.iter().map(|b| format!("{b} bridge")).collect();
     for bond in bonds.keys() {
         let mut line = format!("{bond} bond");
         if let Some(i) = net.interfaces.get(bond) {
@@ -306,19 +308,12 @@ pub fn plan(net: &Network, links: &[Link]) -> Plan {
         made.push(line);
     }
     for (bond, members) in &bonds {
-        made.extend(members.iter().map(|m| {
-            let settings = settings_for(
-                net,
-                &Link {
-                    name: m.to_string(),
-                    mac: links
-                        .iter()
-                        .find(|l| l.name == *m)
-                        .map(|l| l.mac.clone())
-                        .unwrap_or_default(),
-                },
-            );
-            format!("{m} slave master={bond}{}", command_tokens(settings))
+        made.extend(members.iter().map(|(link, settings)| {
+            format!(
+                "{} slave master={bond}{}",
+                link.name,
+                command_tokens(*settings)
+            )
         }));
     }
     made.extend(lines);

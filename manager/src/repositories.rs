@@ -74,9 +74,8 @@ pub fn fetch_included(effective: &corral_config::store::Effective, dirs: &[std::
         return;
     };
     for (name, on) in &corral.services_include {
-        let carried = crate::assemble::optional_file(dirs, &name.0).is_some()
-            || crate::assemble::catalogue(&name.0).is_some()
-            || corral.services.contains_key(&name.0);
+        let carried =
+            crate::assemble::is_optional(dirs, &name.0) || corral.services.contains_key(&name.0);
         if *on && !carried {
             if let Err(why) = fetch(&corral.repositories, keep_in, &name.0) {
                 log::error!("corral.services_include.{name}: {why}");
@@ -96,15 +95,15 @@ pub fn offered(repositories: &BTreeMap<String, Repository>, have: &[String]) -> 
                 for name in index.services {
                     let listed = have.contains(&name) || out.iter().any(|s| s.name == name);
                     if !listed {
-                        out.push(available(&name, repo, "available"));
+                        out.push(offer(&name, &format!("repository {repo}"), "available"));
                     }
                 }
             }
             Err(e) => {
                 log::warn!("repository {repo}: {e}");
-                out.push(available(
+                out.push(offer(
                     &format!("({repo})"),
-                    repo,
+                    &format!("repository {repo}"),
                     &format!("unreachable: {e}"),
                 ));
             }
@@ -113,14 +112,16 @@ pub fn offered(repositories: &BTreeMap<String, Repository>, have: &[String]) -> 
     out
 }
 
-fn available(name: &str, repo: &str, state: &str) -> Service {
+/// A service the machine can run and does not, as `service list` shows it: no image yet,
+/// `state` (`available`, or why not), and where it comes from.
+pub fn offer(name: &str, from: &str, state: &str) -> Service {
     Service {
         name: name.to_string(),
         image: String::new(),
         state: state.to_string(),
         health: None,
         since: None,
-        offered_by: Some(format!("repository {repo}")),
+        offered_by: Some(from.to_string()),
     }
 }
 

@@ -264,6 +264,31 @@ pub async fn ensure(docker: &Docker, name: &str, s: &Service) -> Outcome {
     }
 }
 
+/// How a watched container stopped being what it was when first seen (`first_start`
+/// holds that start's time, set at the first look): not running, or started again
+/// since (the manager restarts services itself: a new start is a process that exited in
+/// between). Each carries the container's last exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Exited(i64),
+    Restarted(i64),
+}
+
+/// `None` while the container still runs the start first seen; see [`Stopped`].
+pub fn stopped_since(
+    state: &bollard::models::ContainerState,
+    first_start: &mut Option<String>,
+) -> Option<Stopped> {
+    let started = state.started_at.clone().unwrap_or_default();
+    let first = first_start.get_or_insert_with(|| started.clone());
+    let code = state.exit_code.unwrap_or_default();
+    if !state.running.unwrap_or(false) {
+        Some(Stopped::Exited(code))
+    } else {
+        (*first != started).then_some(Stopped::Restarted(code))
+    }
+}
+
 /// Brings every service of `file` up in dependency order. Returns each one's outcome.
 pub async fn up(docker: &Docker, file: &ServicesFile) -> BTreeMap<String, Outcome> {
     let graph = Graph::new(&file.services);
@@ -375,6 +400,27 @@ pub async fn stop_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watched_container_that_exits_or_starts_again_is_told_apart() {
+        let state = |running: bool, started: &str, code: i64| bollard::models::ContainerState {
+            running: Some(running),
+            started_at: Some(started.to_string()),
+            exit_code: Some(code),
+            ..Default::default()
+        };
+        let mut first = None;
+        assert_eq!(stopped_since(&state(true, "t1", 0), &mut first), None);
+        assert_eq!(stopped_since(&state(true, "t1", 0), &mut first), None);
+        assert_eq!(
+            stopped_since(&state(true, "t2", 3), &mut first),
+            Some(Stopped::Restarted(3))
+        );
+        assert_eq!(
+            stopped_since(&state(false, "t1", 137), &mut first),
+            Some(Stopped::Exited(137))
+        );
+    }
     use corral_compose::parse;
 
     fn service(yaml: &str) -> Service {

@@ -134,9 +134,7 @@ pub async fn on_engine_ready(
         .await;
     }
     let mut file = services_for(&effective, &links);
-    user_engine::prepare(&docker, &effective, &mut file).await;
-    let console = effective.config.corral.console.as_deref();
-    crate::consoles::prepare(&docker, console, &mut file).await;
+    prepare_to_start(&docker, &effective, &mut file).await;
     let since = crate::service_watch::now_stamp();
     let services_start = corral_host::since_boot();
     bring_up_services(&docker, &file, CONFIGURATION).await;
@@ -169,13 +167,23 @@ fn assembler(docker: bollard::Docker) -> enable::Assemble {
             let links = network::wired_links(std::path::Path::new("/sys/class/net"));
             let mut file = services_for(&effective, &links);
             if to_start {
-                user_engine::prepare(&docker, &effective, &mut file).await;
-                let console = effective.config.corral.console.as_deref();
-                crate::consoles::prepare(&docker, console, &mut file).await;
+                prepare_to_start(&docker, &effective, &mut file).await;
             }
             file
         })
     })
+}
+
+/// What the services need before they start that takes the system engine: the user
+/// engine's flags and files, and the configured console's image.
+async fn prepare_to_start(
+    docker: &bollard::Docker,
+    effective: &Effective,
+    file: &mut corral_compose::ServicesFile,
+) {
+    user_engine::prepare(docker, effective, file).await;
+    let console = effective.config.corral.console.as_deref();
+    crate::consoles::prepare(docker, console, file).await;
 }
 
 /// Where optional services are looked up ([`assemble::AVAILABLE_DIRS`]).

@@ -94,12 +94,7 @@ fn receive(from: &str, dir: &Path) -> Result<PathBuf, (u8, String)> {
         let length = file.metadata().ok().map(|m| m.len());
         (Box::new(file), length)
     };
-    let bar = indicatif::ProgressBar::new(length.unwrap_or(0));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bar:30} {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!("loading {from}"));
+    let bar = corral_update::progress::bytes_bar(length.unwrap_or(0), "console image");
     let copied = (|| -> std::io::Result<u64> {
         let mut out = std::fs::File::create(&dest)?;
         let mut buf = vec![0u8; 1 << 20];

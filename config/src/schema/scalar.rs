@@ -197,6 +197,15 @@ checked_string!(
 /// (dist/console-debian.tar, loaded on the machine when asked: docs/consoles.md).
 pub const CONSOLES: &[&str] = &["default", "corral", "debian"];
 
+/// The names of the default console.
+pub const DEFAULT_CONSOLE: &[&str] = &["default", "corral"];
+
+/// Whether a `corral.console` value is an image reference (`myorg/console:1`, a user's
+/// own console) rather than a console's name.
+pub fn console_is_image(value: &str) -> bool {
+    value.contains('/') || value.contains(':')
+}
+
 checked_string!(
     /// The console: `default`, a console's name (`debian`; RancherOS's `ubuntu`,
     /// `alpine`, ... read, and the user-data's check warns that the machine comes up on
