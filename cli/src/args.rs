@@ -102,6 +102,10 @@ pub enum ConfigCommand {
         #[arg(short, long, value_name = "FILE")]
         input: Option<PathBuf>,
     },
+    /// Prints `corral.state` from a local datasource's user-data as kernel command line
+    /// options, one a line: PID 1 runs it before the state is mounted.
+    #[command(hide = true)]
+    StateSeed,
 }
 
 #[derive(Debug, Subcommand)]

@@ -42,10 +42,14 @@ pub fn bytes_of(origin: &str, bytes: &[u8]) -> Report {
     report
 }
 
-/// What the user engine cannot honour in `config` (`corral.docker`), the way the
-/// manager will report it at boot.
+/// What the engines cannot honour in `config` (`corral.docker`, `corral.system_docker`),
+/// the way the manager will report it at boot.
 fn add_engine(report: &mut Report, origin: &str, config: &CloudConfig) {
     let c = &config.corral;
+    let system = corral_config::system_engine::settings(c);
+    report
+        .warnings
+        .extend(system.warnings.iter().map(|w| format!("{origin}: {w}")));
     match corral_user_docker::daemon::plan(&c.docker, c.shutdown_timeout) {
         Ok(plan) => report
             .warnings
@@ -192,6 +196,44 @@ mod tests {
                 .any(|e| e.starts_with("the configuration in force: corral.docker.log_driver")),
             "{:?}",
             r.errors
+        );
+    }
+
+    #[test]
+    fn what_the_system_engine_cannot_take_is_a_warning_by_key() {
+        let f = tempfile::NamedTempFile::new().expect("temp");
+        std::fs::write(
+            f.path(),
+            "rancher:\n  system_docker:\n    storage_driver: overlay\n    extra_args: [--data-root=/x, --debug]\n",
+        )
+        .expect("w");
+        let r = file(f.path()).expect("reads");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        for says in [
+            "corral.system_docker.storage_driver: ignored",
+            "corral.system_docker.extra_args: --data-root=/x: ignored",
+        ] {
+            assert!(
+                r.warnings.iter().any(|w| w.contains(says)),
+                "{says}: {:?}",
+                r.warnings
+            );
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path());
+        std::fs::write(
+            store.set_path(),
+            "corral:\n  system_docker:\n    bip: 10.9.0.1/16\n",
+        )
+        .expect("w");
+        let r = machine(&store, Path::new("/nonexistent"), "");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w
+                    .starts_with("the configuration in force: corral.system_docker.bip: ignored")),
+            "{:?}",
+            r.warnings
         );
     }
 }

@@ -13,7 +13,11 @@
 //! (`store.rs`); reading it by key and changing the `corral config set` layer only when
 //! the result validates (`edit.rs`); validation that reports every problem, not just the first
 //! (`validate.rs`); and RancherOS's service repositories, their `index.yml` and service
-//! files fetched over http(s) (`repository.rs`). The reference is docs/cloud-config.md.
+//! files fetched over http(s) (`repository.rs`); what `corral.system_docker` asks of the
+//! system engine, as flags, variables and warnings (`system_engine.rs`); and the state
+//! settings of a local datasource's user-data that PID 1 asks for before the state is
+//! mounted (`state_seed.rs`, through `corral config state-seed`). The reference is
+//! docs/cloud-config.md.
 //!
 //! One error type, `ConfigError` (`error.rs`), for reading, fetching, checking and
 //! changing configuration.
@@ -37,7 +41,9 @@ pub mod error;
 pub mod merge;
 pub mod repository;
 pub mod schema;
+pub mod state_seed;
 pub mod store;
+pub mod system_engine;
 pub mod userdata;
 pub mod validate;
 

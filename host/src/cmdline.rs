@@ -51,7 +51,14 @@ pub struct BootOptions {
     pub state_dev: Option<StateDev>,
     /// Wait for the state device to appear (`corral.state.wait=true`, RancherOS's
     /// `rancher.state.wait`): a disk that is attached late, up to 30 s.
-    pub state_wait: bool,
+    pub state_wait: Option<bool>,
+    /// The state filesystem's type for mounting (`corral.state.fstype`, RancherOS's
+    /// `rancher.state.fstype`); `auto` or unset is ext4, the type autoformat makes.
+    pub state_fstype: Option<String>,
+    /// No boot without the state (`corral.state.required=true`, RancherOS's
+    /// `rancher.state.required`): a missing or unmountable state is fatal (recovery)
+    /// instead of running from RAM.
+    pub state_required: Option<bool>,
     /// A trial boot of an upgraded slot (`corral.trial=N`, which GRUB's menu adds). A
     /// fatal error then reboots, whatever `corral.recovery` says, so that GRUB's count
     /// of the trial's tries goes on and the machine falls back to the good slot.
@@ -75,11 +82,61 @@ impl Default for BootOptions {
             rescue_after: 120,
             state_autoformat: Vec::new(),
             state_dev: None,
-            state_wait: false,
+            state_wait: None,
+            state_fstype: None,
+            state_required: None,
             trial: false,
             warnings: Vec::new(),
         }
     }
+}
+
+impl BootOptions {
+    /// Whether any `corral.state.*` setting is given.
+    pub fn has_state_settings(&self) -> bool {
+        self.state_dev.is_some()
+            || !self.state_autoformat.is_empty()
+            || self.state_wait.is_some()
+            || self.state_fstype.is_some()
+            || self.state_required.is_some()
+    }
+
+    /// Takes `other`'s state settings where these options have none: the kernel command
+    /// line's win, a local datasource's user-data fills the rest (RancherOS merged its
+    /// configuration the same way, the command line on top).
+    pub fn fill_state_from(&mut self, other: &BootOptions) {
+        if self.state_dev.is_none() {
+            self.state_dev = other.state_dev.clone();
+        }
+        if self.state_autoformat.is_empty() {
+            self.state_autoformat = other.state_autoformat.clone();
+        }
+        self.state_wait = self.state_wait.or(other.state_wait);
+        if self.state_fstype.is_none() {
+            self.state_fstype = other.state_fstype.clone();
+        }
+        self.state_required = self.state_required.or(other.state_required);
+    }
+}
+
+/// `true`/`1`/`yes` or `false`/`0`/`no`, as RancherOS's options take them.
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// A filesystem type as mount(2) takes it (`ext4`, `xfs`, `auto`): lower-case letters and
+/// digits, at most 16.
+fn check_fstype(value: &str) -> Option<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 16
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    ok.then(|| value.to_string())
 }
 
 /// Splits a kernel command line into words the way the kernel does: spaces separate
@@ -272,10 +329,17 @@ impl BootOptions {
                     Some(dev) => opts.state_dev = Some(dev),
                     None => bad("use LABEL=NAME (letters, digits, `_`, `-`; at most 16) or a device under /dev"),
                 },
-                "state.wait" => match value {
-                    "true" | "1" | "yes" => opts.state_wait = true,
-                    "false" | "0" | "no" => opts.state_wait = false,
-                    _ => bad("use true or false"),
+                "state.wait" => match boolean(value) {
+                    Some(b) => opts.state_wait = Some(b),
+                    None => bad("use true or false"),
+                },
+                "state.required" => match boolean(value) {
+                    Some(b) => opts.state_required = Some(b),
+                    None => bad("use true or false"),
+                },
+                "state.fstype" => match check_fstype(value) {
+                    Some(t) => opts.state_fstype = Some(t),
+                    None => bad("name a filesystem type, such as ext4 or auto"),
                 },
                 "shutdown_timeout" => match value.parse::<u64>() {
                     Ok(n) if n <= MAX_SHUTDOWN_TIMEOUT => opts.shutdown_timeout = n,
@@ -313,7 +377,7 @@ mod tests {
     fn the_state_device_and_wait_read_as_rancheros_writes_them() {
         let o = BootOptions::parse("rancher.state.dev=LABEL=RANCHER_STATE rancher.state.wait=true");
         assert_eq!(o.state_dev, Some(StateDev::Label("RANCHER_STATE".into())));
-        assert!(o.state_wait);
+        assert_eq!(o.state_wait, Some(true));
         let o = BootOptions::parse("corral.state.dev=/dev/sdb");
         assert_eq!(o.state_dev, Some(StateDev::Path("/dev/sdb".into())));
         for bad in [
@@ -326,6 +390,39 @@ mod tests {
             assert_eq!(o.state_dev, None, "{bad}");
             assert_eq!(o.warnings.len(), 1, "{bad}");
         }
+    }
+
+    #[test]
+    fn fstype_and_required_read_and_a_second_source_fills_only_what_is_unset() {
+        let mut line = BootOptions::parse(
+            "rancher.state.fstype=xfs rancher.state.wait=false corral.state.required=yes",
+        );
+        assert_eq!(line.state_fstype.as_deref(), Some("xfs"));
+        assert_eq!(line.state_required, Some(true));
+        assert!(line.has_state_settings());
+        assert!(!BootOptions::parse("corral.hostname=a").has_state_settings());
+        for bad in [
+            "corral.state.fstype=Ext4",
+            "corral.state.fstype=ext4;rm",
+            "corral.state.required=maybe",
+        ] {
+            let o = BootOptions::parse(bad);
+            assert!(!o.has_state_settings(), "{bad}");
+            assert_eq!(o.warnings.len(), 1, "{bad}");
+        }
+        let seed = BootOptions::parse(
+            "corral.state.dev=LABEL=SEED corral.state.autoformat=[/dev/vdb] \
+             corral.state.wait=true corral.state.fstype=ext4 corral.state.required=false",
+        );
+        line.fill_state_from(&seed);
+        assert_eq!(line.state_dev, Some(StateDev::Label("SEED".into())));
+        assert_eq!(
+            line.state_autoformat,
+            vec![std::path::PathBuf::from("/dev/vdb")]
+        );
+        assert_eq!(line.state_wait, Some(false), "the command line's wait wins");
+        assert_eq!(line.state_fstype.as_deref(), Some("xfs"));
+        assert_eq!(line.state_required, Some(true));
     }
 
     #[test]

@@ -76,6 +76,11 @@ pub fn run(program: &str, args: &[&str]) -> Result<()> {
     output(&mut clean(Path::new(program), args)).map(drop)
 }
 
+/// [`run`], returning what the program printed on stdout.
+pub fn run_output(program: &str, args: &[&str]) -> Result<String> {
+    output(&mut clean(Path::new(program), args))
+}
+
 /// How many of a failed command's last stderr lines its error carries: enough for the
 /// reason (mkfs, xorriso and mmdebstrap print it last), few enough for a console.
 const STDERR_LINES: usize = 12;

@@ -50,6 +50,8 @@ pub trait Sys {
     fn read_tail(&self, path: &Path, len: usize) -> Result<Vec<u8>>;
     /// Runs a program to its end; an exit other than 0 is an error carrying its stderr.
     fn run(&self, program: &str, args: &[&str]) -> Result<()>;
+    /// [`Sys::run`], returning what the program printed on stdout.
+    fn output(&self, program: &str, args: &[&str]) -> Result<String>;
     /// Grows `partition` to the end of its disk when it is the disk's last GPT partition
     /// and the disk has room after it (an image written to a bigger disk); tells the
     /// kernel the new size. Returns the new size in bytes, `None` if nothing changed.
@@ -225,6 +227,10 @@ impl Sys for Linux {
         crate::command::run(program, args)
     }
 
+    fn output(&self, program: &str, args: &[&str]) -> Result<String> {
+        crate::command::run_output(program, args)
+    }
+
     fn grow_partition(&self, partition: &Path) -> Result<Option<u64>> {
         crate::grow::grow(partition)
     }
@@ -281,6 +287,8 @@ pub mod fake {
         /// What `grow_partition` answers.
         pub grown: Option<u64>,
         pub nvme: bool,
+        /// What `output` prints, by program; a program not here is missing.
+        pub outputs: RefCell<BTreeMap<String, String>>,
     }
 
     impl FakeSys {
@@ -300,6 +308,12 @@ pub mod fake {
                 .entry(label.to_string())
                 .or_default()
                 .push(PathBuf::from(device));
+            self
+        }
+        pub fn with_output(self, program: &str, stdout: &str) -> Self {
+            self.outputs
+                .borrow_mut()
+                .insert(program.to_string(), stdout.to_string());
             self
         }
         pub fn calls(&self) -> Vec<Call> {
@@ -404,6 +418,16 @@ pub mod fake {
                 .collect::<Vec<_>>()
                 .join(" ");
             self.record(Call::Run(line), Path::new(program))
+        }
+        fn output(&self, program: &str, args: &[&str]) -> Result<String> {
+            self.run(program, args)?;
+            self.outputs
+                .borrow()
+                .get(program)
+                .cloned()
+                .ok_or_else(|| HostError::ProgramMissing {
+                    program: program.to_string(),
+                })
         }
         fn grow_partition(&self, partition: &Path) -> Result<Option<u64>> {
             self.record(Call::Grow(partition.to_path_buf()), partition)?;

@@ -11,6 +11,11 @@ pub enum InitError {
     Host(#[from] corral_host::HostError),
     #[error("the root image '{path}' is missing from the initrd; rebuild with `make dist`")]
     MissingRootImage { path: PathBuf },
+    #[error(
+        "corral.state.required is set and the state partition is not there: {why}. Attach \
+         the disk, fix corral.state.dev, or drop corral.state.required to run from RAM"
+    )]
+    StateRequired { why: String },
 }
 
 /// Result alias for this crate.

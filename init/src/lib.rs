@@ -11,15 +11,17 @@
 //! - **Owns:** the early mounts (one table, `mounts`), the root switch (`root`), kernel
 //!   module loading at boot, the hostname at boot (`boot`), the state partition (`state`:
 //!   find, autoformat a blank disk, grow, mount at `/run/corral/state`, bind the persisted
-//!   directories), the early memory cgroup (`memcg`), the manager's life and the shutdown
+//!   directories; fatal when `corral.state.required`), the early memory cgroup (`memcg`), the manager's life and the shutdown
 //!   sequence (`shutdown`), `/run/corral/lower`, `/run/corral/rw` and its steps of the boot
 //!   report in `/run/corral/init-steps`.
 //! - **Must not touch:** dockerd or any container (the manager does), configuration
 //!   files (the `config` crate does), the network.
 //! - **Talks to:** the kernel, through corral-host (the `Sys` trait and its recording
 //!   fake, module loading, labels, reaping and respawning, the kernel log);
-//!   mkfs.ext4 and resize2fs (e2fsprogs, in the root); the manager (starts it, SIGTERM
-//!   at shutdown); the console.
+//!   mkfs.ext4 and resize2fs (e2fsprogs, in the root); `corral config state-seed` (the
+//!   CLI in the root, which reads a local datasource's `corral.state` for it, so that
+//!   PID 1 parses no cloud-config itself); the manager (starts it, SIGTERM at shutdown);
+//!   the console.
 //!
 //! A leaf: no other crate depends on it (`tests/tests/architecture.rs` checks). Small and
 //! synchronous (nix and corral-host; no tokio). PID 1 never exits and never panics: every

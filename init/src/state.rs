@@ -3,12 +3,18 @@
 //! `corral.state.autoformat` names it), grows its partition to the end of the disk the
 //! first time (an image written to a bigger disk), mounts it at [`MOUNT`] and binds its
 //! directories over the paths in [`PERSISTED`]. Without one, Corral runs from RAM (the
-//! engines' data roots on tmpfs) and says so on the console.
+//! engines' data roots on tmpfs) and says so on the console, unless
+//! `corral.state.required` makes that fatal.
+//!
+//! The settings come from the kernel command line and, when it finds no state with
+//! them, from the user-data of a local datasource (NoCloud, config drive): PID 1 asks
+//! [`SEED_PROGRAM`] for them, as RancherOS read `rancher.state` from the cloud-config it
+//! fetched before mounting the state. The command line's settings win.
 //!
 //! The root itself stays a fresh overlay every boot: what persists is the list below,
 //! nothing else (as on Bottlerocket), so a reboot always starts from the shipped OS.
 
-use crate::error::Result;
+use crate::error::{InitError, Result};
 use crate::mounts;
 use corral_host::cmdline::{BootOptions, StateDev};
 use corral_host::layout::PERSISTED;
@@ -24,9 +30,13 @@ pub const LABEL: &str = "CORRAL_STATE";
 /// contents it does not read).
 pub const RANCHER_LABEL: &str = "RANCHER_STATE";
 /// Where the state filesystem is mounted.
-pub const MOUNT: &str = "/run/corral/state";
+pub const MOUNT: &str = corral_host::layout::STATE;
 /// A disk counts as blank when this much of its start is zeros.
 pub const BLANK_BYTES: usize = 1 << 20;
+/// The program that reads the state settings from a local datasource's user-data and
+/// prints them as `corral.state.*` options, one a line (`corral config state-seed`).
+pub const SEED_PROGRAM: &str = "/usr/bin/corral";
+const SEED_ARGS: &[&str] = &["config", "state-seed"];
 /// How long to wait for NVMe namespaces (probed asynchronously) to show the label.
 const NVME_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
@@ -83,7 +93,8 @@ fn look(sys: &dyn Sys, opts: &BootOptions) -> Vec<PathBuf> {
 /// Finds the state device, waiting a little for NVMe (its namespaces show late), or up
 /// to [`STATE_WAIT`] with `corral.state.wait`.
 fn find(sys: &dyn Sys, opts: &BootOptions) -> Vec<PathBuf> {
-    let limit = if opts.state_wait {
+    let wait = opts.state_wait == Some(true);
+    let limit = if wait {
         STATE_WAIT
     } else if sys.nvme_present() {
         NVME_WAIT
@@ -94,7 +105,7 @@ fn find(sys: &dyn Sys, opts: &BootOptions) -> Vec<PathBuf> {
     loop {
         let found = look(sys, opts);
         if !found.is_empty() || waited >= limit {
-            if found.is_empty() && opts.state_wait {
+            if found.is_empty() && wait {
                 log::warn!(
                     "corral.state.wait: no state device after {}s; running from RAM",
                     STATE_WAIT.as_secs()
@@ -157,11 +168,57 @@ fn autoformat(sys: &dyn Sys, candidates: &[PathBuf], label: &str) -> Option<Path
     None
 }
 
+/// The kernel command line's options with the state settings a local datasource's
+/// user-data adds ([`SEED_PROGRAM`]'s answer), or `None` when it adds none. The program's
+/// lines are `from SOURCE`, `warning: ...` and `corral.state.KEY=VALUE`.
+fn seeded(sys: &dyn Sys, opts: &BootOptions) -> Option<BootOptions> {
+    let text = match sys.output(SEED_PROGRAM, SEED_ARGS) {
+        Ok(text) => text,
+        Err(e) => {
+            log::warn!("reading the state settings from a local datasource: {e}");
+            return None;
+        }
+    };
+    let mut source = "a local datasource";
+    let mut options = Vec::new();
+    for line in text.lines() {
+        if let Some(from) = line.strip_prefix("from ") {
+            source = from;
+        } else if let Some(warning) = line.strip_prefix("warning: ") {
+            log::warn!("{warning}");
+        } else if line.starts_with("corral.state.") && !line.contains(char::is_whitespace) {
+            options.push(line);
+        }
+    }
+    let seed = BootOptions::parse(&options.join(" "));
+    for warning in &seed.warnings {
+        log::warn!("{source}: {warning}");
+    }
+    if !seed.has_state_settings() {
+        return None;
+    }
+    log::info!("state settings from {source}: {}", options.join(" "));
+    let mut merged = opts.clone();
+    merged.fill_state_from(&seed);
+    Some(merged)
+}
+
 /// Mounts the state filesystem and binds its directories; or, without one, the live
 /// tmpfs mounts. Errors on the state path fall back to live mode (logged): a machine
-/// whose disk fails still boots and can be reached.
+/// whose disk fails still boots and can be reached. With `corral.state.required`, they
+/// are the error this returns instead.
 pub fn setup(sys: &dyn Sys, opts: &BootOptions) -> Result<State> {
     let mut found = find(sys, opts);
+    let with_seed;
+    let mut opts = opts;
+    if found.is_empty() {
+        if let Some(seed) = seeded(sys, opts) {
+            with_seed = seed;
+            opts = &with_seed;
+            found = find(sys, opts);
+        }
+    }
+    let required = opts.state_required == Some(true);
     let mut formatted = false;
     if found.is_empty() {
         if let Some(device) = autoformat(sys, &opts.state_autoformat, label_for(opts)) {
@@ -170,6 +227,12 @@ pub fn setup(sys: &dyn Sys, opts: &BootOptions) -> Result<State> {
         }
     }
     let Some(device) = found.first().cloned() else {
+        if required {
+            return Err(InitError::StateRequired {
+                why: "no filesystem matches corral.state.dev and no autoformat device is blank"
+                    .into(),
+            });
+        }
         live(sys)?;
         return Ok(State::Live);
     };
@@ -180,11 +243,16 @@ pub fn setup(sys: &dyn Sys, opts: &BootOptions) -> Result<State> {
             device.display()
         );
     }
-    match mount(sys, &device) {
+    // What autoformat made is ext4, whatever the setting says.
+    let fstype = if formatted { "ext4" } else { fstype(opts) };
+    match mount(sys, &device, fstype) {
         Ok(grown_to) => Ok(State::Mounted {
             device,
             grown_to,
             formatted,
+        }),
+        Err(e) if required => Err(InitError::StateRequired {
+            why: format!("mounting {}: {e}", device.display()),
         }),
         Err(e) => {
             log::error!(
@@ -202,7 +270,16 @@ fn live(sys: &dyn Sys) -> Result<()> {
     Ok(())
 }
 
-fn mount(sys: &dyn Sys, device: &Path) -> Result<Option<u64>> {
+/// The type the state is mounted as: `corral.state.fstype`, ext4 for `auto` or unset
+/// (autoformat makes ext4; RancherOS's `auto` found the same).
+fn fstype(opts: &BootOptions) -> &str {
+    match opts.state_fstype.as_deref() {
+        None | Some("auto") => "ext4",
+        Some(other) => other,
+    }
+}
+
+fn mount(sys: &dyn Sys, device: &Path, fstype: &str) -> Result<Option<u64>> {
     let grown_to = match sys.grow_partition(device) {
         Ok(g) => g,
         Err(e) => {
@@ -216,7 +293,7 @@ fn mount(sys: &dyn Sys, device: &Path) -> Result<Option<u64>> {
     sys.mount(
         Some(&device.to_string_lossy()),
         target,
-        Some("ext4"),
+        Some(fstype),
         MsFlags::MS_NOATIME,
         None,
     )?;
@@ -352,8 +429,105 @@ mod tests {
             .collect();
         assert_eq!(
             runs,
-            [Call::Run("mkfs.ext4 -q -F -L CORRAL_STATE /dev/vdc".into())]
+            [
+                Call::Run("/usr/bin/corral config state-seed".into()),
+                Call::Run("mkfs.ext4 -q -F -L CORRAL_STATE /dev/vdc".into())
+            ],
+            "nothing found: a local datasource is asked before formatting"
         );
+    }
+
+    fn seed_answer(lines: &str) -> FakeSys {
+        FakeSys::default().with_output(SEED_PROGRAM, lines)
+    }
+
+    #[test]
+    fn a_local_datasources_state_settings_apply_when_the_command_line_finds_nothing() {
+        let sys = seed_answer(
+            "from nocloud:/dev/sr0\nwarning: something said\n\
+             corral.state.dev=LABEL=SEEDED\ncorral.state.autoformat=[/dev/vdc]\nnoise\n",
+        )
+        .with_file("/dev/vdc", &"\0".repeat(BLANK_BYTES));
+        let state = setup(&sys, &BootOptions::default()).unwrap();
+        assert!(
+            matches!(&state, State::Mounted { device, formatted: true, .. } if device == Path::new("/dev/vdc")),
+            "{state:?}"
+        );
+        assert!(sys
+            .calls()
+            .contains(&Call::Run("mkfs.ext4 -q -F -L SEEDED /dev/vdc".into())));
+        // Found by its label on the next boot: the seed is not asked again.
+        let next = seed_answer("corral.state.dev=LABEL=SEEDED\n").with_label("SEEDED", "/dev/vdc");
+        setup(&next, &BootOptions::default()).unwrap();
+        let asked = next
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Run(l) if l.contains("state-seed")))
+            .count();
+        assert_eq!(asked, 1, "once, to learn the label");
+        let found = FakeSys::default().with_label(LABEL, "/dev/vda5");
+        setup(&found, &BootOptions::default()).unwrap();
+        assert!(!found.calls().iter().any(|c| matches!(c, Call::Run(_))));
+    }
+
+    #[test]
+    fn the_command_lines_state_settings_win_over_a_datasources() {
+        let mut data = "\0".repeat(BLANK_BYTES);
+        data.replace_range(10..14, "DATA");
+        let sys = seed_answer("corral.state.autoformat=[/dev/vdc]\ncorral.state.dev=/dev/sdq\n")
+            .with_file("/dev/vdb", &data)
+            .with_file("/dev/vdc", &"\0".repeat(BLANK_BYTES));
+        let opts = BootOptions::parse("corral.state.autoformat=/dev/vdb");
+        assert_eq!(setup(&sys, &opts).unwrap(), State::Live);
+        assert!(!sys
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Run(l) if l.starts_with("mkfs"))));
+        // A seed with nothing usable (a malformed device) changes nothing.
+        let bad = seed_answer("corral.state.dev=sdb\ncorral.state.dev=/dev/a b\n");
+        assert_eq!(setup(&bad, &BootOptions::default()).unwrap(), State::Live);
+        // No program (an older root): running from RAM, as before.
+        assert_eq!(
+            setup(&FakeSys::default(), &BootOptions::default()).unwrap(),
+            State::Live
+        );
+    }
+
+    #[test]
+    fn a_required_state_that_is_missing_or_does_not_mount_is_an_error() {
+        let opts = BootOptions::parse("rancher.state.required=true");
+        let err = setup(&FakeSys::default(), &opts).expect_err("missing");
+        assert!(err.to_string().contains("corral.state.required"), "{err}");
+        let broken = FakeSys::default()
+            .with_label(LABEL, "/dev/vda5")
+            .failing(MOUNT);
+        let err = setup(&broken, &opts).expect_err("does not mount");
+        assert!(err.to_string().contains("/dev/vda5"), "{err}");
+        assert_eq!(
+            setup(&broken, &BootOptions::default()).unwrap(),
+            State::Live,
+            "not required: RAM"
+        );
+        // Required by the datasource's user-data alone.
+        let seeded = seed_answer("corral.state.required=true\n");
+        assert!(setup(&seeded, &BootOptions::default()).is_err());
+    }
+
+    #[test]
+    fn fstype_names_the_mounts_type_and_auto_is_ext4() {
+        for (line, want) in [
+            ("corral.state.fstype=xfs", "xfs"),
+            ("corral.state.fstype=auto", "ext4"),
+            ("", "ext4"),
+        ] {
+            let sys = FakeSys::default().with_label(LABEL, "/dev/vda5");
+            setup(&sys, &BootOptions::parse(line)).unwrap();
+            let fstype = sys.calls().into_iter().find_map(|c| match c {
+                Call::Mount { target, fstype, .. } if target == Path::new(MOUNT) => fstype,
+                _ => None,
+            });
+            assert_eq!(fstype.as_deref(), Some(want), "{line}");
+        }
     }
 
     #[test]
@@ -399,7 +573,10 @@ mod tests {
         data.replace_range(BLANK_BYTES - 1.., "x");
         let sys = FakeSys::default().with_file("/dev/vdb", &data);
         assert_eq!(setup(&sys, &opts).unwrap(), State::Live);
-        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Run(_))));
+        assert!(!sys
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Run(l) if l.starts_with("mkfs"))));
         // A short device is not blank either.
         assert!(!is_blank(&[0u8; 512]));
     }
@@ -412,7 +589,10 @@ mod tests {
         data.replace_range(4 * BLANK_BYTES - 512..4 * BLANK_BYTES - 504, "EFI PART");
         let sys = FakeSys::default().with_file("/dev/vdb", &data);
         assert_eq!(setup(&sys, &opts).unwrap(), State::Live);
-        assert!(!sys.calls().iter().any(|c| matches!(c, Call::Run(_))));
+        assert!(!sys
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Run(l) if l.starts_with("mkfs"))));
     }
 
     #[test]

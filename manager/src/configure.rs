@@ -141,6 +141,18 @@ fn save_and_apply(
         )),
     }
     let effective = current_config();
+    if let Some(fetched) = &outcome.fetched {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let live = corral_host::layout::state_device(&mountinfo).is_none();
+        // The user-data's own settings: the command line's were PID 1's to apply.
+        let parsed = corral_config::userdata::parse(&fetched.source, &fetched.user_data);
+        if let Ok(corral_config::userdata::UserData::CloudConfig { config, .. }) = parsed {
+            let state = &config.corral.state;
+            if let Some(w) = corral_config::state_seed::late_warning(state, &fetched.source, live) {
+                report.push((Warn, w));
+            }
+        }
+    }
     report.extend(effective.errors.iter().map(|e| (Error, e.clone())));
     report.extend(effective.warnings.iter().map(|w| (Warn, w.clone())));
     match yaml_serde::to_string(&effective.value) {

@@ -109,6 +109,10 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20     nameservers: [10.0.2.3, 9.9.9.9]\n\
          \x20     search: [corral.test]\n\
          \x20 console: ubuntu\n\
+         \x20 state:\n\
+         \x20   dev: LABEL=SEEDED_STATE\n\
+         \x20   autoformat: [/dev/vda]\n\
+         \x20   fstype: auto\n\
          \x20 registry_auths:\n\
          \x20   reg.corral.test:5000: {{username: e2e, password: secret}}\n\
          \x20 sysctl:\n\
@@ -136,6 +140,16 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     // eth1 and eth2 for a bond with a VLAN on it, eth3 a bridge's port, eth4 static
     // IPv4 and IPv6.
     cfg.extra_nics = 4;
+    // A blank disk that the seed's `rancher.state` makes the state partition.
+    let blank = dir.join("state.img");
+    let _ = std::fs::remove_file(&blank);
+    std::fs::File::create(&blank)
+        .and_then(|f| f.set_len(2 << 30))
+        .expect("blank disk");
+    cfg.drives.push(Drive {
+        file: blank,
+        kind: "virtio",
+    });
     let mut vm = Vm::start("nocloud", &cfg, &dir, Vec::new()).expect("start QEMU");
     // The only key is the one in the seed: ssh working proves it arrived.
     let ssh = ssh_as_corral(port, &key.private);
@@ -501,6 +515,27 @@ fn check_bridge_ipv6_and_commands(vm: &mut Vm) {
         CMD,
     )
     .expect("the bridge module loaded and DHCPv6 asked for on eth0");
+    // rancher.state from the seed, read by PID 1 before the state is mounted.
+    let console = vm.console.text();
+    for says in [
+        "state settings from nocloud:/dev/sr0: corral.state.dev=LABEL=SEEDED_STATE \
+         corral.state.autoformat=[/dev/vda] corral.state.fstype=auto",
+        "formatting blank /dev/vda as SEEDED_STATE",
+        "state: /dev/vda mounted on /run/corral/state (formatted now)",
+    ] {
+        assert!(console.contains(says), "PID 1 says {says}");
+    }
+    let mounts = vm
+        .check(
+            "grep -E ' /(run/corral/state|var/lib/docker) ' /proc/mounts",
+            CMD,
+        )
+        .expect("mounts");
+    assert!(
+        mounts.contains("/dev/vda /run/corral/state ext4")
+            && mounts.contains("/dev/vda /var/lib/docker ext4"),
+        "{mounts}"
+    );
     let kernel = vm.check("dmesg", CMD).expect("dmesg");
     for says in [
         "network.interfaces.eth9: this machine has no interface eth9; bond bond0 is made without it",

@@ -1,4 +1,4 @@
-//! `corral config get|set|merge|export|validate`.
+//! `corral config get|set|merge|export|validate`, and `state-seed` for PID 1.
 
 use super::{failed, USER_ERROR};
 use crate::args::ConfigCommand;
@@ -20,6 +20,7 @@ pub(super) fn config(command: ConfigCommand) -> ExitCode {
         ),
         ConfigCommand::Export { full } => ("export", Box::new(move |m| config::export(m, full))),
         ConfigCommand::Validate { input } => return validate(input.as_deref()),
+        ConfigCommand::StateSeed => return state_seed(),
     };
     // Root first: nothing is read or written for anyone else.
     if let Err(f) = config::need_root(name) {
@@ -33,6 +34,31 @@ pub(super) fn config(command: ConfigCommand) -> ExitCode {
         }
         Err(f) => failed(&f),
     }
+}
+
+/// The state settings of a local datasource, for PID 1 (see corral-config's
+/// `state_seed`). Always exits 0: what went wrong is in the `warning:` lines.
+fn state_seed() -> ExitCode {
+    use corral_config::{datasource, state_seed, store};
+    let cmdline = std::fs::read_to_string(corral_config::PROC_CMDLINE).unwrap_or_default();
+    // Before the state is mounted, nothing is saved: the OEM file and the command line.
+    let effective = store::effective(
+        &store::Store::new(store::CONF_DIR),
+        Path::new(store::OEM_FILE),
+        &cmdline,
+    );
+    let corral = &effective.config.corral;
+    let sources = corral
+        .cloud_init
+        .datasources
+        .clone()
+        .unwrap_or_else(corral_config::schema::default_datasources);
+    let env = datasource::Env::real(
+        corral.cloud_config_url.as_ref().map(|u| u.0.clone()),
+        corral.cloud_init.datasources.is_some(),
+    );
+    print!("{}", state_seed::read(&sources, &env).lines());
+    ExitCode::SUCCESS
 }
 
 fn validate(input: Option<&Path>) -> ExitCode {
