@@ -162,6 +162,11 @@ pub struct Service {
     pub read_only: bool,
     #[serde(default)]
     pub oom_score_adj: Option<i64>,
+    /// Files put into the container after it is made and before its first start, each a
+    /// tar archive (cloud-config's `write_files` with `container:`, which the manager
+    /// attaches); not a compose key, never read from a file.
+    #[serde(skip)]
+    pub files: Vec<Vec<u8>>,
     /// Keys Corral does not act on; reported as warnings.
     #[serde(flatten)]
     pub other: BTreeMap<String, yaml_serde::Value>,

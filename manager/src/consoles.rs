@@ -346,8 +346,10 @@ async fn bring_up(docker: &Docker, services: &Services) -> Result<(), NotUp> {
 }
 
 /// `console switch NAME` (`now`) or `console enable NAME`: the console saved as
-/// `corral.console`, its archive kept; with `now`, the console replaced at once, and
-/// put back as it was if the new one does not stay up.
+/// `corral.console`, its archive kept; with `now`, the console replaced a moment after
+/// the answer (the request usually comes from a session in the console it replaces, so
+/// the answer must reach it first), and put back as it was if the new one does not stay
+/// up ([`replace`], which logs how it went).
 pub async fn switch(
     docker: &Docker,
     services: &Services,
@@ -408,23 +410,32 @@ pub async fn switch(
         return Response::ok(&serde_json::Value::Null);
     }
     log::info!("console {wanted}: switching now");
+    let back = before.as_ref().map_or("default", |c| &c.0).to_string();
+    let (docker, services, wanted) = (docker.clone(), services.clone(), wanted.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(ANSWER_FIRST).await;
+        replace(&docker, &services, &wanted, &back).await;
+    });
+    Response::ok(&serde_json::Value::Null)
+}
+
+/// How long a switch waits after its answer before it stops the console.
+const ANSWER_FIRST: Duration = Duration::from_secs(1);
+
+/// Brings up the console saved as `wanted`, and `back` again if it does not stay up.
+async fn replace(docker: &Docker, services: &Services, wanted: &str, back: &str) {
     match bring_up(docker, services).await {
-        Ok(()) => Response::ok(&serde_json::Value::Null),
-        Err(NotUp::Unknown(why)) => {
-            log::warn!("console {wanted}: {why}; it stays configured");
-            Response::system(format!("console {wanted}: {why}"))
-        }
+        Ok(()) => log::info!("console {wanted}: running"),
+        Err(NotUp::Unknown(why)) => log::warn!("console {wanted}: {why}; it stays configured"),
         Err(NotUp::Exited(why)) => {
-            let back = before.as_ref().map_or("default", |c| &c.0).to_string();
             log::error!("console {wanted}: {why}; switching back to {back}");
-            let _ = save(services, &back).await;
+            if let Err(r) = save(services, back).await {
+                log::error!("console {back}: saving it again: {r:?}");
+            }
             match bring_up(docker, services).await {
                 Err(NotUp::Exited(e) | NotUp::Unknown(e)) => log::error!("console {back}: {e}"),
-                Ok(()) => {}
+                Ok(()) => log::info!("console {back}: running again"),
             }
-            Response::system(format!(
-                "console {wanted} did not stay up ({why}); console {back} is back"
-            ))
         }
     }
 }

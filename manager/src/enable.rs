@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 /// The services the saved configuration asks for, put together as a boot would; with
 /// `true`, ready to start (the user engine's flags and files prepared too).
-pub type Assemble = Box<dyn Fn(bool) -> BoxFuture<'static, ServicesFile> + Send + Sync>;
+pub type Assemble = std::sync::Arc<dyn Fn(bool) -> BoxFuture<'static, ServicesFile> + Send + Sync>;
 
 /// What `enable`, `disable` and `up` work on besides the engine.
+#[derive(Clone)]
 pub struct Services {
     /// The configuration's layers: `services_include` goes in the `config set` layer.
     pub machine: Machine,

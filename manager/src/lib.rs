@@ -102,6 +102,7 @@ pub mod engine_switch;
 pub mod error;
 pub mod lifecycle;
 pub mod network;
+pub mod pull;
 pub mod repositories;
 pub mod rescue;
 pub mod restart_policy;

@@ -28,6 +28,8 @@ pub const CONFIG_HASH: &str = "io.corral.config-hash";
 pub const SERVICE: &str = "io.corral.service";
 /// The label holding the service's `restart:` policy, which the manager applies.
 pub const RESTART: &str = "io.corral.restart";
+/// The label holding a hash of the files copied into the container before it starts.
+pub const FILES: &str = "io.corral.files";
 
 /// Where a service ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +154,14 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
     crate::restart_policy::Policy::parse(s.restart.as_deref())?;
     let mut labels: HashMap<String, String> = s.labels.to_map().into_iter().collect();
     labels.insert(SERVICE.into(), name.into());
+    if !s.files.is_empty() {
+        // Other files make another container: they are copied in before its first start.
+        let mut digest = Sha256::new();
+        for tar in &s.files {
+            digest.update(Sha256::digest(tar));
+        }
+        labels.insert(FILES.into(), hex::encode(digest.finalize()));
+    }
     labels.insert(
         RESTART.into(),
         s.restart.clone().unwrap_or_else(|| "no".into()),
@@ -179,6 +189,58 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
     );
     body.labels = Some(labels);
     Ok(body)
+}
+
+/// Creates the container; an image the machine lacks is pulled first, unless it is one
+/// of Corral's own ([`crate::pull`]).
+async fn create(
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+    image: &str,
+) -> Result<(), String> {
+    let opts = CreateContainerOptions {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    let failed = |e: bollard::errors::Error| format!("creating the container failed: {e}");
+    match docker
+        .create_container(Some(opts.clone()), body.clone())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.to_string().contains("No such image") => {
+            if !crate::pull::may_pull(image) {
+                return Err(format!(
+                    "image {image} is not loaded; build it into images/ or load it first"
+                ));
+            }
+            crate::pull::pull(docker, name, image)
+                .await
+                .map_err(|e| format!("image {image} is not on this machine, and {e}"))?;
+            docker
+                .create_container(Some(opts), body)
+                .await
+                .map(drop)
+                .map_err(failed)
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// Copies `files` (tar archives) into a container that has not started yet, so that its
+/// command finds them; one that fails is logged and the service still starts.
+async fn copy_files(docker: &Docker, name: &str, files: &[Vec<u8>]) {
+    for tar in files {
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: "/".into(),
+            ..Default::default()
+        };
+        let body = bollard::body_full(tar.clone().into());
+        if let Err(e) = docker.upload_to_container(name, Some(options), body).await {
+            log::error!("cloud-config: write_files into service {name}: {e}");
+        }
+    }
 }
 
 /// Makes one service's container match its definition and starts it as its kind asks.
@@ -216,21 +278,10 @@ pub async fn ensure(docker: &Docker, name: &str, s: &Service) -> Outcome {
         }
     }
     if action != Action::Unchanged {
-        let opts = CreateContainerOptions {
-            name: Some(name.to_string()),
-            ..Default::default()
-        };
-        if let Err(e) = docker.create_container(Some(opts), body).await {
-            let text = e.to_string();
-            return Outcome::Failed(if text.contains("No such image") {
-                format!(
-                    "image {} is not loaded; build it into images/ or load it first",
-                    s.image
-                )
-            } else {
-                format!("creating the container failed: {text}")
-            });
+        if let Err(e) = create(docker, name, body, &s.image).await {
+            return Outcome::Failed(e);
         }
+        copy_files(docker, name, &s.files).await;
     }
     if s.create_only() {
         return Outcome::Created { action };

@@ -150,9 +150,6 @@ pub async fn on_engine_ready(
     if file.services.contains_key(user_engine::SERVICE) {
         tokio::spawn(user_engine::when_ready(user_engine::WAIT, services_start));
     }
-    for line in container_files(&docker, &effective).await {
-        log::error!("{line}");
-    }
     tokio::spawn(crate::service_watch::run(docker, since, quiet, engine_run));
     Some(file)
 }
@@ -160,7 +157,7 @@ pub async fn on_engine_ready(
 /// The services as the saved configuration has them now, for `corral service enable`,
 /// `disable` and `up`.
 fn assembler(docker: bollard::Docker) -> enable::Assemble {
-    Box::new(move |to_start| {
+    std::sync::Arc::new(move |to_start| {
         let docker = docker.clone();
         Box::pin(async move {
             let effective = current_config();
@@ -231,7 +228,7 @@ fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compos
     }
     let builtin = builtin_services();
     let available = available_dirs();
-    assemble::services(
+    let mut file = assemble::services(
         effective,
         &assemble::Sources {
             builtin: &builtin,
@@ -239,43 +236,41 @@ fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compos
             available: &available,
             network_env: network::environment(net, &plan),
         },
-    )
+    );
+    attach_files(effective, &mut file);
+    file
 }
 
-/// `write_files` entries with `container:`, copied into their service's container.
-/// Returns a line per failure.
-async fn container_files(docker: &bollard::Docker, effective: &Effective) -> Vec<String> {
-    let mut failures = Vec::new();
+/// `write_files` entries with `container:`, attached to their services so that each file
+/// is in the container before its command first runs (RancherOS's services wrote theirs
+/// as they started: a network `pre_cmds` script can be one). Each entry that cannot go
+/// is logged as an error.
+fn attach_files(effective: &Effective, file: &mut corral_compose::ServicesFile) {
     for f in &effective.config.write_files {
         let Some(container) = &f.container else {
             continue;
         };
-        let result = async {
-            if f.append {
-                return Err(
-                    "append is not supported with container:; write the whole file".to_string(),
-                );
+        let tar = if f.append {
+            Err("append is not supported with container:; write the whole file".to_string())
+        } else {
+            apply::file_tar(f)
+        };
+        let attached = tar.and_then(|tar| match file.services.get_mut(&container.0) {
+            Some(service) => {
+                service.files.push(tar);
+                Ok(())
             }
-            let tar = apply::file_tar(f)?;
-            let options = bollard::query_parameters::UploadToContainerOptions {
-                path: "/".into(),
-                ..Default::default()
-            };
-            docker
-                .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        match result {
-            Ok(()) => log::info!("cloud-config: wrote {} into service {container}", f.path),
-            Err(e) => failures.push(format!(
+            None => Err(format!(
+                "there is no service {container} on this machine (see `corral service list`)"
+            )),
+        });
+        if let Err(e) = attached {
+            log::error!(
                 "cloud-config: write_files {} into service {container}: {e}",
                 f.path
-            )),
+            );
         }
     }
-    failures
 }
 
 /// Brings the services up and logs where each one ended; each one that came up is a

@@ -147,6 +147,10 @@ services:
   loop-b:
     image: corral/busybox:0.1.0
     labels: {{io.rancher.os.after: loop-a}}
+  reads-file:
+    image: corral/busybox:0.1.0
+    command: [sh, -c, "test \"$(cat /etc/from-cloud-config)\" = hello"]
+    labels: {{io.rancher.os.detach: "false"}}
 "#,
         data = data.display()
     )
@@ -159,8 +163,20 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
     let app = "cat /data/setup; exec sleep 1000";
-    let file = parse("test.yml", &services(&data, app)).expect("parses");
+    let mut file = parse("test.yml", &services(&data, app)).expect("parses");
+    // A write_files entry with `container: reads-file`: there before its command runs.
+    let tar = |content: &str| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut header, "etc/from-cloud-config", content.as_bytes())
+            .expect("tar");
+        b.into_inner().expect("tar")
+    };
+    file.services.get_mut("reads-file").expect("defined").files = vec![tar("hello")];
     let out = up(&docker, &file).await;
+    assert_eq!(out["reads-file"], Outcome::Completed);
 
     assert_eq!(
         out["data"],
@@ -196,6 +212,33 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
             .await
             .is_err(),
         "never created"
+    );
+
+    // Other file contents make another container, which gets them before it starts.
+    let mut changed = file.clone();
+    changed
+        .services
+        .get_mut("reads-file")
+        .expect("defined")
+        .files = vec![tar("changed")];
+    let only = |f: &corral_compose::ServicesFile| corral_compose::ServicesFile {
+        services: f
+            .services
+            .iter()
+            .filter(|(n, _)| *n == "reads-file")
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    let out = up(&docker, &only(&changed)).await;
+    assert_eq!(
+        out["reads-file"],
+        Outcome::Failed("exited with code 1".into()),
+        "recreated with the new file"
+    );
+    assert_eq!(
+        up(&docker, &only(&file)).await["reads-file"],
+        Outcome::Completed
     );
 
     // app started after the one-shot had written its file.
@@ -336,7 +379,7 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
     let available = conf.join("services-available");
     let lookup = vec![available.clone()];
     let assemble_lookup = lookup.clone();
-    let assemble: Assemble = Box::new(move |_| {
+    let assemble: Assemble = std::sync::Arc::new(move |_| {
         let effective = assemble_machine.in_force();
         let file = assemble::services(
             &effective,

@@ -59,6 +59,10 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20 - path: /var/lib/corral/blob\n\
          \x20   encoding: b64\n\
          \x20   content: aGVsbG8gYjY0\n\
+         \x20 - path: /usr/local/bin/net-hook.sh\n\
+         \x20   container: network\n\
+         \x20   permissions: \"0755\"\n\
+         \x20   content: \"#!/bin/bash\\nset -e\\n[[ $# -gt 0 ]] && /usr/bin/ip link set eth3 alias \\\"bash-$1\\\"\\n\"\n\
          \x20 - path: /etc/from-cloud-config\n\
          \x20   container: syslog\n\
          \x20   content: into syslog\n\
@@ -82,7 +86,7 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          ntp:\n  servers: [10.0.2.2]\n\
          rancher:\n\
          \x20 network:\n\
-         \x20   pre_cmds: ['ip link set lo alias pre-cmds-ran']\n\
+         \x20   pre_cmds: ['ip link set lo alias pre-cmds-ran', /usr/local/bin/net-hook.sh pre]\n\
          \x20   post_cmds: [[ip, link, set, eth4, alias, post-cmds-ran]]\n\
          \x20   interfaces:\n\
          \x20     eth0: {{dhcp: true, post_up: ['ip link set $iface alias dhcp-post-up-$iface']}}\n\
@@ -454,6 +458,11 @@ fn check_bridge_ipv6_and_commands(vm: &mut Vm) {
     };
     assert!(line("lo").contains("pre-cmds-ran"), "pre_cmds: {links}");
     assert!(line("eth3").ends_with("/br0"), "eth3 in br0: {links}");
+    // pre_cmds ran a bash script that write_files put into the network service.
+    assert!(
+        line("eth3").contains("bash-pre"),
+        "pre_cmds' script: {links}"
+    );
     assert_eq!(
         line("br0"),
         "br0 pre-up-br0 1400 ",

@@ -28,12 +28,6 @@ pub(super) fn console(command: ConsoleCommand) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if now {
-        println!(
-            "switching to console {name}: this session ends as the console restarts; \
-             log in again in a minute (a console that does not stay up is switched back)"
-        );
-    }
     let request = Request::ConsoleSwitch {
         name: name.clone(),
         now,
@@ -41,15 +35,16 @@ pub(super) fn console(command: ConsoleCommand) -> ExitCode {
     };
     let result = crate::api::run(Path::new(corral_api::SOCKET), request, Format::Table);
     match result {
-        Ok(()) => {
+        Ok(()) if now => {
             println!(
-                "console {name} {}",
-                if now {
-                    "runs now, and at later boots"
-                } else {
-                    "runs from the next boot"
-                }
+                "switching to console {name}: a session in the console ends as it restarts; \
+                 log in again in a minute (a console that does not stay up is switched back, \
+                 `corral console list` shows which runs)"
             );
+            ExitCode::SUCCESS
+        }
+        Ok(()) => {
+            println!("console {name} runs from the next boot");
             ExitCode::SUCCESS
         }
         Err(f) => {
