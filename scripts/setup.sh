@@ -17,6 +17,8 @@ PACKAGES=(
   # integration tests run a real dockerd on a private socket, with crun as Corral's
   # engines have it
   docker.io crun
+  # a registry on 127.0.0.1 for the manager's test of a service image it pulls
+  docker-registry
   # the end-to-end tests reach guests over ssh
   openssh-client
   # make bench's Debian 13 baseline image

@@ -696,3 +696,101 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
 
     engine.stop(Duration::from_secs(25)).await;
 }
+
+/// Debian's registry (package docker-registry) on 127.0.0.1:`port`, storing in `dir`.
+fn registry(dir: &Path, port: u16) -> std::process::Child {
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("store").display()
+        ),
+    )
+    .expect("registry.yml");
+    let child = std::process::Command::new("/usr/bin/docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .spawn()
+        .expect("docker-registry (scripts/setup.sh installs it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the registry listens");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_service_image_the_machine_lacks_is_pulled_but_never_one_of_corrals() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_engine, docker) = engine_with_busybox(tmp.path()).await;
+    let port = corral_harness::free_port().expect("port");
+    let mut served = registry(tmp.path(), port);
+    // The test image pushed to the registry, then gone from the engine under that name.
+    let repo = format!("127.0.0.1:{port}/test/busybox");
+    docker
+        .tag_image(
+            IMAGE,
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(repo.clone()),
+                tag: Some("1".into()),
+            }),
+        )
+        .await
+        .expect("tag");
+    let mut push = docker.push_image(
+        &repo,
+        Some(bollard::query_parameters::PushImageOptions {
+            tag: Some("1".into()),
+            ..Default::default()
+        }),
+        None,
+    );
+    while let Some(step) = push.next().await {
+        step.expect("push");
+    }
+    let image = format!("{repo}:1");
+    docker
+        .remove_image(
+            &image,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await
+        .expect("untag");
+    let file = parse(
+        "pulled.yml",
+        &format!(
+            r#"
+services:
+  pulled:
+    image: {image}
+    command: ["true"]
+    labels: {{io.rancher.os.detach: "false"}}
+  unreachable:
+    image: 127.0.0.1:9/test/none:1
+    labels: {{io.rancher.os.detach: "false"}}
+  own:
+    image: corral/notbuilt:1
+"#
+        ),
+    )
+    .expect("parses");
+    let out = up(&docker, &file).await;
+    assert_eq!(out["pulled"], Outcome::Completed, "{out:?}");
+    docker.inspect_image(&image).await.expect("pulled");
+    assert!(
+        matches!(&out["unreachable"], Outcome::Failed(e) if e.contains("is not on this machine, and pulling 127.0.0.1:9/test/none:1")),
+        "{:?}",
+        out["unreachable"]
+    );
+    assert!(
+        matches!(&out["own"], Outcome::Failed(e) if e.contains("corral/notbuilt:1 is not loaded")),
+        "{:?}",
+        out["own"]
+    );
+    let _ = served.kill();
+    let _ = served.wait();
+}
