@@ -1,6 +1,7 @@
 //! RancherOS's service repositories (`corral.repositories.NAME.url`), read as RancherOS
 //! laid them out: `<url>/index.yml` lists what the repository offers
-//! (`services: [name, ...]`, and `consoles:`, `engines:`), and each service's
+//! (`services: [name, ...]`, and `consoles:`, `engines:`), and each service's (or
+//! console's)
 //! docker-compose file is at `<url>/<first letter>/<name>.yml`. Fetched over http(s) as
 //! every other URL ([`crate::datasource::get`]: https checked against the CA bundle, the
 //! size capped); a name that could break the path is never asked for.

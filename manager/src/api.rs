@@ -158,8 +158,8 @@ pub async fn handle(context: &Context, request: Request) -> Response {
         Request::ServiceUp { names } => context.services.up(docker, &names).await,
         Request::EngineList => crate::engine_images::list(docker).await,
         Request::ConsoleList => {
-            let configured = context.services.machine.in_force().config.corral.console;
-            crate::consoles::list(docker, configured.as_deref()).await
+            let corral = context.services.machine.in_force().config.corral;
+            crate::consoles::list(docker, corral.console.as_deref(), &corral.repositories).await
         }
         Request::ConsoleSwitch { name, now, archive } => {
             let archive = archive.as_deref().map(std::path::Path::new);

@@ -11,6 +11,12 @@
 //! The host's `corral` is bound over the image's, so `console-init` always matches the
 //! manager. A console that cannot be found runs the default one, with a warning; one
 //! that does not stay up after a switch is switched back.
+//!
+//! A console a repository offers (`consoles:` in its `index.yml`, RancherOS's
+//! os-services layout) is fetched when it is first asked for: its file's `console`
+//! service names the image, which the system engine pulls and tags
+//! [`repository_tag`]`(NAME)`, so that the name finds it again (and its kept archive
+//! holds that tag).
 
 use crate::enable::{edit_failure, Services};
 use crate::services::{self, Outcome};
@@ -19,12 +25,20 @@ use bollard::Docker;
 use corral_api::protocol::{Console, Response};
 use corral_compose::{Service, ServicesFile};
 use futures_util::StreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The label that names a console image.
 pub const LABEL: &str = "io.corral.console";
+
+/// The tag a console pulled from a repository gets, which its name finds.
+pub fn repository_tag(name: &str) -> String {
+    format!(
+        "corral-repository-console/{}:latest",
+        name.to_ascii_lowercase()
+    )
+}
 /// Where consoles' archives are kept (on the state partition).
 pub const ARCHIVES: &str = "/var/lib/corral/consoles";
 /// The console service.
@@ -128,11 +142,13 @@ async fn labelled(docker: &Docker) -> Result<Vec<(String, String)>, String> {
 async fn find(docker: &Docker, choice: &Choice) -> Result<Option<String>, String> {
     match choice {
         Choice::Default => Ok(None),
-        Choice::Named(name) => Ok(labelled(docker)
-            .await?
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, r)| r)),
+        Choice::Named(name) => {
+            if let Some((_, r)) = labelled(docker).await?.into_iter().find(|(n, _)| n == name) {
+                return Ok(Some(r));
+            }
+            let tag = repository_tag(name);
+            Ok(docker.inspect_image(&tag).await.ok().map(|_| tag))
+        }
         Choice::Image(reference) => Ok(docker
             .inspect_image(reference)
             .await
@@ -172,23 +188,78 @@ pub async fn load(docker: &Docker, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The image for `choice`: in the system engine, or loaded from its kept archive.
-pub async fn resolve(docker: &Docker, choice: &Choice) -> Result<Option<String>, String> {
+/// The repositories consoles may come from.
+pub type Repositories = BTreeMap<String, corral_config::schema::Repository>;
+
+/// The image for `choice`: in the system engine, loaded from its kept archive, or (a
+/// name) pulled as the first of `repositories` that offers it says.
+pub async fn resolve(
+    docker: &Docker,
+    choice: &Choice,
+    repositories: &Repositories,
+) -> Result<Option<String>, String> {
     if let Some(found) = find(docker, choice).await? {
         return Ok(Some(found));
     }
     let archive = choice.archive();
-    if *choice == Choice::Default || !archive.is_file() {
-        return Ok(None);
+    if archive.is_file() && *choice != Choice::Default {
+        log::info!("console {}: loading {}", choice.key(), archive.display());
+        load(docker, &archive).await?;
+        return find(docker, choice).await;
     }
-    log::info!("console {}: loading {}", choice.key(), archive.display());
-    load(docker, &archive).await?;
-    find(docker, choice).await
+    match choice {
+        Choice::Named(name) if !repositories.is_empty() => {
+            from_repository(docker, name, repositories).await
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Console `name` from the repositories: its image pulled and tagged
+/// [`repository_tag`]; `None` when no repository offers it.
+async fn from_repository(
+    docker: &Docker,
+    name: &str,
+    repositories: &Repositories,
+) -> Result<Option<String>, String> {
+    let (repos, wanted) = (repositories.clone(), name.to_string());
+    let offered =
+        tokio::task::spawn_blocking(move || crate::repositories::console_image(&repos, &wanted))
+            .await
+            .map_err(|e| format!("fetching console {name}: {e}"))?
+            .map_err(|e| format!("console {name} from the repositories: {e}"))?;
+    let Some((repo, image)) = offered else {
+        return Ok(None);
+    };
+    if !crate::pull::may_pull(&image) {
+        return Err(format!(
+            "console {name}: repository {repo} names {image}, one of Corral's own images, \
+             which is never pulled"
+        ));
+    }
+    crate::pull::pull(docker, SERVICE, &image).await?;
+    let tag = repository_tag(name);
+    let (tag_repo, tag_tag) = crate::pull::split(&tag);
+    let options = bollard::query_parameters::TagImageOptions {
+        repo: Some(tag_repo),
+        tag: Some(tag_tag),
+    };
+    docker
+        .tag_image(&image, Some(options))
+        .await
+        .map_err(|e| format!("tagging {image} as {tag}: {e}"))?;
+    log::info!("console {name}: {image} from repository {repo}, tagged {tag}");
+    Ok(Some(tag))
 }
 
 /// At boot and for `service up`: the console service made the configured console's.
 /// Without its image, the default console runs, with a warning saying how to load it.
-pub async fn prepare(docker: &Docker, configured: Option<&str>, file: &mut ServicesFile) {
+pub async fn prepare(
+    docker: &Docker,
+    configured: Option<&str>,
+    repositories: &Repositories,
+    file: &mut ServicesFile,
+) {
     let choice = Choice::of(configured);
     if choice == Choice::Default {
         return;
@@ -196,7 +267,7 @@ pub async fn prepare(docker: &Docker, configured: Option<&str>, file: &mut Servi
     let Some(service) = file.services.get_mut(SERVICE) else {
         return;
     };
-    match resolve(docker, &choice).await {
+    match resolve(docker, &choice, repositories).await {
         Ok(Some(reference)) => apply(service, &choice, &reference),
         Ok(None) => log::warn!(
             "corral.console: {}: no such console image here; the default console runs \
@@ -209,8 +280,12 @@ pub async fn prepare(docker: &Docker, configured: Option<&str>, file: &mut Servi
 }
 
 /// `console list`: the default console, the labelled images, the kept archives not
-/// loaded, and a configured image; the one running marked.
-pub async fn list(docker: &Docker, configured: Option<&str>) -> Response {
+/// loaded, a configured image, and what the repositories offer; the one running marked.
+pub async fn list(
+    docker: &Docker,
+    configured: Option<&str>,
+    repositories: &Repositories,
+) -> Response {
     let running = docker
         .inspect_container(SERVICE, None)
         .await
@@ -253,6 +328,20 @@ pub async fn list(docker: &Docker, configured: Option<&str>) -> Response {
                 });
             }
         }
+    }
+    let have: Vec<String> = out.iter().map(|c| c.name.clone()).collect();
+    let repos = repositories.clone();
+    let offered =
+        tokio::task::spawn_blocking(move || crate::repositories::offered_consoles(&repos, &have))
+            .await
+            .unwrap_or_default();
+    for (name, repo) in offered {
+        out.push(Console {
+            image: format!("(repository {repo}: fetched and pulled when used)"),
+            current: false,
+            configured: configured == Choice::Named(name.clone()),
+            name,
+        });
     }
     if let Choice::Image(reference) = configured {
         if !out.iter().any(|c| c.image == reference) {
@@ -387,12 +476,14 @@ pub async fn switch(
         }
     }
     if choice != Choice::Default {
-        let reference = match resolve(docker, &choice).await {
+        let repositories = services.machine.in_force().config.corral.repositories;
+        let reference = match resolve(docker, &choice, &repositories).await {
             Ok(Some(r)) => r,
             Ok(None) => {
                 return Response::user(format!(
-                    "there is no console {wanted:?} here; `corral console list` shows them \
-                     (load one with --from FILE or URL: the Debian console is dist/console-debian.tar)"
+                    "there is no console {wanted:?} here and no repository offers it; \
+                     `corral console list` shows them (load one with --from FILE or URL: the \
+                     Debian console is dist/console-debian.tar)"
                 ))
             }
             Err(e) => return Response::system(e),

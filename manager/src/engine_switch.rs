@@ -105,7 +105,25 @@ async fn answers(docker: &Docker) -> Result<(), String> {
 pub async fn switch(docker: &Docker, services: &Services, wanted: &str) -> Response {
     let image = match resolve(docker, wanted).await {
         Ok(i) => i,
-        Err(why) => return Response::user(why),
+        Err(why) => {
+            // RancherOS's engines by name (`docker-18.09.2`) from a repository's index.
+            let repos = services.machine.in_force().config.corral.repositories;
+            let name = wanted.to_string();
+            let offered = tokio::task::spawn_blocking(move || {
+                crate::repositories::offering_engine(&repos, &name)
+            })
+            .await
+            .ok()
+            .flatten();
+            return Response::user(match offered {
+                Some(repo) => format!(
+                    "repository {repo} offers engine {wanted}, a RancherOS engine image: \
+                     Corral's user engine runs engine images made for it (dockerd with \
+                     corral-engine), so it is not used. {why}"
+                ),
+                None => why,
+            });
+        }
     };
     let image = image.as_str();
     let labels = match check(docker, image).await {

@@ -84,6 +84,86 @@ pub fn fetch_included(effective: &corral_config::store::Effective, dirs: &[std::
     }
 }
 
+/// The image of console `name` from the first repository whose index lists it under
+/// `consoles:`: its file (`<url>/<first letter>/<name>.yml`, RancherOS's layout) defines
+/// a service `console` (or a single service) whose image it is. Returns (repository,
+/// image), or `None` when no repository offers it. Blocking.
+pub fn console_image(
+    repositories: &BTreeMap<String, Repository>,
+    name: &str,
+) -> Result<Option<(String, String)>, String> {
+    let mut offered_by = None;
+    for (repo, base) in repository::bases(repositories) {
+        match repository::fetch_index(base) {
+            Ok(index) if index.consoles.iter().any(|c| c == name) => {
+                offered_by = Some((repo, base));
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("repository {repo}: {e}"),
+        }
+    }
+    let Some((repo, base)) = offered_by else {
+        return Ok(None);
+    };
+    let url = repository::service_url(base, name)
+        .ok_or_else(|| format!("{name:?} is not a console name a repository offers"))?;
+    if let Some(warning) = corral_config::datasource::transport_warning(&url) {
+        log::warn!("{warning}");
+    }
+    let bytes = corral_config::datasource::get("console", &url, repository::TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{url} is not UTF-8 text"))?;
+    let file = corral_compose::parse(&url, &text).map_err(|e| e.to_string())?;
+    let only = (file.services.len() == 1)
+        .then(|| file.services.values().next())
+        .flatten();
+    let Some(service) = file.services.get(crate::consoles::SERVICE).or(only) else {
+        return Err(format!(
+            "{url} defines no service `console` (a console's file defines one)"
+        ));
+    };
+    if service.image.is_empty() {
+        return Err(format!("{url}: the console service names no image"));
+    }
+    Ok(Some((repo.to_string(), service.image.clone())))
+}
+
+/// The first repository whose index lists engine `name` (RancherOS's `engines:`).
+/// Blocking.
+pub fn offering_engine(repositories: &BTreeMap<String, Repository>, name: &str) -> Option<String> {
+    repository::bases(repositories)
+        .into_iter()
+        .find_map(|(repo, base)| {
+            repository::fetch_index(base)
+                .ok()
+                .filter(|index| index.engines.iter().any(|e| e == name))
+                .map(|_| repo.to_string())
+        })
+}
+
+/// The consoles the repositories offer that `have` does not list: (name, repository).
+/// A repository that does not answer is logged and left out. Blocking.
+pub fn offered_consoles(
+    repositories: &BTreeMap<String, Repository>,
+    have: &[String],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (repo, base) in repository::bases(repositories) {
+        match repository::fetch_index(base) {
+            Ok(index) => {
+                for name in index.consoles {
+                    if !have.contains(&name) && !out.iter().any(|(n, _)| *n == name) {
+                        out.push((name, repo.to_string()));
+                    }
+                }
+            }
+            Err(e) => log::warn!("repository {repo}: {e}"),
+        }
+    }
+    out
+}
+
 /// The services the repositories offer that `have` does not list, as `service list`
 /// shows them (state `available`, `offered_by` the repository); a repository that does
 /// not answer is one entry with state `unreachable` and why. Blocking.
@@ -147,6 +227,56 @@ mod tests {
             Err(NotKept::Invalid(_))
         ));
         assert!(!dir.path().join("none.yml").exists() && !dir.path().join("bad.yml").exists());
+    }
+
+    #[test]
+    fn consoles_and_engines_are_read_from_the_index() {
+        let site = tempfile::tempdir().expect("tempdir");
+        let dir = site.path();
+        std::fs::create_dir_all(dir.join("a")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("b")).expect("mkdir");
+        std::fs::write(
+            dir.join("index.yml"),
+            "services: [x]\nconsoles: [alpine, bad, debian]\nengines: [docker-18.09.2]\n",
+        )
+        .expect("w");
+        // RancherOS's first compose format, with the console service and another.
+        std::fs::write(
+            dir.join("a/alpine.yml"),
+            "console:\n  image: rancher/os-alpineconsole:v1.5.2\nother:\n  image: x\n",
+        )
+        .expect("w");
+        std::fs::write(
+            dir.join("b/bad.yml"),
+            "one:\n  image: a\ntwo:\n  image: b\n",
+        )
+        .expect("w");
+        let web = corral_harness::files::FileServer::start(dir, None).expect("server");
+        let repos: BTreeMap<String, Repository> =
+            yaml_serde::from_str(&format!("os: {{url: 'http://127.0.0.1:{}'}}\n", web.port))
+                .expect("repositories");
+        assert_eq!(
+            offered_consoles(&repos, &["debian".to_string()]),
+            [
+                ("alpine".to_string(), "os".to_string()),
+                ("bad".to_string(), "os".to_string())
+            ]
+        );
+        assert_eq!(
+            console_image(&repos, "alpine"),
+            Ok(Some((
+                "os".to_string(),
+                "rancher/os-alpineconsole:v1.5.2".to_string()
+            )))
+        );
+        assert_eq!(console_image(&repos, "ubuntu"), Ok(None), "not offered");
+        let bad = console_image(&repos, "bad").expect_err("two services, no console");
+        assert!(bad.contains("defines no service `console`"), "{bad}");
+        assert_eq!(
+            offering_engine(&repos, "docker-18.09.2").as_deref(),
+            Some("os")
+        );
+        assert_eq!(offering_engine(&repos, "docker-99"), None);
     }
 
     #[test]

@@ -180,7 +180,8 @@ async fn prepare_to_start(
 ) {
     user_engine::prepare(docker, effective, file).await;
     let console = effective.config.corral.console.as_deref();
-    crate::consoles::prepare(docker, console, file).await;
+    let repositories = &effective.config.corral.repositories;
+    crate::consoles::prepare(docker, console, repositories, file).await;
 }
 
 /// Where optional services are looked up ([`assemble::AVAILABLE_DIRS`]).

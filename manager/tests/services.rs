@@ -723,7 +723,8 @@ fn registry(dir: &Path, port: u16) -> std::process::Child {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_service_image_the_machine_lacks_is_pulled_but_never_one_of_corrals() {
+async fn an_image_the_machine_lacks_is_pulled_for_a_service_or_a_repositorys_console_never_corrals()
+{
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_engine, docker) = engine_with_busybox(tmp.path()).await;
     let port = corral_harness::free_port().expect("port");
@@ -791,6 +792,54 @@ services:
         "{:?}",
         out["own"]
     );
+    // A console a repository offers (RancherOS's layout): its image pulled and tagged
+    // so that its name finds it.
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(site.join("r")).expect("mkdir");
+    std::fs::write(
+        site.join("index.yml"),
+        "services: []\nconsoles: [rconsole]\n",
+    )
+    .expect("w");
+    std::fs::write(
+        site.join("r/rconsole.yml"),
+        format!("console:\n  image: {image}\n  privileged: true\n"),
+    )
+    .expect("w");
+    docker
+        .remove_image(
+            &image,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await
+        .expect("untag");
+    let web = corral_harness::files::FileServer::start(&site, None).expect("file server");
+    let repositories: corral_manager::consoles::Repositories =
+        yaml_serde::from_str(&format!("test: {{url: 'http://127.0.0.1:{}'}}\n", web.port))
+            .expect("repositories");
+    use corral_manager::consoles::{resolve, Choice};
+    let named = Choice::Named("rconsole".into());
+    assert_eq!(
+        resolve(&docker, &named, &repositories).await,
+        Ok(Some(
+            "corral-repository-console/rconsole:latest".to_string()
+        ))
+    );
+    docker.inspect_image(&image).await.expect("pulled");
+    assert_eq!(
+        resolve(&docker, &named, &Default::default()).await,
+        Ok(Some(
+            "corral-repository-console/rconsole:latest".to_string()
+        )),
+        "found again by its name, without the repository"
+    );
+    let other = Choice::Named("nothere".into());
+    assert_eq!(resolve(&docker, &other, &repositories).await, Ok(None));
+    assert!(web
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("GET /r/rconsole.yml")));
     let _ = served.kill();
     let _ = served.wait();
 }
