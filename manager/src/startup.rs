@@ -101,7 +101,7 @@ pub async fn on_engine_ready(
             // The network first, as the saved configuration has it: the datasources
             // that live on the network need it.
             let saved = current_config();
-            let early = services_for(&saved, &links);
+            let early = services_for(&saved, &links, Problems::Quiet);
             let network = corral_compose::ServicesFile {
                 services: early
                     .services
@@ -133,7 +133,7 @@ pub async fn on_engine_ready(
         })
         .await;
     }
-    let mut file = services_for(&effective, &links);
+    let mut file = services_for(&effective, &links, Problems::Log);
     prepare_to_start(&docker, &effective, &mut file).await;
     let since = crate::service_watch::now_stamp();
     let services_start = corral_host::since_boot();
@@ -162,7 +162,7 @@ fn assembler(docker: bollard::Docker) -> enable::Assemble {
         Box::pin(async move {
             let effective = current_config();
             let links = network::wired_links(std::path::Path::new("/sys/class/net"));
-            let mut file = services_for(&effective, &links);
+            let mut file = services_for(&effective, &links, Problems::Log);
             if to_start {
                 prepare_to_start(&docker, &effective, &mut file).await;
             }
@@ -197,15 +197,31 @@ fn builtin_services() -> String {
     include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Whether [`services_for`] logs what of the network configuration cannot be done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Problems {
+    Log,
+    /// The boot's early network, from the saved configuration: the configured one that
+    /// follows logs them, once.
+    Quiet,
+}
+
 /// Every service this boot runs, with the configuration's environment and network plan;
 /// the kernel modules that plan needs (bridges, bonds, VLANs) are loaded and the IPv6
-/// settings written here, before the network service can start with it; what of the
+/// settings written here, before the network service can start with it (each time, so
+/// that `corral service up network` after a change has what it needs); what of the
 /// network configuration cannot be done is logged as an error naming the interface.
-fn services_for(effective: &Effective, links: &[network::Link]) -> corral_compose::ServicesFile {
+fn services_for(
+    effective: &Effective,
+    links: &[network::Link],
+    problems: Problems,
+) -> corral_compose::ServicesFile {
     let net = &effective.config.corral.network;
     let plan = network::plan(net, links);
-    for problem in &plan.problems {
-        log::error!("corral.{problem}");
+    if problems == Problems::Log {
+        for problem in &plan.problems {
+            log::error!("corral.{problem}");
+        }
     }
     let wanted = network::modules(&plan);
     let what = format!("corral.network: loading {}", wanted.join(", "));

@@ -91,6 +91,9 @@ pub struct VmConfig {
     /// 10.0.11.0/24, 10.0.12.0/24, ... so that its DHCP lease does not shadow eth0's
     /// 10.0.2.0/24): for bonds and VLANs.
     pub extra_nics: u32,
+    /// Two more NICs after those, joined by a QEMU hub (one L2 link that nothing else is
+    /// on): a test moves the second into a container that serves the first (DHCPv6).
+    pub linked_pair: bool,
 }
 
 impl VmConfig {
@@ -109,6 +112,7 @@ impl VmConfig {
             no_reboot: true,
             isolated: true,
             extra_nics: 0,
+            linked_pair: false,
         }
     }
 
@@ -258,6 +262,16 @@ impl VmConfig {
                 "-device",
                 &format!("virtio-net-pci,netdev=n{i},romfile="),
             ]);
+        }
+        if self.linked_pair {
+            for id in ["link0", "link1"] {
+                push(&[
+                    "-netdev",
+                    &format!("hubport,id={id},hubid=7"),
+                    "-device",
+                    &format!("virtio-net-pci,netdev={id},romfile="),
+                ]);
+            }
         }
         a
     }

@@ -5,7 +5,7 @@
 
 use corral_harness::imds::{FakeImds, Instance};
 use corral_harness::{
-    artifact, free_port, log_dir, nocloud_iso, Boot, Drive, KeyPair, Ssh, Vm, VmConfig,
+    artifact, free_port, log_dir, nocloud_iso, test_image, Boot, Drive, KeyPair, Ssh, Vm, VmConfig,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,6 +79,10 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20   permissions: \"0755\"\n\
          \x20   content: \"#!/bin/sh\\necho rc.local >> /run/start-scripts\\n\"\n\
          bootcmd:\n  - echo bootcmd > /run/bootcmd-ran\n\
+         \x20 - mkdir -p /run/seed /var/lib/corral/preload/docker\n\
+         \x20 - mount -o ro $(findfs LABEL=cidata) /run/seed\n\
+         \x20 - cp /run/seed/dnsmasq.tar /var/lib/corral/preload/docker/\n\
+         \x20 - umount /run/seed\n\
          runcmd:\n  - echo ran >> /run/runcmd-count\n  - echo runcmd > /run/runcmd-ran\n  - [touch, /home/corral/runcmd-argv]\n\
          users:\n  - default\n  - name: alice\n    groups: [docker]\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys: [{key}]\n\
          ssh_pwauth: false\n\
@@ -96,6 +100,8 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
          \x20       address: 10.0.5.2/24\n\
          \x20       pre_up: ['ip link set $iface alias pre-up-$iface']\n\
          \x20       post_up: ['ip link set $iface mtu 1400']\n\
+         \x20     eth5: {{dhcp: true}}\n\
+         \x20     eth6: {{dhcp: false}}\n\
          \x20     eth4:\n\
          \x20       dhcp: false\n\
          \x20       addresses: [10.0.14.15/24, 'fd00:14::15/64']\n\
@@ -134,6 +140,9 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
         key = key.public,
         version = env!("CARGO_PKG_VERSION"),
     );
+    // A DHCPv6 server's image, which bootcmd puts in the user engine's preload folder.
+    std::fs::create_dir_all(dir.join("cidata")).expect("seed dir");
+    std::fs::copy(test_image("dnsmasq"), dir.join("cidata/dnsmasq.tar")).expect("dnsmasq image");
     let seed = nocloud_iso(
         &dir,
         user_data.as_bytes(),
@@ -144,6 +153,8 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     // eth1 and eth2 for a bond with a VLAN on it, eth3 a bridge's port, eth4 static
     // IPv4 and IPv6.
     cfg.extra_nics = 4;
+    // eth5 and eth6 on one link of their own: a DHCPv6 server on eth6 serves eth5.
+    cfg.linked_pair = true;
     // A blank disk that the seed's `rancher.state` makes the state partition.
     let blank = dir.join("state.img");
     let _ = std::fs::remove_file(&blank);
@@ -379,9 +390,50 @@ fn a_nocloud_seed_configures_hostname_keys_files_commands_dns_and_services() {
     .expect("write_files with container: syslog");
     check_bond_and_vlan(&mut vm);
     check_bridge_ipv6_and_commands(&mut vm);
+    check_dhcpv6_address(&ssh, &mut vm);
     let _ = ssh.run("sudo poweroff", CMD);
     vm.wait_exit(Duration::from_secs(120))
         .expect("QEMU exits after poweroff");
+}
+
+/// A DHCPv6-assigned address: eth6 moved into a container of the user engine that runs
+/// dnsmasq (QEMU's user network has no DHCPv6 server), and eth5's udhcpc6 (`dhcp: true`)
+/// takes an address from its range, which only DHCPv6 hands out (dnsmasq's router
+/// advertisements for a DHCPv6 range carry no prefix for SLAAC).
+fn check_dhcpv6_address(ssh: &Ssh, vm: &mut Vm) {
+    let image = format!("corral/dnsmasq:{}", env!("CARGO_PKG_VERSION"));
+    ssh.eventually(
+        &format!("docker image inspect {image} >/dev/null"),
+        BOOT,
+        CMD,
+    )
+    .expect("the dnsmasq image is preloaded");
+    ssh.check(
+        &format!(
+            "docker run -d --name dhcp6 --network none --cap-add NET_ADMIN --cap-add NET_RAW \
+             {image} sleep 600 && \
+             sudo ip link set eth6 netns $(docker inspect -f '{{{{.State.Pid}}}}' dhcp6) && \
+             docker exec dhcp6 sh -c 'ip link set eth6 up && ip -6 addr add fd00:77::1/64 dev eth6' && \
+             docker exec -d dhcp6 dnsmasq -k -u root -g root --interface=eth6 --port=0 \
+             --no-resolv --no-hosts --enable-ra --dhcp-leasefile=/tmp/leases \
+             --dhcp-range=fd00:77::100,fd00:77::1ff,64,10m --log-dhcp --log-facility=/tmp/dnsmasq.log"
+        ),
+        CMD,
+    )
+    .expect("dnsmasq serves eth6's link");
+    let found = vm.eventually(
+        "ip -6 -o addr show dev eth5 | grep -E 'inet6 fd00:77::1[0-9a-f]{2}/'",
+        Duration::from_secs(180),
+        CMD,
+    );
+    let log = ssh
+        .run("docker exec dhcp6 cat /tmp/dnsmasq.log", CMD)
+        .map(|(_, out)| out)
+        .unwrap_or_default();
+    let found =
+        found.unwrap_or_else(|e| panic!("eth5 has a DHCPv6 address: {e:?}; dnsmasq: {log}"));
+    eprintln!("nocloud: DHCPv6 on eth5: {found}");
+    assert!(log.contains("DHCPREPLY"), "dnsmasq: {log}");
 }
 
 /// The bond of eth1 and eth2 with its options, the VLAN on it, their addresses, and the
