@@ -38,17 +38,7 @@ const BOOTCMD_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 pub async fn configure(saved: &Effective) -> Effective {
     use log::Level::{Error, Info, Warn};
     let mut report: Vec<(log::Level, String)> = Vec::new();
-    let corral = &saved.config.corral;
-    let explicit = corral.cloud_init.datasources.is_some();
-    let sources = corral
-        .cloud_init
-        .datasources
-        .clone()
-        .unwrap_or_else(corral_config::schema::default_datasources);
-    let env = datasource::Env::real(
-        corral.cloud_config_url.as_ref().map(|u| u.0.clone()),
-        explicit,
-    );
+    let (sources, env) = datasource::configured(&saved.config.corral);
     let names: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
     let started = std::time::Instant::now();
     let outcome = tokio::task::spawn_blocking(move || {

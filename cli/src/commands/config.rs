@@ -47,16 +47,7 @@ fn state_seed() -> ExitCode {
         Path::new(store::OEM_FILE),
         &cmdline,
     );
-    let corral = &effective.config.corral;
-    let sources = corral
-        .cloud_init
-        .datasources
-        .clone()
-        .unwrap_or_else(corral_config::schema::default_datasources);
-    let env = datasource::Env::real(
-        corral.cloud_config_url.as_ref().map(|u| u.0.clone()),
-        corral.cloud_init.datasources.is_some(),
-    );
+    let (sources, env) = datasource::configured(&effective.config.corral);
     print!("{}", state_seed::read(&sources, &env).lines());
     ExitCode::SUCCESS
 }

@@ -91,6 +91,19 @@ impl Env {
     }
 }
 
+/// The sources a configuration names (`cloud_init.datasources`, else the defaults) and
+/// the real machine's environment for them.
+pub fn configured(corral: &crate::schema::Corral) -> (Vec<DatasourceName>, Env) {
+    let explicit = corral.cloud_init.datasources.is_some();
+    let sources = corral
+        .cloud_init
+        .datasources
+        .clone()
+        .unwrap_or_else(crate::schema::default_datasources);
+    let url = corral.cloud_config_url.as_ref().map(|u| u.0.clone());
+    (sources, Env::real(url, explicit))
+}
+
 /// One source of user-data and metadata.
 pub trait Datasource: Send + Sync {
     /// The source as `cloud_init.datasources` writes it, for messages.
