@@ -12,9 +12,11 @@
 //! `/var/log/cloud-config.log`. It brings up the services put together from the built-in
 //! [`os-config.yml`](os-config.yml), the users' files in `/var/lib/corral/conf/services/`,
 //! `services_include`, `corral.services` and `#compose` user-data, with
-//! `corral.environment` (`src/assemble.rs`), writes `write_files` entries with `container:`
-//! into their service, and brings them up (corral-compose parses, merges and orders,
-//! `src/services.rs` reconciles), and watches the engine's events to log every
+//! `corral.environment` (`src/assemble.rs`), attaches `write_files` entries with
+//! `container:` to their service (copied into its container before its command first
+//! runs), and brings them up (corral-compose parses, merges and orders,
+//! `src/services.rs` reconciles; an image the machine lacks that is not one of Corral's
+//! own is pulled through the system engine first, `src/pull.rs`), and watches the engine's events to log every
 //! transition and restart exited services per their `restart:` with backoff
 //! (`src/service_watch.rs`, which opens the event stream again when it fails while the
 //! engine runs; decisions in `src/restart_policy.rs`). The `docker` service (the user engine)
@@ -45,9 +47,9 @@
 //! if the new one exits or does not answer (`src/engine_images.rs` finds and checks
 //! engines, `src/engine_switch.rs` switches); console list, switch and enable: the
 //! default console, a console image by name (label `io.corral.console`) or a user's
-//! image, loaded from an archive under `/var/lib/corral/consoles/` and kept there, its
-//! `/etc`, `/usr`, `/var` and `/root` in volumes, switched back when it does not stay up
-//! (`src/consoles.rs`); tls generate, a new CA and certificates for the user engine
+//! image, loaded from an archive under `/var/lib/corral/consoles/` and kept there, or a
+//! console a repository offers (its image pulled), its `/etc`, `/usr`, `/var` and
+//! `/root` in volumes, switched back when it does not stay up (`src/consoles.rs`); tls generate, a new CA and certificates for the user engine
 //! through corral-user-docker's `tls` (`src/tls.rs`). On a machine with boot slots it
 //! records, once per boot, a trial that ended without being kept (a rollback, with its
 //! reason) and marks a trial boot good once the machine is healthy, or cancels it and
@@ -87,7 +89,8 @@
 //!   corral-dockerd); PID 1 (its parent); the kernel (modules, mounts, sysctls, the
 //!   hostname, through corral-host); the kernel log; the datasources and RancherOS-style
 //!   service repositories over http(s), through corral-config (`src/repositories.rs`
-//!   keeps what it fetches from those in `services-available`).
+//!   keeps what it fetches from those in `services-available`, and reads their consoles
+//!   and engines); image registries, only through the system engine's pulls.
 
 pub mod api;
 pub mod apply;
