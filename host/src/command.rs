@@ -76,9 +76,57 @@ pub fn run(program: &str, args: &[&str]) -> Result<()> {
     output(&mut clean(Path::new(program), args)).map(drop)
 }
 
-/// [`run`], returning what the program printed on stdout.
-pub fn run_output(program: &str, args: &[&str]) -> Result<String> {
-    output(&mut clean(Path::new(program), args))
+/// [`run`], returning what the program printed on stdout; a program still running after
+/// `limit` is killed and is an error. Its output must fit a pipe's buffer (64 KiB): it is
+/// read once the program has exited.
+pub fn run_output(program: &str, args: &[&str], limit: std::time::Duration) -> Result<String> {
+    use std::io::Read;
+    let mut cmd = clean(Path::new(program), args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let command = shown(&cmd);
+    let failed = |detail: String| HostError::Command {
+        command: command.clone(),
+        detail,
+    };
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => HostError::ProgramMissing {
+            program: program.to_string(),
+        },
+        _ => failed(e.to_string()),
+    })?;
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "still running after {}s; stopped",
+                    limit.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(failed(e.to_string())),
+        }
+    };
+    let text = |stream: Option<&mut dyn Read>| {
+        let mut s = String::new();
+        if let Some(r) = stream {
+            let _ = r.read_to_string(&mut s);
+        }
+        s
+    };
+    let stdout = text(child.stdout.as_mut().map(|s| s as &mut dyn Read));
+    if !status.success() {
+        let stderr = text(child.stderr.as_mut().map(|s| s as &mut dyn Read));
+        let lines: Vec<&str> = stderr.trim().lines().collect();
+        let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n");
+        return Err(failed(format!("{status}: {tail}")));
+    }
+    Ok(stdout)
 }
 
 /// How many of a failed command's last stderr lines its error carries: enough for the
@@ -186,6 +234,27 @@ fn status_words(status: std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_output_returns_stdout_and_stops_a_program_that_overruns() {
+        let _children = crate::CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+        let limit = std::time::Duration::from_secs(10);
+        assert_eq!(
+            run_output("/bin/sh", &["-c", "echo from; echo sh"], limit).expect("runs"),
+            "from\nsh\n"
+        );
+        let err = run_output("/bin/sh", &["-c", "echo why >&2; exit 4"], limit).expect_err("fails");
+        assert!(err.to_string().contains("why"), "{err}");
+        let started = std::time::Instant::now();
+        let err = run_output("/bin/sleep", &["30"], std::time::Duration::from_millis(300))
+            .expect_err("stopped");
+        assert!(err.to_string().contains("still running after 0s"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(matches!(
+            run_output("/nonexistent/prog", &[], limit),
+            Err(HostError::ProgramMissing { .. })
+        ));
+    }
 
     #[test]
     fn a_failing_command_is_named_with_its_status_and_last_stderr_lines() {

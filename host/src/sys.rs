@@ -50,8 +50,9 @@ pub trait Sys {
     fn read_tail(&self, path: &Path, len: usize) -> Result<Vec<u8>>;
     /// Runs a program to its end; an exit other than 0 is an error carrying its stderr.
     fn run(&self, program: &str, args: &[&str]) -> Result<()>;
-    /// [`Sys::run`], returning what the program printed on stdout.
-    fn output(&self, program: &str, args: &[&str]) -> Result<String>;
+    /// [`Sys::run`], returning what the program printed on stdout; one still running
+    /// after `limit` is killed and is an error.
+    fn output(&self, program: &str, args: &[&str], limit: std::time::Duration) -> Result<String>;
     /// Grows `partition` to the end of its disk when it is the disk's last GPT partition
     /// and the disk has room after it (an image written to a bigger disk); tells the
     /// kernel the new size. Returns the new size in bytes, `None` if nothing changed.
@@ -227,8 +228,8 @@ impl Sys for Linux {
         crate::command::run(program, args)
     }
 
-    fn output(&self, program: &str, args: &[&str]) -> Result<String> {
-        crate::command::run_output(program, args)
+    fn output(&self, program: &str, args: &[&str], limit: std::time::Duration) -> Result<String> {
+        crate::command::run_output(program, args, limit)
     }
 
     fn grow_partition(&self, partition: &Path) -> Result<Option<u64>> {
@@ -419,7 +420,12 @@ pub mod fake {
                 .join(" ");
             self.record(Call::Run(line), Path::new(program))
         }
-        fn output(&self, program: &str, args: &[&str]) -> Result<String> {
+        fn output(
+            &self,
+            program: &str,
+            args: &[&str],
+            _limit: std::time::Duration,
+        ) -> Result<String> {
             self.run(program, args)?;
             self.outputs
                 .borrow()

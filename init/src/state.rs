@@ -37,6 +37,9 @@ pub const BLANK_BYTES: usize = 1 << 20;
 /// prints them as `corral.state.*` options, one a line (`corral config state-seed`).
 pub const SEED_PROGRAM: &str = "/usr/bin/corral";
 const SEED_ARGS: &[&str] = &["config", "state-seed"];
+/// How long the seed program may take (it mounts a CD or a config drive): a device that
+/// hangs never holds the boot up for longer.
+const SEED_LIMIT: Duration = Duration::from_secs(30);
 /// How long to wait for NVMe namespaces (probed asynchronously) to show the label.
 const NVME_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
@@ -172,7 +175,7 @@ fn autoformat(sys: &dyn Sys, candidates: &[PathBuf], label: &str) -> Option<Path
 /// user-data adds ([`SEED_PROGRAM`]'s answer), or `None` when it adds none. The program's
 /// lines are `from SOURCE`, `warning: ...` and `corral.state.KEY=VALUE`.
 fn seeded(sys: &dyn Sys, opts: &BootOptions) -> Option<BootOptions> {
-    let text = match sys.output(SEED_PROGRAM, SEED_ARGS) {
+    let text = match sys.output(SEED_PROGRAM, SEED_ARGS, SEED_LIMIT) {
         Ok(text) => text,
         Err(e) => {
             log::warn!("reading the state settings from a local datasource: {e}");

@@ -32,12 +32,38 @@ use std::time::Duration;
 /// The label that names a console image.
 pub const LABEL: &str = "io.corral.console";
 
+/// The repository of the tags consoles pulled from a repository get.
+const REPOSITORY_CONSOLES: &str = "corral-repository-console";
+
 /// The tag a console pulled from a repository gets, which its name finds.
 pub fn repository_tag(name: &str) -> String {
-    format!(
-        "corral-repository-console/{}:latest",
-        name.to_ascii_lowercase()
-    )
+    format!("{REPOSITORY_CONSOLES}/{}:latest", name.to_ascii_lowercase())
+}
+
+/// Consoles pulled from repositories that the system engine has: (name, tag), sorted.
+async fn pulled(docker: &Docker) -> Vec<(String, String)> {
+    let options = ListImagesOptions {
+        filters: Some(HashMap::from([(
+            "reference".to_string(),
+            vec![format!("{REPOSITORY_CONSOLES}/*")],
+        )])),
+        ..Default::default()
+    };
+    let images = docker.list_images(Some(options)).await.unwrap_or_default();
+    let mut out: Vec<(String, String)> = images
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .filter_map(|tag| {
+            let name = tag
+                .strip_prefix(REPOSITORY_CONSOLES)?
+                .strip_prefix('/')?
+                .strip_suffix(":latest")?
+                .to_string();
+            Some((name, tag))
+        })
+        .collect();
+    out.sort();
+    out
 }
 /// Where consoles' archives are kept (on the state partition).
 pub const ARCHIVES: &str = "/var/lib/corral/consoles";
@@ -268,7 +294,18 @@ pub async fn prepare(
         return;
     };
     match resolve(docker, &choice, repositories).await {
-        Ok(Some(reference)) => apply(service, &choice, &reference),
+        Ok(Some(reference)) => {
+            apply(service, &choice, &reference);
+            // Pulled at boot: its archive kept in the background, as a switch keeps it.
+            if reference.starts_with(REPOSITORY_CONSOLES) && !choice.archive().is_file() {
+                let docker = docker.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = keep_archive(&docker, &choice, &reference).await {
+                        log::warn!("console {}: {e}", choice.key());
+                    }
+                });
+            }
+        }
         Ok(None) => log::warn!(
             "corral.console: {}: no such console image here; the default console runs \
              (corral console switch {} --from FILE loads one)",
@@ -305,7 +342,10 @@ pub async fn list(
         Ok(l) => l,
         Err(e) => return Response::system(e),
     };
-    for (name, reference) in labelled {
+    for (name, reference) in labelled.into_iter().chain(pulled(docker).await) {
+        if out.iter().any(|c| c.name == name) {
+            continue;
+        }
         out.push(Console {
             current: running == reference,
             configured: configured == Choice::Named(name.clone()),
@@ -446,6 +486,9 @@ pub async fn switch(
     now: bool,
     archive: Option<&Path>,
 ) -> Response {
+    // One switch at a time, its watch included: a second waits for the first to end, so
+    // that a switch back never overwrites a newer choice.
+    let turn = SWITCHING.lock().await;
     let value = yaml_serde::Value::String(wanted.to_string());
     if <corral_config::schema::ConsoleName as serde::Deserialize>::deserialize(value).is_err() {
         return Response::user(format!(
@@ -506,9 +549,13 @@ pub async fn switch(
     tokio::spawn(async move {
         tokio::time::sleep(ANSWER_FIRST).await;
         replace(&docker, &services, &wanted, &back).await;
+        drop(turn);
     });
     Response::ok(&serde_json::Value::Null)
 }
+
+/// Held by a switch from its start to the end of its watch.
+static SWITCHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long a switch waits after its answer before it stops the console.
 const ANSWER_FIRST: Duration = Duration::from_secs(1);

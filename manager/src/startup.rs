@@ -197,7 +197,8 @@ fn builtin_services() -> String {
     include_str!("../os-config.yml").replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Whether [`services_for`] logs what of the network configuration cannot be done.
+/// Whether [`services_for`] logs what of the network configuration and of `write_files`
+/// for services cannot be done.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Problems {
     Log,
@@ -254,15 +255,19 @@ fn services_for(
             network_env: network::environment(net, &plan),
         },
     );
-    attach_files(effective, &mut file);
+    attach_files(effective, &mut file, problems);
     file
 }
 
 /// `write_files` entries with `container:`, attached to their services so that each file
 /// is in the container before its command first runs (RancherOS's services wrote theirs
 /// as they started: a network `pre_cmds` script can be one). Each entry that cannot go
-/// is logged as an error.
-fn attach_files(effective: &Effective, file: &mut corral_compose::ServicesFile) {
+/// is logged as an error (unless `problems` says the caller is quiet).
+fn attach_files(
+    effective: &Effective,
+    file: &mut corral_compose::ServicesFile,
+    problems: Problems,
+) {
     for f in &effective.config.write_files {
         let Some(container) = &f.container else {
             continue;
@@ -281,7 +286,7 @@ fn attach_files(effective: &Effective, file: &mut corral_compose::ServicesFile) 
                 "there is no service {container} on this machine (see `corral service list`)"
             )),
         });
-        if let Err(e) = attached {
+        if let (Err(e), Problems::Log) = (attached, problems) {
             log::error!(
                 "cloud-config: write_files {} into service {container}: {e}",
                 f.path

@@ -135,18 +135,37 @@ fn the_debian_console_loads_runs_apt_and_keeps_its_packages_across_a_reboot() {
         "hello from apt\ninstall ok installed"
     );
     // A console that does not stay up (an image without console-init) is switched back.
+    // The switch answers first, then the manager replaces the console and watches it:
+    // the way back is over when it says so.
     let base = format!("corral/base:{}", env!("CARGO_PKG_VERSION"));
-    let back = switch(
-        &ssh,
-        &format!("sudo corral console switch {base} 2>&1"),
-        "test -f /etc/debian_version && command -v apt-get",
+    let from = vm.console.mark();
+    let (code, out) = ssh
+        .run(&format!("sudo corral console switch {base} 2>&1"), SWITCH)
+        .unwrap_or((-1, String::new()));
+    eprintln!("consoles: switch to {base} (exit {code}): {out}");
+    assert!(
+        out.contains(&format!("switching to console {base}")),
+        "{out}"
     );
-    assert!(back.contains("apt-get"), "{back}");
-    let said = vm.console.text();
+    let said = vm
+        .console
+        .wait(from, SWITCH, |text| {
+            text.contains("console debian: running again")
+                .then(|| text.to_string())
+        })
+        .expect("the manager puts the Debian console back");
     assert!(
         said.contains("it exited (code 0)") && said.contains("switching back to debian"),
-        "the manager says why on the console"
+        "the manager says why on the console: {said}"
     );
+    let back = ssh
+        .eventually(
+            "test -f /etc/debian_version && command -v apt-get",
+            SWITCH,
+            CMD,
+        )
+        .expect("the Debian console back");
+    assert!(back.contains("apt-get"), "{back}");
     // And the default console back.
     switch(
         &ssh,
