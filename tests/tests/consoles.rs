@@ -103,16 +103,7 @@ fn the_debian_console_loads_runs_apt_and_keeps_its_packages_across_a_reboot() {
         "debian runs and is configured: {list:?}"
     );
     // apt, from a repository on the host's loopback (Debian's own is out of reach).
-    let installed = ssh
-        .check(
-            &format!(
-                "sudo mv /etc/apt/sources.list.d/debian.sources /root/ && \
-                 echo 'deb [trusted=yes] http://{SERVED}/apt ./' | sudo tee /etc/apt/sources.list.d/e2e.list && \
-                 sudo apt-get update 2>&1 && sudo apt-get install -y corral-hello 2>&1 && corral-hello"
-            ),
-            Duration::from_secs(600),
-        )
-        .expect("apt installs from the loopback repository");
+    let installed = apt::install_hello(&ssh, SERVED, Duration::from_secs(600));
     assert!(installed.ends_with("hello from apt\n"), "{installed}");
     // The same sshd, the same keys, corral's tools.
     ssh.check(

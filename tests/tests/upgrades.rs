@@ -292,16 +292,7 @@ fn a_machine_upgrades_keeps_its_state_and_comes_back_from_a_bad_trial() {
         CMD,
     )
     .expect("the Debian console");
-    let installed = ssh
-        .check(
-            &format!(
-                "sudo mv /etc/apt/sources.list.d/debian.sources /root/ && \
-                 echo 'deb [trusted=yes] http://{REPO_ADDR}/apt ./' | sudo tee /etc/apt/sources.list.d/e2e.list && \
-                 sudo apt-get update 2>&1 && sudo apt-get install -y corral-hello 2>&1 && corral-hello"
-            ),
-            UPGRADE,
-        )
-        .expect("apt installs a package");
+    let installed = apt::install_hello(&ssh, REPO_ADDR, UPGRADE);
     assert!(installed.ends_with("hello from apt\n"), "{installed}");
 
     // 1. A changed initrd: refused, nothing written.

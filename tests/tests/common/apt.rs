@@ -1,9 +1,26 @@
 //! A small apt repository for the console tests: one package built with dpkg-deb, in a
 //! flat repository (`Packages`, `Release`) that apt takes with `[trusted=yes]`.
 
+use corral_harness::Ssh;
 use sha2::Digest;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+
+/// In the Debian console over `ssh`: apt pointed at [`flat_repository`] served at `addr`
+/// (`host:port`, in place of Debian's own, which is out of reach), `corral-hello`
+/// installed and run. Returns what that printed.
+pub fn install_hello(ssh: &Ssh, addr: &str, timeout: Duration) -> String {
+    ssh.check(
+        &format!(
+            "sudo mv /etc/apt/sources.list.d/debian.sources /root/ && \
+             echo 'deb [trusted=yes] http://{addr}/apt ./' | sudo tee /etc/apt/sources.list.d/e2e.list && \
+             sudo apt-get update 2>&1 && sudo apt-get install -y corral-hello 2>&1 && corral-hello"
+        ),
+        timeout,
+    )
+    .expect("apt installs corral-hello from the loopback repository")
+}
 
 /// A package `corral-hello` (a script printing a line) and a flat apt repository with
 /// it: `dir/apt/{Packages,Release,corral-hello_1.0_all.deb}`.
