@@ -5,7 +5,8 @@
 //! system calls behind the [`sys::Sys`] trait (and its recording fake, feature `fake`),
 //! filesystem labels, kernel module loading, the kernel log, the since-boot clock,
 //! keeping processes running with backoff, the kernel command line's boot options,
-//! power requests, the hosts file and the paths PID 1 lays out. Its one command runner
+//! power requests, the hosts file, the paths PID 1 lays out and what mountinfo says is
+//! mounted where. Its one command runner
 //! ([`command`]) also serves the build, the ISO tools and the test harness, so a
 //! failed command reads the same wherever it ran.
 //!
@@ -32,6 +33,7 @@ pub mod kmsg;
 pub mod label;
 pub mod layout;
 pub mod modules;
+pub mod mountinfo;
 pub mod power;
 pub mod reaper;
 pub mod respawn;

@@ -133,7 +133,7 @@ fn save_and_apply(
     let effective = current_config();
     if let Some(fetched) = &outcome.fetched {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let live = corral_host::layout::state_device(&mountinfo).is_none();
+        let live = corral_host::mountinfo::state_device(&mountinfo).is_none();
         // The user-data's own settings: the command line's were PID 1's to apply.
         let parsed = corral_config::userdata::parse(&fetched.source, &fetched.user_data);
         if let Ok(corral_config::userdata::UserData::CloudConfig { config, .. }) = parsed {

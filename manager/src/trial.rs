@@ -91,7 +91,8 @@ fn esp_device() -> Option<PathBuf> {
         return found.into_iter().next().map(|(node, _)| node);
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let state_dev = corral_host::layout::state_device(&mountinfo)?;
+    let (major, minor) = corral_host::mountinfo::state_device(&mountinfo)?;
+    let state_dev = format!("{major}:{minor}");
     let state_disk = disk_of(&Path::new("/sys/dev/block").join(state_dev))?;
     found.into_iter().map(|(node, _)| node).find(|node| {
         let name = node.file_name().map(|n| n.to_string_lossy().into_owned());

@@ -7,8 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// A device number (major, minor).
-pub type DevNum = (u32, u32);
+pub use corral_host::mountinfo::{mounted, parse_dev, DevNum};
 
 /// A partition of a [`Disk`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,12 +87,6 @@ impl Default for Linux {
 // BLKRRPART from <linux/fs.h>: _IO(0x12, 95).
 nix::ioctl_none!(blkrrpart, 0x12, 95);
 
-/// "8:16\n" as (8, 16).
-pub fn parse_dev(text: &str) -> Option<DevNum> {
-    let (major, minor) = text.trim().split_once(':')?;
-    Some((major.parse().ok()?, minor.parse().ok()?))
-}
-
 fn read_trim(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
@@ -109,17 +102,6 @@ fn names_in(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
-}
-
-/// The mounted devices in a mountinfo text: (device number, mount point).
-pub fn mounted(mountinfo: &str) -> Vec<(DevNum, String)> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            Some((parse_dev(f.get(2)?)?, f.get(4)?.to_string()))
-        })
-        .collect()
 }
 
 impl Linux {
@@ -286,22 +268,6 @@ impl Host for Linux {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_lines_give_device_and_mount_point() {
-        let text = "22 1 0:21 / / rw shared:1 - overlay overlay rw\n\
-                    40 22 259:5 / /run/corral/state rw,relatime shared:9 - ext4 /dev/nvme0n1p5 rw\n\
-                    bad line\n";
-        assert_eq!(
-            mounted(text),
-            vec![
-                ((0, 21), "/".to_string()),
-                ((259, 5), "/run/corral/state".to_string())
-            ]
-        );
-        assert_eq!(parse_dev("8:16\n"), Some((8, 16)));
-        assert_eq!(parse_dev("8"), None);
-    }
 
     #[test]
     fn disks_and_partitions_come_from_sysfs() {

@@ -108,9 +108,7 @@ pub fn boot_disk(host: &dyn Host, state_dev: Option<(u32, u32)>) -> Result<BootD
 /// The device the state partition is mounted from, as the host sees it.
 pub fn state_device() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/proc/1/mountinfo").ok()?;
-    crate::install::host::mounted(&text)
-        .into_iter()
-        .find_map(|(dev, at)| (at == "/run/corral/state").then_some(dev))
+    corral_host::mountinfo::state_device(&text)
 }
 
 /// Runs `f` with the ESP mounted at a scratch folder, unmounting after.
