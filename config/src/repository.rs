@@ -94,6 +94,22 @@ pub fn fetch_index(base: &str) -> Result<Index> {
     parse_index(&url, &bytes)
 }
 
+/// Each repository's index, in their names' order, fetched as the iteration reaches it:
+/// (repository, base URL, the index or why not).
+pub fn indexes(
+    repositories: &BTreeMap<String, Repository>,
+) -> impl Iterator<Item = (&str, &str, Result<Index>)> {
+    bases(repositories)
+        .into_iter()
+        .map(|(repo, base)| (repo, base, fetch_index(base)))
+}
+
+/// The text of a repository's file at `url` (`what` names it in errors).
+pub fn fetch_text(what: &str, url: &str) -> std::result::Result<String, String> {
+    let bytes = crate::datasource::get(what, url, TIMEOUT).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| format!("{url} is not UTF-8 text"))
+}
+
 /// A service's file from the first repository that has it: (repository, URL, text).
 /// Every repository's failure is in the error when none has it.
 pub fn fetch_service(
@@ -107,11 +123,8 @@ pub fn fetch_service(
                 "{name:?} is not a service name a repository offers"
             ));
         };
-        match crate::datasource::get("service", &url, TIMEOUT) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => return Ok((repo.to_string(), url, text)),
-                Err(_) => tried.push(format!("{repo}: {url} is not UTF-8 text")),
-            },
+        match fetch_text("service", &url) {
+            Ok(text) => return Ok((repo.to_string(), url, text)),
             Err(e) => tried.push(format!("{repo}: {e}")),
         }
     }

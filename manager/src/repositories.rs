@@ -7,7 +7,7 @@
 //! repositories offer is listed by `corral service list`.
 
 use corral_api::protocol::Service;
-use corral_config::repository;
+use corral_config::repository::{self, Index};
 use corral_config::schema::Repository;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -92,18 +92,7 @@ pub fn console_image(
     repositories: &BTreeMap<String, Repository>,
     name: &str,
 ) -> Result<Option<(String, String)>, String> {
-    let mut offered_by = None;
-    for (repo, base) in repository::bases(repositories) {
-        match repository::fetch_index(base) {
-            Ok(index) if index.consoles.iter().any(|c| c == name) => {
-                offered_by = Some((repo, base));
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => log::warn!("repository {repo}: {e}"),
-        }
-    }
-    let Some((repo, base)) = offered_by else {
+    let Some((repo, base)) = first_listing(repositories, name, |i| &i.consoles) else {
         return Ok(None);
     };
     let url = repository::service_url(base, name)
@@ -111,9 +100,7 @@ pub fn console_image(
     if let Some(warning) = corral_config::datasource::transport_warning(&url) {
         log::warn!("{warning}");
     }
-    let bytes = corral_config::datasource::get("console", &url, repository::TIMEOUT)
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{url} is not UTF-8 text"))?;
+    let text = repository::fetch_text("console", &url)?;
     let file = corral_compose::parse(&url, &text).map_err(|e| e.to_string())?;
     let only = (file.services.len() == 1)
         .then(|| file.services.values().next())
@@ -132,14 +119,7 @@ pub fn console_image(
 /// The first repository whose index lists engine `name` (RancherOS's `engines:`).
 /// Blocking.
 pub fn offering_engine(repositories: &BTreeMap<String, Repository>, name: &str) -> Option<String> {
-    repository::bases(repositories)
-        .into_iter()
-        .find_map(|(repo, base)| {
-            repository::fetch_index(base)
-                .ok()
-                .filter(|index| index.engines.iter().any(|e| e == name))
-                .map(|_| repo.to_string())
-        })
+    first_listing(repositories, name, |i| &i.engines).map(|(repo, _)| repo.to_string())
 }
 
 /// The consoles the repositories offer that `have` does not list: (name, repository).
@@ -148,17 +128,54 @@ pub fn offered_consoles(
     repositories: &BTreeMap<String, Repository>,
     have: &[String],
 ) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (repo, base) in repository::bases(repositories) {
-        match repository::fetch_index(base) {
+    listed(repositories, have, |i| i.consoles)
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// The first repository (name, base URL) whose index has `name` in the list `kind`
+/// picks; one that does not answer is logged and passed over.
+fn first_listing<'a>(
+    repositories: &'a BTreeMap<String, Repository>,
+    name: &str,
+    kind: fn(&Index) -> &Vec<String>,
+) -> Option<(&'a str, &'a str)> {
+    repository::indexes(repositories).find_map(|(repo, base, index)| match index {
+        Ok(index) => kind(&index)
+            .iter()
+            .any(|n| n == name)
+            .then_some((repo, base)),
+        Err(e) => {
+            log::warn!("repository {repo}: {e}");
+            None
+        }
+    })
+}
+
+/// The names the repositories list in `kind` that `have` does not, each once, in the
+/// repositories' order: `Ok((name, repository))`, or `Err((repository, why))` for one
+/// that does not answer (logged).
+fn listed(
+    repositories: &BTreeMap<String, Repository>,
+    have: &[String],
+    kind: fn(Index) -> Vec<String>,
+) -> Vec<Result<(String, String), (String, String)>> {
+    let mut out: Vec<Result<(String, String), (String, String)>> = Vec::new();
+    for (repo, _, index) in repository::indexes(repositories) {
+        match index {
             Ok(index) => {
-                for name in index.consoles {
-                    if !have.contains(&name) && !out.iter().any(|(n, _)| *n == name) {
-                        out.push((name, repo.to_string()));
+                for name in kind(index) {
+                    let seen = out.iter().any(|l| matches!(l, Ok((n, _)) if *n == name));
+                    if !have.contains(&name) && !seen {
+                        out.push(Ok((name, repo.to_string())));
                     }
                 }
             }
-            Err(e) => log::warn!("repository {repo}: {e}"),
+            Err(e) => {
+                log::warn!("repository {repo}: {e}");
+                out.push(Err((repo.to_string(), e.to_string())));
+            }
         }
     }
     out
@@ -168,28 +185,17 @@ pub fn offered_consoles(
 /// shows them (state `available`, `offered_by` the repository); a repository that does
 /// not answer is one entry with state `unreachable` and why. Blocking.
 pub fn offered(repositories: &BTreeMap<String, Repository>, have: &[String]) -> Vec<Service> {
-    let mut out: Vec<Service> = Vec::new();
-    for (repo, base) in repository::bases(repositories) {
-        match repository::fetch_index(base) {
-            Ok(index) => {
-                for name in index.services {
-                    let listed = have.contains(&name) || out.iter().any(|s| s.name == name);
-                    if !listed {
-                        out.push(offer(&name, &format!("repository {repo}"), "available"));
-                    }
-                }
-            }
-            Err(e) => {
-                log::warn!("repository {repo}: {e}");
-                out.push(offer(
-                    &format!("({repo})"),
-                    &format!("repository {repo}"),
-                    &format!("unreachable: {e}"),
-                ));
-            }
-        }
-    }
-    out
+    listed(repositories, have, |i| i.services)
+        .into_iter()
+        .map(|l| match l {
+            Ok((name, repo)) => offer(&name, &format!("repository {repo}"), "available"),
+            Err((repo, why)) => offer(
+                &format!("({repo})"),
+                &format!("repository {repo}"),
+                &format!("unreachable: {why}"),
+            ),
+        })
+        .collect()
 }
 
 /// A service the machine can run and does not, as `service list` shows it: no image yet,
