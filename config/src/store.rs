@@ -35,8 +35,9 @@ pub struct Store {
 /// What became of fetched user-data.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Saved; it is the user-data in force. Warnings for keys Corral ignores.
-    Accepted { warnings: Vec<String> },
+    /// Saved; it is the user-data in force, as parsed (with warnings for keys Corral
+    /// ignores).
+    Accepted(UserData),
     /// Kept aside; the last good user-data stays in force.
     Rejected(ConfigError),
 }
@@ -75,11 +76,7 @@ impl Store {
                 write_private(&self.user_data_path(), &fetched.user_data)?;
                 let _ = std::fs::remove_file(self.rejected_path());
                 let _ = std::fs::remove_file(self.error_path());
-                let warnings = match parsed {
-                    UserData::CloudConfig { warnings, .. } => warnings,
-                    _ => Vec::new(),
-                };
-                Ok(Verdict::Accepted { warnings })
+                Ok(Verdict::Accepted(parsed))
             }
             Err(e) => {
                 write_private(&self.rejected_path(), &fetched.user_data)?;
@@ -333,7 +330,7 @@ mod tests {
             ))
             .expect("save");
         assert!(
-            matches!(&v, Verdict::Accepted { warnings } if warnings.len() == 1),
+            matches!(&v, Verdict::Accepted(UserData::CloudConfig { warnings, .. }) if warnings.len() == 1),
             "{v:?}"
         );
         let mode = std::fs::metadata(store.user_data_path())

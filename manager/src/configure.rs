@@ -4,7 +4,9 @@
 
 use crate::apply;
 use corral_config::datasource;
+use corral_config::state_seed;
 use corral_config::store::{self, Effective, Store};
+use corral_config::userdata::UserData;
 
 /// The configuration from what is saved and the kernel command line.
 pub fn current_config() -> Effective {
@@ -107,8 +109,17 @@ fn save_and_apply(
                 ),
             ));
             match store.save(fetched) {
-                // Its warnings come with the merged configuration's, below.
-                Ok(store::Verdict::Accepted { .. }) => {}
+                // Its warnings come with the merged configuration's, below; its own state
+                // settings (the command line's were PID 1's to apply) may come too late.
+                Ok(store::Verdict::Accepted(UserData::CloudConfig { config, .. })) => {
+                    let mountinfo =
+                        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+                    let live = corral_host::mountinfo::state_device(&mountinfo).is_none();
+                    let state = &config.corral.state;
+                    let late = state_seed::late_warning(state, &fetched.source, live);
+                    report.extend(late.map(|w| (Warn, w)));
+                }
+                Ok(store::Verdict::Accepted(_)) => {}
                 Ok(store::Verdict::Rejected(e)) => report.push((
                     Error,
                     format!(
@@ -131,18 +142,6 @@ fn save_and_apply(
         )),
     }
     let effective = current_config();
-    if let Some(fetched) = &outcome.fetched {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let live = corral_host::mountinfo::state_device(&mountinfo).is_none();
-        // The user-data's own settings: the command line's were PID 1's to apply.
-        let parsed = corral_config::userdata::parse(&fetched.source, &fetched.user_data);
-        if let Ok(corral_config::userdata::UserData::CloudConfig { config, .. }) = parsed {
-            let state = &config.corral.state;
-            if let Some(w) = corral_config::state_seed::late_warning(state, &fetched.source, live) {
-                report.push((Warn, w));
-            }
-        }
-    }
     report.extend(effective.errors.iter().map(|e| (Error, e.clone())));
     report.extend(effective.warnings.iter().map(|w| (Warn, w.clone())));
     match yaml_serde::to_string(&effective.value) {
