@@ -113,12 +113,14 @@ fn options(state: &State, seed: &mut Seed) {
 /// running from RAM: PID 1 looked for the state before that source could answer.
 pub fn late_warning(state: &State, source: &str, live: bool) -> Option<String> {
     let named = state.dev.is_some() || !state.autoformat.is_empty();
-    (live
-        && named
-        && !source.starts_with("nocloud")
-        && !source.starts_with("configdrive")
-        && !source.starts_with("file"))
-    .then(|| {
+    // A fetched source is named as `cloud_init.datasources` names it (`nocloud:/dev/sr0`),
+    // with a note after a space (`ec2 (IMDSv1)`).
+    let local = source
+        .split(' ')
+        .next()
+        .and_then(|name| name.parse::<DatasourceName>().ok())
+        .is_some_and(|name| is_local(&name));
+    (live && named && !local).then(|| {
         format!(
             "corral.state from {source} is not applied: PID 1 reads the state settings from \
              the kernel command line and from a local datasource (NoCloud, config drive) \
@@ -229,6 +231,12 @@ mod tests {
             .contains("kernel command line"));
         assert_eq!(late_warning(&state, "ec2", false), None, "mounted");
         assert_eq!(late_warning(&state, "nocloud:/dev/sr0", true), None);
+        assert_eq!(
+            late_warning(&state, "file:/var/lib/corral/conf/x.yml", true),
+            None
+        );
+        assert!(late_warning(&state, "ec2 (IMDSv1)", true).is_some());
+        assert!(late_warning(&state, "url:http://10.0.0.1/u", true).is_some());
         assert_eq!(late_warning(&State::default(), "ec2", true), None);
     }
 }
