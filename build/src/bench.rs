@@ -279,7 +279,13 @@ pub fn bench(paths: &BenchPaths, scenarios: &[Scenario], runs: usize) -> Result<
         }
     }
     let mut sizes = Vec::new();
-    for name in ["corral.iso", "corral.img", "vmlinuz", "initrd"] {
+    for name in [
+        "corral.iso",
+        "corral.img",
+        "vmlinuz",
+        "initrd",
+        "initrd-pxe",
+    ] {
         if let Ok(m) = fs::metadata(paths.dist.join(name)) {
             sizes.push((name.to_string(), m.len()));
         }

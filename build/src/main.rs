@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build dist/: corral.iso, vmlinuz, initrd and manifest.json.
+    /// Build dist/: corral.iso, corral.img, vmlinuz, initrd, initrd-pxe and manifest.json.
     Dist {
         /// Kernel flavour: cloud (default) or generic.
         #[arg(long)]
@@ -104,7 +104,7 @@ enum Cmd {
         #[arg(long)]
         no_docs: bool,
     },
-    /// Boot dist/vmlinuz + dist/initrd in QEMU with a development ssh key authorized,
+    /// Boot dist/vmlinuz + dist/initrd-pxe in QEMU with a development ssh key authorized,
     /// console here (Ctrl-A X quits).
     Run {
         /// Host port on 127.0.0.1 forwarded to the guest's ssh.
@@ -361,7 +361,7 @@ fn boot(paths: &Paths, ssh_port: u16, iso: bool, uefi: bool, memory: u32) -> any
         (Boot::Iso(iso), what)
     } else {
         let kernel = artifact("vmlinuz")?;
-        let initrd = artifact("initrd")?;
+        let initrd = artifact("initrd-pxe")?;
         let what = format!("{} + {}", kernel.display(), initrd.display());
         let cmdline = format!("{} {}", dist::CMDLINE, key.kernel_option());
         (

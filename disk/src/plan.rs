@@ -81,6 +81,8 @@ pub struct Contents<'a> {
     pub core_img: &'a [u8],
     pub kernel: &'a Path,
     pub initrd: &'a Path,
+    /// The root image, which PID 1 reads from the booted slot.
+    pub root: &'a Path,
     /// A cloud-config to keep as the machine's own, and where under the state filesystem
     /// it goes.
     pub cloud_config: Option<(&'a Path, &'a [u8])>,
@@ -100,7 +102,7 @@ fn partition_of<'t>(table: &'t Table, slot: &Slot) -> Result<&'t crate::gpt::Par
 /// core image in the BIOS boot partition and its boot sector in the MBR (with the
 /// protective MBR's partition table, which `Table::write` puts there first), the ESP
 /// with GRUB for UEFI at the removable path and the slot menu, slot A with the kernel
-/// and the initrd, slot B blank, the state filesystem with the cloud-config if any.
+/// and the initrd and the root image, slot B blank, the state filesystem with the cloud-config if any.
 pub fn plan(table: Table, contents: &Contents) -> Result<Plan, DiskError> {
     let bios_part = partition_of(&table, &BIOS)?;
     let mut core = contents.core_img.to_vec();
@@ -155,6 +157,7 @@ pub fn plan(table: Table, contents: &Contents) -> Result<Plan, DiskError> {
             vec![
                 file("vmlinuz".into(), contents.kernel),
                 file("initrd".into(), contents.initrd),
+                file("root.squashfs".into(), contents.root),
                 file(crate::grub::SLOT_ENV.into(), &kit.slot_env),
             ],
         ),
@@ -211,6 +214,7 @@ mod tests {
             core_img: &core,
             kernel: Path::new("/k/vmlinuz"),
             initrd: Path::new("/k/initrd"),
+            root: Path::new("/k/root.squashfs"),
             cloud_config: Some((
                 Path::new("corral/conf/cloud-config.yml"),
                 b"#cloud-config\n",
@@ -250,7 +254,7 @@ mod tests {
                     3,
                     FsKind::Ext4,
                     "CORRAL_A",
-                    vec!["vmlinuz", "initrd", "boot.env"]
+                    vec!["vmlinuz", "initrd", "root.squashfs", "boot.env"]
                 ),
                 (
                     5,
@@ -281,6 +285,7 @@ mod tests {
             core_img: &core,
             kernel: Path::new("/k"),
             initrd: Path::new("/i"),
+            root: Path::new("/r"),
             cloud_config: None,
         };
         assert!(matches!(

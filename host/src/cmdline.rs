@@ -63,6 +63,10 @@ pub struct BootOptions {
     /// fatal error then reboots, whatever `corral.recovery` says, so that GRUB's count
     /// of the trial's tries goes on and the machine falls back to the good slot.
     pub trial: bool,
+    /// The boot slot GRUB booted (`corral.slot=A|B`, which the disk's menu adds): PID 1
+    /// reads the root image from that slot's filesystem (`CORRAL_A`, `CORRAL_B`). Without
+    /// it, the root image is in the initrd or on the ISO.
+    pub slot: Option<char>,
     /// Problems found while parsing, to be logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -86,6 +90,7 @@ impl Default for BootOptions {
             state_fstype: None,
             state_required: None,
             trial: false,
+            slot: None,
             warnings: Vec::new(),
         }
     }
@@ -352,6 +357,11 @@ impl BootOptions {
                     Err(_) => bad("use a whole number of seconds (0: never)"),
                 },
                 "trial" => opts.trial = true,
+                "slot" => match value {
+                    "A" => opts.slot = Some('A'),
+                    "B" => opts.slot = Some('B'),
+                    _ => bad("use A or B"),
+                },
                 _ => {}
             }
         }
@@ -435,6 +445,16 @@ mod tests {
             BootOptions::parse("corral.slot=A").recovery,
             Recovery::Shell
         );
+    }
+
+    #[test]
+    fn the_boot_slot_is_a_or_b() {
+        assert_eq!(BootOptions::parse("corral.slot=B").slot, Some('B'));
+        assert_eq!(BootOptions::parse("corral.slot=A").slot, Some('A'));
+        let bad = BootOptions::parse("corral.slot=C");
+        assert_eq!(bad.slot, None);
+        assert_eq!(bad.warnings.len(), 1, "{:?}", bad.warnings);
+        assert_eq!(BootOptions::parse("console=ttyS0").slot, None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Everything goes through [`Sys`], so the sequence is unit-tested with the fake.
 
 use crate::error::Result;
-use crate::{memcg, mounts, root, state};
+use crate::{medium, memcg, mounts, root, state};
 use corral_host::cmdline::{BootOptions, Cgroup};
 use corral_host::sys::Sys;
 use corral_host::{modules, since_boot};
@@ -55,7 +55,8 @@ pub fn initramfs_stage(sys: &dyn Sys) -> Result<BootOptions> {
         log::warn!("{warning}");
     }
     load_modules(sys, &names(sys, BOOT_MODULES))?;
-    root::assemble(sys)?;
+    let image = medium::locate(sys, &opts)?;
+    root::assemble(sys, &image)?;
     root::switch(sys)?;
     log::info!("root switched at {:.2}s", since_boot());
     Ok(opts)
@@ -122,7 +123,7 @@ mod tests {
                 "/lib/modules/6.1.0-test/modules.dep",
                 "kernel/drivers/block/loop.ko:\nkernel/fs/squashfs/squashfs.ko:\n",
             )
-            .with_file(root::ROOT_IMAGE, "")
+            .with_file(medium::ROOT_IMAGE, "")
     }
 
     #[test]

@@ -9,8 +9,14 @@ use std::path::PathBuf;
 pub enum InitError {
     #[error(transparent)]
     Host(#[from] corral_host::HostError),
-    #[error("the root image '{path}' is missing from the initrd; rebuild with `make dist`")]
+    #[error("the root image '{path}' is missing; rebuild with `make dist`")]
     MissingRootImage { path: PathBuf },
+    #[error(
+        "no boot medium labelled {label} with the root image: {why}. Boot the ISO or the \
+         disk image it came with, or boot kernel + dist/initrd-pxe (which carries the root \
+         image) instead of dist/initrd"
+    )]
+    NoMedium { label: String, why: String },
     #[error(
         "corral.state.required is set and the state partition is not there: {why}. Attach \
          the disk, fix corral.state.dev, or drop corral.state.required to run from RAM"

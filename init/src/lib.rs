@@ -1,18 +1,21 @@
 //! # corral-init: Corral's PID 1
 //!
 //! The kernel starts `/init` from the initrd. It mounts the API filesystems, loads the
-//! modules the root needs, assembles the root (the squashfs image under a tmpfs overlay),
+//! modules the root needs, finds the root image (in the initrd, or on the boot medium: the
+//! ISO or the booted disk slot, mounted read-only at `/run/corral/medium`), assembles the
+//! root (the squashfs image under a tmpfs overlay),
 //! switches into it, mounts cgroups and the engines' tmpfs data roots, sets the hostname,
 //! loads the remaining modules, and starts the manager (`corral-manager`). Then it stays
 //! as the reaper and the signal handler, and on a shutdown request stops everything in
 //! order and calls reboot(2). The same binary is `poweroff`, `reboot` and `halt` on the
 //! host: by name, it asks PID 1 to stop.
 //!
-//! - **Owns:** the early mounts (one table, `mounts`), the root switch (`root`), kernel
+//! - **Owns:** the early mounts (one table, `mounts`), finding and mounting the boot
+//!   medium (`medium`), the root switch (`root`), kernel
 //!   module loading at boot, the hostname at boot (`boot`), the state partition (`state`:
 //!   find, autoformat a blank disk, grow, mount at `/run/corral/state`, bind the persisted
 //!   directories; fatal when `corral.state.required`), the early memory cgroup (`memcg`), the manager's life and the shutdown
-//!   sequence (`shutdown`), `/run/corral/lower`, `/run/corral/rw` and its steps of the boot
+//!   sequence (`shutdown`), `/run/corral/medium`, `/run/corral/lower`, `/run/corral/rw` and its steps of the boot
 //!   report in `/run/corral/init-steps`.
 //! - **Must not touch:** dockerd or any container (the manager does), configuration
 //!   files (the `config` crate does), the network.
@@ -36,6 +39,7 @@
 
 pub mod boot;
 pub mod error;
+pub mod medium;
 pub mod memcg;
 pub mod mounts;
 pub mod root;

@@ -196,7 +196,17 @@ pub fn apply(sys: &dyn Sys, plan: &[Mount]) -> Result<usize> {
 /// out `/` (remounted read-only instead) and the API filesystems the kernel needs to the
 /// end, and the root's own lower layer, which the root overlay pins.
 pub fn unmount_order(proc_mounts: &str) -> Vec<PathBuf> {
-    const KEEP: &[&str] = &["/", "/proc", "/sys", "/dev", "/run", "/run/corral/lower"];
+    // The root image's medium holds the root's lower layer: it goes when the machine does
+    // (read-only, nothing to flush).
+    const KEEP: &[&str] = &[
+        "/",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/run/corral/lower",
+        "/run/corral/medium",
+    ];
     parse_mounts(proc_mounts)
         .into_iter()
         .rev()
@@ -288,6 +298,7 @@ mod tests {
     #[test]
     fn unmount_order_is_reverse_and_keeps_root_and_api_filesystems() {
         let text = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\n\
+                    /dev/sr0 /run/corral/medium iso9660 ro 0 0\n\
                     /dev/loop0 /run/corral/lower squashfs ro 0 0\n\
                     /dev/sda1 /var/lib/corral\\040state ext4 rw 0 0\n\
                     tmp /tmp tmpfs rw 0 0\n";

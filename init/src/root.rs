@@ -1,6 +1,7 @@
-//! The root filesystem: the read-only squashfs image shipped in the initrd, under a tmpfs
-//! upper layer, as one overlay; then the switch into it. The lower and upper layers are
-//! mounted under /run/corral so they stay visible after the switch.
+//! The root filesystem: the read-only squashfs image (from the initrd or the boot medium,
+//! `medium.rs`), under a tmpfs upper layer, as one overlay; then the switch into it. The
+//! lower and upper layers are mounted under /run/corral so they stay visible after the
+//! switch.
 
 use crate::error::{InitError, Result};
 use crate::mounts::MOVED_AT_SWITCH;
@@ -8,16 +9,13 @@ use corral_host::sys::Sys;
 use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 
-/// The root image inside the initrd.
-pub const ROOT_IMAGE: &str = "/root.squashfs";
 /// Where the new root is assembled before the switch.
 pub const NEW_ROOT: &str = "/sysroot";
 pub use corral_host::layout::LOWER;
 const RW: &str = "/run/corral/rw";
 
-/// Mounts the root image read-only with a tmpfs upper layer at [`NEW_ROOT`].
-pub fn assemble(sys: &dyn Sys) -> Result<()> {
-    let image = Path::new(ROOT_IMAGE);
+/// Mounts the root image `image` read-only with a tmpfs upper layer at [`NEW_ROOT`].
+pub fn assemble(sys: &dyn Sys, image: &Path) -> Result<()> {
     if !sys.exists(image) {
         return Err(InitError::MissingRootImage {
             path: image.to_path_buf(),
@@ -83,12 +81,13 @@ pub fn switch(sys: &dyn Sys) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::medium::ROOT_IMAGE;
     use corral_host::sys::fake::{Call, FakeSys};
 
     #[test]
     fn assemble_stacks_tmpfs_over_the_squashfs_image() {
         let sys = FakeSys::default().with_file(ROOT_IMAGE, "");
-        assemble(&sys).expect("assemble");
+        assemble(&sys, Path::new(ROOT_IMAGE)).expect("assemble");
         let calls = sys.calls();
         assert!(calls.contains(&Call::AttachLoop(ROOT_IMAGE.into())));
         let overlay = calls
@@ -118,7 +117,7 @@ mod tests {
 
     #[test]
     fn assemble_without_the_image_says_how_to_fix_it() {
-        let err = assemble(&FakeSys::default()).expect_err("no image");
+        let err = assemble(&FakeSys::default(), Path::new(ROOT_IMAGE)).expect_err("no image");
         assert!(err.to_string().contains("make dist"), "{err}");
     }
 

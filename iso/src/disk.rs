@@ -48,6 +48,8 @@ const GRUB_DISK_MODULES: &[&str] = &[
 pub struct DiskInputs<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
+    /// The root image, beside the initrd in slot A (PID 1 reads it from there).
+    pub root: &'a Path,
     /// The kernel command line.
     pub cmdline: &'a str,
     /// Seeds the image's GUIDs and filesystem IDs, so the same inputs give the same
@@ -157,6 +159,7 @@ pub fn build_disk(inputs: &DiskInputs) -> Result<Table> {
             core_img: &core_img,
             kernel: inputs.kernel,
             initrd: inputs.initrd,
+            root: inputs.root,
             cloud_config: None,
         },
     )?;

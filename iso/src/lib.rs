@@ -1,6 +1,7 @@
 //! # corral-iso
 //!
-//! Makes `dist/corral.iso` from kernel, initrd and command line: isolinux for BIOS, GRUB
+//! Makes `dist/corral.iso` from kernel, initrd, root image (`/boot/root.squashfs`, which
+//! PID 1 mounts from the ISO) and command line: isolinux for BIOS, GRUB
 //! (standalone x86_64-efi image at `/EFI/BOOT/BOOTX64.EFI`, also as the El Torito EFI image)
 //! for UEFI, hybrid so it also boots written to a disk. Two entries: `corral` and `debug`
 //! (adds `corral.debug_shell=ttyS1`).
@@ -8,7 +9,8 @@
 //! Also `dist/corral.img` (`src/disk.rs`): the GPT raw disk image, corral-disk's plan
 //! (`corral_disk::plan`) carried out on a file without root or loop devices: GRUB i386-pc core.img in the BIOS
 //! boot partition and boot.img in the MBR, GRUB x86_64-efi at the ESP's removable path with
-//! the slot-choosing `grub.cfg` and `grubenv`, slot A (ext4 via `mke2fs -t ext4 -E offset= -d`),
+//! the slot-choosing `grub.cfg` and `grubenv`, slot A (kernel, initrd and root image; ext4
+//! via `mke2fs -t ext4 -E offset= -d`),
 //! an empty state filesystem. docs/disks.md.
 //!
 //! - **Owns:** bootloader configurations, the ISO's layout, the boot kit's GRUB images
@@ -52,6 +54,8 @@ const GRUB_MODULES: &str = "part_gpt part_msdos fat iso9660 search search_label 
 pub struct IsoInputs<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
+    /// The root image, at `/boot/root.squashfs` (PID 1 reads it from the ISO).
+    pub root: &'a Path,
     /// The kernel command line, without `initrd=`.
     pub cmdline: &'a str,
     /// A scratch directory, emptied first.
@@ -192,6 +196,7 @@ pub fn build(inputs: &IsoInputs) -> Result<()> {
     let tree = work.join("tree");
     copy(inputs.kernel, &tree.join("boot/vmlinuz"))?;
     copy(inputs.initrd, &tree.join("boot/initrd"))?;
+    copy(inputs.root, &tree.join("boot/root.squashfs"))?;
     copy(&isolinux, &tree.join("isolinux/isolinux.bin"))?;
     copy(&ldlinux, &tree.join("isolinux/ldlinux.c32"))?;
     write(

@@ -23,10 +23,13 @@ fn the_disk_image_holds_table_bootloaders_and_slot_a() {
     let initrd = dir.path().join("initrd");
     std::fs::write(&kernel, b"kernel bytes").unwrap();
     std::fs::write(&initrd, vec![7u8; 300_000]).unwrap();
+    let root = dir.path().join("root.squashfs");
+    std::fs::write(&root, vec![5u8; 200_000]).unwrap();
     let image = dir.path().join("corral.img");
     let inputs = DiskInputs {
         kernel: &kernel,
         initrd: &initrd,
+        root: &root,
         cmdline: "console=ttyS0",
         seed: [9; 16],
         work: &dir.path().join("work"),
@@ -75,6 +78,10 @@ fn the_disk_image_holds_table_bootloaders_and_slot_a() {
     let ls = out(Command::new("debugfs").args(["-R", "ls -l /"]).arg(&part));
     assert!(ls.contains("vmlinuz") && ls.contains("initrd"), "{ls}");
     assert!(ls.contains("300000"), "the initrd's size: {ls}");
+    assert!(
+        ls.contains("root.squashfs") && ls.contains("200000"),
+        "the root image beside it: {ls}"
+    );
     out(Command::new("e2fsck").arg("-fn").arg(&part));
 
     let state = &table.partitions[layout::number(&STATE) - 1];

@@ -1,4 +1,4 @@
-//! Boots dist/vmlinuz + dist/initrd with the debug shell and a test ssh key, runs each
+//! Boots dist/vmlinuz + dist/initrd-pxe with the debug shell and a test ssh key, runs each
 //! argument in the guest, prints the output, and powers off. For poking at a build:
 //!
 //!     cargo run -p corral-harness --example guest -- 'dmesg | tail' 'ssh:sudo system-docker ps'
@@ -18,7 +18,7 @@ fn main() {
     };
     let mut cfg = VmConfig::new(Boot::Kernel {
         kernel: dist_dir().join("vmlinuz"),
-        initrd: dist_dir().join("initrd"),
+        initrd: dist_dir().join("initrd-pxe"),
         cmdline: format!(
             "console=ttyS0,115200n8 corral.debug_shell=ttyS1 {} {append}",
             key.kernel_option()

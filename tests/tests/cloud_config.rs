@@ -17,7 +17,7 @@ const CMD: Duration = Duration::from_secs(60);
 fn kernel_boot(extra: &str) -> Boot {
     Boot::Kernel {
         kernel: artifact("vmlinuz"),
-        initrd: artifact("initrd"),
+        initrd: artifact("initrd-pxe"),
         cmdline: format!("console=ttyS0,115200n8 corral.debug_shell=ttyS1 {extra}"),
     }
 }

@@ -116,6 +116,11 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
         "{cmdline}"
     );
     assert!(!cmdline.contains("corral.trial"), "{cmdline}");
+    // The root image is read from slot A's filesystem (partition 3), read-only.
+    let medium = ssh
+        .check("grep ' /run/corral/medium ' /proc/self/mounts", CMD)
+        .expect("the medium is mounted");
+    assert!(medium.contains("p3 /run/corral/medium ext4 ro"), "{medium}");
     let status = ssh
         .check("sudo corral os status --format json", CMD)
         .expect("os status");
@@ -416,7 +421,7 @@ fn autoformat_formats_a_blank_disk_and_never_one_with_data() {
         .expect("blank disk");
     let mut cfg = VmConfig::new(Boot::Kernel {
         kernel: artifact("vmlinuz"),
-        initrd: artifact("initrd"),
+        initrd: artifact("initrd-pxe"),
         cmdline: "console=ttyS0,115200n8 corral.debug_shell=ttyS1 \
                   corral.state.autoformat=[/dev/vda,/dev/vdb,/dev/vdc]"
             .into(),

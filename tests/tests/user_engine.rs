@@ -64,7 +64,7 @@ fn the_user_engine_runs_workloads_apart_from_the_system() {
     let iso = nocloud_iso(&dir, user_data.as_bytes(), "instance-id: engine-1\n").expect("seed");
     let mut cfg = VmConfig::new(Boot::Kernel {
         kernel: artifact("vmlinuz"),
-        initrd: artifact("initrd"),
+        initrd: artifact("initrd-pxe"),
         cmdline: "console=ttyS0,115200n8 corral.debug_shell=ttyS1".into(),
     });
     let port = free_port().expect("port");

@@ -9,9 +9,15 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The files a slot holds, by their names in the slot: the kernel, the initrd (with the
-/// root image and the system images), and the slot's own boot settings.
-pub const PARTS: [&str; 3] = ["vmlinuz", "initrd", corral_disk::grub::SLOT_ENV];
+/// The files a slot holds, by their names in the slot: the kernel, the initrd, the root
+/// image (with the system images; PID 1 reads it from the slot), and the slot's own boot
+/// settings.
+pub const PARTS: [&str; 4] = [
+    "vmlinuz",
+    "initrd",
+    "root.squashfs",
+    corral_disk::grub::SLOT_ENV,
+];
 
 /// The architecture this build runs on.
 pub const ARCH: &str = "x86_64";
@@ -326,7 +332,7 @@ mod tests {
         assert_eq!(versions, ["0.3.0", "0.1.0"]);
         let names: Vec<_> = r[0].parts.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, PARTS);
-        assert_eq!(r[0].size(), 30);
+        assert_eq!(r[0].size(), 10 * PARTS.len() as u64);
     }
 
     #[test]

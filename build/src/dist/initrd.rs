@@ -1,6 +1,9 @@
-//! The initrd: `/init` (corral-init, static), busybox for the recovery shell, the
-//! device nodes PID 1 needs before devtmpfs, the modules that mount the root, and the
-//! root image itself; and the kernel beside it.
+//! The initrds: `/init` (corral-init, static), busybox for the recovery shell, the
+//! device nodes PID 1 needs before devtmpfs and the modules that find and mount the root.
+//! `dist/initrd`, which the ISO and the disk image boot, stops there: PID 1 reads the root
+//! image from the medium it booted from (`init/src/medium.rs`). `dist/initrd-pxe` carries
+//! the root image as well, for PXE and QEMU's `-kernel`, where there is no medium. And
+//! the kernel beside them.
 
 use super::{made, Build};
 use crate::cpio::{Archive, Node};
@@ -8,18 +11,15 @@ use crate::error::{BuildError, Result};
 use crate::progress::Step;
 use crate::stage::{fresh, Fingerprint};
 use std::fs;
+use std::path::Path;
 
-/// Makes the initrd: `/init` (corral-init), busybox, the device nodes, the boot modules
-/// and the root image.
+/// Makes `dist/initrd` (without the root image) and `dist/initrd-pxe` (with it).
 pub(super) fn initrd(b: &mut Build<'_>) -> Result<()> {
     let paths = b.paths;
     let r = b.resolved()?;
     let kernel = b.kernel()?;
-    let trees = &b.trees;
-    let root_fp = &b.root_fp;
-    let squashfs = b.squashfs();
-    let initrd = b.initrd();
-    let busybox = trees
+    let busybox = b
+        .trees
         .iter()
         .find(|(d, _)| d.name == "busybox-static")
         // usr/bin in Debian 13's merged-/usr package, bin before.
@@ -35,67 +35,78 @@ pub(super) fn initrd(b: &mut Build<'_>) -> Result<()> {
         })?;
     let boot_modules = kernel.boot_modules(&r.spec.kernel)?;
     let mut fp = Fingerprint::new("initrd");
-    fp.text("root", root_fp)
-        .text("modules", &boot_modules.join(","))
+    fp.text("modules", &boot_modules.join(","))
         .text("initrd.rs", include_str!("initrd.rs"));
     fp.file(&paths.binaries.join("corral-init"))?;
+    fp.file(&busybox)?;
     let initrd_fp = fp.finish();
-    if fresh(&initrd, &initrd_fp) {
-        eprintln!("  {:<28} unchanged", "initrd");
-    } else {
-        let step = Step::start("making the initrd", 0);
-        let mut a = Archive::default();
-        a.add(
-            "init",
-            0o755,
-            Node::File(paths.binaries.join("corral-init")),
-        );
-        a.add("bin/busybox", 0o755, Node::File(busybox));
-        a.add("bin/sh", 0o777, Node::Symlink("busybox".into()));
-        a.add("dev/console", 0o600, Node::CharDev { major: 5, minor: 1 });
-        a.add("dev/null", 0o666, Node::CharDev { major: 1, minor: 3 });
-        a.add(
-            "dev/kmsg",
-            0o644,
-            Node::CharDev {
-                major: 1,
-                minor: 11,
-            },
-        );
-        for dir in ["proc", "sys", "run", "sysroot", "tmp"] {
-            a.add(dir, 0o755, Node::Dir);
-        }
-        let names: Vec<String> = r.spec.kernel.boot.clone();
-        a.add(
-            "etc/corral/modules.boot",
-            0o644,
-            Node::Data((names.join("\n") + "\n").into_bytes()),
-        );
-        let mdir = format!("lib/modules/{}", kernel.release);
-        a.add(
-            &format!("{mdir}/modules.dep"),
-            0o644,
-            Node::Data(kernel.dep_lines(&boot_modules)?.into_bytes()),
-        );
-        let builtin = kernel.modules_dir.join("modules.builtin");
-        a.add(
-            &format!("{mdir}/modules.builtin"),
-            0o644,
-            Node::File(builtin),
-        );
-        for m in &boot_modules {
-            a.add(
-                &format!("{mdir}/{m}"),
-                0o644,
-                Node::File(kernel.modules_dir.join(m)),
-            );
-        }
-        a.add("root.squashfs", 0o644, Node::File(squashfs.clone()));
-        a.write_to(&initrd)?;
-        made(step, &initrd, &initrd_fp)?;
+    let mut base = Archive::default();
+    base.add(
+        "init",
+        0o755,
+        Node::File(paths.binaries.join("corral-init")),
+    );
+    base.add("bin/busybox", 0o755, Node::File(busybox));
+    base.add("bin/sh", 0o777, Node::Symlink("busybox".into()));
+    base.add("dev/console", 0o600, Node::CharDev { major: 5, minor: 1 });
+    base.add("dev/null", 0o666, Node::CharDev { major: 1, minor: 3 });
+    base.add(
+        "dev/kmsg",
+        0o644,
+        Node::CharDev {
+            major: 1,
+            minor: 11,
+        },
+    );
+    for dir in ["proc", "sys", "run", "sysroot", "tmp"] {
+        base.add(dir, 0o755, Node::Dir);
     }
+    let names: Vec<String> = r.spec.kernel.boot.clone();
+    base.add(
+        "etc/corral/modules.boot",
+        0o644,
+        Node::Data((names.join("\n") + "\n").into_bytes()),
+    );
+    let mdir = format!("lib/modules/{}", kernel.release);
+    base.add(
+        &format!("{mdir}/modules.dep"),
+        0o644,
+        Node::Data(kernel.dep_lines(&boot_modules)?.into_bytes()),
+    );
+    base.add(
+        &format!("{mdir}/modules.builtin"),
+        0o644,
+        Node::File(kernel.modules_dir.join("modules.builtin")),
+    );
+    for m in &boot_modules {
+        base.add(
+            &format!("{mdir}/{m}"),
+            0o644,
+            Node::File(kernel.modules_dir.join(m)),
+        );
+    }
+    write(&base, "initrd", &b.initrd(), &initrd_fp)?;
+    let mut pxe = base;
+    pxe.add("root.squashfs", 0o644, Node::File(b.squashfs()));
+    let pxe_fp = {
+        let mut fp = Fingerprint::new("initrd-pxe");
+        fp.text("initrd", &initrd_fp).text("root", &b.root_fp);
+        fp.finish()
+    };
+    write(&pxe, "initrd-pxe", &b.initrd_pxe(), &pxe_fp)?;
     b.initrd_fp = initrd_fp;
     Ok(())
+}
+
+/// Writes `archive` to `out` unless it is there with the same fingerprint.
+fn write(archive: &Archive, name: &str, out: &Path, fp: &str) -> Result<()> {
+    if fresh(out, fp) {
+        eprintln!("  {name:<28} unchanged");
+        return Ok(());
+    }
+    let step = Step::start(&format!("making {name}"), 0);
+    archive.write_to(out)?;
+    made(step, out, fp)
 }
 
 /// Copies the kernel into `dist/`.

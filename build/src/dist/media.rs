@@ -28,12 +28,13 @@ pub(super) fn iso(b: &mut Build<'_>) -> Result<()> {
     let paths = b.paths;
     let r = b.resolved()?;
     let tools = b.tools()?;
-    let (iso, vmlinuz, initrd) = (b.iso(), b.vmlinuz(), b.initrd());
+    let (iso, vmlinuz, initrd, squashfs) = (b.iso(), b.vmlinuz(), b.initrd(), b.squashfs());
     let cmdline = b.cmdline();
     let (boot_debs, initrd_fp) = (&b.boot_debs, &b.initrd_fp);
     let mut fp = Fingerprint::new("iso");
     fp.text("boot packages", boot_debs)
         .text("initrd", initrd_fp)
+        .text("root", &b.root_fp)
         .text("kernel", &r.kernel.sha256)
         .text("cmdline", &cmdline)
         .text("iso", include_str!("../../../iso/src/lib.rs"))
@@ -48,6 +49,7 @@ pub(super) fn iso(b: &mut Build<'_>) -> Result<()> {
         corral_iso::build(&corral_iso::IsoInputs {
             kernel: &vmlinuz,
             initrd: &initrd,
+            root: &squashfs,
             cmdline: &cmdline,
             work: &paths.work.join("iso"),
             output: &iso,
@@ -63,12 +65,13 @@ pub(super) fn disk_image(b: &mut Build<'_>) -> Result<()> {
     let paths = b.paths;
     let r = b.resolved()?;
     let tools = b.tools()?;
-    let (img, vmlinuz, initrd) = (b.disk_image(), b.vmlinuz(), b.initrd());
+    let (img, vmlinuz, initrd, squashfs) = (b.disk_image(), b.vmlinuz(), b.initrd(), b.squashfs());
     let cmdline = b.cmdline();
     let (boot_debs, initrd_fp) = (&b.boot_debs, &b.initrd_fp);
     let mut fp = Fingerprint::new("disk");
     fp.text("boot packages", boot_debs)
         .text("initrd", initrd_fp)
+        .text("root", &b.root_fp)
         .text("kernel", &r.kernel.sha256)
         .text("cmdline", &cmdline)
         .text("disk", include_str!("../../../iso/src/disk.rs"))
@@ -93,6 +96,7 @@ pub(super) fn disk_image(b: &mut Build<'_>) -> Result<()> {
         corral_iso::disk::build_disk(&corral_iso::disk::DiskInputs {
             kernel: &vmlinuz,
             initrd: &initrd,
+            root: &squashfs,
             cmdline: &cmdline,
             seed,
             work: &paths.work.join("disk"),

@@ -6,7 +6,8 @@
 //! - `resolve`: the package set, the kernel, the system images' packages, the lock.
 //! - `images`: the system images, the seeded image store, the test images.
 //! - `root`: the packages unpacked, the root assembled with Corral's layer, squashfs.
-//! - `initrd`: `/init`, busybox, device nodes, boot modules and the root image.
+//! - `initrd`: `/init`, busybox, device nodes and boot modules (`dist/initrd`); the same
+//!   with the root image (`dist/initrd-pxe`).
 //! - `media`: the bootloaders unpacked, the ISO, the raw disk image.
 
 mod images;
@@ -152,13 +153,20 @@ impl<'a> Build<'a> {
         self.tools.as_ref().ok_or_else(|| missing("boot tools"))
     }
 
-    /// The root image (in the work folder; the initrd carries it).
+    /// The root image (in the work folder; the ISO, the disk's slots, the update and
+    /// `dist/initrd-pxe` carry it).
     fn squashfs(&self) -> PathBuf {
         self.paths.work.join("root.squashfs")
     }
 
+    /// The initrd the ISO and the disk image boot: no root image.
     fn initrd(&self) -> PathBuf {
         self.paths.dist.join("initrd")
+    }
+
+    /// The self-contained initrd, with the root image: PXE, QEMU's `-kernel`.
+    fn initrd_pxe(&self) -> PathBuf {
+        self.paths.dist.join("initrd-pxe")
     }
 
     fn vmlinuz(&self) -> PathBuf {
@@ -230,6 +238,7 @@ pub fn dist(paths: &Paths, opts: &Options) -> Result<Manifest> {
         build.disk_image(),
         build.vmlinuz(),
         build.initrd(),
+        build.initrd_pxe(),
         build.squashfs(),
         build.update_file(),
     ]

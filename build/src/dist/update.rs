@@ -118,9 +118,9 @@ pub(super) fn keys(b: &mut Build<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Publishes this build's kernel, initrd and boot settings as a release.
+/// Publishes this build's kernel, initrd, root image and boot settings as a release.
 pub(super) fn publish_step(b: &mut Build<'_>) -> Result<()> {
-    let (vmlinuz, initrd) = (b.vmlinuz(), b.initrd());
+    let (vmlinuz, initrd, squashfs) = (b.vmlinuz(), b.initrd(), b.squashfs());
     let work = b.paths.work.join("update");
     fs::create_dir_all(&work).map_err(BuildError::write(&work))?;
     let boot_env = work.join(corral_disk::grub::SLOT_ENV);
@@ -132,6 +132,7 @@ pub(super) fn publish_step(b: &mut Build<'_>) -> Result<()> {
     let mut fp = Fingerprint::new("update");
     fp.text("version", &b.opts.version)
         .text("initrd", &b.initrd_fp)
+        .text("root", &b.root_fp)
         .text("kernel", &b.resolved()?.kernel.sha256)
         .text("cmdline", &cmdline)
         .text("publish", include_str!("../../../update/src/publish.rs"))
@@ -151,6 +152,7 @@ pub(super) fn publish_step(b: &mut Build<'_>) -> Result<()> {
     let parts = [
         ("vmlinuz", vmlinuz.as_path()),
         ("initrd", initrd.as_path()),
+        ("root.squashfs", squashfs.as_path()),
         (corral_disk::grub::SLOT_ENV, boot_env.as_path()),
     ];
     let key = b.signing_key();

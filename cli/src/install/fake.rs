@@ -56,6 +56,7 @@ impl Fake {
         }
         fs::write(iso_tree.join("boot/vmlinuz"), b"the kernel").expect("kernel");
         fs::write(iso_tree.join("boot/initrd"), vec![7u8; 3 << 20]).expect("initrd");
+        fs::write(iso_tree.join("boot/root.squashfs"), vec![5u8; 2 << 20]).expect("root");
         let mut fake = Fake {
             root,
             disks: Vec::new(),

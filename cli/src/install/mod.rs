@@ -178,10 +178,11 @@ pub fn install(
         let kit = BootKit::in_dir(&iso.join(KIT_DIR));
         let kernel = iso.join("boot/vmlinuz");
         let initrd = iso.join("boot/initrd");
+        let root = iso.join("boot/root.squashfs");
         let missing: Vec<String> = kit
             .files()
             .into_iter()
-            .chain([kernel.as_path(), initrd.as_path()])
+            .chain([kernel.as_path(), initrd.as_path(), root.as_path()])
             .filter(|p| !p.is_file())
             .map(|p| p.strip_prefix(iso).unwrap_or(p).display().to_string())
             .collect();
@@ -203,6 +204,7 @@ pub fn install(
                 core_img: &core_img,
                 kernel: &kernel,
                 initrd: &initrd,
+                root: &root,
                 cloud_config: config.as_deref().map(|c| (at.as_path(), c)),
             },
         )

@@ -115,6 +115,7 @@ fn a_blank_disk_gets_the_layout_grub_slot_a_and_the_cloud_config() {
     let slot = fake.filesystem(Path::new(&p(3)));
     assert_eq!(fs::read(slot.join("vmlinuz")).unwrap(), b"the kernel");
     assert_eq!(fs::read(slot.join("initrd")).unwrap().len(), 3 << 20);
+    assert_eq!(fs::read(slot.join("root.squashfs")).unwrap().len(), 2 << 20);
     let state = fake.filesystem(Path::new(&p(5)));
     let saved = state.join("corral/conf/cloud-config.yml");
     let text = fs::read_to_string(&saved).unwrap();

@@ -1,7 +1,7 @@
 //! `corral install`'s writer: carries out corral-disk's plan ([`corral_disk::plan`]) on a
 //! block device, in order: old signatures wiped, the GPT, the raw writes (GRUB's BIOS
 //! sectors), then each filesystem made and filled (ESP with GRUB for UEFI and the slot
-//! menu, slot A with kernel and initrd, the state filesystem with the cloud-config).
+//! menu, slot A with kernel, initrd and root image, the state filesystem with the cloud-config).
 //! Bytes before the partitions exist go through the disk's node; once the kernel has
 //! re-read the table, each filesystem is made and filled through its own. The build
 //! writes the same plan onto an image file (corral-iso's `disk`).
@@ -38,9 +38,7 @@ fn write_at(disk: &mut File, node: &Path, offset: u64, bytes: &[u8]) -> Result<(
 fn describe(fs: &Filesystem) -> String {
     let what = match layout::PLAN.get(fs.number.wrapping_sub(1)) {
         Some(s) if *s == layout::EFI => "EFI system partition: GRUB for UEFI and the boot menu",
-        Some(s) if *s == layout::SLOT_A => {
-            "boot slot A: the kernel and the initrd with the root image"
-        }
+        Some(s) if *s == layout::SLOT_A => "boot slot A: the kernel, the initrd and the root image",
         Some(s) if *s == layout::STATE => "state partition, with the cloud-config",
         _ => "partition",
     };
