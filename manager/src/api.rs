@@ -260,7 +260,7 @@ async fn act(docker: &Docker, name: &str, action: Action) -> Response {
                 .start_container(&id, None::<StartContainerOptions>)
                 .await
         }
-        Action::Stop => crate::containers::stop(docker, &id).await,
+        Action::Stop => crate::containers::stop(docker, name, &id).await,
         Action::Restart => {
             let options = RestartContainerOptions {
                 t: Some(STOP_SECONDS),

@@ -32,8 +32,11 @@ pub async fn service_containers(docker: &Docker) -> Result<HashMap<String, Strin
         .collect())
 }
 
-/// Stops container `id` cleanly, as `service stop` does: [`STOP_SECONDS`] to go.
-pub async fn stop(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+/// Stops service `name`'s container `id` cleanly, as `service stop` does:
+/// [`STOP_SECONDS`] to go. The service's watcher is told first, so the exit is not taken
+/// for a crash and restarted.
+pub async fn stop(docker: &Docker, name: &str, id: &str) -> Result<(), bollard::errors::Error> {
+    crate::service_watch::stopping(name);
     let options = StopContainerOptions {
         t: Some(STOP_SECONDS),
         signal: None,

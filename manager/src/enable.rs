@@ -214,7 +214,7 @@ impl Services {
                 ..Default::default()
             };
             // A clean stop first, as `service stop` does; then the container goes.
-            let _ = crate::containers::stop(docker, id).await;
+            let _ = crate::containers::stop(docker, name, id).await;
             if let Err(e) = docker.remove_container(id, Some(options)).await {
                 return Response::system(format!(
                     "service {name} is disabled for later boots, but removing its container failed: {e}"

@@ -33,6 +33,22 @@ fn stamp_of(time_nano: i64) -> String {
     format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
 
+/// Services whose stop was asked for (`service stop`, `disable`): their exit is not a
+/// crash, even when the engine's `stop` event comes after the restart's delay (under
+/// emulation it can trail the `die` by seconds). A service's next `start` event takes it
+/// off.
+static STOP_ASKED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn stop_asked() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<String>> {
+    STOP_ASKED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Marks service `name` as stopped on purpose, before its container is asked to stop.
+pub fn stopping(name: &str) {
+    stop_asked().insert(name.to_string());
+}
+
 struct Pending {
     due: Instant,
     container: String,
@@ -150,6 +166,7 @@ pub async fn run(
                 let at = since_boot();
                 match action.as_str() {
                     "start" => {
+                        stop_asked().remove(&name);
                         tracker.started(&name, now);
                         log::info!("service {name}: started at {at:.2}s");
                     }
@@ -184,7 +201,9 @@ pub async fn run(
                 let due: Vec<String> = pending.iter().filter(|(_, p)| p.due <= now).map(|(n, _)| n.clone()).collect();
                 for name in due {
                     let Some(p) = pending.remove(&name) else { continue };
-                    if tracker.still_wanted(&name) {
+                    if stop_asked().contains(&name) {
+                        log::info!("service {name}: stopped on purpose; restart called off");
+                    } else if tracker.still_wanted(&name) {
                         restart(&docker, &name, &p.container).await;
                     }
                 }
