@@ -4,7 +4,7 @@
 
 use crate::error::{ManagerError, Result};
 use crate::system_engine::{seed_store, supervise, EngineEvent};
-use crate::timeline::{self, ENGINE, ROOT_STAGE};
+use crate::timeline::{self, ENGINE, ENGINE_API, ENGINE_CONTAINERD, ROOT_STAGE};
 use crate::{shutdown, startup};
 use corral_config::store::Effective;
 use corral_dockerd::engine::EngineSpec;
@@ -33,6 +33,14 @@ pub async fn run(manager_started: f64) -> Result<()> {
     let plain = (spec.extra_args != plain.extra_args || spec.environment != plain.environment)
         .then_some(plain);
     seed_store(&spec).await;
+    // The boot report's parts of the engine's start: dockerd starts its containerd.
+    tokio::spawn(timeline::when_socket(
+        ENGINE_CONTAINERD,
+        spec.exec_root.join("containerd/containerd.sock"),
+        manager_started,
+        ROOT_STAGE.into(),
+        std::time::Duration::from_secs(300),
+    ));
     let engine = tokio::spawn(supervise(spec.clone(), plain, stop_rx, Some(events_tx)));
     // Boot slots: a rollback recorded, a trial boot marked good once healthy.
     tokio::spawn(crate::trial::on_boot(spec.clone()));
@@ -65,7 +73,9 @@ pub async fn run(manager_started: f64) -> Result<()> {
                 if let EngineEvent::Ready { .. } = event {
                     let (run_tx, run_rx) = watch::channel(());
                     engine_run = Some(run_tx);
-                    timeline::record(ENGINE, manager_started, corral_host::since_boot(), Some(ROOT_STAGE));
+                    let now = corral_host::since_boot();
+                    timeline::record(ENGINE, manager_started, now, Some(ROOT_STAGE));
+                    timeline::engine_parts(ENGINE_CONTAINERD, ENGINE_API, now);
                     // Every start of the engine (the first, or after a crash) gets
                     // the images and the services; both skip what is already there.
                     // A stop request does not wait for the start-up to finish: it

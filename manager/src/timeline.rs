@@ -1,7 +1,8 @@
 //! This boot's timeline as the manager records it, for `corral boot-report`: PID 1's
 //! steps (read from [`corral_host::timeline::STEPS`]), then the manager's own: the
-//! system engine, the system images, the network, the configuration, each service,
-//! sshd listening and the user engine.
+//! system engine (and its parts: its containerd listening, then dockerd's API), the
+//! system images, the network, the configuration, each service, sshd listening and the
+//! user engine (its containerd, dockerd's API, the preloaded images).
 
 use corral_api::report::{BootReport, Step};
 use std::sync::Mutex;
@@ -14,6 +15,12 @@ pub const IMAGES: &str = "system images";
 pub const CONFIGURATION: &str = "configuration";
 pub const SSHD: &str = "sshd listening";
 pub const USER_ENGINE: &str = "user engine";
+/// The engines' parts: from the engine's start to its containerd accepting connections,
+/// and from then to dockerd's API answering.
+pub const ENGINE_CONTAINERD: &str = "system engine: containerd";
+pub const ENGINE_API: &str = "system engine: dockerd API";
+pub const USER_CONTAINERD: &str = "user engine: containerd";
+pub const USER_API: &str = "user engine: dockerd API";
 /// PID 1's last step, which the manager's first one follows.
 pub const ROOT_STAGE: &str = "root: mounts, modules, state";
 
@@ -23,6 +30,24 @@ pub fn record(name: &str, start: f64, end: f64, after: Option<&str>) {
     let mut steps = STEPS.lock().unwrap_or_else(|p| p.into_inner());
     if !steps.iter().any(|s| s.name == name) {
         steps.push(Step::new(name, start, end, after));
+    }
+}
+
+/// When the step `name` ended, if it is recorded.
+pub fn end_of(name: &str) -> Option<f64> {
+    STEPS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.end)
+}
+
+/// Records an engine's two parts once its API answered at `ready`: its containerd from
+/// `started` (recorded by [`when_socket`] as `containerd`), then its API until `ready`.
+pub fn engine_parts(containerd: &str, api: &str, ready: f64) {
+    if let Some(up) = end_of(containerd) {
+        record(api, up, ready, Some(containerd));
     }
 }
 
@@ -72,6 +97,26 @@ pub async fn when_listening(
     }
 }
 
+/// Waits (up to `within`) until something accepts connections on the unix socket `path`
+/// (a stale socket file refuses them) and records `name` from `start` to then, after
+/// `after`.
+pub async fn when_socket(
+    name: &'static str,
+    path: std::path::PathBuf,
+    start: f64,
+    after: String,
+    within: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if tokio::net::UnixStream::connect(&path).await.is_ok() {
+            record(name, start, corral_host::since_boot(), Some(&after));
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +129,31 @@ mod tests {
         assert_eq!(steps[0], Step::new("kernel", 0.0, 1.2, None));
         assert_eq!(steps[2].name, ROOT_STAGE);
         assert_eq!(steps[2].after.as_deref(), Some("initramfs: modules, root"));
+    }
+
+    #[tokio::test]
+    async fn an_engines_parts_are_its_containerd_listening_then_its_api() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("containerd.sock");
+        let waiting = tokio::spawn(when_socket(
+            "test containerd",
+            sock.clone(),
+            1.0,
+            "test start".into(),
+            std::time::Duration::from_secs(10),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        assert_eq!(end_of("test containerd"), None, "nothing listens yet");
+        let _listener = tokio::net::UnixListener::bind(&sock).expect("listen");
+        waiting.await.expect("the wait ends");
+        let up = end_of("test containerd").expect("recorded once it listens");
+        engine_parts("test containerd", "test api", up + 2.0);
+        let r = report();
+        let api = r.steps.iter().find(|s| s.name == "test api").expect("api");
+        assert_eq!((api.start, api.end), (up, up + 2.0));
+        assert_eq!(api.after.as_deref(), Some("test containerd"));
+        engine_parts("never started", "no api", 9.0);
+        assert!(!report().steps.iter().any(|s| s.name == "no api"));
     }
 
     #[test]

@@ -64,7 +64,17 @@ pub async fn settle_image(
 /// moment it answered and each archive; both are steps of the boot report, the engine's
 /// from `started` (when its service was asked to start).
 pub async fn when_ready(within: Duration, started: f64) {
+    // corral-engine starts containerd and waits for it before it starts dockerd.
+    let service = format!("service {SERVICE}");
+    let containerd = tokio::spawn(crate::timeline::when_socket(
+        crate::timeline::USER_CONTAINERD,
+        std::path::Path::new(corral_user_docker::EXEC_ROOT).join("containerd/containerd.sock"),
+        started,
+        service.clone(),
+        within,
+    ));
     let Some(docker) = answering(within).await else {
+        containerd.abort();
         log::error!(
             "user engine: not answering on {} after {}s; see `system-docker logs docker`",
             corral_user_docker::SOCKET,
@@ -74,11 +84,12 @@ pub async fn when_ready(within: Duration, started: f64) {
     };
     let ready = corral_host::since_boot();
     log::info!("user engine: ready at {ready:.2}s");
-    crate::timeline::record(
-        crate::timeline::USER_ENGINE,
-        started,
+    crate::timeline::record(crate::timeline::USER_ENGINE, started, ready, Some(&service));
+    containerd.abort();
+    crate::timeline::engine_parts(
+        crate::timeline::USER_CONTAINERD,
+        crate::timeline::USER_API,
         ready,
-        Some(&format!("service {SERVICE}")),
     );
     let dir = std::path::Path::new(corral_user_docker::PRELOAD_DIR);
     for (archive, result) in preload::load_all(&docker, dir).await {

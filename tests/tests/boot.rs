@@ -18,6 +18,8 @@ fn check_running_system(vm: &mut Vm) {
     let mounts = vm.check("cat /proc/self/mounts", CMD).expect("mounts");
     for (target, fstype) in [
         ("/", "overlay"),
+        // Booted from the ISO: the root image is read from the CD, not kept in RAM.
+        ("/run/corral/medium", "iso9660"),
         ("/run/corral/lower", "squashfs"),
         ("/sys/fs/cgroup", "cgroup2"),
         ("/var/lib/system-docker", "tmpfs"),
@@ -826,8 +828,37 @@ fn check_corral_command(ssh: &Ssh) {
         "configuration",
         "service console",
         "sshd listening",
+        "system engine: containerd",
+        "system engine: dockerd API",
     ] {
         assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    // An engine's parts fill its step: containerd listening, then dockerd's API.
+    let step = |name: &str| report.steps.iter().find(|s| s.name == name);
+    for (engine, parts) in [
+        (
+            "system engine",
+            ["system engine: containerd", "system engine: dockerd API"],
+        ),
+        (
+            "user engine",
+            ["user engine: containerd", "user engine: dockerd API"],
+        ),
+    ] {
+        let Some(whole) = step(engine) else {
+            assert_eq!(engine, "user engine", "{report:?}");
+            continue;
+        };
+        let (c, a) = (
+            step(parts[0]).unwrap_or_else(|| panic!("{} in {names:?}", parts[0])),
+            step(parts[1]).unwrap_or_else(|| panic!("{} in {names:?}", parts[1])),
+        );
+        assert!(
+            (c.start - whole.start).abs() < 0.01
+                && c.end <= a.start + 0.01
+                && (a.end - whole.end).abs() < 0.01,
+            "{engine}: {whole:?} {c:?} {a:?}"
+        );
     }
     assert!(
         report.steps.windows(2).all(|w| w[0].start <= w[1].start),
@@ -919,7 +950,7 @@ fn the_hybrid_iso_written_to_a_disk_boots() {
 fn kernel_options_apply_and_bad_ones_do_not_stop_the_boot() {
     let boot = Boot::Kernel {
         kernel: artifact("vmlinuz"),
-        initrd: artifact("initrd"),
+        initrd: artifact("initrd-pxe"),
         cmdline: "console=ttyS0,115200n8 corral.debug_shell=ttyS1 corral.hostname=e2e-node \
                   corral.cgroup=v9 corral.no_such_option=1 corral.modules=dummy"
             .into(),
@@ -951,30 +982,17 @@ fn kernel_options_apply_and_bad_ones_do_not_stop_the_boot() {
 
 #[test]
 fn a_boot_that_cannot_go_on_opens_a_recovery_shell_instead_of_panicking() {
-    // An initrd without the root image: stage one must fail and say why.
+    // dist/initrd carries no root image and reads it from the ISO or the disk slot it
+    // booted from; given to QEMU alone, with no medium, stage one must fail and say why.
     let dir = log_dir("recovery");
-    let unpacked = dir.join("initrd");
-    std::fs::create_dir_all(&unpacked).expect("mkdir");
-    let sh = |script: &str| {
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(&unpacked)
-            .status()
-            .expect("sh");
-        assert!(status.success(), "{script}");
-    };
-    let initrd = artifact("initrd");
-    sh(&format!("cpio -id --quiet < {}", initrd.display()));
-    sh("rm root.squashfs && find . | cpio -o -H newc --quiet > ../broken-initrd");
     let cfg = VmConfig::new(Boot::Kernel {
         kernel: artifact("vmlinuz"),
-        initrd: dir.join("broken-initrd"),
+        initrd: artifact("initrd"),
         cmdline: "console=ttyS0,115200n8".into(),
     });
     let vm = Vm::start("recovery", &cfg, &dir, Vec::new()).expect("start QEMU");
     vm.wait_for(
-        "the root image '/root.squashfs' is missing from the initrd",
+        "no boot medium labelled CORRAL with the root image: no device carries it after 30s",
         BOOT,
     )
     .expect("the reason is on the console");

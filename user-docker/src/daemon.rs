@@ -44,7 +44,7 @@ impl Paths {
         Paths {
             socket: crate::SOCKET.into(),
             data_root: crate::DATA_ROOT.into(),
-            exec_root: "/var/run/docker".into(),
+            exec_root: crate::EXEC_ROOT.into(),
             pidfile: "/var/run/docker.pid".into(),
             config_file: Path::new(crate::CONFIG_IN_ENGINE).join("daemon.json"),
             tls_dir: crate::TLS_IN_ENGINE.into(),

@@ -24,9 +24,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// dockerd's defaults for the two roots, when its arguments do not name them.
+use crate::EXEC_ROOT;
+
+/// dockerd's defaults for the two roots, when its arguments do not name them (the exec
+/// root's is Corral's too, [`EXEC_ROOT`]).
 const DATA_ROOT: &str = "/var/lib/docker";
-const EXEC_ROOT: &str = "/var/run/docker";
 /// How long containerd gets to stop once dockerd has exited.
 const CONTAINERD_STOP: Duration = Duration::from_secs(10);
 

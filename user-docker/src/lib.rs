@@ -50,6 +50,9 @@ pub const SERVICE: &str = "docker";
 pub const SOCKET: &str = "/var/run/docker.sock";
 /// The engine's data root: a tmpfs in live mode, the state partition when there is one.
 pub const DATA_ROOT: &str = "/var/lib/docker";
+/// The engine's exec root (its containerd's socket is `containerd/containerd.sock` in
+/// it), the same path on the host.
+pub const EXEC_ROOT: &str = "/var/run/docker";
 /// The socket's group, and its id in the console and engine images.
 pub const GROUP: &str = "docker";
 pub const GROUP_ID: u32 = 233;
