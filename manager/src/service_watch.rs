@@ -33,10 +33,10 @@ fn stamp_of(time_nano: i64) -> String {
     format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
 
-/// Services whose stop was asked for (`service stop`, `disable`): their exit is not a
-/// crash, even when the engine's `stop` event comes after the restart's delay (under
-/// emulation it can trail the `die` by seconds). A service's next `start` event takes it
-/// off.
+/// Services whose stop was asked for (`service stop`, `disable`): their `die` is taken
+/// as a stop on purpose (the tracker's `stopped`), as the engine's `stop` event would
+/// say, which under emulation can trail the `die` by more than the restart's delay. A
+/// service's next `start` event takes it off.
 static STOP_ASKED: std::sync::Mutex<std::collections::BTreeSet<String>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
@@ -179,6 +179,9 @@ pub async fn run(
                     "oom" => log::warn!("service {name}: out of memory at {at:.2}s"),
                     "die" => {
                         let code: i64 = attrs.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or(-1);
+                        if stop_asked().contains(&name) {
+                            tracker.stopped(&name);
+                        }
                         match tracker.exited(&name, code, now) {
                             Decision::Restart(delay) => {
                                 log::warn!(
@@ -201,9 +204,7 @@ pub async fn run(
                 let due: Vec<String> = pending.iter().filter(|(_, p)| p.due <= now).map(|(n, _)| n.clone()).collect();
                 for name in due {
                     let Some(p) = pending.remove(&name) else { continue };
-                    if stop_asked().contains(&name) {
-                        log::info!("service {name}: stopped on purpose; restart called off");
-                    } else if tracker.still_wanted(&name) {
+                    if tracker.still_wanted(&name) {
                         restart(&docker, &name, &p.container).await;
                     }
                 }
