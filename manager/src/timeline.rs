@@ -75,6 +75,29 @@ pub fn report() -> BootReport {
     BootReport::new(steps)
 }
 
+/// Records `name` from `start` to the moment `accepts` first answers true, after
+/// `after`; asked every `poll` for up to `within`, then given up.
+async fn when_accepting<F, Fut>(
+    name: &str,
+    start: f64,
+    after: &str,
+    within: std::time::Duration,
+    poll: std::time::Duration,
+    mut accepts: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if accepts().await {
+            record(name, start, corral_host::since_boot(), Some(after));
+            return;
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 /// Waits (up to `within`) until something accepts TCP connections on 127.0.0.1:`port`
 /// and records `name` from `start` to then, after `after`.
 pub async fn when_listening(
@@ -84,17 +107,13 @@ pub async fn when_listening(
     after: &'static str,
     within: std::time::Duration,
 ) {
-    let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let poll = std::time::Duration::from_millis(100);
+    when_accepting(name, start, after, within, poll, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
-        {
-            record(name, start, corral_host::since_boot(), Some(after));
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Waits (up to `within`) until something accepts connections on the unix socket `path`
@@ -107,14 +126,12 @@ pub async fn when_socket(
     after: String,
     within: std::time::Duration,
 ) {
-    let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline {
-        if tokio::net::UnixStream::connect(&path).await.is_ok() {
-            record(name, start, corral_host::since_boot(), Some(&after));
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let poll = std::time::Duration::from_millis(50);
+    let path = &path;
+    when_accepting(name, start, &after, within, poll, || async move {
+        tokio::net::UnixStream::connect(path).await.is_ok()
+    })
+    .await
 }
 
 #[cfg(test)]
