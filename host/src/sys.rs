@@ -64,6 +64,28 @@ pub trait Sys {
     fn sleep(&self, duration: std::time::Duration);
 }
 
+/// How often [`poll_devices`] looks again.
+pub const DEVICE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Devices show up asynchronously after their drivers load (there is no udev to wait
+/// on): calls `look` until it finds some or `limit` has passed, every [`DEVICE_POLL`],
+/// and returns what it found last (nothing, once the time is up).
+pub fn poll_devices(
+    sys: &dyn Sys,
+    limit: std::time::Duration,
+    mut look: impl FnMut() -> Vec<PathBuf>,
+) -> Vec<PathBuf> {
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let found = look();
+        if !found.is_empty() || waited >= limit {
+            return found;
+        }
+        sys.sleep(DEVICE_POLL);
+        waited += DEVICE_POLL;
+    }
+}
+
 /// The real system calls.
 pub struct Linux;
 

@@ -13,7 +13,7 @@
 
 use crate::error::{InitError, Result};
 use corral_host::cmdline::BootOptions;
-use corral_host::sys::Sys;
+use corral_host::sys::{poll_devices, Sys};
 use nix::mount::{MntFlags, MsFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,7 +27,8 @@ pub const ISO_LABEL: &str = "CORRAL";
 /// How long stage one waits for the medium to appear: CD-ROMs behind SCSI, NVMe and USB
 /// disks are probed asynchronously after their drivers load.
 const WAIT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
+/// When the console hears that the boot waits for it.
+const SAY_WAITING: Duration = Duration::from_secs(2);
 
 /// Where the root image is expected: the filesystem's label and type, and the image's
 /// path inside it.
@@ -103,23 +104,18 @@ pub fn locate(sys: &dyn Sys, opts: &BootOptions) -> Result<PathBuf> {
     })
 }
 
-/// The devices labelled `label`, polled until one shows or [`WAIT`] is over.
+/// The devices labelled `label`, polled until one shows or [`WAIT`] is over; a line on
+/// the console once nothing has shown for [`SAY_WAITING`].
 fn wait_for(sys: &dyn Sys, label: &str) -> Vec<PathBuf> {
-    let mut waited = Duration::ZERO;
-    loop {
-        let found = sys.find_labelled(label);
-        if !found.is_empty() || waited >= WAIT {
-            return found;
-        }
-        if waited == Duration::from_secs(2) {
-            log::info!(
-                "waiting up to {}s for the boot medium {label}",
-                WAIT.as_secs()
-            );
-        }
-        sys.sleep(POLL);
-        waited += POLL;
+    let found = poll_devices(sys, SAY_WAITING, || sys.find_labelled(label));
+    if !found.is_empty() {
+        return found;
     }
+    log::info!(
+        "waiting up to {}s for the boot medium {label}",
+        WAIT.as_secs()
+    );
+    poll_devices(sys, WAIT - SAY_WAITING, || sys.find_labelled(label))
 }
 
 #[cfg(test)]

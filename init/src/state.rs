@@ -18,7 +18,7 @@ use crate::error::{InitError, Result};
 use crate::mounts;
 use corral_host::cmdline::{BootOptions, StateDev};
 use corral_host::layout::PERSISTED;
-use corral_host::sys::Sys;
+use corral_host::sys::{poll_devices, Sys};
 use nix::mount::MsFlags;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,7 +42,6 @@ const SEED_ARGS: &[&str] = &["config", "state-seed"];
 const SEED_LIMIT: Duration = Duration::from_secs(30);
 /// How long to wait for NVMe namespaces (probed asynchronously) to show the label.
 const NVME_WAIT: Duration = Duration::from_secs(5);
-const POLL: Duration = Duration::from_millis(100);
 
 /// What PID 1 ended up with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,21 +103,14 @@ fn find(sys: &dyn Sys, opts: &BootOptions) -> Vec<PathBuf> {
     } else {
         Duration::ZERO
     };
-    let mut waited = Duration::ZERO;
-    loop {
-        let found = look(sys, opts);
-        if !found.is_empty() || waited >= limit {
-            if found.is_empty() && wait {
-                log::warn!(
-                    "corral.state.wait: no state device after {}s; running from RAM",
-                    STATE_WAIT.as_secs()
-                );
-            }
-            return found;
-        }
-        sys.sleep(POLL);
-        waited += POLL;
+    let found = poll_devices(sys, limit, || look(sys, opts));
+    if found.is_empty() && wait {
+        log::warn!(
+            "corral.state.wait: no state device after {}s; running from RAM",
+            STATE_WAIT.as_secs()
+        );
     }
+    found
 }
 
 /// The label a formatted state filesystem gets: `corral.state.dev`'s when it names one.
