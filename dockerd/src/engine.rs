@@ -43,6 +43,11 @@ pub struct EngineSpec {
 }
 
 impl EngineSpec {
+    /// Where the containerd dockerd starts for itself keeps its socket and pid file.
+    pub fn containerd_dir(&self) -> PathBuf {
+        self.exec_root.join("containerd")
+    }
+
     /// The system engine, as PID 1's manager runs it.
     pub fn system() -> EngineSpec {
         EngineSpec::system_at(Path::new("/"))
@@ -246,7 +251,7 @@ fn running(pid: Pid) -> bool {
 /// to PID 1) and a new dockerd times out talking to it. Stop it first: SIGTERM, then
 /// SIGKILL after 5 s. Returns the pid stopped, if any.
 pub async fn stop_leftover_containerd(spec: &EngineSpec) -> Option<i32> {
-    let pidfile = spec.exec_root.join("containerd/containerd.pid");
+    let pidfile = spec.containerd_dir().join("containerd.pid");
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .ok()?
         .trim()

@@ -36,7 +36,7 @@ pub async fn run(manager_started: f64) -> Result<()> {
     // The boot report's parts of the engine's start: dockerd starts its containerd.
     tokio::spawn(timeline::when_socket(
         ENGINE_CONTAINERD,
-        spec.exec_root.join("containerd/containerd.sock"),
+        spec.containerd_dir().join("containerd.sock"),
         manager_started,
         ROOT_STAGE.into(),
         std::time::Duration::from_secs(300),

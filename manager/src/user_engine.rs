@@ -64,11 +64,12 @@ pub async fn settle_image(
 /// moment it answered and each archive; both are steps of the boot report, the engine's
 /// from `started` (when its service was asked to start).
 pub async fn when_ready(within: Duration, started: f64) {
-    // corral-engine starts containerd and waits for it before it starts dockerd.
+    // corral-engine starts containerd and waits for it before it starts dockerd; the
+    // engine's exec root is dockerd's default, so the default arguments name its socket.
     let service = format!("service {SERVICE}");
     let containerd = tokio::spawn(crate::timeline::when_socket(
         crate::timeline::USER_CONTAINERD,
-        std::path::Path::new(corral_user_docker::EXEC_ROOT).join("containerd/containerd.sock"),
+        corral_user_docker::engine_init::Containerd::for_args(&[]).socket,
         started,
         service.clone(),
         within,
