@@ -15,9 +15,11 @@ use tokio::process::{Child, Command};
 /// The system engine's default OCI runtime: runc. With crun as its default, a system
 /// engine restarted after `kill -9` could not start the `docker` service's container
 /// again (containerd found the old task's bundle left behind: "mkdir ...: file
-/// exists"; the BIOS and UEFI scenarios, tests/tests/boot.rs). The system engine starts
-/// a handful of containers once per boot, where crun's faster start buys little; crun
-/// is there for whoever asks (`--runtime crun`), and the user engine's default.
+/// exists"; the BIOS and UEFI scenarios, tests/tests/boot.rs; seen again 2026-12-02).
+/// crun would start the boot's wave of service containers sooner (ssh 7 s sooner in one
+/// ISO run, docs/benchmarks.md), so the fault is what stands between crun and this
+/// default; crun is there for whoever asks (`--runtime crun`), and the user engine's
+/// default.
 pub const SYSTEM_RUNTIME: &str = "runc";
 
 /// The OCI runtimes every engine carries besides runc, by name and path: the system
