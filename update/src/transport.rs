@@ -91,16 +91,28 @@ impl std::fmt::Debug for HttpTransport {
     }
 }
 
-/// An agent for update downloads: the system's CA roots, a connection timeout, no
-/// overall timeout (a large download takes as long as it takes), statuses left to us.
+/// How long a download may go without a single byte before it is given up.
+pub const IDLE: Duration = Duration::from_secs(60);
+
+/// An agent for update and console downloads: the system's CA roots, a connection
+/// timeout, no overall timeout (a large download over a slow link takes as long as it
+/// takes) but one per read ([`IDLE`]: a server that stops sending is given up),
+/// statuses left to us.
 pub fn agent() -> ureq::Agent {
+    agent_with_idle(IDLE)
+}
+
+fn agent_with_idle(idle: Duration) -> ureq::Agent {
     let roots = corral_config::datasource::http::roots_from(Path::new(
         corral_config::datasource::http::CA_BUNDLE,
     ))
     .unwrap_or(ureq::tls::RootCerts::WebPki);
+    // Not `timeout_recv_body`: in ureq 3 that bounds the whole body, which cut every
+    // download longer than a minute.
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .timeout_recv_response(Some(idle))
+        .timeout_per_read(Some(idle))
         .http_status_as_error(false)
         .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
         .build()
@@ -255,5 +267,69 @@ impl Transport for HttpTransport {
             },
             &url,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    /// Serves one request: headers, then `chunks` of 1 KiB with `gap` between them,
+    /// then (if `stall`) waits that long before the last one.
+    fn slow_server(chunks: usize, gap: Duration, stall: Option<Duration>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request);
+            let total = (chunks + usize::from(stall.is_some())) * 1024;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n"
+            );
+            for _ in 0..chunks {
+                let _ = conn.write_all(&[7u8; 1024]);
+                let _ = conn.flush();
+                std::thread::sleep(gap);
+            }
+            if let Some(stall) = stall {
+                std::thread::sleep(stall);
+                let _ = conn.write_all(&[7u8; 1024]);
+            }
+        });
+        format!("http://{addr}/big")
+    }
+
+    fn download(agent: &ureq::Agent, url: &str) -> std::io::Result<usize> {
+        let response = agent.get(url).call().map_err(std::io::Error::other)?;
+        let mut body = Vec::new();
+        response.into_body().into_reader().read_to_end(&mut body)?;
+        Ok(body.len())
+    }
+
+    #[test]
+    fn a_download_longer_than_the_idle_limit_goes_on_while_bytes_arrive() {
+        let idle = Duration::from_millis(700);
+        let url = slow_server(12, Duration::from_millis(200), None);
+        let started = Instant::now();
+        let got = download(&agent_with_idle(idle), &url).expect("the whole body");
+        assert_eq!(got, 12 * 1024);
+        assert!(started.elapsed() > 2 * idle, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_server_that_stops_sending_is_given_up() {
+        let idle = Duration::from_millis(500);
+        let url = slow_server(2, Duration::from_millis(10), Some(Duration::from_secs(5)));
+        let started = Instant::now();
+        let err = download(&agent_with_idle(idle), &url).expect_err("stalled");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "given up at {:?}: {err}",
+            started.elapsed()
+        );
     }
 }
