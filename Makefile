@@ -3,11 +3,11 @@
 
 MUSL      := x86_64-unknown-linux-musl
 SSH_PORT  ?= 2222
-BUILD     := target/release/corral-build
+BUILD     := target/debug/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-manager -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes faults upgrades rotate-root
+.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes reboots faults upgrades rotate-root
 
 all: dist
 
@@ -18,7 +18,7 @@ binaries: setup
 	cargo build --profile image --target $(MUSL) $(IMAGE_CRATES)
 
 tool: setup
-	cargo build --release -p corral-build
+	cargo build -p corral-build
 
 ## Build every artifact into dist/ without booting anything. VERSION=x.y.z sets the
 ## version (os-release, the signed update); CORRAL_SIGNING_KEY=FILE signs with that key
@@ -55,11 +55,18 @@ unit: setup tool
 	cargo test --workspace --exclude corral-harness
 	cargo test -p corral-harness --lib --test architecture --test readmes --test fuzz
 
+# Two guests at once, one per core, slowest first (.config/nextest.toml); the
+# benchmark's smoke run (tests/tests/bench_smoke.rs) is one of the tests.
 e2e: dist
 	$(BUILD) test-images
-	cargo test -p corral-harness --test '*' -- --test-threads=1 --nocapture
-	# The benchmark's smoke run (one floor and one ISO boot), so its harness cannot rot.
-	$(BUILD) bench --runs 1 --only floor,iso --out target/bench-smoke --no-docs
+	cargo nextest run -p corral-harness --profile e2e
+
+## The end-to-end scenarios of several boots each (the Debian console kept across a
+## reboot, the ISO's `corral install` and the installed disk's BIOS and UEFI boots):
+## ~12 min, two at a time; not part of `make test` (docs/testing.md).
+reboots: dist
+	$(BUILD) test-images
+	cargo nextest run -p corral-harness --profile reboots
 
 ## Faults that take several boots of one disk (power cuts during the first boot's seed
 ## and during `corral config set`, a state partition filled by a workload, a damaged

@@ -68,4 +68,9 @@ if command -v rustup >/dev/null; then
     rustup component list --installed | grep -q "^$c" || rustup component add "$c"
   done
 fi
+# make e2e runs two guests at once with nextest (.config/nextest.toml).
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: cargo install cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
 echo "setup: ok"

@@ -179,7 +179,7 @@ pub fn test_image(name: &str) -> PathBuf {
         .join(format!("{name}.tar"));
     assert!(
         path.exists(),
-        "{} is missing; run `target/release/corral-build test-images` (make e2e does)",
+        "{} is missing; run `target/debug/corral-build test-images` (make e2e does)",
         path.display()
     );
     path

@@ -380,10 +380,11 @@ fn iso_boots_by_bios_and_a_user_logs_in_over_ssh() {
     check_clean_poweroff(&mut vm);
 }
 
-/// `corral engine list` and `switch`: a non-engine is refused with the engine untouched;
-/// a second engine (a tag of the built-in one) takes over and is saved; and back.
+/// `corral engine list` and `switch`: a name no image has and a non-engine are refused
+/// with the engine untouched; an engine whose dockerd cannot serve fails the switch and
+/// the engine in use comes back, still saved.
 fn check_engine_switch(ssh: &Ssh) {
-    use corral_api::protocol::{Engine, Version};
+    use corral_api::protocol::Engine;
     let switch_wait = Duration::from_secs(300);
     let engines = || -> Vec<Engine> {
         let out = ssh
@@ -426,74 +427,8 @@ fn check_engine_switch(ssh: &Ssh) {
         )),
         "{out}"
     );
-    // Debian 13's engine, running the root's own binaries.
-    ssh.check(
-        &format!("sudo corral engine switch {old_name}"),
-        switch_wait,
-    )
-    .expect("switch to trixie's engine");
-    let v = ssh
-        .check(
-            "docker info --format '{{.ServerVersion}} {{.DefaultRuntime}}'",
-            CMD,
-        )
-        .expect("the switched engine answers");
-    let (version, runtime) = v.trim().split_once(' ').expect("two fields");
-    assert_eq!(
-        (corral_harness::upstream(version), runtime),
-        (trixie.as_str(), "crun"),
-        "{v}"
-    );
-    let mounts = ssh
-        .check(
-            "sudo system-docker inspect docker --format '{{range .Mounts}}{{.Source}}:{{.RW}} {{end}}'",
-            CMD,
-        )
-        .expect("its mounts");
-    for binary in [
-        "/usr/sbin/dockerd",
-        "/usr/bin/containerd",
-        "/usr/sbin/runc",
-        "/usr/bin/crun",
-    ] {
-        assert!(
-            mounts.contains(&format!("{binary}:false")),
-            "{binary} read-only in {mounts}"
-        );
-    }
-    let v: Version = serde_json::from_str(
-        &ssh.check("sudo corral os version --format json", CMD)
-            .expect("version"),
-    )
-    .expect("version json");
-    assert_eq!(
-        v.user_engine_name.as_deref(),
-        Some(old_name.as_str()),
-        "{v:?}"
-    );
-    assert_eq!(v.user_runtime.as_deref(), Some("crun"), "{v:?}");
-    assert!(
-        engines()
-            .iter()
-            .any(|e| e.name.as_deref() == Some(old_name.as_str()) && e.current),
-        "listed as current"
-    );
-    assert_eq!(
-        ssh.check("sudo corral config get corral.docker.engine", CMD)
-            .expect("saved")
-            .trim(),
-        old_name,
-        "the name is saved, so a package bump keeps the choice"
-    );
-    ssh.check(
-        &format!("sudo corral engine switch {new_name}"),
-        switch_wait,
-    )
-    .expect("switch back to the newest");
-    let v = ssh
-        .check("docker info --format '{{.ServerVersion}}'", CMD)
-        .expect("the newest engine answers again");
-    assert_eq!(corral_harness::upstream(v.trim()), newest);
+    // The switch to Debian 13's engine and back, with what it runs and saves, is the
+    // disk scenario's (tests/tests/disk.rs), which also keeps it across a reboot.
     let (code, out) = ssh
         .run("sudo corral engine switch corral/console:0.1.0 2>&1", CMD)
         .expect("switch to a non-engine");

@@ -164,6 +164,7 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
         Duration::from_secs(300),
     )
     .expect("switch to Debian 13's engine");
+    check_switched_engine(&ssh, &old_engine, &trixie);
     let key_before = host_key(&ssh);
     change_config_and_services(&ssh);
     // `corral reboot`: the clean shutdown, then the reset (QEMU runs with -no-reboot, so
@@ -249,6 +250,66 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
 }
 
 /// The running services' names and states, from `corral service list --format json`.
+/// After `corral engine switch` to Debian 13's engine: it answers with trixie's version
+/// and crun, runs the root's own dockerd, containerd, runc and crun (bound read-only),
+/// `os version` and `engine list` name it, and the name is what is saved.
+fn check_switched_engine(ssh: &Ssh, name: &str, trixie: &str) {
+    use corral_api::protocol::{Engine, Version};
+    let v = ssh
+        .check(
+            "docker info --format '{{.ServerVersion}} {{.DefaultRuntime}}'",
+            CMD,
+        )
+        .expect("the switched engine answers");
+    let (version, runtime) = v.trim().split_once(' ').expect("two fields");
+    assert_eq!(
+        (corral_harness::upstream(version), runtime),
+        (trixie, "crun"),
+        "{v}"
+    );
+    let mounts = ssh
+        .check(
+            "sudo system-docker inspect docker --format '{{range .Mounts}}{{.Source}}:{{.RW}} {{end}}'",
+            CMD,
+        )
+        .expect("its mounts");
+    for binary in [
+        "/usr/sbin/dockerd",
+        "/usr/bin/containerd",
+        "/usr/sbin/runc",
+        "/usr/bin/crun",
+    ] {
+        assert!(
+            mounts.contains(&format!("{binary}:false")),
+            "{binary} read-only in {mounts}"
+        );
+    }
+    let v: Version = serde_json::from_str(
+        &ssh.check("sudo corral os version --format json", CMD)
+            .expect("version"),
+    )
+    .expect("version json");
+    assert_eq!(v.user_engine_name.as_deref(), Some(name), "{v:?}");
+    assert_eq!(v.user_runtime.as_deref(), Some("crun"), "{v:?}");
+    let out = ssh
+        .check("sudo corral engine list --format json", CMD)
+        .expect("engine list");
+    let engines: Vec<Engine> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(
+        engines
+            .iter()
+            .any(|e| e.name.as_deref() == Some(name) && e.current),
+        "listed as current: {engines:?}"
+    );
+    assert_eq!(
+        ssh.check("sudo corral config get corral.docker.engine", CMD)
+            .expect("saved")
+            .trim(),
+        name,
+        "the name is saved, so a package bump keeps the choice"
+    );
+}
+
 fn services(ssh: &Ssh) -> Vec<(String, String)> {
     let out = ssh
         .check("sudo corral service list --format json", CMD)
