@@ -19,12 +19,14 @@
 //!   (`/usr/share/corral/images`) and the seed (`/usr/share/corral/system-docker-seed`).
 //! - **Must not touch:** the services, the configuration, the user engine's state.
 //! - **Talks to:** dockerd (started as a child; its API through bollard), containerd
-//!   (a leftover one is stopped before an engine restarts), the filesystem of the data
-//!   root it seeds.
+//!   (a leftover one is stopped before an engine restarts, and the processes of the
+//!   containers it ran are killed through their cgroups' `cgroup.kill`, `leftover`),
+//!   the filesystem of the data root it seeds.
 
 pub mod engine;
 pub mod error;
 pub mod images;
+pub mod leftover;
 pub mod seed;
 
 pub use error::{DockerdError, Result};

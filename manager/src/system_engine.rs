@@ -2,7 +2,8 @@
 //! wait for the API, report ready, and when dockerd dies start it again after a backoff;
 //! on shutdown stop it cleanly within the time it is given.
 
-use corral_dockerd::engine::{stop_leftover_containerd, wait_ready, Engine, EngineSpec};
+use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
+use corral_dockerd::leftover::{kill_leftover_tasks, stop_leftover_containerd, CGROUP_ROOT};
 use corral_host::respawn::backoff;
 use corral_host::since_boot;
 use std::path::Path;
@@ -268,6 +269,7 @@ pub async fn supervise(
         };
         send(EngineEvent::Exited { pid, code });
         stop_leftover_containerd(&spec).await;
+        kill_leftover_tasks(&spec, Path::new(CGROUP_ROOT)).await;
         if answered.load(std::sync::atomic::Ordering::Relaxed) {
             unanswered = 0;
             if started.elapsed() >= HEALTHY_RUN {
