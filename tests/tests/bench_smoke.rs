@@ -9,11 +9,9 @@ use corral_harness::repo_root;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `corral-build`, as the Makefile built it (`CORRAL_BUILD` overrides).
+/// `corral-build`, where `make tool` builds it (the Makefile's `BUILD`).
 fn corral_build() -> PathBuf {
-    let path = std::env::var_os("CORRAL_BUILD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/debug/corral-build"));
+    let path = repo_root().join("target/debug/corral-build");
     assert!(
         path.exists(),
         "{} is missing; run `make tool` first",
