@@ -74,7 +74,7 @@ async fn a_daemonless_image_loads_into_dockerd_and_runs() {
     .expect("write");
 
     let engine_root = tmp.path().join("engine");
-    let spec_engine = EngineSpec::system_at(&engine_root);
+    let spec_engine = EngineSpec::system_at(&engine_root).for_build_host();
     let engine =
         Engine::start(&spec_engine).expect("dockerd starts (make setup installs docker.io)");
     let docker = wait_ready(&spec_engine, Duration::from_secs(90))

@@ -90,6 +90,27 @@ impl EngineSpec {
         }
     }
 
+    /// This spec with `runtime` as its default OCI runtime instead of [`SYSTEM_RUNTIME`].
+    pub fn with_default_runtime(mut self, runtime: &str) -> EngineSpec {
+        self.extra_args
+            .retain(|a| !a.starts_with("--default-runtime="));
+        self.extra_args.push(format!("--default-runtime={runtime}"));
+        self
+    }
+
+    /// This spec as the system engine runs on a build or test host rather than in Corral.
+    /// Corral mounts cgroup v2 alone; a host whose cgroups are hybrid (v1 hierarchies
+    /// beside a v2 one that holds a controller, as on CI's machines) makes Debian 12's crun
+    /// refuse every container ("cgroups in hybrid mode not supported"), so there its
+    /// containers run with runc. Hosts with cgroup v2 alone keep crun.
+    pub fn for_build_host(self) -> EngineSpec {
+        if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            self
+        } else {
+            self.with_default_runtime("runc")
+        }
+    }
+
     /// dockerd's arguments.
     pub fn args(&self) -> Vec<String> {
         let mut args = vec![
@@ -303,13 +324,24 @@ mod tests {
             "--bridge=none",
             "--iptables=false",
             "--add-runtime=crun=/usr/bin/crun",
-            "--default-runtime=runc",
+            "--default-runtime=crun",
         ] {
             assert!(
                 args.iter().any(|a| a == want),
                 "{want} missing from {args:?}"
             );
         }
+    }
+
+    #[test]
+    fn another_default_runtime_replaces_crun() {
+        let args = EngineSpec::system().with_default_runtime("runc").args();
+        let defaults: Vec<_> = args
+            .iter()
+            .filter(|a| a.starts_with("--default-runtime="))
+            .collect();
+        assert_eq!(defaults, ["--default-runtime=runc"], "{args:?}");
+        assert!(args.iter().any(|a| a == "--add-runtime=crun=/usr/bin/crun"));
     }
 
     #[test]

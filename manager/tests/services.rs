@@ -43,7 +43,7 @@ async fn engine_with_busybox(tmp: &Path) -> (Engine, Docker) {
         serde_json::to_vec(&index).expect("json"),
     )
     .expect("index");
-    let engine_spec = EngineSpec::system_at(&tmp.join("engine"));
+    let engine_spec = EngineSpec::system_at(&tmp.join("engine")).for_build_host();
     let engine = Engine::start(&engine_spec).expect("dockerd starts");
     let docker = wait_ready(&engine_spec, Duration::from_secs(90))
         .await

@@ -17,7 +17,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<EngineEvent>) -> EngineEvent {
 async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
-    let spec = EngineSpec::system_at(root.path());
+    let spec = EngineSpec::system_at(root.path()).for_build_host();
     // A pid file left by a crash whose pid now belongs to another live program (this
     // test): not an engine to take over, and no reason for dockerd to refuse to start.
     std::fs::create_dir_all(spec.pidfile.parent().expect("run dir")).expect("mkdir");
@@ -82,7 +82,7 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
 async fn an_engine_left_by_a_killed_manager_is_taken_over() {
     corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
-    let spec = EngineSpec::system_at(root.path());
+    let spec = EngineSpec::system_at(root.path()).for_build_host();
     std::fs::create_dir_all(spec.log_file.parent().expect("log dir")).expect("mkdir");
     // The earlier manager's engine: started here, not by the supervisor.
     let mut left = std::process::Command::new(&spec.program)
@@ -151,7 +151,7 @@ async fn an_engine_left_by_a_killed_manager_is_taken_over() {
 async fn a_data_root_the_engine_cannot_start_from_is_moved_aside() {
     corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
-    let spec = EngineSpec::system_at(root.path());
+    let spec = EngineSpec::system_at(root.path()).for_build_host();
     let index = spec.data_root.join("image/overlay2/repositories.json");
     std::fs::create_dir_all(index.parent().expect("dir")).expect("mkdir");
     std::fs::write(&index, "{\"Repositories\": {bro").expect("a damaged index");
@@ -202,7 +202,7 @@ async fn a_data_root_the_engine_cannot_start_from_is_moved_aside() {
 async fn settings_the_engine_cannot_start_with_are_dropped_before_the_store_is_touched() {
     corral_harness::require_dockerd();
     let root = tempfile::tempdir().expect("temp dir");
-    let plain = EngineSpec::system_at(root.path());
+    let plain = EngineSpec::system_at(root.path()).for_build_host();
     let mut spec = plain.clone();
     spec.extra_args.push("--no-such-flag".into());
     std::fs::create_dir_all(&spec.data_root).expect("mkdir");
