@@ -43,6 +43,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
+    /// The Docker Swarm this node is in: status, the cloud-config a new node needs to
+    /// join (with the join token), and leaving (docs/swarm.md).
+    Swarm {
+        #[command(subcommand)]
+        command: SwarmCommand,
+    },
     /// The operating system.
     Os {
         #[command(subcommand)]
@@ -199,6 +205,36 @@ pub enum EngineCommand {
         #[arg(value_name = "ENGINE")]
         image: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SwarmCommand {
+    /// The node's swarm as the user engine sees it, and what the manager did with
+    /// corral.swarm this boot (and why the node is not in the swarm, when it is not).
+    Status {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Prints the cloud-config a new node needs to join this swarm as a worker (or a
+    /// manager), the join token in it. Run it on a manager; the token is a secret.
+    Token {
+        #[arg(value_enum, default_value = "worker")]
+        role: SwarmTokenRole,
+    },
+    /// Leaves the swarm. corral.swarm is then not applied again at boot until it
+    /// changes.
+    Leave {
+        /// Leave even as a manager (the swarm may lose its quorum).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Whose join token `corral swarm token` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SwarmTokenRole {
+    Worker,
+    Manager,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,6 +25,9 @@ pub enum ConfigError {
     /// A value a key cannot take; `problem` says what is wrong and what to write.
     #[error("{value:?} {problem}")]
     Invalid { value: String, problem: String },
+    /// A secret a key cannot take (a join token): what is wrong, without the value.
+    #[error("the value (not shown: a secret) {0}")]
+    Secret(String),
     /// A value checked by the rule PID 1 applies to the same kernel option.
     #[error(transparent)]
     Checked(#[from] corral_host::HostError),

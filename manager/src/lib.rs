@@ -22,7 +22,8 @@
 //! engine runs; decisions in `src/restart_policy.rs`). The `docker` service (the user engine)
 //! gets its command, image, `daemon.json` and TLS files from `corral.docker` through
 //! `corral-user-docker` before it starts; once its socket answers, the preloaded archives
-//! are loaded (`src/user_engine.rs`; the service's definition and the engine's socket are
+//! are loaded and the swarm `corral.swarm` names is started or joined in the background
+//! (`src/user_engine.rs`; the swarm work is corral-user-docker's `swarm::apply`; the service's definition and the engine's socket are
 //! corral-user-docker's). At shutdown it stops the user engine's containers
 //! first, then the services (the console last), then the engine, all within the time
 //! PID 1 gives it (`src/shutdown.rs` shortens each phase to fit). When the console has

@@ -148,7 +148,11 @@ pub async fn on_engine_ready(
         ));
     }
     if file.services.contains_key(user_engine::SERVICE) {
-        tokio::spawn(user_engine::when_ready(user_engine::WAIT, services_start));
+        tokio::spawn(user_engine::when_ready(
+            user_engine::WAIT,
+            services_start,
+            effective.config.corral.swarm.role.clone(),
+        ));
     }
     tokio::spawn(crate::service_watch::run(docker, since, quiet, engine_run));
     Some(file)

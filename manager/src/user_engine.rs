@@ -1,14 +1,17 @@
 //! The `docker` service, which runs the user engine, as the manager drives it: filled in
 //! from `corral.docker` by corral-user-docker's `service` before it starts, its image
 //! settled against the engine images the system engine has, waited for and preloaded
-//! after (steps of the boot report). The manager reaches the user engine through its
+//! after (steps of the boot report), and the swarm `corral.swarm` names started or joined
+//! once it answers. The manager reaches the user engine through its
 //! socket only (corral-user-docker's `client`).
 
 use corral_compose::ServicesFile;
+use corral_config::schema::SwarmRole;
 use corral_config::store::Effective;
 use corral_user_docker::client::answering;
 use corral_user_docker::preload;
 use corral_user_docker::service::{configure_service, plan, server_names, Dirs, MODULES};
+use corral_user_docker::swarm;
 use std::time::Duration;
 
 pub use corral_user_docker::SERVICE;
@@ -60,10 +63,11 @@ pub async fn settle_image(
     problems
 }
 
-/// Waits for the user engine to answer, then loads what users preloaded. Logs the
-/// moment it answered and each archive; both are steps of the boot report, the engine's
-/// from `started` (when its service was asked to start).
-pub async fn when_ready(within: Duration, started: f64) {
+/// Waits for the user engine to answer, then starts the swarm work for `swarm` in the
+/// background (corral-user-docker's `swarm::apply`, retried until done) and loads what
+/// users preloaded. Logs the moment it answered and each archive; both are steps of the
+/// boot report, the engine's from `started` (when its service was asked to start).
+pub async fn when_ready(within: Duration, started: f64, swarm: SwarmRole) {
     // corral-engine starts containerd and waits for it before it starts dockerd; the
     // engine's exec root is dockerd's default, so the default arguments name its socket.
     let service = format!("service {SERVICE}");
@@ -92,6 +96,18 @@ pub async fn when_ready(within: Duration, started: f64) {
         crate::timeline::USER_API,
         ready,
     );
+    {
+        let docker = docker.clone();
+        tokio::spawn(async move {
+            swarm::apply::run(
+                &docker,
+                &swarm,
+                &swarm::apply::Paths::default(),
+                swarm::apply::Timing::default(),
+            )
+            .await
+        });
+    }
     let dir = std::path::Path::new(corral_user_docker::PRELOAD_DIR);
     for (archive, result) in preload::load_all(&docker, dir).await {
         match result {

@@ -15,6 +15,9 @@
 //!   TLS files mounted in), over corral-compose's model; the modules it needs.
 //! - `client`: the user engine through its socket: connect, wait for an answer, stop
 //!   the workloads at shutdown.
+//! - `swarm`: `corral.swarm`: the swarm the engine starts or joins once it answers
+//!   (the manager runs `swarm::apply` in the background, with retries), its status file,
+//!   and `corral swarm status|token|leave` (`swarm::cli`).
 //! - `labels`: the image labels that make an image a user engine (`io.corral.image:
 //!   engine`, its name, Docker version and the root's binaries it runs); the build sets
 //!   them, the manager reads them.
@@ -25,13 +28,14 @@
 //!
 //! - **Owns:** the user engine's settings, the `docker` service's command, environment
 //!   and mounts, `daemon.json` under `/run/corral/docker`, its TLS files, the preload
-//!   markers; inside the engine's container, containerd's configuration
+//!   markers, the swarm status file (`/run/corral/swarm.json`) and the swarm records
+//!   (`/var/lib/corral/swarm-made`, `swarm-left`); inside the engine's container, containerd's configuration
 //!   (`/var/run/docker/containerd/containerd.toml`) and the containerd and dockerd
 //!   processes.
 //! - **Must not touch:** the system engine or its state; the other services; the
 //!   built-in service list (the manager's `os-config.yml`).
 //! - **Talks to:** the user dockerd through its socket (preload, readiness, stopping
-//!   workloads; corral-dockerd connects). The manager calls it
+//!   workloads, the swarm; corral-dockerd connects). The manager calls it
 //!   (`manager/src/user_engine.rs`, which also settles the engine image against the
 //!   system engine's); `corral config validate` runs its checks.
 
@@ -41,6 +45,7 @@ pub mod engine_init;
 pub mod labels;
 pub mod preload;
 pub mod service;
+pub mod swarm;
 pub mod tls;
 pub mod user_json;
 

@@ -1,5 +1,5 @@
 //! What each `corral` command does, one module per command family (youki's
-//! `commands/<verb>.rs`): `config`, `service`, `install`, `console_init` (the console
+//! `commands/<verb>.rs`): `config`, `service`, `swarm`, `install`, `console_init` (the console
 //! container's entrypoint and its runcmd); the manager's and PID 1's requests here.
 //! Exit codes: 0 done, 1 the user's error (fix the command or its input), 2 the
 //! machine's.
@@ -10,6 +10,7 @@ mod consoles;
 mod install;
 mod os;
 mod service;
+mod swarm;
 
 use crate::api::{Failure, Format};
 use crate::args::{Cli, Command, EngineCommand, TlsCommand};
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Install(args) => return install::install(&args),
         Command::Service { command } => return service::service(command),
         Command::Os { command } => return os::os(command),
+        Command::Swarm { command } => return swarm::swarm(command),
         Command::BootReport { format } => return manager(vec![Request::BootReport], format),
         Command::Engine {
             command: EngineCommand::List { format },

@@ -23,6 +23,7 @@ mod registries;
 mod services;
 mod ssh;
 mod state;
+mod swarm;
 mod users;
 
 pub use cloudinit::*;
@@ -37,6 +38,7 @@ pub use scalar::*;
 pub use services::*;
 pub use ssh::*;
 pub use state::*;
+pub use swarm::*;
 pub use users::*;
 
 /// A machine's configuration (cloud-config).
@@ -147,6 +149,9 @@ pub struct Corral {
     /// gets to become healthy.
     #[serde(default, deserialize_with = "null_is_default")]
     pub upgrade: Upgrade,
+    /// The Docker Swarm the user engine starts or joins (docs/swarm.md).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub swarm: Swarm,
 }
 
 /// `corral.upgrade` (RancherOS's `rancher.upgrade.url` is read as `corral.upgrade.url`).
@@ -252,6 +257,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "cloud_init",
             "cloud_config_url",
             "upgrade",
+            "swarm",
             "hostname",
             // Boot options PID 1 reads from the kernel command line.
             "cgroup",
@@ -273,6 +279,27 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("corral.upgrade", &["url", "health_timeout"]),
+    (
+        "corral.swarm",
+        &[
+            "init",
+            "advertise_addr",
+            "listen_addr",
+            "data_path_addr",
+            "default_addr_pool",
+            "join",
+        ],
+    ),
+    (
+        "corral.swarm.join",
+        &[
+            "remote_addrs",
+            "token",
+            "advertise_addr",
+            "listen_addr",
+            "data_path_addr",
+        ],
+    ),
     ("corral.repositories.*", &["url"]),
     (
         "corral.network.interfaces.*",

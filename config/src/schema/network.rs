@@ -169,7 +169,7 @@ checked_string!(
     check_ifname
 );
 
-fn check_ifname(s: &str) -> Result<(), crate::ConfigError> {
+pub(crate) fn check_ifname(s: &str) -> Result<(), crate::ConfigError> {
     let ok = (1..=15).contains(&s.len())
         && s != "."
         && s != ".."

@@ -495,3 +495,89 @@ fn a_time_zone_is_a_tz_name_or_a_warning() {
         assert!(why.contains("is not a time zone's name"), "{yaml}: {why}");
     }
 }
+
+#[test]
+fn swarm_settings_are_checked_where_they_are_written() {
+    let token =
+        "SWMTKN-1-0sv3nnqgyipq11dzyboeazgblvtwh0mrwi4nn6g9byk3l783r4-56dxio35t8husfcylxo91ge7a";
+    let c = parse("corral:\n  swarm:\n    init: true\n    advertise_addr: '10.0.0.1:2377'\n    listen_addr: eth1\n");
+    let SwarmRole::Init(init) = c.corral.swarm.role else {
+        panic!("init")
+    };
+    assert_eq!(init.advertise_addr.as_deref(), Some("10.0.0.1:2377"));
+    assert_eq!(
+        parse("corral: {swarm: {init: false}}").corral.swarm.role,
+        SwarmRole::Unset
+    );
+    assert_eq!(
+        parse("corral: {swarm: }").corral.swarm.role,
+        SwarmRole::Unset
+    );
+    let v2 = format!("SWMTKN-2-1-{}", &token["SWMTKN-1-".len()..]);
+    for good in [token.to_string(), v2] {
+        let c = parse(&format!(
+            "rancher: {{swarm: {{join: {{remote_addrs: ['[fd00::1]:2377'], token: {good}}}}}}}"
+        ));
+        assert!(matches!(c.corral.swarm.role, SwarmRole::Join(_)));
+    }
+    let join = |extra: &str| {
+        format!("corral: {{swarm: {{join: {{remote_addrs: [10.0.0.1], token: {token}{extra}}}}}}}")
+    };
+    let cases = [
+        (
+            format!("corral: {{swarm: {{init: true, join: {{remote_addrs: [10.0.0.1], token: {token}}}}}}}"),
+            "corral: swarm.init and swarm.join are both set",
+        ),
+        (
+            "corral: {swarm: {advertise_addr: eth0}}".to_string(),
+            "corral: swarm.advertise_addr is set but swarm.init is not",
+        ),
+        (
+            "corral: {swarm: {init: true, advertise_addr: '10.0.0.300'}}".to_string(),
+            "corral.swarm.advertise_addr: \"10.0.0.300\" is not an address or an interface name",
+        ),
+        (
+            "corral: {swarm: {init: true, listen_addr: 'eth1:99999'}}".to_string(),
+            "corral.swarm.listen_addr: \"eth1:99999\" is not an address",
+        ),
+        (
+            "corral: {swarm: {init: true, default_addr_pool: [10.20.0.0]}}".to_string(),
+            "corral.swarm.default_addr_pool[0]: \"10.20.0.0\" has no prefix length",
+        ),
+        (
+            format!("corral: {{swarm: {{join: {{remote_addrs: [], token: {token}}}}}}}"),
+            "corral.swarm.join: remote_addrs is empty",
+        ),
+        (
+            format!("corral: {{swarm: {{join: {{remote_addrs: ['bad host'], token: {token}}}}}}}"),
+            "corral.swarm.join.remote_addrs[0]: \"bad host\" is not a manager's address",
+        ),
+        (
+            "corral: {swarm: {join: {remote_addrs: [10.0.0.1]}}}".to_string(),
+            "corral.swarm.join: missing field `token`",
+        ),
+        (
+            join(", advertise_addr: 'a b'"),
+            "corral.swarm.join.advertise_addr: \"a b\" is not an address",
+        ),
+        (
+            format!(
+                "corral: {{swarm: {{init: true, default_addr_pool: [{}]}}}}",
+                vec!["10.0.0.0/8"; 17].join(", ")
+            ),
+            "default_addr_pool lists 17 entries; at most 16",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let e = error(&yaml);
+        assert!(e.contains(want), "{yaml}\n  gave: {e}\n  want: {want}");
+    }
+    let e = error(&join("").replace("56dxio35t8husfcylxo91ge7a", "56dxio35t8husfcylxo91ge7A"));
+    assert!(
+        e.contains(
+            "corral.swarm.join.token: the value (not shown: a secret) is not a swarm join token"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("0sv3nnqgyipq"), "the token is echoed: {e}");
+}

@@ -1,0 +1,192 @@
+//! The manager's swarm work, run in the background once the user engine answers (the
+//! boot never waits for it): asks the engine what swarm it is in, then starts or joins
+//! the configured one, or leaves the node alone with a warning when it is in another.
+//! A failed attempt (a manager not reachable yet) is tried again after 5 s, doubling
+//! up to 5 minutes, for as long as the machine runs. Every step is written to the
+//! status file for `corral swarm status`; the join token never reaches a log or the
+//! file.
+
+use super::status::{self, Phase, Status};
+use super::{decide, fingerprint, redact, request, Decision, MadeBy, Request};
+use bollard::models::LocalNodeState;
+use bollard::Docker;
+use corral_config::schema::SwarmRole;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The first wait after a failed attempt ...
+pub const FIRST_RETRY: Duration = Duration::from_secs(5);
+/// ... doubling up to this.
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
+/// How often a node the engine is still joining is looked at.
+const PENDING_POLL: Duration = Duration::from_secs(2);
+
+/// Where the loop keeps its records (the real paths, or a test's).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub status: PathBuf,
+    pub left: PathBuf,
+    pub made: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths {
+            status: status::STATUS_FILE.into(),
+            left: status::LEFT_FILE.into(),
+            made: status::MADE_FILE.into(),
+        }
+    }
+}
+
+/// How the loop waits and tells the time (tests shorten the waits).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub first_retry: Duration,
+    pub max_retry: Duration,
+    pub now: fn() -> f64,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            first_retry: FIRST_RETRY,
+            max_retry: MAX_RETRY,
+            now: corral_host::since_boot,
+        }
+    }
+}
+
+/// Brings the node to what `role` asks, retrying until that is done or the node is to
+/// be left alone; returns the last status written.
+pub async fn run(docker: &Docker, role: &SwarmRole, paths: &Paths, timing: Timing) -> Status {
+    let mut record = Record {
+        paths,
+        now: timing.now,
+        wanted: "none",
+        attempts: 0,
+    };
+    let Some(req) = request(role) else {
+        return record.write(Phase::NotConfigured, "corral.swarm asks for nothing".into());
+    };
+    let (wanted, secret) = match &req {
+        Request::Init(_) => ("init", None),
+        Request::Join(j) => ("join", j.join_token.clone()),
+    };
+    record.wanted = wanted;
+    let print = fingerprint(role).unwrap_or_default();
+    {
+        if status::left_with(&paths.left, &print) {
+            return record.write(
+                Phase::Left,
+                "`corral swarm leave` was run with these settings, so they are not applied \
+                 again; change corral.swarm to start or join a swarm again"
+                    .into(),
+            );
+        }
+    }
+    let mut delay = timing.first_retry;
+    let mut last_error: Option<String> = None;
+    let mut applied = false;
+    loop {
+        let info = match docker.info().await {
+            Ok(info) => info.swarm.unwrap_or_default(),
+            Err(e) => {
+                let why = format!("asking the user engine for its swarm state: {e}");
+                record.write(Phase::Retrying, why);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(timing.max_retry);
+                continue;
+            }
+        };
+        let mut made = status::made_by(&paths.made, &print, info.node_id.as_deref());
+        // A membership this run made, through whatever address: recorded as these
+        // settings' (the engine may report it active only a while after the request).
+        if applied && info.local_node_state == Some(LocalNodeState::ACTIVE) {
+            if let Some(node) = info.node_id.as_deref().filter(|id| !id.is_empty()) {
+                if let Err(e) = status::record_made(&paths.made, &print, node) {
+                    log::warn!("swarm: writing {}: {e}", paths.made.display());
+                }
+                made = MadeBy::TheseSettings;
+            }
+        }
+        match decide(&req, &info, made) {
+            Decision::Done(why) => {
+                let why = if applied {
+                    match &req {
+                        Request::Init(_) => "started a swarm; this node is its first manager",
+                        Request::Join(_) => "joined the swarm",
+                    }
+                    .to_string()
+                } else {
+                    why
+                };
+                log::info!("swarm: {why}");
+                return record.write(Phase::Done, why);
+            }
+            Decision::LeftAlone(why) => {
+                log::warn!("swarm: {why}");
+                return record.write(Phase::LeftAlone, why);
+            }
+            Decision::Wait(why) => {
+                let why = match &last_error {
+                    Some(e) => format!("{why} (the last attempt said: {e})"),
+                    None => why,
+                };
+                record.write(Phase::Waiting, why);
+                tokio::time::sleep(PENDING_POLL).await;
+            }
+            Decision::Apply => {
+                record.attempts += 1;
+                let result = match &req {
+                    Request::Init(r) => docker.init_swarm((**r).clone()).await.map(|_| ()),
+                    Request::Join(r) => docker.join_swarm(r.clone()).await,
+                };
+                applied |= result.is_ok();
+                if let Err(e) = result {
+                    let why = redact(&e.to_string(), secret.as_deref());
+                    log::warn!(
+                        "swarm: {wanted} attempt {} failed: {why}; trying again in {}s",
+                        record.attempts,
+                        delay.as_secs()
+                    );
+                    record.write(
+                        Phase::Retrying,
+                        format!(
+                            "{wanted} attempt {} failed: {why}; trying again in {}s",
+                            record.attempts,
+                            delay.as_secs()
+                        ),
+                    );
+                    last_error = Some(why);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(timing.max_retry);
+                }
+            }
+        }
+    }
+}
+
+/// Writes each step to the status file.
+struct Record<'a> {
+    paths: &'a Paths,
+    now: fn() -> f64,
+    wanted: &'static str,
+    attempts: u32,
+}
+
+impl Record<'_> {
+    fn write(&self, phase: Phase, message: String) -> Status {
+        let status = Status {
+            wanted: self.wanted.to_string(),
+            phase,
+            message,
+            attempts: self.attempts,
+            at: (self.now)(),
+        };
+        if let Err(e) = status.save(&self.paths.status) {
+            log::warn!("swarm: writing {}: {e}", self.paths.status.display());
+        }
+        status
+    }
+}

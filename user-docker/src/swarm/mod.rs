@@ -1,0 +1,188 @@
+//! `corral.swarm`: the Docker Swarm the user engine starts or joins (docs/swarm.md).
+//!
+//! - this module: what to ask the engine for (`request`), and what to do given what
+//!   the engine says it is already part of (`decide`); no I/O, unit-tested;
+//! - `apply`: the manager's background loop once the user engine answers: init or
+//!   join, retried with backoff while a manager is unreachable, never forced on a node
+//!   already in a swarm;
+//! - `status`: what that loop last did, in `/run/corral/swarm.json` (no secrets), and
+//!   the marker `corral swarm leave` leaves so the next boot does not join again;
+//! - `cli`: `corral swarm status|token|leave` through the engine's API.
+
+pub mod apply;
+pub mod cli;
+pub mod status;
+
+use bollard::models::{LocalNodeState, SwarmInfo, SwarmInitRequest, SwarmJoinRequest};
+use corral_config::schema::{SwarmAddr, SwarmPeer, SwarmRole};
+use sha2::{Digest, Sha256};
+
+/// Swarm's manager port, for addresses written without one.
+pub const MANAGER_PORT: u16 = 2377;
+
+/// What the engine is asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Init(Box<SwarmInitRequest>),
+    Join(SwarmJoinRequest),
+}
+
+/// The request for `role`; `None` when the configuration asks for nothing. The join
+/// request holds the token: never log it (its `Debug` shows it).
+pub fn request(role: &SwarmRole) -> Option<Request> {
+    let text = |a: &Option<SwarmAddr>| a.as_ref().map(|a| a.0.clone());
+    match role {
+        SwarmRole::Unset => None,
+        SwarmRole::Init(init) => Some(Request::Init(Box::new(SwarmInitRequest {
+            listen_addr: Some(
+                text(&init.listen_addr).unwrap_or_else(|| format!("0.0.0.0:{MANAGER_PORT}")),
+            ),
+            advertise_addr: text(&init.advertise_addr),
+            data_path_addr: text(&init.data_path_addr),
+            default_addr_pool: (!init.default_addr_pool.is_empty())
+                .then(|| init.default_addr_pool.iter().map(|c| c.0.clone()).collect()),
+            ..Default::default()
+        }))),
+        SwarmRole::Join(join) => Some(Request::Join(SwarmJoinRequest {
+            listen_addr: Some(
+                text(&join.listen_addr).unwrap_or_else(|| format!("0.0.0.0:{MANAGER_PORT}")),
+            ),
+            advertise_addr: text(&join.advertise_addr),
+            data_path_addr: text(&join.data_path_addr),
+            remote_addrs: Some(join.remote_addrs.iter().map(with_port).collect()),
+            join_token: Some(join.token.secret().to_string()),
+        })),
+    }
+}
+
+/// A manager's address with Swarm's port when it has none (`10.0.0.1` ->
+/// `10.0.0.1:2377`, `fd00::1` -> `[fd00::1]:2377`).
+pub fn with_port(peer: &SwarmPeer) -> String {
+    let s = peer.0.as_str();
+    if s.starts_with('[') {
+        if s.contains("]:") {
+            s.to_string()
+        } else {
+            format!("{s}:{MANAGER_PORT}")
+        }
+    } else if s.contains(':') && s.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{s}]:{MANAGER_PORT}")
+    } else if s.contains(':') {
+        s.to_string()
+    } else {
+        format!("{s}:{MANAGER_PORT}")
+    }
+}
+
+/// A fingerprint of the swarm settings, the token included (as a hash): `corral swarm
+/// leave` records it so that the same settings do not join again at the next boot,
+/// while changed ones do.
+pub fn fingerprint(role: &SwarmRole) -> Option<String> {
+    let text = match request(role)? {
+        Request::Init(r) => serde_json::to_string(&r),
+        Request::Join(r) => serde_json::to_string(&r),
+    }
+    .ok()?;
+    Some(hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+/// What to do, from what the engine says of its swarm membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send the request.
+    Apply,
+    /// The node is already where the configuration wants it.
+    Done(String),
+    /// The node is in a swarm the configuration does not describe, or in a state Corral
+    /// does not touch: left as it is, with why (a warning).
+    LeftAlone(String),
+    /// The engine is still joining or leaving: look again.
+    Wait(String),
+}
+
+/// Whether the node's swarm membership is the one Corral made from the settings in
+/// force (the node id recorded with their fingerprint when it joined or started it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MadeBy {
+    /// These settings made it.
+    TheseSettings,
+    /// Corral made it from settings that have changed since.
+    OtherSettings,
+    /// No record for this node: joined by hand, or before the record existed.
+    Unknown,
+}
+
+/// Decides for `request` given the engine's `info` and who made the membership.
+pub fn decide(request: &Request, info: &SwarmInfo, made: MadeBy) -> Decision {
+    let state = info.local_node_state.unwrap_or(LocalNodeState::EMPTY);
+    let managers: Vec<String> = info
+        .remote_managers
+        .iter()
+        .flatten()
+        .filter_map(|m| m.addr.clone())
+        .collect();
+    match state {
+        LocalNodeState::INACTIVE | LocalNodeState::EMPTY => Decision::Apply,
+        LocalNodeState::PENDING => Decision::Wait("the engine is joining a swarm".into()),
+        LocalNodeState::LOCKED => Decision::LeftAlone(
+            "the swarm is locked on this node; unlock it with `docker swarm unlock`".into(),
+        ),
+        LocalNodeState::ERROR => Decision::LeftAlone(format!(
+            "the engine reports a swarm error: {}",
+            info.error.as_deref().unwrap_or("no detail")
+        )),
+        LocalNodeState::ACTIVE if made == MadeBy::TheseSettings => {
+            Decision::Done("this node is in the swarm corral.swarm made".into())
+        }
+        LocalNodeState::ACTIVE if made == MadeBy::OtherSettings => Decision::LeftAlone(
+            "corral.swarm has changed since it put this node in its swarm; the change is not \
+             forced: `corral swarm leave` and a reboot apply it"
+                .into(),
+        ),
+        LocalNodeState::ACTIVE => {
+            let manager = info.control_available == Some(true);
+            match request {
+                Request::Init(_) if manager => Decision::Done(
+                    "this node is a manager of a swarm already; init is not run again".into(),
+                ),
+                Request::Init(_) => Decision::LeftAlone(
+                    "this node is a worker in another swarm, so corral.swarm.init is not applied; \
+                     `corral swarm leave` and a reboot start a swarm as configured"
+                        .into(),
+                ),
+                Request::Join(join) => {
+                    let wanted = join.remote_addrs.as_deref().unwrap_or_default();
+                    // Managers named by host name cannot be compared with the
+                    // addresses the engine reports: taken as this swarm.
+                    let by_name = wanted
+                        .iter()
+                        .any(|w| w.parse::<std::net::SocketAddr>().is_err());
+                    if managers.is_empty() || by_name || wanted.iter().any(|w| managers.contains(w))
+                    {
+                        Decision::Done("this node is in the swarm already".into())
+                    } else {
+                        Decision::LeftAlone(format!(
+                            "this node is in another swarm (managers {}), not the one \
+                             corral.swarm.join.remote_addrs names ({}); it is left there; \
+                             `corral swarm leave` and a reboot join as configured",
+                            managers.join(", "),
+                            wanted.join(", ")
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `message` with every appearance of `secret` replaced, so that an engine's error that
+/// quotes the token never reaches a log.
+pub fn redact(message: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => message.replace(s, "<token>"),
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

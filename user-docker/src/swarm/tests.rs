@@ -1,0 +1,260 @@
+use super::cli::{describe, snippet};
+use super::status::{Phase, Status};
+use super::*;
+use bollard::models::PeerNode;
+use corral_config::CloudConfig;
+
+const TOKEN: &str =
+    "SWMTKN-1-0sv3nnqgyipq11dzyboeazgblvtwh0mrwi4nn6g9byk3l783r4-56dxio35t8husfcylxo91ge7a";
+
+fn role(yaml: &str) -> SwarmRole {
+    let c: CloudConfig = yaml_serde::from_str(yaml).expect("parses");
+    c.corral.swarm.role
+}
+
+fn join_yaml(addrs: &str) -> String {
+    format!("corral:\n  swarm:\n    join:\n      remote_addrs: {addrs}\n      token: {TOKEN}\n      advertise_addr: eth1\n")
+}
+
+fn info(state: LocalNodeState, manager: bool, managers: &[&str]) -> SwarmInfo {
+    SwarmInfo {
+        local_node_state: Some(state),
+        control_available: Some(manager),
+        remote_managers: Some(
+            managers
+                .iter()
+                .map(|a| PeerNode {
+                    node_id: Some("n".into()),
+                    addr: Some(a.to_string()),
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn init_and_join_requests_carry_every_setting_with_swarm_s_defaults() {
+    assert_eq!(request(&SwarmRole::Unset), None);
+    let init = role(
+        "corral:\n  swarm:\n    init: true\n    advertise_addr: eth1\n    default_addr_pool: [10.20.0.0/16]\n",
+    );
+    let Some(Request::Init(r)) = request(&init) else {
+        panic!("an init request")
+    };
+    assert_eq!(r.advertise_addr.as_deref(), Some("eth1"));
+    assert_eq!(r.listen_addr.as_deref(), Some("0.0.0.0:2377"));
+    assert_eq!(r.default_addr_pool, Some(vec!["10.20.0.0/16".to_string()]));
+    assert_eq!(r.data_path_addr, None);
+
+    let join = role(&join_yaml(
+        "[10.0.0.1, '10.0.0.2:2400', manager.example.com, 'fd00::1']",
+    ));
+    let Some(Request::Join(r)) = request(&join) else {
+        panic!("a join request")
+    };
+    assert_eq!(
+        r.remote_addrs.as_deref().unwrap_or_default(),
+        [
+            "10.0.0.1:2377",
+            "10.0.0.2:2400",
+            "manager.example.com:2377",
+            "[fd00::1]:2377"
+        ]
+    );
+    assert_eq!(r.join_token.as_deref(), Some(TOKEN));
+    assert_eq!(r.advertise_addr.as_deref(), Some("eth1"));
+}
+
+#[test]
+fn the_fingerprint_follows_every_setting_the_token_included() {
+    assert_eq!(fingerprint(&SwarmRole::Unset), None);
+    let a = fingerprint(&role(&join_yaml("[10.0.0.1]"))).expect("a print");
+    assert_eq!(a.len(), 64);
+    assert!(!a.contains("SWMTKN"));
+    assert_eq!(
+        fingerprint(&role(&join_yaml("[10.0.0.1]"))),
+        Some(a.clone())
+    );
+    assert_ne!(
+        fingerprint(&role(&join_yaml("[10.0.0.2]"))),
+        Some(a.clone())
+    );
+    let other_token = join_yaml("[10.0.0.1]").replace("56dxio", "56dxip");
+    assert_ne!(fingerprint(&role(&other_token)), Some(a));
+}
+
+#[test]
+fn a_node_is_left_where_it_is_unless_it_is_in_no_swarm() {
+    let init = request(&role("corral:\n  swarm:\n    init: true\n")).expect("init");
+    let join = request(&role(&join_yaml("[10.0.0.1]"))).expect("join");
+    let inactive = info(LocalNodeState::INACTIVE, false, &[]);
+    assert_eq!(decide(&init, &inactive, MadeBy::Unknown), Decision::Apply);
+    assert_eq!(
+        decide(&join, &SwarmInfo::default(), MadeBy::Unknown),
+        Decision::Apply
+    );
+    assert!(matches!(
+        decide(
+            &join,
+            &info(LocalNodeState::PENDING, false, &[]),
+            MadeBy::Unknown
+        ),
+        Decision::Wait(_)
+    ));
+    let manager = info(LocalNodeState::ACTIVE, true, &["10.0.0.1:2377"]);
+    assert!(matches!(
+        decide(&init, &manager, MadeBy::Unknown),
+        Decision::Done(_)
+    ));
+    assert!(matches!(
+        decide(&join, &manager, MadeBy::Unknown),
+        Decision::Done(_)
+    ));
+    let worker_elsewhere = info(LocalNodeState::ACTIVE, false, &["10.9.9.9:2377"]);
+    let Decision::LeftAlone(why) = decide(&join, &worker_elsewhere, MadeBy::Unknown) else {
+        panic!("another swarm is left alone")
+    };
+    assert!(
+        why.contains("10.9.9.9:2377") && why.contains("corral swarm leave"),
+        "{why}"
+    );
+    assert!(matches!(
+        decide(&init, &worker_elsewhere, MadeBy::Unknown),
+        Decision::LeftAlone(_)
+    ));
+    // Managers named by host name cannot be compared: taken as the swarm asked for.
+    let by_name = request(&role(&join_yaml("[manager.example.com]"))).expect("join");
+    assert!(matches!(
+        decide(&by_name, &worker_elsewhere, MadeBy::Unknown),
+        Decision::Done(_)
+    ));
+    // What Corral made from these settings is done, through whatever address it joined;
+    // made from settings that have changed since: reported, not forced.
+    assert!(matches!(
+        decide(&join, &worker_elsewhere, MadeBy::TheseSettings),
+        Decision::Done(_)
+    ));
+    let Decision::LeftAlone(why) = decide(&join, &worker_elsewhere, MadeBy::OtherSettings) else {
+        panic!("changed settings are not forced")
+    };
+    assert!(
+        why.contains("changed") && why.contains("not forced"),
+        "{why}"
+    );
+    // A node still joining is waited for, whoever made it.
+    assert!(matches!(
+        decide(
+            &join,
+            &info(LocalNodeState::PENDING, false, &[]),
+            MadeBy::OtherSettings
+        ),
+        Decision::Wait(_)
+    ));
+    for state in [LocalNodeState::LOCKED, LocalNodeState::ERROR] {
+        assert!(matches!(
+            decide(&join, &info(state, false, &[]), MadeBy::Unknown),
+            Decision::LeftAlone(_)
+        ));
+    }
+}
+
+#[test]
+fn the_token_never_shows_in_debug_output_errors_or_redacted_messages() {
+    let join = role(&join_yaml("[10.0.0.1]"));
+    assert!(!format!("{join:?}").contains(TOKEN));
+    let msg = format!("rpc error: token {TOKEN} refused");
+    assert_eq!(
+        redact(&msg, Some(TOKEN)),
+        "rpc error: token <token> refused"
+    );
+    assert_eq!(redact("plain", None), "plain");
+    let bad = join_yaml("[10.0.0.1]").replace("56dxio35t8husfcylxo91ge7a", "short");
+    let err = yaml_serde::from_str::<CloudConfig>(&bad)
+        .expect_err("a malformed token")
+        .to_string();
+    assert!(err.contains("corral.swarm.join.token"), "{err}");
+    assert!(!err.contains("0sv3nnqgyipq"), "the token is echoed: {err}");
+}
+
+#[test]
+fn the_printed_snippet_reads_back_as_the_same_join() {
+    let text = snippet(&["10.0.0.1:2377".into(), "10.0.0.2:2377".into()], TOKEN);
+    let SwarmRole::Join(join) = role(&text) else {
+        panic!("a join: {text}")
+    };
+    assert_eq!(join.token.secret(), TOKEN);
+    assert_eq!(
+        join.remote_addrs
+            .iter()
+            .map(|p| p.0.as_str())
+            .collect::<Vec<_>>(),
+        ["10.0.0.1:2377", "10.0.0.2:2377"]
+    );
+}
+
+#[test]
+fn status_says_what_the_engine_and_the_manager_say() {
+    let mut active = info(LocalNodeState::ACTIVE, true, &["10.0.0.1:2377"]);
+    active.node_id = Some("abc".into());
+    active.node_addr = Some("10.0.0.1".into());
+    active.nodes = Some(3);
+    active.managers = Some(1);
+    let s = Status {
+        wanted: "init".into(),
+        phase: Phase::Done,
+        message: "started a swarm".into(),
+        attempts: 1,
+        at: 12.5,
+    };
+    let text = describe(&active, Some(&s));
+    for want in [
+        "active, this node a manager",
+        "abc at 10.0.0.1",
+        "3 nodes, 1 managers",
+        "init (done, 1 attempt(s)",
+        "started a swarm",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    let text = describe(&SwarmInfo::default(), None);
+    assert!(
+        text.contains("not in a swarm") && text.contains("try sudo"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_status_file_round_trips_and_the_left_marker_matches_only_its_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("run/swarm.json");
+    let s = Status {
+        wanted: "join".into(),
+        phase: Phase::Retrying,
+        message: "join attempt 1 failed".into(),
+        attempts: 1,
+        at: 3.0,
+    };
+    s.save(&path).expect("save");
+    assert_eq!(Status::load(&path), Some(s));
+    std::fs::write(&path, "{not json").expect("write");
+    assert_eq!(Status::load(&path), None);
+    let left = dir.path().join("lib/swarm-left");
+    assert!(!status::left_with(&left, "abc"));
+    status::record_left(&left, "abc").expect("record");
+    assert!(status::left_with(&left, "abc"));
+    assert!(!status::left_with(&left, "abd"));
+    let made = dir.path().join("lib/swarm-made");
+    assert_eq!(status::made_by(&made, "abc", Some("n1")), MadeBy::Unknown);
+    status::record_made(&made, "abc", "n1").expect("record");
+    assert_eq!(
+        status::made_by(&made, "abc", Some("n1")),
+        MadeBy::TheseSettings
+    );
+    assert_eq!(
+        status::made_by(&made, "abd", Some("n1")),
+        MadeBy::OtherSettings
+    );
+    assert_eq!(status::made_by(&made, "abc", Some("n2")), MadeBy::Unknown);
+    assert_eq!(status::made_by(&made, "abc", None), MadeBy::Unknown);
+}
