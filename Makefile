@@ -7,7 +7,7 @@ BUILD     := target/debug/corral-build
 # The binaries that run inside Corral, static for musl.
 IMAGE_CRATES := -p corral-init -p corral-manager -p corral-cli -p corral-user-docker
 
-.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes reboots faults upgrades rotate-root
+.PHONY: all setup binaries tool dist run ami bench test lint unit e2e fuzz clean readmes reboots faults upgrades rotate-root swarm
 
 all: dist
 
@@ -67,6 +67,13 @@ e2e: dist
 reboots: dist
 	$(BUILD) test-images
 	cargo nextest run -p corral-harness --profile reboots
+
+## Three machines on one private segment form a Docker Swarm from cloud-config, run a
+## scaled web service and lose one machine (docs/swarm.md): ~30 min, not part of
+## `make test` (docs/testing.md).
+swarm: dist
+	$(BUILD) test-images
+	cargo test -p corral-harness --test swarm -- --ignored --nocapture
 
 ## Faults that take several boots of one disk (power cuts during the first boot's seed
 ## and during `corral config set`, a state partition filled by a workload, a damaged

@@ -1,8 +1,9 @@
 //! # corral-harness
 //!
 //! Boots Corral's real artifacts in `qemu-system-x86_64 -accel tcg` (ISO on a virtio-scsi
-//! CD, a disk, or kernel + initrd; extra drives; hostfwd and guestfwd on 127.0.0.1; SeaBIOS
-//! or OVMF), reads the serial console with deadlines, answers boot prompts, runs commands
+//! CD, a disk, or kernel + initrd; extra drives; hostfwd and guestfwd on 127.0.0.1; a
+//! private segment between machines through a hub on the loopback, `src/lan.rs`;
+//! SeaBIOS or OVMF), reads the serial console with deadlines, answers boot prompts, runs commands
 //! through the debug shell on ttyS1, and keeps every log under `target/e2e/<test>/`.
 //! `tests/*.rs` hold the end-to-end tests; `examples/guest.rs` boots a build and runs
 //! commands in it; `src/bench.rs` is one benchmark boot and its figures (console markers,
@@ -20,6 +21,7 @@ pub mod bench;
 pub mod channel;
 pub mod files;
 pub mod imds;
+pub mod lan;
 pub mod qemu;
 pub mod ssh;
 pub mod vm;

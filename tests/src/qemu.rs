@@ -94,6 +94,9 @@ pub struct VmConfig {
     /// Two more NICs after those, joined by a QEMU hub (one L2 link that nothing else is
     /// on): a test moves the second into a container that serves the first (DHCPv6).
     pub linked_pair: bool,
+    /// A last NIC on a private segment shared with other machines (a QEMU `dgram`
+    /// netdev to a [`crate::lan::Hub`] on 127.0.0.1).
+    pub lan: Option<crate::lan::LanPort>,
 }
 
 impl VmConfig {
@@ -113,6 +116,7 @@ impl VmConfig {
             isolated: true,
             extra_nics: 0,
             linked_pair: false,
+            lan: None,
         }
     }
 
@@ -273,6 +277,18 @@ impl VmConfig {
                 ]);
             }
         }
+        if let Some(lan) = &self.lan {
+            push(&[
+                "-netdev",
+                &format!(
+                    "dgram,id=lan,local.type=inet,local.host=127.0.0.1,local.port={},\
+                     remote.type=inet,remote.host=127.0.0.1,remote.port={}",
+                    lan.local, lan.hub
+                ),
+                "-device",
+                &format!("virtio-net-pci,netdev=lan,mac={},romfile=", lan.mac),
+            ]);
+        }
         a
     }
 }
@@ -324,6 +340,24 @@ mod tests {
         assert!(a.contains("net=169.254.0.0/16,dhcpstart=169.254.0.15"));
         assert!(a.contains("guestfwd=tcp:169.254.169.254:80-tcp:127.0.0.1:18080"));
         assert!(a.contains(&format!("-bios {OVMF}")));
+    }
+
+    #[test]
+    fn a_lan_nic_is_a_dgram_netdev_to_its_hub_port_on_the_loopback() {
+        let mut cfg = VmConfig::new(Boot::Disk("/d/a.img".into()));
+        cfg.lan = Some(crate::lan::LanPort {
+            local: 40001,
+            hub: 40002,
+            mac: "52:54:00:77:00:01".into(),
+        });
+        let a = joined(&cfg, &Serial::Stdio);
+        assert!(a.contains(
+            "-netdev dgram,id=lan,local.type=inet,local.host=127.0.0.1,local.port=40001,\
+             remote.type=inet,remote.host=127.0.0.1,remote.port=40002 \
+             -device virtio-net-pci,netdev=lan,mac=52:54:00:77:00:01,romfile="
+        ));
+        // After the user-mode NIC: eth1 in the guest.
+        assert!(a.find("netdev=n0").expect("eth0") < a.find("netdev=lan").expect("eth1"));
     }
 
     #[test]
