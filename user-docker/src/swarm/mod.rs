@@ -20,15 +20,31 @@ use sha2::{Digest, Sha256};
 /// Swarm's manager port, for addresses written without one.
 pub const MANAGER_PORT: u16 = 2377;
 
-/// What the engine is asked for.
-#[derive(Debug, Clone, PartialEq)]
+/// What the engine is asked for. Its `Debug` leaves the join token out.
+#[derive(Clone, PartialEq)]
 pub enum Request {
     Init(Box<SwarmInitRequest>),
     Join(SwarmJoinRequest),
 }
 
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Init(r) => f.debug_tuple("Init").field(r).finish(),
+            Request::Join(r) => f
+                .debug_struct("Join")
+                .field("listen_addr", &r.listen_addr)
+                .field("advertise_addr", &r.advertise_addr)
+                .field("data_path_addr", &r.data_path_addr)
+                .field("remote_addrs", &r.remote_addrs)
+                .field("join_token", &"<hidden>")
+                .finish(),
+        }
+    }
+}
+
 /// The request for `role`; `None` when the configuration asks for nothing. The join
-/// request holds the token: never log it (its `Debug` shows it).
+/// request holds the token: never log its fields (`Request`'s own `Debug` hides it).
 pub fn request(role: &SwarmRole) -> Option<Request> {
     let text = |a: &Option<SwarmAddr>| a.as_ref().map(|a| a.0.clone());
     match role {

@@ -163,6 +163,9 @@ fn a_node_is_left_where_it_is_unless_it_is_in_no_swarm() {
 fn the_token_never_shows_in_debug_output_errors_or_redacted_messages() {
     let join = role(&join_yaml("[10.0.0.1]"));
     assert!(!format!("{join:?}").contains(TOKEN));
+    let req = request(&join).expect("a join");
+    assert!(!format!("{req:?}").contains(TOKEN), "{req:?}");
+    assert!(format!("{req:?}").contains("10.0.0.1:2377"), "{req:?}");
     let msg = format!("rpc error: token {TOKEN} refused");
     assert_eq!(
         redact(&msg, Some(TOKEN)),
