@@ -151,7 +151,7 @@ pub async fn on_engine_ready(
         tokio::spawn(user_engine::when_ready(
             user_engine::WAIT,
             services_start,
-            effective.config.corral.swarm.role.clone(),
+            effective.config.corral.swarm.clone(),
         ));
     }
     tokio::spawn(crate::service_watch::run(docker, since, quiet, engine_run));

@@ -6,7 +6,7 @@
 //! socket only (corral-user-docker's `client`).
 
 use corral_compose::ServicesFile;
-use corral_config::schema::SwarmRole;
+use corral_config::schema::Swarm;
 use corral_config::store::Effective;
 use corral_user_docker::client::answering;
 use corral_user_docker::preload;
@@ -67,7 +67,7 @@ pub async fn settle_image(
 /// background (corral-user-docker's `swarm::apply`, retried until done) and loads what
 /// users preloaded. Logs the moment it answered and each archive; both are steps of the
 /// boot report, the engine's from `started` (when its service was asked to start).
-pub async fn when_ready(within: Duration, started: f64, swarm: SwarmRole) {
+pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
     // corral-engine starts containerd and waits for it before it starts dockerd; the
     // engine's exec root is dockerd's default, so the default arguments name its socket.
     let service = format!("service {SERVICE}");
@@ -101,7 +101,8 @@ pub async fn when_ready(within: Duration, started: f64, swarm: SwarmRole) {
         tokio::spawn(async move {
             swarm::apply::run(
                 &docker,
-                &swarm,
+                &swarm.role,
+                swarm.availability,
                 &swarm::apply::Paths::default(),
                 swarm::apply::Timing::default(),
             )

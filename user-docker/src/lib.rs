@@ -16,8 +16,9 @@
 //! - `client`: the user engine through its socket: connect, wait for an answer, stop
 //!   the workloads at shutdown.
 //! - `swarm`: `corral.swarm`: the swarm the engine starts or joins once it answers
-//!   (the manager runs `swarm::apply` in the background, with retries), its status file,
-//!   and `corral swarm status|token|leave` (`swarm::cli`).
+//!   (the manager runs `swarm::apply` in the background, with retries; a manager's
+//!   availability), the node labels added to the engine's labels (`service::plan`), its
+//!   status file, and `corral swarm status|token|leave` (`swarm::cli`).
 //! - `labels`: the image labels that make an image a user engine (`io.corral.image:
 //!   engine`, its name, Docker version and the root's binaries it runs); the build sets
 //!   them, the manager reads them.

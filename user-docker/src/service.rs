@@ -70,6 +70,7 @@ pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
                     Err(e) => report.push((Level::Error, e)),
                 }
             }
+            crate::swarm::add_labels(&mut p, &corral.swarm.labels);
             p
         }
         Err(errors) => {
@@ -79,7 +80,9 @@ pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
                     format!("{e}; the user engine starts with Corral's default settings"),
                 ));
             }
-            daemon::defaults(corral.shutdown_timeout)
+            let mut p = daemon::defaults(corral.shutdown_timeout);
+            crate::swarm::add_labels(&mut p, &corral.swarm.labels);
+            p
         }
     }
 }

@@ -1,13 +1,14 @@
 //! `corral.swarm` against two real dockerds (Debian's docker.io) on private sockets on
 //! the build host, a swarm between them over 127.0.0.1: one starts it from its
 //! configuration, the other joins from the cloud-config `corral swarm token` printed,
-//! through an address that does not answer at first (retried in the background, the
+//! (the manager drained from its configuration; a worker's availability is a manager's
+//! to set) through an address that does not answer at first (retried in the background, the
 //! status file saying why, never the token), then answers. A node in the swarm is left
 //! there on the next run; changed settings are not forced, and a node in another swarm
 //! is left alone; `leave` records the settings so that they are not applied again. Overlay networks and the routing mesh
 //! need the kernel and network of a Corral machine: `make swarm` boots three.
 
-use corral_config::schema::SwarmRole;
+use corral_config::schema::{Availability, SwarmRole};
 use corral_config::CloudConfig;
 use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
 use corral_user_docker::swarm::apply::{self, Paths, Timing};
@@ -72,19 +73,44 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
     };
 
     // Nothing asked: nothing done.
-    let s = apply::run(&worker, &SwarmRole::Unset, &worker_paths, timing()).await;
+    let s = apply::run(&worker, &SwarmRole::Unset, None, &worker_paths, timing()).await;
     assert_eq!(s.phase, Phase::NotConfigured);
 
     let init = role(&format!(
         "corral:\n  swarm:\n    init: true\n    advertise_addr: '127.0.0.1:{manager_port}'\n    \
          listen_addr: '127.0.0.1:{manager_port}'\n    default_addr_pool: [10.123.0.0/16]\n"
     ));
-    let s = apply::run(&manager, &init, &manager_paths, timing()).await;
+    let s = apply::run(
+        &manager,
+        &init,
+        Some(Availability::Drain),
+        &manager_paths,
+        timing(),
+    )
+    .await;
     assert_eq!(s.phase, Phase::Done, "{s:?}");
     assert_eq!(s.attempts, 1);
+    assert!(s.message.ends_with("availability drain"), "{}", s.message);
+    let me = manager
+        .inspect_node(
+            &manager
+                .info()
+                .await
+                .expect("info")
+                .swarm
+                .unwrap_or_default()
+                .node_id
+                .unwrap_or_default(),
+        )
+        .await
+        .expect("the manager's node");
+    assert_eq!(
+        me.spec.and_then(|s| s.availability).map(|a| a.to_string()),
+        Some("drain".into())
+    );
     assert_eq!(Status::load(&manager_paths.status), Some(s));
     // Idempotent: a second run (the next boot) finds the swarm and does nothing.
-    let s = apply::run(&manager, &init, &manager_paths, timing()).await;
+    let s = apply::run(&manager, &init, None, &manager_paths, timing()).await;
     assert_eq!((s.phase, s.attempts), (Phase::Done, 0), "{}", s.message);
 
     // What a user copies from the manager, pointed at an address that does not answer
@@ -107,7 +133,9 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
     ));
     let joining = {
         let (worker, join, paths) = (worker.clone(), join.clone(), worker_paths.clone());
-        tokio::spawn(async move { apply::run(&worker, &join, &paths, timing()).await })
+        tokio::spawn(async move {
+            apply::run(&worker, &join, Some(Availability::Drain), &paths, timing()).await
+        })
     };
     // The first attempt fails; the status says why, without the token.
     let retrying = async {
@@ -145,6 +173,11 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
         .expect("join task");
     assert_eq!(s.phase, Phase::Done, "{s:?}");
     assert!(s.attempts >= 2, "{s:?}");
+    assert!(
+        s.message.contains("a worker cannot change its own"),
+        "{}",
+        s.message
+    );
     let described = cli::status(&manager, &manager_paths.status, false)
         .await
         .expect("status");
@@ -165,14 +198,14 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
 
     // In the swarm already: left there. Settings changed since (init instead of join):
     // not forced.
-    let s = apply::run(&worker, &join, &worker_paths, timing()).await;
+    let s = apply::run(&worker, &join, None, &worker_paths, timing()).await;
     assert_eq!((s.phase, s.attempts), (Phase::Done, 0), "{}", s.message);
-    let s = apply::run(&worker, &init, &worker_paths, timing()).await;
+    let s = apply::run(&worker, &init, None, &worker_paths, timing()).await;
     assert_eq!(s.phase, Phase::LeftAlone, "{s:?}");
     assert!(s.message.contains("not forced"), "{}", s.message);
     // Without Corral's record (joined by hand): a worker of another swarm, left alone.
     std::fs::remove_file(&worker_paths.made).expect("the worker's record");
-    let s = apply::run(&worker, &init, &worker_paths, timing()).await;
+    let s = apply::run(&worker, &init, None, &worker_paths, timing()).await;
     assert_eq!(s.phase, Phase::LeftAlone, "{s:?}");
     assert!(
         s.message.contains("worker in another swarm"),
@@ -189,7 +222,7 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
         .await
         .expect("a worker leaves");
     assert!(said.contains("not applied again"), "{said}");
-    let s = apply::run(&worker, &join, &worker_paths, timing()).await;
+    let s = apply::run(&worker, &join, None, &worker_paths, timing()).await;
     assert_eq!(s.phase, Phase::Left, "{s:?}");
     assert!(matches!(
         cli::leave(&worker, false, &join, &worker_paths.left).await,

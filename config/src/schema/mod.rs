@@ -288,6 +288,8 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "data_path_addr",
             "default_addr_pool",
             "join",
+            "labels",
+            "availability",
         ],
     ),
     (

@@ -1,8 +1,8 @@
 //! `corral.swarm`: the Docker Swarm the user engine starts or joins (docs/swarm.md).
 //! Addresses and the token are checked as they are read; that `init` and `join` are not
 //! both set is checked once the section is read. A join token is a secret: it never
-//! shows in `Debug` output or in an error. Node labels and availability are not read
-//! yet (docs/swarm.md): they are warned about as unsupported keys.
+//! shows in `Debug` output or in an error. `labels` become the user engine's labels;
+//! `availability` is applied when Corral puts a manager in the swarm.
 
 use super::*;
 
@@ -15,7 +15,73 @@ pub const MAX_SWARM_ADDRS: usize = 16;
 pub struct Swarm {
     /// What the node does: nothing (the default), start a swarm, or join one.
     pub role: SwarmRole,
+    /// The node's labels, as the user engine's labels (`engine.labels.KEY` in placement
+    /// constraints).
+    pub labels: BTreeMap<SwarmLabel, SwarmLabelValue>,
+    /// Whether the swarm gives this node tasks; set when Corral puts a manager in the
+    /// swarm (a worker cannot change its own: a manager sets it).
+    pub availability: Option<Availability>,
 }
+
+/// How many labels `corral.swarm.labels` may hold.
+pub const MAX_SWARM_LABELS: usize = 64;
+
+/// A node's availability, as `docker node update --availability` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    Active,
+    Pause,
+    Drain,
+}
+
+impl Availability {
+    /// The word Docker uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Active => "active",
+            Availability::Pause => "pause",
+            Availability::Drain => "drain",
+        }
+    }
+}
+
+checked_string!(
+    /// A label's key: letters, digits, `.`, `-`, `_` and `/`, up to 128 (`zone`,
+    /// `com.example.disk`).
+    SwarmLabel,
+    |s| {
+        let ok = (1..=128).contains(&s.len())
+            && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::ConfigError::Invalid {
+                value: s.to_string(),
+                problem: "is not a label key; use letters, digits, `.`, `-`, `_` and `/`, \
+                          like zone or com.example.disk"
+                    .into(),
+            })
+        }
+    }
+);
+
+checked_string!(
+    /// A label's value: up to 256 characters, no control characters.
+    SwarmLabelValue,
+    |s| {
+        if s.len() <= 256 && !s.chars().any(char::is_control) {
+            Ok(())
+        } else {
+            Err(crate::ConfigError::Invalid {
+                value: s.chars().take(40).collect(),
+                problem: "is not a label value; at most 256 characters on one line".into(),
+            })
+        }
+    }
+);
 
 /// Whether the node starts a swarm, joins one, or is left as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,6 +135,23 @@ struct SwarmFields {
     default_addr_pool: Vec<Cidr>,
     #[serde(default)]
     join: Option<SwarmJoin>,
+    #[serde(default, deserialize_with = "swarm_labels")]
+    labels: BTreeMap<SwarmLabel, SwarmLabelValue>,
+    #[serde(default)]
+    availability: Option<Availability>,
+}
+
+fn swarm_labels<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<SwarmLabel, SwarmLabelValue>, D::Error> {
+    let map = Option::<BTreeMap<SwarmLabel, SwarmLabelValue>>::deserialize(d)?.unwrap_or_default();
+    if map.len() > MAX_SWARM_LABELS {
+        return Err(serde::de::Error::custom(format!(
+            "labels holds {} entries; at most {MAX_SWARM_LABELS} are taken",
+            map.len()
+        )));
+    }
+    Ok(map)
 }
 
 impl TryFrom<SwarmFields> for Swarm {
@@ -106,7 +189,11 @@ impl TryFrom<SwarmFields> for Swarm {
                 join.map_or(SwarmRole::Unset, SwarmRole::Join)
             }
         };
-        Ok(Swarm { role })
+        Ok(Swarm {
+            role,
+            labels: f.labels,
+            availability: f.availability,
+        })
     }
 }
 

@@ -581,3 +581,54 @@ fn swarm_settings_are_checked_where_they_are_written() {
     );
     assert!(!e.contains("0sv3nnqgyipq"), "the token is echoed: {e}");
 }
+
+#[test]
+fn swarm_labels_and_availability_are_checked() {
+    let c = parse(
+        "corral:\n  swarm:\n    labels: {zone: a, com.example/disk: ssd, n: 3}\n    availability: drain\n",
+    );
+    let labels: Vec<(String, String)> = c
+        .corral
+        .swarm
+        .labels
+        .iter()
+        .map(|(k, v)| (k.0.clone(), v.0.clone()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("com.example/disk".to_string(), "ssd".to_string()),
+            ("n".into(), "3".into()),
+            ("zone".into(), "a".into())
+        ]
+    );
+    assert_eq!(c.corral.swarm.availability, Some(Availability::Drain));
+    assert_eq!(c.corral.swarm.role, SwarmRole::Unset);
+    for (yaml, want) in [
+        (
+            "corral: {swarm: {availability: asleep}}".to_string(),
+            "corral.swarm.availability: unknown variant `asleep`",
+        ),
+        (
+            "corral: {swarm: {labels: {'bad key': x}}}".to_string(),
+            "\"bad key\" is not a label key",
+        ),
+        (
+            "corral: {swarm: {labels: {k: \"a\\nb\"}}}".to_string(),
+            "is not a label value",
+        ),
+        (
+            format!(
+                "corral: {{swarm: {{labels: {{{}}}}}}}",
+                (0..65)
+                    .map(|i| format!("k{i}: v"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "labels holds 65 entries; at most 64",
+        ),
+    ] {
+        let e = error(&yaml);
+        assert!(e.contains(want), "{yaml}\n  gave: {e}\n  want: {want}");
+    }
+}

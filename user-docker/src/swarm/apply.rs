@@ -8,9 +8,9 @@
 
 use super::status::{self, Phase, Status};
 use super::{decide, fingerprint, redact, request, Decision, MadeBy, Request};
-use bollard::models::LocalNodeState;
+use bollard::models::{LocalNodeState, NodeSpecAvailabilityEnum, SwarmInfo};
 use bollard::Docker;
-use corral_config::schema::SwarmRole;
+use corral_config::schema::{Availability, SwarmRole};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,7 +59,13 @@ impl Default for Timing {
 
 /// Brings the node to what `role` asks, retrying until that is done or the node is to
 /// be left alone; returns the last status written.
-pub async fn run(docker: &Docker, role: &SwarmRole, paths: &Paths, timing: Timing) -> Status {
+pub async fn run(
+    docker: &Docker,
+    role: &SwarmRole,
+    availability: Option<Availability>,
+    paths: &Paths,
+    timing: Timing,
+) -> Status {
     let mut record = Record {
         paths,
         now: timing.now,
@@ -113,11 +119,14 @@ pub async fn run(docker: &Docker, role: &SwarmRole, paths: &Paths, timing: Timin
         match decide(&req, &info, made) {
             Decision::Done(why) => {
                 let why = if applied {
-                    match &req {
+                    let done = match &req {
                         Request::Init(_) => "started a swarm; this node is its first manager",
                         Request::Join(_) => "joined the swarm",
+                    };
+                    match availability {
+                        Some(a) => format!("{done}; {}", set_availability(docker, &info, a).await),
+                        None => done.to_string(),
                     }
-                    .to_string()
                 } else {
                     why
                 };
@@ -163,6 +172,47 @@ pub async fn run(docker: &Docker, role: &SwarmRole, paths: &Paths, timing: Timin
                     delay = (delay * 2).min(timing.max_retry);
                 }
             }
+        }
+    }
+}
+
+/// Sets this node's availability (a manager can; a worker cannot set its own); says
+/// what was done.
+async fn set_availability(docker: &Docker, info: &SwarmInfo, wanted: Availability) -> String {
+    let word = wanted.as_str();
+    let Some(id) = info.node_id.as_deref().filter(|id| !id.is_empty()) else {
+        return format!("availability {word} not set: the engine gave no node id");
+    };
+    if info.control_available != Some(true) {
+        let why = format!(
+            "availability {word} not set: a worker cannot change its own; on a manager: \
+             docker node update --availability {word} {id}"
+        );
+        log::warn!("swarm: {why}");
+        return why;
+    }
+    let updated = async {
+        let node = docker.inspect_node(id).await?;
+        let mut spec = node.spec.unwrap_or_default();
+        spec.availability = Some(match wanted {
+            Availability::Active => NodeSpecAvailabilityEnum::ACTIVE,
+            Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
+            Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
+        });
+        let version = node.version.and_then(|v| v.index).unwrap_or_default() as i64;
+        docker
+            .update_node(
+                id,
+                spec,
+                bollard::query_parameters::UpdateNodeOptions { version },
+            )
+            .await
+    };
+    match updated.await {
+        Ok(()) => format!("availability {word}"),
+        Err(e) => {
+            log::warn!("swarm: setting availability {word}: {e}");
+            format!("availability {word} not set: {e}")
         }
     }
 }

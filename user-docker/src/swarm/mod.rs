@@ -13,9 +13,11 @@ pub mod apply;
 pub mod cli;
 pub mod status;
 
+use crate::daemon::Plan;
 use bollard::models::{LocalNodeState, SwarmInfo, SwarmInitRequest, SwarmJoinRequest};
-use corral_config::schema::{SwarmAddr, SwarmPeer, SwarmRole};
+use corral_config::schema::{SwarmAddr, SwarmLabel, SwarmLabelValue, SwarmPeer, SwarmRole};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// Swarm's manager port, for addresses written without one.
 pub const MANAGER_PORT: u16 = 2377;
@@ -68,6 +70,39 @@ pub fn request(role: &SwarmRole) -> Option<Request> {
             remote_addrs: Some(join.remote_addrs.iter().map(with_port).collect()),
             join_token: Some(join.token.secret().to_string()),
         })),
+    }
+}
+
+/// Adds `labels` (`corral.swarm.labels`) to the user engine's labels, which Swarm
+/// shows as the node's `engine.labels`: into `daemon.json`'s `labels` (after a user's
+/// own, when their daemon.json has some), or as `--label` flags when the user's flags
+/// give labels already (dockerd refuses the same setting in both places).
+pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue>) {
+    if labels.is_empty() {
+        return;
+    }
+    let entries: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if plan
+        .flags
+        .iter()
+        .any(|f| f == "--label" || f.starts_with("--label="))
+    {
+        plan.flags
+            .extend(entries.iter().map(|e| format!("--label={e}")));
+        return;
+    }
+    match plan.daemon_json.get_mut("labels") {
+        Some(serde_json::Value::Array(own)) => {
+            own.extend(entries.into_iter().map(serde_json::Value::String))
+        }
+        _ => {
+            plan.daemon_json.insert(
+                "labels".into(),
+                serde_json::Value::Array(
+                    entries.into_iter().map(serde_json::Value::String).collect(),
+                ),
+            );
+        }
     }
 }
 

@@ -261,3 +261,37 @@ fn the_status_file_round_trips_and_the_left_marker_matches_only_its_settings() {
     assert_eq!(status::made_by(&made, "abc", Some("n2")), MadeBy::Unknown);
     assert_eq!(status::made_by(&made, "abc", None), MadeBy::Unknown);
 }
+
+#[test]
+fn node_labels_go_where_the_user_s_own_engine_labels_are() {
+    let c: CloudConfig =
+        yaml_serde::from_str("corral: {swarm: {labels: {zone: a, disk: ssd}}}").expect("parses");
+    let labels = &c.corral.swarm.labels;
+    let mut p = crate::daemon::defaults(None);
+    add_labels(&mut p, labels);
+    assert_eq!(
+        p.daemon_json["labels"],
+        serde_json::json!(["disk=ssd", "zone=a"])
+    );
+    // A user's daemon.json labels first, then these.
+    let mut p = crate::daemon::defaults(None);
+    p.daemon_json
+        .insert("labels".into(), serde_json::json!(["team=web"]));
+    add_labels(&mut p, labels);
+    assert_eq!(
+        p.daemon_json["labels"],
+        serde_json::json!(["team=web", "disk=ssd", "zone=a"])
+    );
+    // Labels in the user's flags: flags too, never both places.
+    let mut p = crate::daemon::defaults(None);
+    p.flags.push("--label=team=web".into());
+    add_labels(&mut p, labels);
+    assert!(!p.daemon_json.contains_key("labels"));
+    assert!(p
+        .flags
+        .ends_with(&["--label=disk=ssd".to_string(), "--label=zone=a".to_string()]));
+    // None: nothing changes.
+    let mut p = crate::daemon::defaults(None);
+    add_labels(&mut p, &Default::default());
+    assert!(!p.daemon_json.contains_key("labels"));
+}
