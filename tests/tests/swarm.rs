@@ -3,9 +3,10 @@
 //! and a second NIC on one private segment (QEMU `dgram` netdevs through a hub on the
 //! loopback, `corral_harness::lan`), its address there static from cloud-config. Node 1
 //! starts a swarm from its cloud-config; nodes 2 and 3 join from cloud-config alone, with
-//! what `corral swarm token` printed on node 1. Then `docker stack deploy` of a web
-//! service (3 replicas, published on 8080) that reaches a back end by name over an
-//! overlay network, from preloaded images; 8080 answers with the back end's data on
+//! what `corral swarm token` printed on node 1, node 2 labelled `zone: b` by it. Then
+//! `docker stack deploy` of a web service (3 replicas, published on 8080) that reaches a
+//! back end by name over an overlay network, the back end placed on `engine.labels.zone
+//! == b`, from preloaded images; 8080 answers with the back end's data on
 //! every node (the routing mesh); node 3 killed (QEMU killed): 8080 still answers on
 //! nodes 1 and 2, and three replicas run again on the two.
 
@@ -36,6 +37,9 @@ services:
     image: corral/busybox:0.1.0
     command: ["sh", "-c", "mkdir -p /www && echo backend-data-42 > /www/index.html && exec httpd -f -p 80 -h /www"]
     networks: [app]
+    deploy:
+      placement:
+        constraints: ["engine.labels.zone == b"]
   web:
     image: corral/busybox:0.1.0
     command: ["sh", "-c", "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nwget -qO- http://backend/\\n' > /www/cgi-bin/index && chmod +x /www/cgi-bin/index && exec httpd -f -p 8080 -h /www"]
@@ -214,7 +218,9 @@ fn three_nodes_form_a_swarm_from_cloud_config_and_keep_a_scaled_service_up() {
         lan_addr(1),
         join.token.secret()
     );
-    let (node2, _) = boot_node(&dir, 2, &hub.ports[1], &key, &joining);
+    // Node 2 is labelled from its cloud-config too: the back end is placed by it.
+    let labelled = format!("{joining}    labels: {{zone: b}}\n");
+    let (node2, _) = boot_node(&dir, 2, &hub.ports[1], &key, &labelled);
     let (node3, _) = boot_node(&dir, 3, &hub.ports[2], &key, &joining);
     node2.ssh.wait_ready(BOOT).expect("node 2: sshd");
     node3.ssh.wait_ready(BOOT).expect("node 3: sshd");
@@ -264,6 +270,18 @@ fn three_nodes_form_a_swarm_from_cloud_config_and_keep_a_scaled_service_up() {
         )
         .expect("web 3/3 and backend 1/1");
     eprintln!("services:\n{services}");
+    let backend_on = node1
+        .ssh
+        .check(
+            "docker service ps app_backend --filter desired-state=running --format '{{.Node}}'",
+            CMD,
+        )
+        .expect("the back end's task");
+    assert_eq!(
+        backend_on.trim(),
+        "node2",
+        "placed by node 2's label from corral.swarm.labels"
+    );
     for (name, node) in [("node1", &node1), ("node2", &node2), ("node3", &node3)] {
         let text = answers(name, node.web, CMD * 2);
         eprintln!(

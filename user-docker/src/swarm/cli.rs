@@ -2,7 +2,7 @@
 //! and the manager's status file. The `corral` command prints what these return.
 
 use super::status::{self, Phase, Status};
-use super::{fingerprint, MANAGER_PORT};
+use super::{fingerprint, manager_addrs, MANAGER_PORT};
 use bollard::models::{LocalNodeState, SwarmInfo};
 use bollard::Docker;
 use corral_config::schema::SwarmRole;
@@ -46,12 +46,7 @@ pub fn describe(info: &SwarmInfo, manager: Option<&Status>) -> String {
             if let (Some(nodes), Some(managers)) = (info.nodes, info.managers) {
                 let _ = writeln!(out, "cluster:  {nodes} nodes, {managers} managers");
             }
-            let peers: Vec<&str> = info
-                .remote_managers
-                .iter()
-                .flatten()
-                .filter_map(|m| m.addr.as_deref())
-                .collect();
+            let peers = manager_addrs(info);
             if !peers.is_empty() {
                 let _ = writeln!(out, "managers: {}", peers.join(", "));
             }
@@ -103,21 +98,25 @@ pub fn describe_json(info: &SwarmInfo, manager: Option<&Status>) -> serde_json::
         "manager": info.control_available == Some(true),
         "nodes": info.nodes,
         "managers": info.managers,
-        "remote_managers": info.remote_managers.iter().flatten()
-            .filter_map(|m| m.addr.clone()).collect::<Vec<_>>(),
+    "remote_managers": manager_addrs(info),
         "error": info.error.as_deref().filter(|e| !e.is_empty()),
         "corral": manager,
     })
 }
 
-/// `corral swarm status`, as a table or (`json`) as [`describe_json`].
-pub async fn status(docker: &Docker, status_file: &Path, json: bool) -> Result<String, Failure> {
-    let info = docker
+/// The engine's view of its swarm.
+async fn swarm_info(docker: &Docker) -> Result<SwarmInfo, Failure> {
+    Ok(docker
         .info()
         .await
         .map_err(|e| Failure::System(format!("asking the user engine: {e}")))?
         .swarm
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// `corral swarm status`, as a table or (`json`) as [`describe_json`].
+pub async fn status(docker: &Docker, status_file: &Path, json: bool) -> Result<String, Failure> {
+    let info = swarm_info(docker).await?;
     let record = Status::load(status_file);
     Ok(if json {
         format!("{:#}\n", describe_json(&info, record.as_ref()))
@@ -140,18 +139,8 @@ pub async fn token(docker: &Docker, role: TokenRole) -> Result<String, Failure> 
         TokenRole::Manager => tokens.manager,
     }
     .ok_or_else(|| Failure::System("the engine gave no join token".into()))?;
-    let info = docker
-        .info()
-        .await
-        .map_err(|e| Failure::System(format!("asking the user engine: {e}")))?
-        .swarm
-        .unwrap_or_default();
-    let mut managers: Vec<String> = info
-        .remote_managers
-        .iter()
-        .flatten()
-        .filter_map(|m| m.addr.clone())
-        .collect();
+    let info = swarm_info(docker).await?;
+    let mut managers = manager_addrs(&info);
     if managers.is_empty() {
         if let Some(addr) = info.node_addr {
             managers.push(format!("{addr}:{MANAGER_PORT}"));

@@ -163,15 +163,19 @@ pub enum MadeBy {
     Unknown,
 }
 
-/// Decides for `request` given the engine's `info` and who made the membership.
-pub fn decide(request: &Request, info: &SwarmInfo, made: MadeBy) -> Decision {
-    let state = info.local_node_state.unwrap_or(LocalNodeState::EMPTY);
-    let managers: Vec<String> = info
-        .remote_managers
+/// The addresses of the managers the engine knows (`10.0.0.1:2377`).
+pub fn manager_addrs(info: &SwarmInfo) -> Vec<String> {
+    info.remote_managers
         .iter()
         .flatten()
         .filter_map(|m| m.addr.clone())
-        .collect();
+        .collect()
+}
+
+/// Decides for `request` given the engine's `info` and who made the membership.
+pub fn decide(request: &Request, info: &SwarmInfo, made: MadeBy) -> Decision {
+    let state = info.local_node_state.unwrap_or(LocalNodeState::EMPTY);
+    let managers = manager_addrs(info);
     match state {
         LocalNodeState::INACTIVE | LocalNodeState::EMPTY => Decision::Apply,
         LocalNodeState::PENDING => Decision::Wait("the engine is joining a swarm".into()),
