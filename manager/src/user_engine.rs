@@ -96,7 +96,10 @@ pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
         crate::timeline::USER_API,
         ready,
     );
-    {
+    // Once per manager: the services are brought up again after every system engine
+    // restart, and two loops would send the same join twice.
+    static SWARM_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SWARM_STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
         let docker = docker.clone();
         tokio::spawn(async move {
             swarm::apply::run(

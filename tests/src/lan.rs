@@ -35,29 +35,29 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> HarnessError + '_ {
     move |e| HarnessError::Io(what.into(), e)
 }
 
-/// A UDP port on 127.0.0.1 that is free now.
-fn free_udp_port() -> Result<u16> {
-    let s = UdpSocket::bind("127.0.0.1:0").map_err(io("127.0.0.1:0 (udp)"))?;
-    Ok(s.local_addr().map_err(io("127.0.0.1:0 (udp)"))?.port())
-}
-
 impl Hub {
     /// A hub for `machines` machines, with MAC addresses `52:54:00:77:00:01`, `...:02`, ...
     pub fn start(machines: usize) -> Result<Hub> {
         let mut sockets = Vec::new();
         let mut ports = Vec::new();
+        // The machines' ports are held until every port is chosen, so that no two are
+        // the same (QEMU binds them once the hub is made).
+        let mut held = Vec::new();
         for i in 0..machines {
             let s = UdpSocket::bind("127.0.0.1:0").map_err(io("127.0.0.1:0 (udp)"))?;
             s.set_read_timeout(Some(Duration::from_millis(200)))
                 .map_err(io("hub socket"))?;
             let hub = s.local_addr().map_err(io("hub socket"))?.port();
+            let machine = UdpSocket::bind("127.0.0.1:0").map_err(io("127.0.0.1:0 (udp)"))?;
             ports.push(LanPort {
-                local: free_udp_port()?,
+                local: machine.local_addr().map_err(io("machine port"))?.port(),
                 hub,
                 mac: format!("52:54:00:77:00:{:02x}", i + 1),
             });
+            held.push(machine);
             sockets.push(Arc::new(s));
         }
+        drop(held);
         let stop = Arc::new(AtomicBool::new(false));
         let frames = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::new();

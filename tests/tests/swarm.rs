@@ -208,8 +208,6 @@ fn three_nodes_form_a_swarm_from_cloud_config_and_keep_a_scaled_service_up() {
             .collect::<Vec<_>>(),
         [format!("{}:2377", lan_addr(1))]
     );
-    // The token never reaches the console (the manager's log lines).
-    assert!(!node1.vm.console.text().contains(join.token.secret()));
 
     // Nodes 2 and 3 join from cloud-config alone: the snippet's join, and their own
     // address to advertise.
@@ -244,6 +242,21 @@ fn three_nodes_form_a_swarm_from_cloud_config_and_keep_a_scaled_service_up() {
         "{worker_status}"
     );
     assert!(hub.frames() > 0, "the machines talked over the hub");
+    // The joining nodes' logs and status files never hold the token.
+    for (name, node) in [("node2", &node2), ("node3", &node3)] {
+        assert!(
+            !node.vm.console.text().contains(join.token.secret()),
+            "{name}'s console shows the token"
+        );
+        let kept = node
+            .ssh
+            .check("sudo dmesg; sudo cat /run/corral/swarm.json", CMD)
+            .expect("kernel log and status file");
+        assert!(
+            kept.contains("\"phase\": \"done\"") && !kept.contains(join.token.secret()),
+            "{name}: the manager's record is done and token-free:\n{kept}"
+        );
+    }
 
     // The tutorial's stack, from the preloaded image.
     let stack = dir.join("stack.yml");
@@ -290,7 +303,12 @@ fn three_nodes_form_a_swarm_from_cloud_config_and_keep_a_scaled_service_up() {
         );
     }
 
-    // Node 3 is lost.
+    // Node 3 is lost, with a web replica on it.
+    let before = web_tasks(&node1.ssh);
+    assert!(
+        before.iter().any(|n| n == "node3"),
+        "no web replica ran on node 3 before its loss: {before:?}"
+    );
     let lost = Instant::now();
     drop(node3);
     for (name, node) in [("node1", &node1), ("node2", &node2)] {

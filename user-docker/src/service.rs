@@ -70,7 +70,9 @@ pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
                     Err(e) => report.push((Level::Error, e)),
                 }
             }
-            crate::swarm::add_labels(&mut p, &corral.swarm.labels);
+            for w in crate::swarm::add_labels(&mut p, &corral.swarm.labels) {
+                report.push((Level::Warn, w));
+            }
             p
         }
         Err(errors) => {
@@ -81,7 +83,9 @@ pub fn plan(effective: &Effective, report: &mut Vec<(Level, String)>) -> Plan {
                 ));
             }
             let mut p = daemon::defaults(corral.shutdown_timeout);
-            crate::swarm::add_labels(&mut p, &corral.swarm.labels);
+            for w in crate::swarm::add_labels(&mut p, &corral.swarm.labels) {
+                report.push((Level::Warn, w));
+            }
             p
         }
     }

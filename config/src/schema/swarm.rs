@@ -165,6 +165,22 @@ impl TryFrom<SwarmFields> for Swarm {
             ("data_path_addr", f.data_path_addr.is_some()),
             ("default_addr_pool", !f.default_addr_pool.is_empty()),
         ];
+        let data_paths = [
+            ("swarm.data_path_addr", f.data_path_addr.as_ref()),
+            (
+                "swarm.join.data_path_addr",
+                f.join.as_ref().and_then(|j| j.data_path_addr.as_ref()),
+            ),
+        ];
+        for (key, addr) in data_paths {
+            if let Some(addr) = addr.filter(|a| a.port().is_some()) {
+                return Err(format!(
+                    "{key} {:?} has a port; the data path takes an address or an interface \
+                     alone (its port is Swarm's 4789), like eth1",
+                    addr.0
+                ));
+            }
+        }
         let role = match (init, f.join) {
             (true, Some(_)) => {
                 return Err(
@@ -257,6 +273,18 @@ fn is_dns_name(s: &str) -> bool {
         })
 }
 
+impl SwarmAddr {
+    /// The address or interface without its port (`[fd00::1]:2377` -> `fd00::1`).
+    pub fn host(&self) -> &str {
+        split_port(&self.0).0
+    }
+
+    /// The port, when one is given.
+    pub fn port(&self) -> Option<&str> {
+        split_port(&self.0).1
+    }
+}
+
 checked_string!(
     /// Where this node listens or is reached, as `docker swarm init` takes it: an IP
     /// address or an interface's name (`eth1`), with a port or without
@@ -287,7 +315,9 @@ checked_string!(
     SwarmPeer,
     |s| {
         let (host, port) = split_port(s);
-        let host_ok = host.parse::<IpAddr>().is_ok() || is_dns_name(host);
+        // A name of digits and dots is a mistyped address, not a host name.
+        let host_ok = host.parse::<IpAddr>().is_ok()
+            || (is_dns_name(host) && !host.chars().all(|c| c.is_ascii_digit() || c == '.'));
         if host_ok && port.is_none_or(check_port) {
             Ok(())
         } else {

@@ -557,6 +557,18 @@ fn swarm_settings_are_checked_where_they_are_written() {
             "corral.swarm.join: missing field `token`",
         ),
         (
+            "corral: {swarm: {init: true, data_path_addr: 'eth1:4789'}}".to_string(),
+            "corral: swarm.data_path_addr \"eth1:4789\" has a port",
+        ),
+        (
+            join(", data_path_addr: '10.0.0.5:1'"),
+            "corral: swarm.join.data_path_addr \"10.0.0.5:1\" has a port",
+        ),
+        (
+            format!("corral: {{swarm: {{join: {{remote_addrs: ['10.0.0.256'], token: {token}}}}}}}"),
+            "corral.swarm.join.remote_addrs[0]: \"10.0.0.256\" is not a manager's address",
+        ),
+        (
             join(", advertise_addr: 'a b'"),
             "corral.swarm.join.advertise_addr: \"a b\" is not an address",
         ),

@@ -71,6 +71,7 @@ pub async fn run(
         now: timing.now,
         wanted: "none",
         attempts: 0,
+        secret: None,
     };
     let Some(req) = request(role) else {
         return record.write(Phase::NotConfigured, "corral.swarm asks for nothing".into());
@@ -80,35 +81,36 @@ pub async fn run(
         Request::Join(j) => ("join", j.join_token.clone()),
     };
     record.wanted = wanted;
+    record.secret = secret;
     let print = fingerprint(role).unwrap_or_default();
-    {
-        if status::left_with(&paths.left, &print) {
-            return record.write(
-                Phase::Left,
-                "`corral swarm leave` was run with these settings, so they are not applied \
-                 again; change corral.swarm to start or join a swarm again"
-                    .into(),
-            );
-        }
+    let left = || status::left_with(&paths.left, &print);
+    let left_message = "`corral swarm leave` was run with these settings, so they are not \
+                        applied again; change corral.swarm to start or join a swarm again";
+    if left() {
+        return record.write(Phase::Left, left_message.into());
     }
     let mut delay = timing.first_retry;
     let mut last_error: Option<String> = None;
-    let mut applied = false;
+    // Whether this run sent a request: a join the engine goes on with in the background
+    // (its answer timed out) is still this run's doing.
+    let mut attempted = false;
     loop {
         let info = match docker.info().await {
             Ok(info) => info.swarm.unwrap_or_default(),
             Err(e) => {
                 let why = format!("asking the user engine for its swarm state: {e}");
+                log::warn!("swarm: {}", record.redact(&why));
                 record.write(Phase::Retrying, why);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(timing.max_retry);
                 continue;
             }
         };
+        let state = info.local_node_state.unwrap_or(LocalNodeState::EMPTY);
         let mut made = status::made_by(&paths.made, &print, info.node_id.as_deref());
         // A membership this run made, through whatever address: recorded as these
         // settings' (the engine may report it active only a while after the request).
-        if applied && info.local_node_state == Some(LocalNodeState::ACTIVE) {
+        if attempted && state == LocalNodeState::ACTIVE {
             if let Some(node) = info.node_id.as_deref().filter(|id| !id.is_empty()) {
                 if let Err(e) = status::record_made(&paths.made, &print, node) {
                     log::warn!("swarm: writing {}: {e}", paths.made.display());
@@ -116,9 +118,25 @@ pub async fn run(
                 made = MadeBy::TheseSettings;
             }
         }
+        // Our own join that the engine gave up in the background: cleared, and tried
+        // again after the backoff, as a refused one is.
+        if attempted && state == LocalNodeState::ERROR {
+            let why = format!(
+                "the engine gave up joining: {}; trying again in {}s",
+                info.error.as_deref().unwrap_or("no detail"),
+                delay.as_secs()
+            );
+            log::warn!("swarm: {}", record.redact(&why));
+            record.write(Phase::Retrying, why);
+            let force = bollard::query_parameters::LeaveSwarmOptions { force: true };
+            let _ = docker.leave_swarm(Some(force)).await;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(timing.max_retry);
+            continue;
+        }
         match decide(&req, &info, made) {
             Decision::Done(why) => {
-                let why = if applied {
+                let why = if attempted {
                     let done = match &req {
                         Request::Init(_) => "started a swarm; this node is its first manager",
                         Request::Join(_) => "joined the swarm",
@@ -130,11 +148,11 @@ pub async fn run(
                 } else {
                     why
                 };
-                log::info!("swarm: {why}");
+                log::info!("swarm: {}", record.redact(&why));
                 return record.write(Phase::Done, why);
             }
             Decision::LeftAlone(why) => {
-                log::warn!("swarm: {why}");
+                log::warn!("swarm: {}", record.redact(&why));
                 return record.write(Phase::LeftAlone, why);
             }
             Decision::Wait(why) => {
@@ -145,29 +163,26 @@ pub async fn run(
                 record.write(Phase::Waiting, why);
                 tokio::time::sleep(PENDING_POLL).await;
             }
+            // `corral swarm leave` run while this waited: stop here.
+            Decision::Apply if left() => {
+                return record.write(Phase::Left, left_message.into());
+            }
             Decision::Apply => {
                 record.attempts += 1;
+                attempted = true;
                 let result = match &req {
                     Request::Init(r) => docker.init_swarm((**r).clone()).await.map(|_| ()),
                     Request::Join(r) => docker.join_swarm(r.clone()).await,
                 };
-                applied |= result.is_ok();
                 if let Err(e) = result {
-                    let why = redact(&e.to_string(), secret.as_deref());
-                    log::warn!(
-                        "swarm: {wanted} attempt {} failed: {why}; trying again in {}s",
+                    let why = format!(
+                        "{wanted} attempt {} failed: {e}; trying again in {}s",
                         record.attempts,
                         delay.as_secs()
                     );
-                    record.write(
-                        Phase::Retrying,
-                        format!(
-                            "{wanted} attempt {} failed: {why}; trying again in {}s",
-                            record.attempts,
-                            delay.as_secs()
-                        ),
-                    );
-                    last_error = Some(why);
+                    log::warn!("swarm: {}", record.redact(&why));
+                    record.write(Phase::Retrying, why);
+                    last_error = Some(record.redact(&e.to_string()));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(timing.max_retry);
                 }
@@ -217,20 +232,25 @@ async fn set_availability(docker: &Docker, info: &SwarmInfo, wanted: Availabilit
     }
 }
 
-/// Writes each step to the status file.
+/// Writes each step to the status file, the token taken out of every message.
 struct Record<'a> {
     paths: &'a Paths,
     now: fn() -> f64,
     wanted: &'static str,
     attempts: u32,
+    secret: Option<String>,
 }
 
 impl Record<'_> {
+    fn redact(&self, message: &str) -> String {
+        redact(message, self.secret.as_deref())
+    }
+
     fn write(&self, phase: Phase, message: String) -> Status {
         let status = Status {
             wanted: self.wanted.to_string(),
             phase,
-            message,
+            message: self.redact(&message),
             attempts: self.attempts,
             at: (self.now)(),
         };

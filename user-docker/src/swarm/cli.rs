@@ -142,8 +142,12 @@ pub async fn token(docker: &Docker, role: TokenRole) -> Result<String, Failure> 
     let info = swarm_info(docker).await?;
     let mut managers = manager_addrs(&info);
     if managers.is_empty() {
-        if let Some(addr) = info.node_addr {
-            managers.push(format!("{addr}:{MANAGER_PORT}"));
+        if let Some(addr) = info.node_addr.filter(|a| !a.is_empty()) {
+            managers.push(if addr.contains(':') {
+                format!("[{addr}]:{MANAGER_PORT}")
+            } else {
+                format!("{addr}:{MANAGER_PORT}")
+            });
         }
     }
     managers.sort();
@@ -172,11 +176,28 @@ pub async fn leave(
     left_file: &Path,
 ) -> Result<String, Failure> {
     let options = bollard::query_parameters::LeaveSwarmOptions { force };
-    docker.leave_swarm(Some(options)).await.map_err(|e| {
+    let left = docker.leave_swarm(Some(options)).await;
+    // Not in a swarm (a join still failing, say): the settings are still recorded, so
+    // that the manager stops trying them.
+    if let Err(e) = &left {
+        if e.to_string().contains("not part of a swarm") {
+            return match fingerprint(role) {
+                Some(print) => status::record_left(left_file, &print)
+                    .map(|()| {
+                        "this node is not in a swarm; corral.swarm is not applied again at \
+                         boot until it changes\n"
+                            .to_string()
+                    })
+                    .map_err(|e| {
+                        Failure::System(format!("recording in {}: {e}", left_file.display()))
+                    }),
+                None => Err(Failure::User("this node is not in a swarm".into())),
+            };
+        }
+    }
+    left.map_err(|e| {
         let text = e.to_string();
-        if text.contains("not part of a swarm") {
-            Failure::User("this node is not in a swarm".into())
-        } else if !force && text.contains("--force") {
+        if !force && text.contains("--force") {
             Failure::User(format!(
                 "{text}; a manager leaves only with --force (the swarm may lose its quorum)"
             ))

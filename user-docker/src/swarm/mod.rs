@@ -49,12 +49,18 @@ impl std::fmt::Debug for Request {
 /// request holds the token: never log its fields (`Request`'s own `Debug` hides it).
 pub fn request(role: &SwarmRole) -> Option<Request> {
     let text = |a: &Option<SwarmAddr>| a.as_ref().map(|a| a.0.clone());
+    // The engine wants a port on the address it listens on; as the docker CLI does,
+    // Swarm's is added to one given without.
+    let listen = |a: &Option<SwarmAddr>| match a {
+        Some(a) if a.port().is_some() => a.0.clone(),
+        Some(a) if a.host().contains(':') => format!("[{}]:{MANAGER_PORT}", a.host()),
+        Some(a) => format!("{}:{MANAGER_PORT}", a.host()),
+        None => format!("0.0.0.0:{MANAGER_PORT}"),
+    };
     match role {
         SwarmRole::Unset => None,
         SwarmRole::Init(init) => Some(Request::Init(Box::new(SwarmInitRequest {
-            listen_addr: Some(
-                text(&init.listen_addr).unwrap_or_else(|| format!("0.0.0.0:{MANAGER_PORT}")),
-            ),
+            listen_addr: Some(listen(&init.listen_addr)),
             advertise_addr: text(&init.advertise_addr),
             data_path_addr: text(&init.data_path_addr),
             default_addr_pool: (!init.default_addr_pool.is_empty())
@@ -62,9 +68,7 @@ pub fn request(role: &SwarmRole) -> Option<Request> {
             ..Default::default()
         }))),
         SwarmRole::Join(join) => Some(Request::Join(SwarmJoinRequest {
-            listen_addr: Some(
-                text(&join.listen_addr).unwrap_or_else(|| format!("0.0.0.0:{MANAGER_PORT}")),
-            ),
+            listen_addr: Some(listen(&join.listen_addr)),
             advertise_addr: text(&join.advertise_addr),
             data_path_addr: text(&join.data_path_addr),
             remote_addrs: Some(join.remote_addrs.iter().map(with_port).collect()),
@@ -77,11 +81,49 @@ pub fn request(role: &SwarmRole) -> Option<Request> {
 /// shows as the node's `engine.labels`: into `daemon.json`'s `labels` (after a user's
 /// own, when their daemon.json has some), or as `--label` flags when the user's flags
 /// give labels already (dockerd refuses the same setting in both places).
-pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue>) {
+///
+/// A key the user's own labels set already keeps the user's value (dockerd refuses to
+/// start with one key given two values); each such key is returned as a warning.
+pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue>) -> Vec<String> {
+    let mut warnings = Vec::new();
     if labels.is_empty() {
-        return;
+        return warnings;
     }
-    let entries: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let own: Vec<String> = plan
+        .flags
+        .iter()
+        .filter_map(|f| f.strip_prefix("--label="))
+        .map(str::to_string)
+        .chain(
+            plan.daemon_json
+                .get("labels")
+                .and_then(|l| l.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string)),
+        )
+        .collect();
+    let own_keys: Vec<&str> = own
+        .iter()
+        .map(|l| l.split_once('=').map_or(l.as_str(), |(k, _)| k))
+        .collect();
+    let entries: Vec<String> = labels
+        .iter()
+        .filter(|(k, v)| {
+            let clash = own_keys.contains(&k.0.as_str());
+            if clash && !own.contains(&format!("{k}={v}")) {
+                warnings.push(format!(
+                    "corral.swarm.labels.{k}: the engine's own labels (corral.docker or \
+                     /etc/docker/daemon.json) set {k} already; theirs is kept"
+                ));
+            }
+            !clash
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if entries.is_empty() {
+        return warnings;
+    }
     if plan
         .flags
         .iter()
@@ -89,7 +131,7 @@ pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue
     {
         plan.flags
             .extend(entries.iter().map(|e| format!("--label={e}")));
-        return;
+        return warnings;
     }
     match plan.daemon_json.get_mut("labels") {
         Some(serde_json::Value::Array(own)) => {
@@ -104,6 +146,7 @@ pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue
             );
         }
     }
+    warnings
 }
 
 /// A manager's address with Swarm's port when it has none (`10.0.0.1` ->

@@ -44,6 +44,21 @@ fn init_and_join_requests_carry_every_setting_with_swarm_s_defaults() {
     };
     assert_eq!(r.advertise_addr.as_deref(), Some("eth1"));
     assert_eq!(r.listen_addr.as_deref(), Some("0.0.0.0:2377"));
+    // A listen address without a port gets Swarm's.
+    for (given, sent) in [
+        ("eth1", "eth1:2377"),
+        ("'[fd00::1]'", "[fd00::1]:2377"),
+        ("'fd00::1'", "[fd00::1]:2377"),
+        ("'10.0.0.1:2400'", "10.0.0.1:2400"),
+    ] {
+        let r = request(&role(&format!(
+            "corral: {{swarm: {{init: true, listen_addr: {given}}}}}"
+        )));
+        let Some(Request::Init(r)) = r else {
+            panic!("init")
+        };
+        assert_eq!(r.listen_addr.as_deref(), Some(sent), "{given}");
+    }
     assert_eq!(r.default_addr_pool, Some(vec!["10.20.0.0/16".to_string()]));
     assert_eq!(r.data_path_addr, None);
 
@@ -290,6 +305,20 @@ fn node_labels_go_where_the_user_s_own_engine_labels_are() {
     assert!(p
         .flags
         .ends_with(&["--label=disk=ssd".to_string(), "--label=zone=a".to_string()]));
+    // A key the user's labels set already: theirs stays, with a warning.
+    let mut p = crate::daemon::defaults(None);
+    p.daemon_json
+        .insert("labels".into(), serde_json::json!(["zone=c"]));
+    let warnings = add_labels(&mut p, labels);
+    assert_eq!(
+        p.daemon_json["labels"],
+        serde_json::json!(["zone=c", "disk=ssd"])
+    );
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].contains("corral.swarm.labels.zone"),
+        "{warnings:?}"
+    );
     // None: nothing changes.
     let mut p = crate::daemon::defaults(None);
     add_labels(&mut p, &Default::default());
