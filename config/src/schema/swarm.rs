@@ -247,9 +247,9 @@ fn check_port(port: &str) -> bool {
     port.parse::<u16>().is_ok_and(|p| p > 0) && !port.starts_with('+')
 }
 
-/// `HOST` or `HOST:PORT`, HOST checked by `host`; an IPv6 address with a port is
-/// written `[fd00::1]:2377`.
-fn split_port(s: &str) -> (&str, Option<&str>) {
+/// `HOST` or `HOST:PORT` split (`[fd00::1]:2377` -> `fd00::1`, `2377`; a bare IPv6
+/// address has no port).
+pub fn split_port(s: &str) -> (&str, Option<&str>) {
     if let Some(rest) = s.strip_prefix('[') {
         if let Some((ip, port)) = rest.split_once("]:") {
             return (ip, Some(port));
@@ -274,11 +274,6 @@ fn is_dns_name(s: &str) -> bool {
 }
 
 impl SwarmAddr {
-    /// The address or interface without its port (`[fd00::1]:2377` -> `fd00::1`).
-    pub fn host(&self) -> &str {
-        split_port(&self.0).0
-    }
-
     /// The port, when one is given.
     pub fn port(&self) -> Option<&str> {
         split_port(&self.0).1

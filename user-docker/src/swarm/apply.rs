@@ -101,8 +101,7 @@ pub async fn run(
                 let why = format!("asking the user engine for its swarm state: {e}");
                 log::warn!("swarm: {}", record.redact(&why));
                 record.write(Phase::Retrying, why);
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(timing.max_retry);
+                back_off(&mut delay, timing.max_retry).await;
                 continue;
             }
         };
@@ -130,8 +129,7 @@ pub async fn run(
             record.write(Phase::Retrying, why);
             let force = bollard::query_parameters::LeaveSwarmOptions { force: true };
             let _ = docker.leave_swarm(Some(force)).await;
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(timing.max_retry);
+            back_off(&mut delay, timing.max_retry).await;
             continue;
         }
         match decide(&req, &info, made) {
@@ -183,12 +181,17 @@ pub async fn run(
                     log::warn!("swarm: {}", record.redact(&why));
                     record.write(Phase::Retrying, why);
                     last_error = Some(record.redact(&e.to_string()));
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(timing.max_retry);
+                    back_off(&mut delay, timing.max_retry).await;
                 }
             }
         }
     }
+}
+
+/// Waits `delay`, then doubles it up to `max` for the next failure.
+async fn back_off(delay: &mut Duration, max: Duration) {
+    tokio::time::sleep(*delay).await;
+    *delay = (*delay * 2).min(max);
 }
 
 /// Sets this node's availability (a manager can; a worker cannot set its own); says

@@ -2,7 +2,7 @@
 //! and the manager's status file. The `corral` command prints what these return.
 
 use super::status::{self, Phase, Status};
-use super::{fingerprint, manager_addrs, MANAGER_PORT};
+use super::{fingerprint, manager_addrs, with_manager_port};
 use bollard::models::{LocalNodeState, SwarmInfo};
 use bollard::Docker;
 use corral_config::schema::SwarmRole;
@@ -143,11 +143,7 @@ pub async fn token(docker: &Docker, role: TokenRole) -> Result<String, Failure> 
     let mut managers = manager_addrs(&info);
     if managers.is_empty() {
         if let Some(addr) = info.node_addr.filter(|a| !a.is_empty()) {
-            managers.push(if addr.contains(':') {
-                format!("[{addr}]:{MANAGER_PORT}")
-            } else {
-                format!("{addr}:{MANAGER_PORT}")
-            });
+            managers.push(with_manager_port(&addr));
         }
     }
     managers.sort();

@@ -15,7 +15,9 @@ pub mod status;
 
 use crate::daemon::Plan;
 use bollard::models::{LocalNodeState, SwarmInfo, SwarmInitRequest, SwarmJoinRequest};
-use corral_config::schema::{SwarmAddr, SwarmLabel, SwarmLabelValue, SwarmPeer, SwarmRole};
+use corral_config::schema::{
+    split_port, SwarmAddr, SwarmLabel, SwarmLabelValue, SwarmPeer, SwarmRole,
+};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -52,9 +54,7 @@ pub fn request(role: &SwarmRole) -> Option<Request> {
     // The engine wants a port on the address it listens on; as the docker CLI does,
     // Swarm's is added to one given without.
     let listen = |a: &Option<SwarmAddr>| match a {
-        Some(a) if a.port().is_some() => a.0.clone(),
-        Some(a) if a.host().contains(':') => format!("[{}]:{MANAGER_PORT}", a.host()),
-        Some(a) => format!("{}:{MANAGER_PORT}", a.host()),
+        Some(a) => with_manager_port(&a.0),
         None => format!("0.0.0.0:{MANAGER_PORT}"),
     };
     match role {
@@ -152,19 +152,16 @@ pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue
 /// A manager's address with Swarm's port when it has none (`10.0.0.1` ->
 /// `10.0.0.1:2377`, `fd00::1` -> `[fd00::1]:2377`).
 pub fn with_port(peer: &SwarmPeer) -> String {
-    let s = peer.0.as_str();
-    if s.starts_with('[') {
-        if s.contains("]:") {
-            s.to_string()
-        } else {
-            format!("{s}:{MANAGER_PORT}")
-        }
-    } else if s.contains(':') && s.parse::<std::net::Ipv6Addr>().is_ok() {
-        format!("[{s}]:{MANAGER_PORT}")
-    } else if s.contains(':') {
-        s.to_string()
-    } else {
-        format!("{s}:{MANAGER_PORT}")
+    with_manager_port(&peer.0)
+}
+
+/// `host` or `host:port` as the engine takes it, Swarm's port added when there is none
+/// and an IPv6 address bracketed.
+pub fn with_manager_port(addr: &str) -> String {
+    match split_port(addr) {
+        (_, Some(_)) => addr.to_string(),
+        (host, None) if host.contains(':') => format!("[{host}]:{MANAGER_PORT}"),
+        (host, None) => format!("{host}:{MANAGER_PORT}"),
     }
 }
 

@@ -51,11 +51,8 @@ pub struct Status {
 impl Status {
     /// Writes the status file (whole or not at all).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        corral_config::store::write_private(path, &text)
+        write(path, &text)
     }
 
     /// The status file, if there is one that reads.
@@ -78,19 +75,21 @@ pub fn left_with(path: &Path, print: &str) -> bool {
 
 /// Records that the node left with the settings whose fingerprint is `print`.
 pub fn record_left(path: &Path, print: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    corral_config::store::write_private(path, format!("{print}\n").as_bytes())
+    write(path, format!("{print}\n").as_bytes())
 }
 
 /// Records that the settings whose fingerprint is `print` put node `node_id` in its
 /// swarm.
 pub fn record_made(path: &Path, print: &str, node_id: &str) -> std::io::Result<()> {
+    write(path, format!("{print} {node_id}\n").as_bytes())
+}
+
+/// Writes one of these files, root's only, whole or not at all, its folder made first.
+fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    corral_config::store::write_private(path, format!("{print} {node_id}\n").as_bytes())
+    corral_config::store::write_private(path, bytes)
 }
 
 /// Who made the membership of node `node_id`, from the record at `path`.
