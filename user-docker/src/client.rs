@@ -1,8 +1,33 @@
 //! Talking to the user engine through its socket: connecting (the API version
-//! negotiated), waiting for it to answer, and stopping its workloads at shutdown.
+//! negotiated), waiting for it to answer, stopping its workloads at shutdown, and a
+//! plain JSON POST for the request fields bollard's models lack (Swarm's
+//! `Availability` on init and join).
 
 use crate::SOCKET;
+use std::path::Path;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The most of an engine's answer to [`post_json`] that is read.
+pub const MAX_ANSWER: u64 = 1 << 20;
+
+/// Why [`post_json`] got no success.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error("connecting to {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("talking to the engine: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no answer from the engine within {0:?}")]
+    Timeout(Duration),
+    #[error("the engine's answer is not HTTP: {0}")]
+    Malformed(String),
+    #[error("Docker responded with status code {status}: {message}")]
+    Status { status: u16, message: String },
+}
 
 /// Connects to the user engine's socket, the API version negotiated.
 pub async fn connect() -> Option<bollard::Docker> {
@@ -59,4 +84,185 @@ pub async fn stop_workloads(timeout: Duration) -> (usize, Vec<String>) {
         .filter_map(Result::err)
         .collect();
     (ids.len() - failures.len(), failures)
+}
+
+/// POSTs `body` as JSON to `path` (`/swarm/join`) on the engine at `socket` and returns
+/// the answer's body on a 2xx status; otherwise the engine's message. The whole
+/// exchange is bounded by `within`, the answer by [`MAX_ANSWER`].
+pub async fn post_json(
+    socket: &Path,
+    path: &str,
+    body: &serde_json::Value,
+    within: Duration,
+) -> Result<String, PostError> {
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|source| PostError::Connect {
+                path: socket.display().to_string(),
+                source,
+            })?;
+        let body = body.to_string();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: corral\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.take(MAX_ANSWER).read_to_end(&mut answer).await?;
+        Ok::<_, PostError>(answer)
+    };
+    let answer = tokio::time::timeout(within, exchange)
+        .await
+        .map_err(|_| PostError::Timeout(within))??;
+    let (status, body) = parse_answer(&answer)?;
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    // The engine's errors are `{"message": "..."}`.
+    let message = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| body.trim().chars().take(500).collect());
+    Err(PostError::Status { status, message })
+}
+
+/// An HTTP/1.1 answer's status and body (a chunked body joined).
+pub fn parse_answer(answer: &[u8]) -> Result<(u16, String), PostError> {
+    let text = String::from_utf8_lossy(answer);
+    let malformed = |why: &str| PostError::Malformed(why.to_string());
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| malformed("no end of headers"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| malformed(&status_line.chars().take(80).collect::<String>()))?;
+    let chunked = lines.any(|l| {
+        l.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("transfer-encoding")
+                && value.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    if !chunked {
+        return Ok((status, body.to_string()));
+    }
+    let mut joined = String::new();
+    let mut rest = body;
+    loop {
+        let (size, after) = rest
+            .split_once("\r\n")
+            .ok_or_else(|| malformed("a chunk without its size line"))?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default().trim(), 16)
+            .map_err(|_| malformed("a chunk size that is not hexadecimal"))?;
+        if size == 0 {
+            return Ok((status, joined));
+        }
+        let chunk = after
+            .get(..size)
+            .ok_or_else(|| malformed("a chunk shorter than its size"))?;
+        joined.push_str(chunk);
+        rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_plain_or_chunked_and_anything_else_is_an_error() {
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        assert_eq!(parse_answer(plain).unwrap(), (200, "{}".to_string()));
+        let chunked = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        5\r\n{\"mes\r\n13\r\nsage\":\"no manager\"}\r\n0\r\n\r\n";
+        assert_eq!(
+            parse_answer(chunked).unwrap(),
+            (503, "{\"message\":\"no manager\"}".to_string())
+        );
+        for bad in [
+            &b""[..],
+            b"garbage\r\n\r\n",
+            b"HTTP/1.1 2x0 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\nshort",
+        ] {
+            assert!(
+                matches!(parse_answer(bad), Err(PostError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_post_returns_the_body_or_the_engine_s_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for answer in [
+                "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n\"node\"",
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 42\r\n\r\n\
+                 {\"message\":\"This node is already part of\"}",
+            ] {
+                let (mut s, _) = listener.accept().await.expect("accept");
+                let mut buf = vec![0; 4096];
+                let n = s.read(&mut buf).await.expect("read");
+                seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+                s.write_all(answer.as_bytes()).await.expect("write");
+            }
+            // A third connection that never answers.
+            let (s, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(s);
+            seen
+        });
+        let body = serde_json::json!({"Availability": "drain"});
+        let within = Duration::from_secs(2);
+        assert_eq!(
+            post_json(&socket, "/swarm/join", &body, within)
+                .await
+                .unwrap(),
+            "\"node\""
+        );
+        match post_json(&socket, "/swarm/join", &body, within).await {
+            Err(PostError::Status {
+                status: 503,
+                message,
+            }) => {
+                assert_eq!(message, "This node is already part of")
+            }
+            other => panic!("{other:?}"),
+        }
+        let timed_out = post_json(&socket, "/swarm/join", &body, Duration::from_millis(300)).await;
+        assert!(
+            matches!(timed_out, Err(PostError::Timeout(_))),
+            "{timed_out:?}"
+        );
+        let seen = server.await.expect("server");
+        assert!(
+            seen[0].starts_with("POST /swarm/join HTTP/1.1\r\n"),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[0].ends_with("\r\n\r\n{\"Availability\":\"drain\"}"),
+            "{}",
+            seen[0]
+        );
+        assert!(seen[0].contains("Content-Length: 24\r\n"), "{}", seen[0]);
+        let gone = dir.path().join("none.sock");
+        assert!(matches!(
+            post_json(&gone, "/x", &body, within).await,
+            Err(PostError::Connect { .. })
+        ));
+    }
 }

@@ -16,7 +16,7 @@
 //! - `client`: the user engine through its socket: connect, wait for an answer, stop
 //!   the workloads at shutdown.
 //! - `swarm`: `corral.swarm`: the swarm the engine starts or joins once it answers
-//!   (the manager runs `swarm::apply` in the background, with retries; a manager's
+//!   (the manager runs `swarm::apply` in the background, with retries; the node's
 //!   availability), the node labels added to the engine's labels (`service::plan`), its
 //!   status file, and `corral swarm status|token|leave` (`swarm::cli`).
 //! - `labels`: the image labels that make an image a user engine (`io.corral.image:
@@ -36,7 +36,8 @@
 //! - **Must not touch:** the system engine or its state; the other services; the
 //!   built-in service list (the manager's `os-config.yml`).
 //! - **Talks to:** the user dockerd through its socket (preload, readiness, stopping
-//!   workloads, the swarm; corral-dockerd connects). The manager calls it
+//!   workloads, the swarm; corral-dockerd connects, and the swarm's init and join are
+//!   a plain JSON POST, `client::post_json`). The manager calls it
 //!   (`manager/src/user_engine.rs`, which also settles the engine image against the
 //!   system engine's); `corral config validate` runs its checks.
 

@@ -1,8 +1,8 @@
 //! `corral.swarm` against two real dockerds (Debian's docker.io) on private sockets on
 //! the build host, a swarm between them over 127.0.0.1: one starts it from its
 //! configuration, the other joins from the cloud-config `corral swarm token` printed,
-//! (the manager drained from its configuration; a worker's availability is a manager's
-//! to set) through an address that does not answer at first (retried in the background, the
+//! (both drained from their configuration, the availability sent with the init and
+//! the join) through an address that does not answer at first (retried in the background, the
 //! status file saying why, never the token), then answers. A node in the swarm is left
 //! there on the next run; changed settings are not forced, and a node in another swarm
 //! is left alone; `leave` records the settings so that they are not applied again. Overlay networks and the routing mesh
@@ -61,12 +61,15 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
     let (manager_port, worker_port, relay_port) = (port(0), port(1), port(2));
     let (manager_engine, manager) = engine(&tmp.path().join("manager")).await;
     let (worker_engine, worker) = engine(&tmp.path().join("worker")).await;
+    let socket = |name: &str| EngineSpec::system_at(&tmp.path().join(name)).socket;
     let manager_paths = Paths {
+        socket: socket("manager"),
         status: tmp.path().join("manager/swarm.json"),
         left: tmp.path().join("manager/swarm-left"),
         made: tmp.path().join("manager/swarm-made"),
     };
     let worker_paths = Paths {
+        socket: socket("worker"),
         status: tmp.path().join("worker/swarm.json"),
         left: tmp.path().join("worker/swarm-left"),
         made: tmp.path().join("worker/swarm-made"),
@@ -175,10 +178,26 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
         .expect("join task");
     assert_eq!(s.phase, Phase::Done, "{s:?}");
     assert!(s.attempts >= 2, "{s:?}");
-    assert!(
-        s.message.contains("a worker cannot change its own"),
-        "{}",
-        s.message
+    assert!(s.message.ends_with("availability drain"), "{}", s.message);
+    // Set by the join itself (a worker cannot update its own node): the manager sees
+    // the worker drained.
+    let worker_id = worker
+        .info()
+        .await
+        .expect("info")
+        .swarm
+        .unwrap_or_default()
+        .node_id
+        .unwrap_or_default();
+    let seen = manager
+        .inspect_node(&worker_id)
+        .await
+        .expect("the worker's node");
+    assert_eq!(
+        seen.spec
+            .and_then(|s| s.availability)
+            .map(|a| a.to_string()),
+        Some("drain".into())
     );
     let described = cli::status(&manager, &manager_paths.status, false)
         .await

@@ -7,8 +7,9 @@
 //! file.
 
 use super::status::{self, Phase, Status};
-use super::{decide, fingerprint, redact, request, Decision, MadeBy, Request};
-use bollard::models::{LocalNodeState, NodeSpecAvailabilityEnum, SwarmInfo};
+use super::{body, decide, fingerprint, redact, request, Decision, MadeBy, Request};
+use crate::client::post_json;
+use bollard::models::LocalNodeState;
 use bollard::Docker;
 use corral_config::schema::{Availability, SwarmRole};
 use std::path::PathBuf;
@@ -20,10 +21,16 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(5);
 pub const MAX_RETRY: Duration = Duration::from_secs(300);
 /// How often a node the engine is still joining is looked at.
 const PENDING_POLL: Duration = Duration::from_secs(2);
+/// How long the engine may take to answer an init or join (it answers a join that is
+/// slow to finish after 20 s, and goes on with it in the background).
+const ANSWER: Duration = Duration::from_secs(120);
 
-/// Where the loop keeps its records (the real paths, or a test's).
+/// Where the loop finds the engine and keeps its records (the real paths, or a
+/// test's).
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// The engine's socket, for the init or join request.
+    pub socket: PathBuf,
     pub status: PathBuf,
     pub left: PathBuf,
     pub made: PathBuf,
@@ -32,6 +39,7 @@ pub struct Paths {
 impl Default for Paths {
     fn default() -> Paths {
         Paths {
+            socket: crate::SOCKET.into(),
             status: status::STATUS_FILE.into(),
             left: status::LEFT_FILE.into(),
             made: status::MADE_FILE.into(),
@@ -117,22 +125,7 @@ pub async fn run(
                 made = MadeBy::TheseSettings;
             }
         }
-        // Our own join that the engine gave up in the background: cleared, and tried
-        // again after the backoff, as a refused one is.
-        if attempted && state == LocalNodeState::ERROR {
-            let why = format!(
-                "the engine gave up joining: {}; trying again in {}s",
-                info.error.as_deref().unwrap_or("no detail"),
-                delay.as_secs()
-            );
-            log::warn!("swarm: {}", record.redact(&why));
-            record.write(Phase::Retrying, why);
-            let force = bollard::query_parameters::LeaveSwarmOptions { force: true };
-            let _ = docker.leave_swarm(Some(force)).await;
-            back_off(&mut delay, timing.max_retry).await;
-            continue;
-        }
-        match decide(&req, &info, made) {
+        match decide(&req, &info, made, attempted) {
             Decision::Done(why) => {
                 let why = if attempted {
                     let done = match &req {
@@ -140,7 +133,7 @@ pub async fn run(
                         Request::Join(_) => "joined the swarm",
                     };
                     match availability {
-                        Some(a) => format!("{done}; {}", set_availability(docker, &info, a).await),
+                        Some(a) => format!("{done}; availability {}", a.as_str()),
                         None => done.to_string(),
                     }
                 } else {
@@ -152,6 +145,16 @@ pub async fn run(
             Decision::LeftAlone(why) => {
                 log::warn!("swarm: {}", record.redact(&why));
                 return record.write(Phase::LeftAlone, why);
+            }
+            // Our own join that the engine gave up in the background: cleared, and
+            // tried again after the backoff, as a refused one is.
+            Decision::Retry(why) => {
+                let why = format!("{why}; trying again in {}s", delay.as_secs());
+                log::warn!("swarm: {}", record.redact(&why));
+                record.write(Phase::Retrying, why);
+                let force = bollard::query_parameters::LeaveSwarmOptions { force: true };
+                let _ = docker.leave_swarm(Some(force)).await;
+                back_off(&mut delay, timing.max_retry).await;
             }
             Decision::Wait(why) => {
                 let why = match &last_error {
@@ -168,10 +171,9 @@ pub async fn run(
             Decision::Apply => {
                 record.attempts += 1;
                 attempted = true;
-                let result = match &req {
-                    Request::Init(r) => docker.init_swarm((**r).clone()).await.map(|_| ()),
-                    Request::Join(r) => docker.join_swarm(r.clone()).await,
-                };
+                // Sent as plain JSON: bollard's models lack `Availability`.
+                let result =
+                    post_json(&paths.socket, req.path(), &body(&req, availability), ANSWER).await;
                 if let Err(e) = result {
                     let why = format!(
                         "{wanted} attempt {} failed: {e}; trying again in {}s",
@@ -192,47 +194,6 @@ pub async fn run(
 async fn back_off(delay: &mut Duration, max: Duration) {
     tokio::time::sleep(*delay).await;
     *delay = (*delay * 2).min(max);
-}
-
-/// Sets this node's availability (a manager can; a worker cannot set its own); says
-/// what was done.
-async fn set_availability(docker: &Docker, info: &SwarmInfo, wanted: Availability) -> String {
-    let word = wanted.as_str();
-    let Some(id) = info.node_id.as_deref().filter(|id| !id.is_empty()) else {
-        return format!("availability {word} not set: the engine gave no node id");
-    };
-    if info.control_available != Some(true) {
-        let why = format!(
-            "availability {word} not set: a worker cannot change its own; on a manager: \
-             docker node update --availability {word} {id}"
-        );
-        log::warn!("swarm: {why}");
-        return why;
-    }
-    let updated = async {
-        let node = docker.inspect_node(id).await?;
-        let mut spec = node.spec.unwrap_or_default();
-        spec.availability = Some(match wanted {
-            Availability::Active => NodeSpecAvailabilityEnum::ACTIVE,
-            Availability::Pause => NodeSpecAvailabilityEnum::PAUSE,
-            Availability::Drain => NodeSpecAvailabilityEnum::DRAIN,
-        });
-        let version = node.version.and_then(|v| v.index).unwrap_or_default() as i64;
-        docker
-            .update_node(
-                id,
-                spec,
-                bollard::query_parameters::UpdateNodeOptions { version },
-            )
-            .await
-    };
-    match updated.await {
-        Ok(()) => format!("availability {word}"),
-        Err(e) => {
-            log::warn!("swarm: setting availability {word}: {e}");
-            format!("availability {word} not set: {e}")
-        }
-    }
 }
 
 /// Writes each step to the status file, the token taken out of every message.

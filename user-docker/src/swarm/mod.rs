@@ -16,7 +16,7 @@ pub mod status;
 use crate::daemon::Plan;
 use bollard::models::{LocalNodeState, SwarmInfo, SwarmInitRequest, SwarmJoinRequest};
 use corral_config::schema::{
-    split_port, SwarmAddr, SwarmLabel, SwarmLabelValue, SwarmPeer, SwarmRole,
+    split_port, Availability, SwarmAddr, SwarmLabel, SwarmLabelValue, SwarmPeer, SwarmRole,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -89,11 +89,8 @@ pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue
     if labels.is_empty() {
         return warnings;
     }
-    let own: Vec<String> = plan
-        .flags
-        .iter()
-        .filter_map(|f| f.strip_prefix("--label="))
-        .map(str::to_string)
+    let own: Vec<String> = flag_labels(&plan.flags)
+        .into_iter()
         .chain(
             plan.daemon_json
                 .get("labels")
@@ -149,6 +146,49 @@ pub fn add_labels(plan: &mut Plan, labels: &BTreeMap<SwarmLabel, SwarmLabelValue
     warnings
 }
 
+/// The labels dockerd's `flags` give, as `--label=k=v` or as `--label` then `k=v`.
+fn flag_labels(flags: &[String]) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut next_is_label = false;
+    for flag in flags {
+        if std::mem::take(&mut next_is_label) {
+            labels.push(flag.clone());
+        } else if flag == "--label" {
+            next_is_label = true;
+        } else if let Some(label) = flag.strip_prefix("--label=") {
+            labels.push(label.to_string());
+        }
+    }
+    labels
+}
+
+/// What is POSTed to the engine for `request` (`/swarm/init` or `/swarm/join`, see
+/// [`Request::path`]): the request's fields and, when `availability` is given, Docker's
+/// `Availability` (the node's availability from the moment it is in the swarm, which
+/// is how a worker, which cannot update its own node, gets one; bollard's models lack
+/// the field).
+pub fn body(request: &Request, availability: Option<Availability>) -> serde_json::Value {
+    let mut body = match request {
+        Request::Init(r) => serde_json::to_value(r),
+        Request::Join(r) => serde_json::to_value(r),
+    }
+    .unwrap_or_default();
+    if let (Some(a), Some(fields)) = (availability, body.as_object_mut()) {
+        fields.insert("Availability".into(), a.as_str().into());
+    }
+    body
+}
+
+impl Request {
+    /// The engine's endpoint for this request.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Request::Init(_) => "/swarm/init",
+            Request::Join(_) => "/swarm/join",
+        }
+    }
+}
+
 /// A manager's address with Swarm's port when it has none (`10.0.0.1` ->
 /// `10.0.0.1:2377`, `fd00::1` -> `[fd00::1]:2377`).
 pub fn with_port(peer: &SwarmPeer) -> String {
@@ -189,6 +229,9 @@ pub enum Decision {
     LeftAlone(String),
     /// The engine is still joining or leaving: look again.
     Wait(String),
+    /// The engine gave up a join or init this run asked for: clear it (leave, forced)
+    /// and try again after the backoff, as after a refused attempt.
+    Retry(String),
 }
 
 /// Whether the node's swarm membership is the one Corral made from the settings in
@@ -212,11 +255,18 @@ pub fn manager_addrs(info: &SwarmInfo) -> Vec<String> {
         .collect()
 }
 
-/// Decides for `request` given the engine's `info` and who made the membership.
-pub fn decide(request: &Request, info: &SwarmInfo, made: MadeBy) -> Decision {
+/// Decides for `request` given the engine's `info`, who made the membership, and
+/// whether this run has sent the request already (`attempted`).
+pub fn decide(request: &Request, info: &SwarmInfo, made: MadeBy, attempted: bool) -> Decision {
     let state = info.local_node_state.unwrap_or(LocalNodeState::EMPTY);
     let managers = manager_addrs(info);
     match state {
+        // An error this run caused (the engine went on with a join in the background
+        // and gave up) is cleared and retried; any other is the user's to look at.
+        LocalNodeState::ERROR if attempted => Decision::Retry(format!(
+            "the engine gave up: {}",
+            info.error.as_deref().unwrap_or("no detail")
+        )),
         LocalNodeState::INACTIVE | LocalNodeState::EMPTY => Decision::Apply,
         LocalNodeState::PENDING => Decision::Wait("the engine is joining a swarm".into()),
         LocalNodeState::LOCKED => Decision::LeftAlone(

@@ -104,30 +104,34 @@ fn a_node_is_left_where_it_is_unless_it_is_in_no_swarm() {
     let init = request(&role("corral:\n  swarm:\n    init: true\n")).expect("init");
     let join = request(&role(&join_yaml("[10.0.0.1]"))).expect("join");
     let inactive = info(LocalNodeState::INACTIVE, false, &[]);
-    assert_eq!(decide(&init, &inactive, MadeBy::Unknown), Decision::Apply);
     assert_eq!(
-        decide(&join, &SwarmInfo::default(), MadeBy::Unknown),
+        decide(&init, &inactive, MadeBy::Unknown, false),
+        Decision::Apply
+    );
+    assert_eq!(
+        decide(&join, &SwarmInfo::default(), MadeBy::Unknown, false),
         Decision::Apply
     );
     assert!(matches!(
         decide(
             &join,
             &info(LocalNodeState::PENDING, false, &[]),
-            MadeBy::Unknown
+            MadeBy::Unknown,
+            false
         ),
         Decision::Wait(_)
     ));
     let manager = info(LocalNodeState::ACTIVE, true, &["10.0.0.1:2377"]);
     assert!(matches!(
-        decide(&init, &manager, MadeBy::Unknown),
+        decide(&init, &manager, MadeBy::Unknown, false),
         Decision::Done(_)
     ));
     assert!(matches!(
-        decide(&join, &manager, MadeBy::Unknown),
+        decide(&join, &manager, MadeBy::Unknown, false),
         Decision::Done(_)
     ));
     let worker_elsewhere = info(LocalNodeState::ACTIVE, false, &["10.9.9.9:2377"]);
-    let Decision::LeftAlone(why) = decide(&join, &worker_elsewhere, MadeBy::Unknown) else {
+    let Decision::LeftAlone(why) = decide(&join, &worker_elsewhere, MadeBy::Unknown, false) else {
         panic!("another swarm is left alone")
     };
     assert!(
@@ -135,22 +139,23 @@ fn a_node_is_left_where_it_is_unless_it_is_in_no_swarm() {
         "{why}"
     );
     assert!(matches!(
-        decide(&init, &worker_elsewhere, MadeBy::Unknown),
+        decide(&init, &worker_elsewhere, MadeBy::Unknown, false),
         Decision::LeftAlone(_)
     ));
     // Managers named by host name cannot be compared: taken as the swarm asked for.
     let by_name = request(&role(&join_yaml("[manager.example.com]"))).expect("join");
     assert!(matches!(
-        decide(&by_name, &worker_elsewhere, MadeBy::Unknown),
+        decide(&by_name, &worker_elsewhere, MadeBy::Unknown, false),
         Decision::Done(_)
     ));
     // What Corral made from these settings is done, through whatever address it joined;
     // made from settings that have changed since: reported, not forced.
     assert!(matches!(
-        decide(&join, &worker_elsewhere, MadeBy::TheseSettings),
+        decide(&join, &worker_elsewhere, MadeBy::TheseSettings, false),
         Decision::Done(_)
     ));
-    let Decision::LeftAlone(why) = decide(&join, &worker_elsewhere, MadeBy::OtherSettings) else {
+    let Decision::LeftAlone(why) = decide(&join, &worker_elsewhere, MadeBy::OtherSettings, false)
+    else {
         panic!("changed settings are not forced")
     };
     assert!(
@@ -162,16 +167,55 @@ fn a_node_is_left_where_it_is_unless_it_is_in_no_swarm() {
         decide(
             &join,
             &info(LocalNodeState::PENDING, false, &[]),
-            MadeBy::OtherSettings
+            MadeBy::OtherSettings,
+            false
         ),
         Decision::Wait(_)
     ));
     for state in [LocalNodeState::LOCKED, LocalNodeState::ERROR] {
         assert!(matches!(
-            decide(&join, &info(state, false, &[]), MadeBy::Unknown),
+            decide(&join, &info(state, false, &[]), MadeBy::Unknown, false),
             Decision::LeftAlone(_)
         ));
     }
+    // An error after this run's own request (a join the engine gave up in the
+    // background) is cleared and retried; the rest is decided as before.
+    let mut gave_up = info(LocalNodeState::ERROR, false, &[]);
+    gave_up.error = Some("rpc error: context deadline exceeded".into());
+    let Decision::Retry(why) = decide(&join, &gave_up, MadeBy::Unknown, true) else {
+        panic!("our own failed join is retried")
+    };
+    assert!(why.contains("context deadline exceeded"), "{why}");
+    assert_eq!(
+        decide(&join, &inactive, MadeBy::Unknown, true),
+        Decision::Apply
+    );
+    assert!(matches!(
+        decide(
+            &join,
+            &info(LocalNodeState::LOCKED, false, &[]),
+            MadeBy::Unknown,
+            true
+        ),
+        Decision::LeftAlone(_)
+    ));
+}
+
+#[test]
+fn the_engine_is_sent_the_request_with_docker_s_availability_field() {
+    let join = request(&role(&join_yaml("[10.0.0.1]"))).expect("join");
+    assert_eq!(join.path(), "/swarm/join");
+    let sent = body(&join, Some(Availability::Drain));
+    assert_eq!(sent["Availability"], "drain");
+    assert_eq!(sent["RemoteAddrs"], serde_json::json!(["10.0.0.1:2377"]));
+    assert_eq!(sent["JoinToken"], TOKEN);
+    assert_eq!(sent["AdvertiseAddr"], "eth1");
+    assert!(body(&join, None).get("Availability").is_none());
+    let init = request(&role("corral:\n  swarm:\n    init: true\n")).expect("init");
+    assert_eq!(init.path(), "/swarm/init");
+    let sent = body(&init, Some(Availability::Pause));
+    assert_eq!(sent["Availability"], "pause");
+    assert_eq!(sent["ListenAddr"], "0.0.0.0:2377");
 }
 
 #[test]
@@ -305,6 +349,16 @@ fn node_labels_go_where_the_user_s_own_engine_labels_are() {
     assert!(p
         .flags
         .ends_with(&["--label=disk=ssd".to_string(), "--label=zone=a".to_string()]));
+    // Given as two words (`--label zone=c`): seen as the user's, flags too.
+    let mut p = crate::daemon::defaults(None);
+    p.flags
+        .extend(["--label".to_string(), "zone=c".to_string()]);
+    let warnings = add_labels(&mut p, labels);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(p
+        .flags
+        .ends_with(&["zone=c".to_string(), "--label=disk=ssd".to_string()]));
+    assert!(!p.daemon_json.contains_key("labels"));
     // A key the user's labels set already: theirs stays, with a warning.
     let mut p = crate::daemon::defaults(None);
     p.daemon_json
