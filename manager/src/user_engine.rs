@@ -63,9 +63,10 @@ pub async fn settle_image(
     problems
 }
 
-/// Waits for the user engine to answer, then starts the swarm work for `swarm` in the
-/// background (corral-user-docker's `swarm::apply`, retried until done) and loads what
-/// users preloaded. Logs the moment it answered and each archive; both are steps of the
+/// Starts the swarm work for `swarm` in the background (corral-user-docker's
+/// `swarm::apply` once the engine answers, however long that takes; retried until
+/// done), waits up to `within` for the user engine to answer, and loads what users
+/// preloaded. Logs the moment it answered and each archive; both are steps of the
 /// boot report, the engine's from `started` (when its service was asked to start).
 pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
     // corral-engine starts containerd and waits for it before it starts dockerd; the
@@ -78,6 +79,32 @@ pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
         service.clone(),
         within,
     ));
+    // Once per manager: the services are brought up again after every system engine
+    // restart, and two loops would send the same join twice. Started before the wait
+    // below, and waits for the engine as long as it takes: a slow engine delays the
+    // swarm, never drops it.
+    static SWARM_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SWARM_STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        tokio::spawn(async move {
+            let docker = loop {
+                if let Some(docker) = answering(within).await {
+                    break docker;
+                }
+                log::warn!(
+                    "swarm: the user engine has not answered for {}s; corral.swarm waits for it",
+                    within.as_secs()
+                );
+            };
+            swarm::apply::run(
+                &docker,
+                &swarm.role,
+                swarm.availability,
+                &swarm::apply::Paths::default(),
+                swarm::apply::Timing::default(),
+            )
+            .await
+        });
+    }
     let Some(docker) = answering(within).await else {
         containerd.abort();
         log::error!(
@@ -96,22 +123,6 @@ pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
         crate::timeline::USER_API,
         ready,
     );
-    // Once per manager: the services are brought up again after every system engine
-    // restart, and two loops would send the same join twice.
-    static SWARM_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !SWARM_STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        let docker = docker.clone();
-        tokio::spawn(async move {
-            swarm::apply::run(
-                &docker,
-                &swarm.role,
-                swarm.availability,
-                &swarm::apply::Paths::default(),
-                swarm::apply::Timing::default(),
-            )
-            .await
-        });
-    }
     let dir = std::path::Path::new(corral_user_docker::PRELOAD_DIR);
     for (archive, result) in preload::load_all(&docker, dir).await {
         match result {

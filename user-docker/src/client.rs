@@ -75,7 +75,7 @@ pub async fn stop_workloads(timeout: Duration) -> (usize, Vec<String>) {
             docker
                 .stop_container(id, Some(opts))
                 .await
-                .map_err(|e| format!("container {}: {e}", &id[..12.min(id.len())]))
+                .map_err(|e| format!("container {}: {e}", id.get(..12).unwrap_or(id)))
         }
     });
     let failures: Vec<String> = futures_util::future::join_all(stops)
@@ -109,8 +109,7 @@ pub async fn post_json(
              Connection: close\r\n\r\n",
             body.len()
         );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
+        stream.write_all(format!("{head}{body}").as_bytes()).await?;
         let mut answer = Vec::new();
         stream.take(MAX_ANSWER).read_to_end(&mut answer).await?;
         Ok::<_, PostError>(answer)
@@ -130,46 +129,72 @@ pub async fn post_json(
     Err(PostError::Status { status, message })
 }
 
-/// An HTTP/1.1 answer's status and body (a chunked body joined).
+/// An HTTP/1.1 answer's status and body (a chunked body joined; a body shorter than
+/// its `Content-Length` is an error).
 pub fn parse_answer(answer: &[u8]) -> Result<(u16, String), PostError> {
-    let text = String::from_utf8_lossy(answer);
     let malformed = |why: &str| PostError::Malformed(why.to_string());
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| malformed("no end of headers"))?;
+    let end = find(answer, b"\r\n\r\n").ok_or_else(|| malformed("no end of headers"))?;
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let body = &answer[end + 4..];
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.")
-        .and_then(|rest| rest.get(2..5))
-        .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(|| malformed(&status_line.chars().take(80).collect::<String>()))?;
-    let chunked = lines.any(|l| {
-        l.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.trim().eq_ignore_ascii_case("chunked")
+    let mut words = status_line.split(' ');
+    let status = match (words.next(), words.next()) {
+        (Some("HTTP/1.1" | "HTTP/1.0"), Some(code))
+            if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            code.parse::<u16>().unwrap_or_default()
+        }
+        _ => return Err(malformed(&status_line.chars().take(80).collect::<String>())),
+    };
+    let header = |wanted: &str| {
+        head.split("\r\n").skip(1).find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case(wanted)
+                .then(|| value.trim().to_string())
         })
-    });
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     if !chunked {
-        return Ok((status, body.to_string()));
+        if let Some(length) = header("content-length") {
+            let length: usize = length
+                .parse()
+                .map_err(|_| malformed("a Content-Length that is not a number"))?;
+            let body = body
+                .get(..length)
+                .ok_or_else(|| malformed("a body shorter than its Content-Length"))?;
+            return Ok((status, text(body)));
+        }
+        return Ok((status, text(body)));
     }
-    let mut joined = String::new();
+    let mut joined = Vec::new();
     let mut rest = body;
     loop {
-        let (size, after) = rest
-            .split_once("\r\n")
-            .ok_or_else(|| malformed("a chunk without its size line"))?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default().trim(), 16)
-            .map_err(|_| malformed("a chunk size that is not hexadecimal"))?;
+        let line_end =
+            find(rest, b"\r\n").ok_or_else(|| malformed("a chunk without its size line"))?;
+        let size_text = String::from_utf8_lossy(&rest[..line_end]);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap_or_default().trim(), 16)
+                .map_err(|_| malformed("a chunk size that is not hexadecimal"))?;
+        let after = &rest[line_end + 2..];
         if size == 0 {
-            return Ok((status, joined));
+            return Ok((status, text(&joined)));
         }
         let chunk = after
             .get(..size)
             .ok_or_else(|| malformed("a chunk shorter than its size"))?;
-        joined.push_str(chunk);
-        rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+        joined.extend_from_slice(chunk);
+        rest = after[size..]
+            .strip_prefix(b"\r\n")
+            .ok_or_else(|| malformed("a chunk not followed by its line end"))?;
     }
+}
+
+/// Where `needle` first appears in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -186,12 +211,20 @@ mod tests {
             parse_answer(chunked).unwrap(),
             (503, "{\"message\":\"no manager\"}".to_string())
         );
+        // Sizes count bytes: a character split across two chunks comes out whole.
+        let split = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\na\xc3\r\n1\r\n\xa9\r\n0\r\n\r\n";
+        assert_eq!(parse_answer(split).unwrap(), (200, "a\u{e9}".to_string()));
         for bad in [
             &b""[..],
             b"garbage\r\n\r\n",
             b"HTTP/1.1 2x0 OK\r\n\r\n",
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\nshort",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX0\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 +20 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\ncut",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
         ] {
             assert!(
                 matches!(parse_answer(bad), Err(PostError::Malformed(_))),
@@ -214,9 +247,15 @@ mod tests {
                  {\"message\":\"This node is already part of\"}",
             ] {
                 let (mut s, _) = listener.accept().await.expect("accept");
-                let mut buf = vec![0; 4096];
-                let n = s.read(&mut buf).await.expect("read");
-                seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+                // The request is one write, ending with its 24-byte body.
+                let mut buf = Vec::new();
+                while !buf.ends_with(b"\"drain\"}") {
+                    let mut more = [0; 4096];
+                    let n = s.read(&mut more).await.expect("read");
+                    assert!(n > 0, "the request ended early");
+                    buf.extend_from_slice(&more[..n]);
+                }
+                seen.push(String::from_utf8_lossy(&buf).to_string());
                 s.write_all(answer.as_bytes()).await.expect("write");
             }
             // A third connection that never answers.

@@ -2,7 +2,7 @@
 //! Addresses and the token are checked as they are read; that `init` and `join` are not
 //! both set is checked once the section is read. A join token is a secret: it never
 //! shows in `Debug` output or in an error. `labels` become the user engine's labels;
-//! `availability` is applied when Corral puts a manager in the swarm.
+//! `availability` is sent with the init or join Corral makes.
 
 use super::*;
 
@@ -18,8 +18,8 @@ pub struct Swarm {
     /// The node's labels, as the user engine's labels (`engine.labels.KEY` in placement
     /// constraints).
     pub labels: BTreeMap<SwarmLabel, SwarmLabelValue>,
-    /// Whether the swarm gives this node tasks; set when Corral puts a manager in the
-    /// swarm (a worker cannot change its own: a manager sets it).
+    /// Whether the swarm gives this node tasks; sent with the init or join Corral makes
+    /// (a worker too), never changed later.
     pub availability: Option<Availability>,
 }
 
@@ -47,8 +47,8 @@ impl Availability {
 }
 
 checked_string!(
-    /// A label's key: letters, digits, `.`, `-`, `_` and `/`, up to 128 (`zone`,
-    /// `com.example.disk`).
+    /// A label's key: letters, digits, `.`, `-`, `_` and `/`, starting with a letter or
+    /// digit, up to 128 (`zone`, `com.example.disk`).
     SwarmLabel,
     |s| {
         let ok = (1..=128).contains(&s.len())
@@ -72,7 +72,7 @@ checked_string!(
     /// A label's value: up to 256 characters, no control characters.
     SwarmLabelValue,
     |s| {
-        if s.len() <= 256 && !s.chars().any(char::is_control) {
+        if s.chars().count() <= 256 && !s.chars().any(char::is_control) {
             Ok(())
         } else {
             Err(crate::ConfigError::Invalid {
@@ -263,6 +263,11 @@ pub fn split_port(s: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Brackets are for an IPv6 address only (`[fd00::1]`, never `[10.0.0.1]` or `[eth1]`).
+fn brackets_hold_ipv6(s: &str, host: &str) -> bool {
+    !s.starts_with('[') || host.parse::<std::net::Ipv6Addr>().is_ok()
+}
+
 fn is_dns_name(s: &str) -> bool {
     (1..=253).contains(&s.len())
         && s.split('.').all(|l| {
@@ -291,6 +296,7 @@ checked_string!(
         let host_ok = host.parse::<IpAddr>().is_ok()
             || (check_ifname(host).is_ok()
                 && !host.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        let host_ok = host_ok && brackets_hold_ipv6(s, host);
         if host_ok && port.is_none_or(check_port) {
             Ok(())
         } else {
@@ -313,6 +319,7 @@ checked_string!(
         // A name of digits and dots is a mistyped address, not a host name.
         let host_ok = host.parse::<IpAddr>().is_ok()
             || (is_dns_name(host) && !host.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        let host_ok = host_ok && brackets_hold_ipv6(s, host);
         if host_ok && port.is_none_or(check_port) {
             Ok(())
         } else {

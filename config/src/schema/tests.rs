@@ -573,6 +573,18 @@ fn swarm_settings_are_checked_where_they_are_written() {
             "corral.swarm.join.advertise_addr: \"a b\" is not an address",
         ),
         (
+            "corral: {swarm: {init: true, advertise_addr: '[10.0.0.1]'}}".to_string(),
+            "corral.swarm.advertise_addr: \"[10.0.0.1]\" is not an address",
+        ),
+        (
+            "corral: {swarm: {init: true, listen_addr: '[eth1]:2377'}}".to_string(),
+            "corral.swarm.listen_addr: \"[eth1]:2377\" is not an address",
+        ),
+        (
+            format!("corral: {{swarm: {{join: {{remote_addrs: ['[manager.example.com]:2377'], token: {token}}}}}}}"),
+            "corral.swarm.join.remote_addrs[0]: \"[manager.example.com]:2377\" is not a manager's address",
+        ),
+        (
             format!(
                 "corral: {{swarm: {{init: true, default_addr_pool: [{}]}}}}",
                 vec!["10.0.0.0/8"; 17].join(", ")

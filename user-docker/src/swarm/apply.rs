@@ -8,7 +8,7 @@
 
 use super::status::{self, Phase, Status};
 use super::{body, decide, fingerprint, redact, request, Decision, MadeBy, Request};
-use crate::client::post_json;
+use crate::client::{post_json, PostError};
 use bollard::models::LocalNodeState;
 use bollard::Docker;
 use corral_config::schema::{Availability, SwarmRole};
@@ -174,20 +174,34 @@ pub async fn run(
                 // Sent as plain JSON: bollard's models lack `Availability`.
                 let result =
                     post_json(&paths.socket, req.path(), &body(&req, availability), ANSWER).await;
-                if let Err(e) = result {
-                    let why = format!(
-                        "{wanted} attempt {} failed: {e}; trying again in {}s",
-                        record.attempts,
-                        delay.as_secs()
-                    );
-                    log::warn!("swarm: {}", record.redact(&why));
-                    record.write(Phase::Retrying, why);
-                    last_error = Some(record.redact(&e.to_string()));
-                    back_off(&mut delay, timing.max_retry).await;
+                match result {
+                    // The engine answers a join slow to finish (about 20 s) so, and goes
+                    // on with it: waited for (the engine says pending), not retried.
+                    Err(e) if still_joining(&e) => {
+                        log::info!("swarm: the engine goes on joining in the background");
+                        last_error = None;
+                    }
+                    Err(e) => {
+                        let why = format!(
+                            "{wanted} attempt {} failed: {e}; trying again in {}s",
+                            record.attempts,
+                            delay.as_secs()
+                        );
+                        log::warn!("swarm: {}", record.redact(&why));
+                        record.write(Phase::Retrying, why);
+                        last_error = Some(record.redact(&e.to_string()));
+                        back_off(&mut delay, timing.max_retry).await;
+                    }
+                    Ok(_) => last_error = None,
                 }
             }
         }
     }
+}
+
+/// Whether the engine's answer says it goes on with the join in the background.
+fn still_joining(e: &PostError) -> bool {
+    matches!(e, PostError::Status { message, .. } if message.contains("continue in the background"))
 }
 
 /// Waits `delay`, then doubles it up to `max` for the next failure.

@@ -50,7 +50,14 @@ impl std::fmt::Debug for Request {
 /// The request for `role`; `None` when the configuration asks for nothing. The join
 /// request holds the token: never log its fields (`Request`'s own `Debug` hides it).
 pub fn request(role: &SwarmRole) -> Option<Request> {
-    let text = |a: &Option<SwarmAddr>| a.as_ref().map(|a| a.0.clone());
+    // Without a port, an IPv6 address goes bare (`[fd00::1]` -> `fd00::1`): the engine
+    // takes no brackets there.
+    let text = |a: &Option<SwarmAddr>| {
+        a.as_ref().map(|a| match split_port(&a.0) {
+            (host, None) => host.to_string(),
+            _ => a.0.clone(),
+        })
+    };
     // The engine wants a port on the address it listens on; as the docker CLI does,
     // Swarm's is added to one given without.
     let listen = |a: &Option<SwarmAddr>| match a {
