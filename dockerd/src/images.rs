@@ -65,6 +65,16 @@ async fn present_id(docker: &Docker, reference: &str) -> Option<String> {
         .and_then(|i| i.id)
 }
 
+/// How long one `docker load` may take: a 285 MB console image under emulation, with
+/// another machine on the same cores, takes more than the client's 120 s default.
+pub const LOAD_WITHIN: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// `docker` with [`LOAD_WITHIN`] as its timeout, for loading image archives (the
+/// timeout bounds the whole upload and load; other calls keep theirs).
+pub fn for_loading(docker: &Docker) -> Docker {
+    docker.clone().with_timeout(LOAD_WITHIN)
+}
+
 /// Loads one archive after checking its sha256; skips it when the engine already has
 /// the same image ID under the reference.
 pub async fn load(docker: &Docker, dir: &Path, archive: &Archive) -> Result<Outcome> {
@@ -90,7 +100,8 @@ pub async fn load(docker: &Docker, dir: &Path, archive: &Archive) -> Result<Outc
         quiet: true,
         ..Default::default()
     };
-    let mut stream = docker.import_image(options, bollard::body_full(bytes.into()), None);
+    let mut stream =
+        for_loading(docker).import_image(options, bollard::body_full(bytes.into()), None);
     while let Some(item) = stream.next().await {
         let info =
             item.map_err(|e| image_err(archive, &path, format!("docker load failed: {e}")))?;
@@ -128,6 +139,18 @@ pub async fn load_all(docker: &Docker, dir: &Path) -> Result<Vec<(String, Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loads_get_their_own_long_timeout_and_other_calls_keep_theirs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("engine.sock");
+        std::fs::write(&socket, b"").expect("a stand-in for the socket");
+        let docker =
+            Docker::connect_with_unix(&socket.to_string_lossy(), 120, bollard::API_DEFAULT_VERSION)
+                .expect("a client (it connects at the first call)");
+        assert_eq!(for_loading(&docker).timeout(), LOAD_WITHIN);
+        assert_eq!(docker.timeout(), std::time::Duration::from_secs(120));
+    }
 
     #[test]
     fn the_index_is_read_and_a_bad_one_is_named() {

@@ -204,7 +204,8 @@ pub async fn load(docker: &Docker, path: &Path) -> Result<(), String> {
         quiet: true,
         ..Default::default()
     };
-    let mut stream = docker.import_image_stream(options, chunks, None);
+    let mut stream =
+        corral_dockerd::images::for_loading(docker).import_image_stream(options, chunks, None);
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| format!("loading {}: {e}", path.display()))?;
         if let Some(detail) = info.error_detail.and_then(|d| d.message) {

@@ -71,7 +71,11 @@ pub async fn load(docker: &Docker, archive: &Path) -> Result<Vec<String>, String
         quiet: true,
         ..Default::default()
     };
-    let mut stream = docker.import_image(options, bollard::body_try_stream(chunks), None);
+    let mut stream = corral_dockerd::images::for_loading(docker).import_image(
+        options,
+        bollard::body_try_stream(chunks),
+        None,
+    );
     let mut loaded = Vec::new();
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| format!("docker load failed: {e}"))?;
