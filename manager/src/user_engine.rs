@@ -63,10 +63,10 @@ pub async fn settle_image(
     problems
 }
 
-/// Starts the swarm work for `swarm` in the background (corral-user-docker's
-/// `swarm::apply` once the engine answers, however long that takes; retried until
-/// done), waits up to `within` for the user engine to answer, and loads what users
-/// preloaded. Logs the moment it answered and each archive; both are steps of the
+/// Waits up to `within` for the user engine to answer, starts the swarm work for
+/// `swarm` in the background (corral-user-docker's `swarm::apply`, retried until done;
+/// when the engine is late, once it answers however long that takes), and loads what
+/// users preloaded. Logs the moment it answered and each archive; both are steps of the
 /// boot report, the engine's from `started` (when its service was asked to start).
 pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
     // corral-engine starts containerd and waits for it before it starts dockerd; the
@@ -79,34 +79,9 @@ pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
         service.clone(),
         within,
     ));
-    // Once per manager: the services are brought up again after every system engine
-    // restart, and two loops would send the same join twice. Started before the wait
-    // below, and waits for the engine as long as it takes: a slow engine delays the
-    // swarm, never drops it.
-    static SWARM_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !SWARM_STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        tokio::spawn(async move {
-            let docker = loop {
-                if let Some(docker) = answering(within).await {
-                    break docker;
-                }
-                log::warn!(
-                    "swarm: the user engine has not answered for {}s; corral.swarm waits for it",
-                    within.as_secs()
-                );
-            };
-            swarm::apply::run(
-                &docker,
-                &swarm.role,
-                swarm.availability,
-                &swarm::apply::Paths::default(),
-                swarm::apply::Timing::default(),
-            )
-            .await
-        });
-    }
     let Some(docker) = answering(within).await else {
         containerd.abort();
+        start_swarm(swarm, None, within);
         log::error!(
             "user engine: not answering on {} after {}s; see `system-docker logs docker`",
             corral_user_docker::SOCKET,
@@ -123,6 +98,7 @@ pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
         crate::timeline::USER_API,
         ready,
     );
+    start_swarm(swarm, Some(docker.clone()), within);
     let dir = std::path::Path::new(corral_user_docker::PRELOAD_DIR);
     for (archive, result) in preload::load_all(&docker, dir).await {
         match result {
@@ -143,6 +119,40 @@ pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
         corral_host::since_boot(),
         Some(crate::timeline::USER_ENGINE),
     );
+}
+
+/// Runs `swarm::apply` for `swarm` in the background, once per manager: the services
+/// are brought up again after every system engine restart, and two loops would send
+/// the same join twice. With no `engine` (it did not answer within the boot's wait) it
+/// waits for the engine as long as it takes, `within` at a time: a slow engine delays
+/// the swarm, never drops it.
+fn start_swarm(swarm: Swarm, engine: Option<bollard::Docker>, within: Duration) {
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    tokio::spawn(async move {
+        let docker = match engine {
+            Some(docker) => docker,
+            None => loop {
+                if let Some(docker) = answering(within).await {
+                    break docker;
+                }
+                log::warn!(
+                    "swarm: the user engine has not answered for {}s; corral.swarm waits for it",
+                    within.as_secs()
+                );
+            },
+        };
+        swarm::apply::run(
+            &docker,
+            &swarm.role,
+            swarm.availability,
+            &swarm::apply::Paths::default(),
+            swarm::apply::Timing::default(),
+        )
+        .await
+    });
 }
 
 /// How long the user engine gets to answer after its service started.

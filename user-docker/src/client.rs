@@ -136,8 +136,7 @@ pub fn parse_answer(answer: &[u8]) -> Result<(u16, String), PostError> {
     let end = find(answer, b"\r\n\r\n").ok_or_else(|| malformed("no end of headers"))?;
     let head = String::from_utf8_lossy(&answer[..end]);
     let body = &answer[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
+    let status_line = head.split("\r\n").next().unwrap_or_default();
     let mut words = status_line.split(' ');
     let status = match (words.next(), words.next()) {
         (Some("HTTP/1.1" | "HTTP/1.0"), Some(code))
@@ -158,15 +157,16 @@ pub fn parse_answer(answer: &[u8]) -> Result<(u16, String), PostError> {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     if !chunked {
-        if let Some(length) = header("content-length") {
-            let length: usize = length
-                .parse()
-                .map_err(|_| malformed("a Content-Length that is not a number"))?;
-            let body = body
-                .get(..length)
-                .ok_or_else(|| malformed("a body shorter than its Content-Length"))?;
-            return Ok((status, text(body)));
-        }
+        let body = match header("content-length") {
+            Some(length) => {
+                let length: usize = length
+                    .parse()
+                    .map_err(|_| malformed("a Content-Length that is not a number"))?;
+                body.get(..length)
+                    .ok_or_else(|| malformed("a body shorter than its Content-Length"))?
+            }
+            None => body,
+        };
         return Ok((status, text(body)));
     }
     let mut joined = Vec::new();

@@ -39,6 +39,13 @@ async fn engine(dir: &std::path::Path) -> (Engine, bollard::Docker) {
     (engine, docker)
 }
 
+/// The availability `manager` sees for the node of the engine `node`.
+async fn availability(manager: &bollard::Docker, node: &bollard::Docker) -> Option<String> {
+    let id = node.info().await.expect("info").swarm?.node_id?;
+    let seen = manager.inspect_node(&id).await.expect("the node");
+    seen.spec?.availability.map(|a| a.to_string())
+}
+
 /// Forwards every connection to `listener` on to `to`.
 async fn forward(listener: TcpListener, to: u16) {
     loop {
@@ -94,23 +101,7 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
     assert_eq!(s.phase, Phase::Done, "{s:?}");
     assert_eq!(s.attempts, 1);
     assert!(s.message.ends_with("availability drain"), "{}", s.message);
-    let me = manager
-        .inspect_node(
-            &manager
-                .info()
-                .await
-                .expect("info")
-                .swarm
-                .unwrap_or_default()
-                .node_id
-                .unwrap_or_default(),
-        )
-        .await
-        .expect("the manager's node");
-    assert_eq!(
-        me.spec.and_then(|s| s.availability).map(|a| a.to_string()),
-        Some("drain".into())
-    );
+    assert_eq!(availability(&manager, &manager).await, Some("drain".into()));
     assert_eq!(Status::load(&manager_paths.status), Some(s));
     // Idempotent: a second run (the next boot) finds the swarm and does nothing.
     let s = apply::run(&manager, &init, None, &manager_paths, timing()).await;
@@ -181,24 +172,7 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
     assert!(s.message.ends_with("availability drain"), "{}", s.message);
     // Set by the join itself (a worker cannot update its own node): the manager sees
     // the worker drained.
-    let worker_id = worker
-        .info()
-        .await
-        .expect("info")
-        .swarm
-        .unwrap_or_default()
-        .node_id
-        .unwrap_or_default();
-    let seen = manager
-        .inspect_node(&worker_id)
-        .await
-        .expect("the worker's node");
-    assert_eq!(
-        seen.spec
-            .and_then(|s| s.availability)
-            .map(|a| a.to_string()),
-        Some("drain".into())
-    );
+    assert_eq!(availability(&manager, &worker).await, Some("drain".into()));
     let described = cli::status(&manager, &manager_paths.status, false)
         .await
         .expect("status");

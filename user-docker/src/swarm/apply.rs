@@ -107,8 +107,7 @@ pub async fn run(
             Ok(info) => info.swarm.unwrap_or_default(),
             Err(e) => {
                 let why = format!("asking the user engine for its swarm state: {e}");
-                log::warn!("swarm: {}", record.redact(&why));
-                record.write(Phase::Retrying, why);
+                record.warn(Phase::Retrying, why);
                 back_off(&mut delay, timing.max_retry).await;
                 continue;
             }
@@ -143,15 +142,13 @@ pub async fn run(
                 return record.write(Phase::Done, why);
             }
             Decision::LeftAlone(why) => {
-                log::warn!("swarm: {}", record.redact(&why));
-                return record.write(Phase::LeftAlone, why);
+                return record.warn(Phase::LeftAlone, why);
             }
             // Our own join that the engine gave up in the background: cleared, and
             // tried again after the backoff, as a refused one is.
             Decision::Retry(why) => {
                 let why = format!("{why}; trying again in {}s", delay.as_secs());
-                log::warn!("swarm: {}", record.redact(&why));
-                record.write(Phase::Retrying, why);
+                record.warn(Phase::Retrying, why);
                 let force = bollard::query_parameters::LeaveSwarmOptions { force: true };
                 let _ = docker.leave_swarm(Some(force)).await;
                 back_off(&mut delay, timing.max_retry).await;
@@ -187,8 +184,7 @@ pub async fn run(
                             record.attempts,
                             delay.as_secs()
                         );
-                        log::warn!("swarm: {}", record.redact(&why));
-                        record.write(Phase::Retrying, why);
+                        record.warn(Phase::Retrying, why);
                         last_error = Some(record.redact(&e.to_string()));
                         back_off(&mut delay, timing.max_retry).await;
                     }
@@ -222,6 +218,12 @@ struct Record<'a> {
 impl Record<'_> {
     fn redact(&self, message: &str) -> String {
         redact(message, self.secret.as_deref())
+    }
+
+    /// Logs `message` as a warning, then writes it.
+    fn warn(&self, phase: Phase, message: String) -> Status {
+        log::warn!("swarm: {}", self.redact(&message));
+        self.write(phase, message)
     }
 
     fn write(&self, phase: Phase, message: String) -> Status {
