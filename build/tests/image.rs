@@ -8,7 +8,7 @@ use bollard::query_parameters::{
 use corral_build::apt::Apts;
 use corral_build::image::{self, ImageInputs, ImageSpec};
 use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
-use corral_dockerd::images::{load_all, Archive, Outcome};
+use corral_dockerd::images::{load_all, load_file, Archive, LoadFailure, Outcome};
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;
@@ -99,6 +99,21 @@ async fn a_daemonless_image_loads_into_dockerd_and_runs() {
         Some(&Outcome::AlreadyPresent),
         "loaded once"
     );
+
+    // The streamed loader (consoles, the user engine's preload): what the engine loaded,
+    // by name; the engine's refusal and a missing file told apart.
+    let names = load_file(&docker, &images.join("hello.tar"))
+        .await
+        .expect("the archive loads");
+    assert_eq!(names, vec![built.reference.clone()]);
+    assert!(matches!(
+        load_file(&docker, &images.join("broken.tar")).await,
+        Err(LoadFailure::Engine(_))
+    ));
+    assert!(matches!(
+        load_file(&docker, &images.join("absent.tar")).await,
+        Err(LoadFailure::Open(_))
+    ));
 
     let inspect = docker
         .inspect_image(&built.reference)

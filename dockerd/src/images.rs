@@ -2,7 +2,9 @@
 //! listed in `index.json` (written by corral-build with each archive's sha256 and image
 //! ID). Each is loaded into the system engine unless the engine already has that image
 //! ID under its reference; a corrupt or unloadable archive is reported by name and
-//! skipped, and the others still load.
+//! skipped, and the others still load. Also `load_file`, the streamed `docker load` of
+//! one archive that the console switch and the user engine's preload use; every load
+//! gets [`LOAD_WITHIN`] rather than the client's usual 120 s.
 
 use crate::error::{DockerdError, Result};
 use bollard::query_parameters::ImportImageOptions;
@@ -73,6 +75,61 @@ pub const LOAD_WITHIN: std::time::Duration = std::time::Duration::from_secs(30 *
 /// timeout bounds the whole upload and load; other calls keep theirs).
 pub fn for_loading(docker: &Docker) -> Docker {
     docker.clone().with_timeout(LOAD_WITHIN)
+}
+
+/// Why [`load_file`] failed.
+#[derive(Debug)]
+pub enum LoadFailure {
+    /// The archive could not be opened.
+    Open(std::io::Error),
+    /// The engine refused it, or the transfer failed (bollard's error or the engine's
+    /// message).
+    Engine(String),
+}
+
+/// Loads the image archive at `path` (`docker load`; the engine takes gzip itself),
+/// streamed in 1 MiB pieces (archives can be larger than the memory to spare), with
+/// [`LOAD_WITHIN`]. Returns what the engine says it loaded ("busybox:latest", or an
+/// image ID for an untagged image).
+pub async fn load_file(
+    docker: &Docker,
+    path: &Path,
+) -> std::result::Result<Vec<String>, LoadFailure> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(LoadFailure::Open)?;
+    let chunks = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let options = ImportImageOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let mut stream =
+        for_loading(docker).import_image(options, bollard::body_try_stream(chunks), None);
+    let mut loaded = Vec::new();
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| LoadFailure::Engine(e.to_string()))?;
+        if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+            return Err(LoadFailure::Engine(detail));
+        }
+        if let Some(s) = info.stream {
+            // "Loaded image: busybox:latest" (or "Loaded image ID: sha256:...").
+            if let Some((_, name)) = s.trim().split_once(": ") {
+                loaded.push(name.to_string());
+            }
+        }
+    }
+    Ok(loaded)
 }
 
 /// Loads one archive after checking its sha256; skips it when the engine already has

@@ -6,7 +6,8 @@
 //! (`Engine::adopt`: the pid in the spec's pid file, alive, started with that pid file),
 //! wait until its API answers and stop it cleanly; read
 //! the system images' archives and their `index.json`, and load each into an engine
-//! unless it already has that image (`images`); and the seeded image store, made at build
+//! unless it already has that image, or stream any one archive in (`images`, also used
+//! for the console switch and the user engine's preload); and the seeded image store, made at build
 //! time by loading the archives into a private dockerd and installed at boot into an
 //! empty data root before the engine starts (`seed`: copied under temporary names and
 //! put in place, `image/` last, only once whole and synced; a broken data root's

@@ -20,7 +20,7 @@
 
 use crate::enable::{edit_failure, Services};
 use crate::services::{self, Outcome};
-use bollard::query_parameters::{ImportImageOptions, ListImagesOptions};
+use bollard::query_parameters::ListImagesOptions;
 use bollard::Docker;
 use corral_api::protocol::{Console, Response};
 use corral_compose::{Service, ServicesFile};
@@ -185,34 +185,14 @@ async fn find(docker: &Docker, choice: &Choice) -> Result<Option<String>, String
 
 /// Loads an image archive (`docker load`), streamed from the file.
 pub async fn load(docker: &Docker, path: &Path) -> Result<(), String> {
-    let file = tokio::fs::File::open(path)
+    use corral_dockerd::images::{load_file, LoadFailure};
+    load_file(docker, path)
         .await
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let chunks = futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
-    let options = ImportImageOptions {
-        quiet: true,
-        ..Default::default()
-    };
-    let mut stream =
-        corral_dockerd::images::for_loading(docker).import_image_stream(options, chunks, None);
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| format!("loading {}: {e}", path.display()))?;
-        if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-            return Err(format!("loading {}: {detail}", path.display()));
-        }
-    }
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| match e {
+            LoadFailure::Open(e) => format!("opening {}: {e}", path.display()),
+            LoadFailure::Engine(e) => format!("loading {}: {e}", path.display()),
+        })
 }
 
 /// The repositories consoles may come from.

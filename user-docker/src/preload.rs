@@ -4,9 +4,7 @@
 //! the archive records the size and modification time loaded; a replaced archive is
 //! loaded again, a failed one is tried again at the next boot.
 
-use bollard::query_parameters::ImportImageOptions;
 use bollard::Docker;
-use futures_util::StreamExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -51,44 +49,11 @@ fn stamp(archive: &Path) -> Option<String> {
 /// Loads one archive (`docker load`; the engine takes gzip itself) and marks it done.
 /// Returns the image tags it loaded.
 pub async fn load(docker: &Docker, archive: &Path) -> Result<Vec<String>, String> {
-    let file = tokio::fs::File::open(archive)
-        .await
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    // Streamed in 1 MiB pieces: archives can be larger than the memory to spare.
-    let chunks = futures_util::stream::unfold(file, |mut f| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    });
-    let options = ImportImageOptions {
-        quiet: true,
-        ..Default::default()
-    };
-    let mut stream = corral_dockerd::images::for_loading(docker).import_image(
-        options,
-        bollard::body_try_stream(chunks),
-        None,
-    );
-    let mut loaded = Vec::new();
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| format!("docker load failed: {e}"))?;
-        if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-            return Err(format!("docker load failed: {detail}"));
-        }
-        if let Some(s) = info.stream {
-            // "Loaded image: busybox:latest" (or "Loaded image ID: sha256:...").
-            if let Some((_, name)) = s.trim().split_once(": ") {
-                loaded.push(name.to_string());
-            }
-        }
-    }
+    use corral_dockerd::images::{load_file, LoadFailure};
+    let loaded = load_file(docker, archive).await.map_err(|e| match e {
+        LoadFailure::Open(e) => format!("cannot read it: {e}"),
+        LoadFailure::Engine(e) => format!("docker load failed: {e}"),
+    })?;
     if let Some(text) = stamp(archive) {
         std::fs::write(marker(archive), text)
             .map_err(|e| format!("loaded, but marking it done failed: {e}"))?;
