@@ -75,8 +75,9 @@ async fn a_daemonless_image_loads_into_dockerd_and_runs() {
 
     let engine_root = tmp.path().join("engine");
     let spec_engine = EngineSpec::system_at(&engine_root).for_build_host();
-    let engine =
-        Engine::start(&spec_engine).expect("dockerd starts (make setup installs docker.io)");
+    let mut engine = Engine::start(&spec_engine)
+        .await
+        .expect("dockerd starts (make setup installs docker.io)");
     let docker = wait_ready(&spec_engine, Duration::from_secs(90))
         .await
         .expect("dockerd ready");

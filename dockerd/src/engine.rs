@@ -3,6 +3,7 @@
 //! data root and exec root, no bridge and no iptables (two engines that both manage
 //! iptables flush each other's chains), so system services use the host network.
 
+use crate::containerd::Containerd;
 use crate::error::{DockerdError, Result};
 use bollard::Docker;
 use nix::sys::signal::{kill, Signal};
@@ -45,9 +46,9 @@ pub struct EngineSpec {
 }
 
 impl EngineSpec {
-    /// Where the containerd dockerd starts for itself keeps its socket and pid file.
-    pub fn containerd_dir(&self) -> PathBuf {
-        self.exec_root.join("containerd")
+    /// The engine's containerd, started before dockerd ([`Engine::start`]).
+    pub fn containerd(&self) -> Containerd {
+        Containerd::under(&self.data_root, &self.exec_root)
     }
 
     /// The system engine, as PID 1's manager runs it.
@@ -118,19 +119,27 @@ impl EngineSpec {
             format!("--data-root={}", self.data_root.display()),
             format!("--exec-root={}", self.exec_root.display()),
             format!("--pidfile={}", self.pidfile.display()),
+            format!("--containerd={}", self.containerd().socket.display()),
         ];
         args.extend(self.extra_args.iter().cloned());
         args
     }
 }
 
-/// How often an adopted engine is looked at to see whether it still runs.
+/// How often an adopted process is looked at to see whether it still runs.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
+/// After this long without an answer from containerd, the log says the engine waits.
+const CONTAINERD_SLOW: Duration = Duration::from_secs(15);
+/// How long containerd gets to stop once dockerd has gone, at least.
+const CONTAINERD_STOP: Duration = Duration::from_secs(5);
 
-/// A running engine process.
+/// A running engine: dockerd and the containerd it was started on.
 pub struct Engine {
     pub spec: EngineSpec,
     process: Process,
+    /// None when an adopted dockerd's containerd no longer runs (dockerd then fails
+    /// and exits; its next start starts both).
+    containerd: Option<Process>,
 }
 
 enum Process {
@@ -141,84 +150,17 @@ enum Process {
     Adopted(Pid),
 }
 
-impl Engine {
-    /// Starts dockerd. Its output is appended to the spec's log file.
-    pub fn start(spec: &EngineSpec) -> Result<Engine> {
-        let log_err = |source| DockerdError::EngineLog {
-            engine: spec.name.clone(),
-            path: spec.log_file.clone(),
-            source,
-        };
-        if let Some(dir) = spec.log_file.parent() {
-            std::fs::create_dir_all(dir).map_err(log_err)?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log_file)
-            .map_err(log_err)?;
-        let log2 = log.try_clone().map_err(log_err)?;
-        let child = Command::new(&spec.program)
-            .args(spec.args())
-            .envs(spec.environment.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| DockerdError::StartEngine {
-                engine: spec.name.clone(),
-                program: spec.program.clone(),
-                source,
-            })?;
-        Ok(Engine {
-            spec: spec.clone(),
-            process: Process::Child(child),
-        })
-    }
-
-    /// The engine an earlier manager started, when it still runs: the pid in the spec's
-    /// pid file, alive, and running with this spec's pid file. A manager that is killed
-    /// (SIGKILL, the OOM killer) leaves its dockerd running with every service in it;
-    /// the next manager takes it over rather than start a second one, which would exit
-    /// on the pid file.
-    pub fn adopt(spec: &EngineSpec) -> Option<Engine> {
-        let pid: i32 = std::fs::read_to_string(&spec.pidfile)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        if pid <= 1 {
-            return None;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let flag = format!("--pidfile={}", spec.pidfile.display());
-        if !cmdline.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()) {
-            return None;
-        }
-        let pid = Pid::from_raw(pid);
-        running(pid).then(|| Engine {
-            spec: spec.clone(),
-            process: Process::Adopted(pid),
-        })
-    }
-
-    /// Whether this engine was started by an earlier manager ([`Engine::adopt`]).
-    pub fn adopted(&self) -> bool {
-        matches!(self.process, Process::Adopted(_))
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        match &self.process {
+impl Process {
+    fn pid(&self) -> Option<u32> {
+        match self {
             Process::Child(child) => child.id(),
             Process::Adopted(pid) => u32::try_from(pid.as_raw()).ok(),
         }
     }
 
-    /// Waits until the engine exits. Returns its exit code, or -1 when a signal ended it
-    /// or the code is not this process's to see (an adopted engine's parent is PID 1).
-    pub async fn wait(&mut self) -> i32 {
-        match &mut self.process {
+    /// Waits until it exits: its exit code, or -1 for a signal or an adopted process.
+    async fn wait(&mut self) -> i32 {
+        match self {
             Process::Child(child) => child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1),
             Process::Adopted(pid) => {
                 while running(*pid) {
@@ -229,33 +171,241 @@ impl Engine {
         }
     }
 
-    /// Stops the engine: SIGTERM, then SIGKILL after `timeout`. dockerd stops its
-    /// containers on SIGTERM within its own shutdown timeout (15 s by default), so
-    /// `timeout` should exceed that.
-    pub async fn stop(mut self, timeout: Duration) {
+    /// SIGTERM, then SIGKILL after `timeout`; true when it stopped on the SIGTERM.
+    async fn stop(&mut self, timeout: Duration) -> bool {
         if let Some(pid) = self.pid() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
         }
-        match tokio::time::timeout(timeout, self.wait()).await {
-            Ok(_) => log::info!("{} engine stopped", self.spec.name),
-            Err(_) => {
-                log::warn!(
-                    "{} engine did not stop within {}s; killing it",
-                    self.spec.name,
-                    timeout.as_secs()
-                );
-                match &mut self.process {
-                    Process::Child(child) => {
-                        let _ = child.kill().await;
-                    }
-                    Process::Adopted(pid) => {
-                        let _ = kill(*pid, Signal::SIGKILL);
-                        let _ = tokio::time::timeout(timeout, self.wait()).await;
+        if tokio::time::timeout(timeout, self.wait()).await.is_ok() {
+            return true;
+        }
+        match self {
+            Process::Child(child) => {
+                let _ = child.kill().await;
+            }
+            Process::Adopted(pid) => {
+                let _ = kill(*pid, Signal::SIGKILL);
+                let _ = tokio::time::timeout(timeout, self.wait()).await;
+            }
+        }
+        false
+    }
+}
+
+/// The engine's log, opened for appending (dockerd's and containerd's output).
+fn open_log(spec: &EngineSpec) -> Result<std::fs::File> {
+    let log_err = |source| DockerdError::EngineLog {
+        engine: spec.name.clone(),
+        path: spec.log_file.clone(),
+        source,
+    };
+    if let Some(dir) = spec.log_file.parent() {
+        std::fs::create_dir_all(dir).map_err(log_err)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_file)
+        .map_err(log_err)
+}
+
+/// Starts `program` with `args`, its output appended to the engine's log.
+fn spawn(spec: &EngineSpec, program: &Path, args: &[String]) -> Result<Child> {
+    let log = open_log(spec)?;
+    let log2 = log.try_clone().map_err(|source| DockerdError::EngineLog {
+        engine: spec.name.clone(),
+        path: spec.log_file.clone(),
+        source,
+    })?;
+    Command::new(program)
+        .args(args)
+        .envs(spec.environment.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| DockerdError::StartEngine {
+            engine: spec.name.clone(),
+            program: program.to_path_buf(),
+            source,
+        })
+}
+
+/// Starts the engine's containerd and waits until it accepts connections, however long
+/// that takes; an error when it exits first.
+async fn start_containerd(spec: &EngineSpec) -> Result<Child> {
+    let containerd = spec.containerd();
+    containerd
+        .prepare()
+        .map_err(|source| DockerdError::Containerd {
+            engine: spec.name.clone(),
+            path: containerd.config.clone(),
+            source,
+        })?;
+    let args = [
+        "--config".to_string(),
+        containerd.config.display().to_string(),
+    ];
+    let mut child = spawn(spec, Path::new("containerd"), &args)?;
+    if let Some(pid) = child.id() {
+        // As dockerd does for its own: how a dead engine's containerd is found.
+        if let Err(e) = std::fs::write(&containerd.pidfile, pid.to_string()) {
+            log::warn!("writing '{}': {e}", containerd.pidfile.display());
+        }
+    }
+    let started = Instant::now();
+    let mut said = false;
+    while !containerd.listening() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let _ = std::fs::remove_file(&containerd.pidfile);
+            return Err(DockerdError::ContainerdExited {
+                engine: spec.name.clone(),
+                code: status.code().unwrap_or(-1),
+                log: spec.log_file.clone(),
+            });
+        }
+        if !said && started.elapsed() >= CONTAINERD_SLOW {
+            log::warn!(
+                "the {} engine's containerd has not answered for {}s (a busy machine, or \
+                 cleaning up after a dead engine's tasks); still waiting",
+                spec.name,
+                CONTAINERD_SLOW.as_secs()
+            );
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(child)
+}
+
+impl Engine {
+    /// Starts the engine's containerd, waits until it answers (without dockerd's 15 s
+    /// limit: [`crate::containerd`]), then dockerd pointed at it. Both write to the
+    /// spec's log file. Cancelling the start (dropping the future) kills what it started.
+    pub async fn start(spec: &EngineSpec) -> Result<Engine> {
+        let mut containerd = Process::Child(start_containerd(spec).await?);
+        match spawn(spec, &spec.program, &spec.args()) {
+            Ok(child) => Ok(Engine {
+                spec: spec.clone(),
+                process: Process::Child(child),
+                containerd: Some(containerd),
+            }),
+            Err(e) => {
+                containerd.stop(CONTAINERD_STOP).await;
+                let _ = std::fs::remove_file(spec.containerd().pidfile);
+                Err(e)
+            }
+        }
+    }
+
+    /// The engine an earlier manager started, when it still runs: the pid in the spec's
+    /// pid file, alive, and running with this spec's pid file; with it, its containerd
+    /// when the containerd pid file names a live containerd with this spec's
+    /// configuration. A manager that is killed (SIGKILL, the OOM killer) leaves its
+    /// dockerd running with every service in it; the next manager takes it over rather
+    /// than start a second one, which would exit on the pid file.
+    pub fn adopt(spec: &EngineSpec) -> Option<Engine> {
+        let flag = format!("--pidfile={}", spec.pidfile.display());
+        let pid = live_with_arg(&spec.pidfile, &flag)?;
+        let containerd = spec.containerd();
+        let config = containerd.config.display().to_string();
+        Some(Engine {
+            spec: spec.clone(),
+            process: Process::Adopted(pid),
+            containerd: live_with_arg(&containerd.pidfile, &config).map(Process::Adopted),
+        })
+    }
+
+    /// Whether this engine was started by an earlier manager ([`Engine::adopt`]).
+    pub fn adopted(&self) -> bool {
+        matches!(self.process, Process::Adopted(_))
+    }
+
+    /// dockerd's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// Waits until dockerd exits. Returns its exit code, or -1 when a signal ended it
+    /// or the code is not this process's to see (an adopted engine's parent is PID 1).
+    /// A containerd that exits meanwhile is started again, as dockerd does with its own
+    /// (dockerd reconnects; the containers run on).
+    pub async fn wait(&mut self) -> i32 {
+        loop {
+            let Some(containerd) = self.containerd.as_mut() else {
+                return self.process.wait().await;
+            };
+            tokio::select! {
+                code = self.process.wait() => return code,
+                code = containerd.wait() => {
+                    self.containerd = None;
+                    log::warn!(
+                        "the {} engine's containerd exited with code {code}; starting it again",
+                        self.spec.name
+                    );
+                    match start_containerd(&self.spec).await {
+                        Ok(child) => self.containerd = Some(Process::Child(child)),
+                        Err(e) => {
+                            log::error!("{e}; stopping dockerd to start both again");
+                            if let Some(pid) = self.pid() {
+                                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+                            }
+                        }
                     }
                 }
             }
         }
     }
+
+    /// Stops the containerd this engine ran on, once dockerd has gone: SIGTERM, then
+    /// SIGKILL after `timeout`.
+    pub async fn stop_containerd(&mut self, timeout: Duration) {
+        if let Some(mut containerd) = self.containerd.take() {
+            if !containerd.stop(timeout).await {
+                log::warn!(
+                    "the {} engine's containerd did not stop within {}s; killed it",
+                    self.spec.name,
+                    timeout.as_secs()
+                );
+            }
+            let _ = std::fs::remove_file(self.spec.containerd().pidfile);
+        }
+    }
+
+    /// Stops the engine: dockerd with SIGTERM, then SIGKILL after `timeout`, then its
+    /// containerd with what is left of `timeout` (at least 5 s). dockerd stops its
+    /// containers on SIGTERM within its own shutdown timeout (15 s by default), so
+    /// `timeout` should exceed that.
+    pub async fn stop(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        if self.process.stop(timeout).await {
+            log::info!("{} engine stopped", self.spec.name);
+        } else {
+            log::warn!(
+                "{} engine did not stop within {}s; killed it",
+                self.spec.name,
+                timeout.as_secs()
+            );
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.stop_containerd(left.max(CONTAINERD_STOP)).await;
+    }
+}
+
+/// The pid in `pidfile` when it names a live process (not PID 1) one of whose
+/// arguments is `arg`.
+fn live_with_arg(pidfile: &Path, arg: &str) -> Option<Pid> {
+    let pid: i32 = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
+    if pid <= 1 {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if !cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
+        return None;
+    }
+    let pid = Pid::from_raw(pid);
+    running(pid).then_some(pid)
 }
 
 /// Whether `pid` runs: it exists and is not a zombie waiting to be reaped.

@@ -17,6 +17,20 @@ pub enum DockerdError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("preparing the {engine} engine's containerd ('{path}') failed: {source}")]
+    Containerd {
+        engine: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the {engine} engine's containerd exited with code {code} before it answered; see '{log}'"
+    )]
+    ContainerdExited {
+        engine: String,
+        code: i32,
+        log: PathBuf,
+    },
     #[error("the {engine} engine did not answer on '{socket}' within {seconds}s; see '{log}'")]
     NotReady {
         engine: String,

@@ -1,7 +1,7 @@
 //! What an engine that died (`kill -9`, a crash) leaves behind, cleared before the
-//! manager starts it again: the containerd dockerd started for itself, still running
-//! and re-parented to PID 1 (a new dockerd times out talking to it), and the processes
-//! of the containers it ran, which outlive both.
+//! manager starts it again: a containerd a killed manager started for it, still running
+//! and re-parented to PID 1 (a new one would wait on its store's lock), and the
+//! processes of the containers it ran, which outlive both.
 //!
 //! The containers are killed rather than left for the next containerd to take over:
 //! the system engine runs without live-restore, so the new dockerd would stop them
@@ -26,11 +26,12 @@ const MAX_CONFIG: u64 = 1 << 20;
 /// How long a killed task's cgroup may take to empty.
 const EMPTY_WITHIN: Duration = Duration::from_secs(5);
 
-/// After dockerd died without stopping them, its managed containerd lingers (re-parented
-/// to PID 1) and a new dockerd times out talking to it. Stop it first: SIGTERM, then
-/// SIGKILL after 5 s. Returns the pid stopped, if any.
+/// The containerd named by the engine's containerd pid file, when it still runs and no
+/// [`crate::engine::Engine`] holds it (a manager killed after starting it, before or
+/// after its dockerd died): a new containerd would wait on its store's lock. Stop it
+/// first: SIGTERM, then SIGKILL after 5 s. Returns the pid stopped, if any.
 pub async fn stop_leftover_containerd(spec: &EngineSpec) -> Option<i32> {
-    let pidfile = spec.containerd_dir().join("containerd.pid");
+    let pidfile = spec.containerd().pidfile;
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .ok()?
         .trim()
@@ -58,8 +59,9 @@ pub async fn stop_leftover_containerd(spec: &EngineSpec) -> Option<i32> {
 /// The folder of the bundles of the tasks an engine's containerd runs (dockerd's
 /// namespace `moby`): one folder per container, with its OCI `config.json`.
 pub fn task_bundles(spec: &EngineSpec) -> PathBuf {
-    spec.containerd_dir()
-        .join("daemon/io.containerd.runtime.v2.task/moby")
+    spec.containerd()
+        .state
+        .join("io.containerd.runtime.v2.task/moby")
 }
 
 /// The cgroup of each task whose bundle is under `bundles`, under `cgroup_root`: the

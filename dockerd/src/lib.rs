@@ -2,9 +2,11 @@
 //!
 //! What the manager and the build both need to do with a dockerd: run one as a child
 //! process with the system engine's flags (its own socket, data root and exec root, no
-//! bridge, no iptables; `engine`), or take over the one a killed manager left running
+//! bridge, no iptables; `engine`), on a containerd started first and waited for as
+//! long as it takes (`containerd`: its paths and configuration, which `corral-engine`
+//! uses for the user engine too), or take over the pair a killed manager left running
 //! (`Engine::adopt`: the pid in the spec's pid file, alive, started with that pid file),
-//! wait until its API answers and stop it cleanly; read
+//! wait until its API answers and stop it cleanly (dockerd, then its containerd); read
 //! the system images' archives and their `index.json`, and load each into an engine
 //! unless it already has that image, or stream any one archive in (`images`, also used
 //! for the console switch and the user engine's preload); and the seeded image store, made at build
@@ -19,11 +21,13 @@
 //!   caller's (`EngineSpec`); it defines where the build puts the archives
 //!   (`/usr/share/corral/images`) and the seed (`/usr/share/corral/system-docker-seed`).
 //! - **Must not touch:** the services, the configuration, the user engine's state.
-//! - **Talks to:** dockerd (started as a child; its API through bollard), containerd
-//!   (a leftover one is stopped before an engine restarts, and the processes of the
+//! - **Talks to:** dockerd and containerd (started as children; dockerd's API through
+//!   bollard, containerd only through its socket's accepting; a leftover containerd is
+//!   stopped before an engine restarts, and the processes of the
 //!   containers it ran are killed through their cgroups' `cgroup.kill`, `leftover`),
 //!   the filesystem of the data root it seeds.
 
+pub mod containerd;
 pub mod engine;
 pub mod error;
 pub mod images;

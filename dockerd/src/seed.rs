@@ -456,7 +456,7 @@ pub async fn make(images_dir: &Path, scratch: &Path, out: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(scratch);
     let _ = fs::remove_dir_all(out);
     let spec = EngineSpec::system_at(scratch);
-    let engine = Engine::start(&spec)?;
+    let mut engine = Engine::start(&spec).await?;
     let ready = wait_ready(&spec, Duration::from_secs(120)).await;
     let loaded = match ready {
         Ok(docker) => load_all(&docker, images_dir).await,

@@ -33,10 +33,10 @@ pub async fn run(manager_started: f64) -> Result<()> {
     let plain = (spec.extra_args != plain.extra_args || spec.environment != plain.environment)
         .then_some(plain);
     seed_store(&spec).await;
-    // The boot report's parts of the engine's start: dockerd starts its containerd.
+    // The boot report's parts of the engine's start: its containerd, then dockerd.
     tokio::spawn(timeline::when_socket(
         ENGINE_CONTAINERD,
-        spec.containerd_dir().join("containerd.sock"),
+        spec.containerd().socket,
         manager_started,
         ROOT_STAGE.into(),
         std::time::Duration::from_secs(300),

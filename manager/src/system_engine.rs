@@ -16,6 +16,8 @@ const READY_WITHIN: Duration = Duration::from_secs(120);
 /// dockerd stops its containers within 15 s on SIGTERM; give it that and some margin,
 /// when PID 1's shutdown budget leaves room (`crate::shutdown::budget`).
 pub const STOP_WITHIN: Duration = Duration::from_secs(25);
+/// How long the containerd of a dockerd that exited gets to stop before it is killed.
+const CONTAINERD_STOP: Duration = Duration::from_secs(5);
 /// A run this long resets the restart backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -203,12 +205,23 @@ pub async fn supervise(
                 engine.pid().unwrap_or(0)
             );
         }
-        let mut engine = match adopted.map(Ok).unwrap_or_else(|| {
-            // No live engine of ours holds the pid file: what is left in it (a crash's
-            // pid, perhaps reused by another program since) would stop dockerd starting.
-            let _ = std::fs::remove_file(&spec.pidfile);
-            Engine::start(&spec)
-        }) {
+        let started_engine = match adopted {
+            Some(engine) => Ok(engine),
+            None => {
+                // No live engine of ours holds the pid file: what is left in it (a
+                // crash's pid, perhaps reused by another program since) would stop
+                // dockerd starting; a containerd a killed manager started before its
+                // dockerd would hold the store's lock.
+                let _ = std::fs::remove_file(&spec.pidfile);
+                stop_leftover_containerd(&spec).await;
+                tokio::select! {
+                    started = Engine::start(&spec) => started,
+                    // Dropping the start kills the containerd it may have started.
+                    _ = shutdown.changed() => break,
+                }
+            }
+        };
+        let mut engine = match started_engine {
             Ok(engine) => engine,
             Err(e) => {
                 log::error!("{e}");
@@ -268,6 +281,7 @@ pub async fn supervise(
             }
         };
         send(EngineEvent::Exited { pid, code });
+        engine.stop_containerd(CONTAINERD_STOP).await;
         stop_leftover_containerd(&spec).await;
         kill_leftover_tasks(&spec, Path::new(CGROUP_ROOT)).await;
         if answered.load(std::sync::atomic::Ordering::Relaxed) {

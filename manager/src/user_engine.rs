@@ -74,7 +74,7 @@ pub async fn when_ready(within: Duration, started: f64, swarm: Swarm) {
     let service = format!("service {SERVICE}");
     let containerd = tokio::spawn(crate::timeline::when_socket(
         crate::timeline::USER_CONTAINERD,
-        corral_user_docker::engine_init::Containerd::for_args(&[]).socket,
+        corral_user_docker::engine_init::containerd_for(&[]).socket,
         started,
         service.clone(),
         within,

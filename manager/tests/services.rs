@@ -44,7 +44,7 @@ async fn engine_with_busybox(tmp: &Path) -> (Engine, Docker) {
     )
     .expect("index");
     let engine_spec = EngineSpec::system_at(&tmp.join("engine")).for_build_host();
-    let engine = Engine::start(&engine_spec).expect("dockerd starts");
+    let engine = Engine::start(&engine_spec).await.expect("dockerd starts");
     let docker = wait_ready(&engine_spec, Duration::from_secs(90))
         .await
         .expect("ready");
@@ -159,7 +159,7 @@ services:
 #[tokio::test(flavor = "current_thread")]
 async fn services_come_up_in_order_and_are_kept_as_defined() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (engine, docker) = engine_with_busybox(tmp.path()).await;
+    let (mut engine, docker) = engine_with_busybox(tmp.path()).await;
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
     let app = "cat /data/setup; exec sleep 1000";

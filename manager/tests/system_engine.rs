@@ -13,6 +13,25 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<EngineEvent>) -> EngineEvent {
         .expect("the supervisor is still running")
 }
 
+/// The pid in the engine's containerd pid file (the manager writes it).
+fn containerd_pid(spec: &EngineSpec) -> i32 {
+    std::fs::read_to_string(spec.containerd().pidfile)
+        .expect("containerd's pid file")
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+/// Whether `pid` runs and is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     corral_harness::require_dockerd();
@@ -39,6 +58,33 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
         "Debian 12's dockerd, got {version:?}"
     );
     assert!(spec.socket.exists(), "socket at {}", spec.socket.display());
+    let containerd = spec.containerd();
+    let first_containerd = containerd_pid(&spec);
+    assert!(alive(first_containerd), "containerd runs beside dockerd");
+
+    // containerd dies under a running dockerd: started again, dockerd goes on.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first_containerd),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill containerd");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !(containerd_pid(&spec) != first_containerd && containerd.listening()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "containerd started again within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let docker = corral_dockerd::engine::wait_ready(&spec, Duration::from_secs(90))
+        .await
+        .expect("dockerd answers on the new containerd");
+    docker
+        .list_containers(None)
+        .await
+        .expect("dockerd talks to the new containerd");
+    assert!(rx.try_recv().is_err(), "dockerd did not exit");
+    let second_containerd = containerd_pid(&spec);
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first as i32),
@@ -60,6 +106,12 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
         );
     };
     assert_ne!(first, second, "a new dockerd process");
+    assert!(
+        !alive(second_containerd),
+        "the dead dockerd's containerd is stopped before the next start"
+    );
+    let third_containerd = containerd_pid(&spec);
+    assert!(alive(third_containerd), "the new dockerd has its own");
 
     stop_tx
         .send(Some(Duration::from_secs(25)))
@@ -68,6 +120,10 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     task.await.expect("supervisor task");
     let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(second as i32), None).is_ok();
     assert!(!alive, "dockerd {second} still running after stop");
+    assert!(
+        !self::alive(third_containerd),
+        "containerd {third_containerd} still running after stop"
+    );
     let log = std::fs::read_to_string(&spec.log_file).expect("engine log written");
     assert!(
         log.contains("API listen on"),
@@ -84,7 +140,22 @@ async fn an_engine_left_by_a_killed_manager_is_taken_over() {
     let root = tempfile::tempdir().expect("temp dir");
     let spec = EngineSpec::system_at(root.path()).for_build_host();
     std::fs::create_dir_all(spec.log_file.parent().expect("log dir")).expect("mkdir");
-    // The earlier manager's engine: started here, not by the supervisor.
+    // The earlier manager's engine: started here, not by the supervisor, as the manager
+    // starts it (containerd first, its pid file written, then dockerd).
+    let containerd = spec.containerd();
+    containerd.prepare().expect("containerd's configuration");
+    let mut left_containerd = std::process::Command::new("containerd")
+        .arg("--config")
+        .arg(&containerd.config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("containerd starts");
+    std::fs::write(&containerd.pidfile, left_containerd.id().to_string()).expect("pid file");
+    while !containerd.listening() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut left = std::process::Command::new(&spec.program)
         .args(spec.args())
         .stdin(std::process::Stdio::null())
@@ -132,6 +203,9 @@ async fn an_engine_left_by_a_killed_manager_is_taken_over() {
         panic!("expected a new engine, got {event:?}");
     };
     assert_ne!(second, left.id());
+    left_containerd
+        .wait()
+        .expect("the left containerd is stopped once its dockerd died");
 
     stop_tx
         .send(Some(Duration::from_secs(25)))

@@ -6,8 +6,9 @@
 //! service starting at the same moment, containerd can take longer than that, and each
 //! failed start cost a restart and another minute. So containerd is started here with the
 //! configuration dockerd would give it (same root, state and socket under dockerd's data
-//! and exec roots, the CRI plugin off), and dockerd gets `--containerd=` once the socket
-//! answers. This process stays as the container's main process: it passes SIGTERM,
+//! and exec roots, the CRI plugin off: `corral_dockerd::containerd`, which the manager
+//! uses the same way for the system engine), and dockerd gets `--containerd=` once the
+//! socket answers. This process stays as the container's main process: it passes SIGTERM,
 //! SIGINT, SIGQUIT and SIGHUP on to dockerd, starts containerd again if it dies while
 //! dockerd runs (as dockerd does with its own), reaps what it is given, and when dockerd
 //! exits stops containerd and exits with dockerd's code.
@@ -20,11 +21,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::EXEC_ROOT;
+use corral_dockerd::containerd::Containerd;
 
 /// dockerd's defaults for the two roots, when its arguments do not name them (the exec
 /// root's is Corral's too, [`EXEC_ROOT`]).
@@ -32,50 +34,12 @@ const DATA_ROOT: &str = "/var/lib/docker";
 /// How long containerd gets to stop once dockerd has exited.
 const CONTAINERD_STOP: Duration = Duration::from_secs(10);
 
-/// Where containerd keeps things, as dockerd would have it for the same arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Containerd {
-    pub root: PathBuf,
-    pub state: PathBuf,
-    pub socket: PathBuf,
-    pub config: PathBuf,
-}
-
-impl Containerd {
-    /// From dockerd's arguments (`--data-root=`, `--exec-root=`, either form).
-    pub fn for_args(args: &[String]) -> Containerd {
-        let data = flag(args, "--data-root").unwrap_or_else(|| DATA_ROOT.into());
-        let exec = flag(args, "--exec-root").unwrap_or_else(|| EXEC_ROOT.into());
-        let state = Path::new(&exec).join("containerd");
-        Containerd {
-            root: Path::new(&data).join("containerd").join("daemon"),
-            socket: state.join("containerd.sock"),
-            config: state.join("containerd.toml"),
-            state: state.join("daemon"),
-        }
-    }
-
-    /// The configuration dockerd writes for its own containerd (format version 2, which
-    /// containerd 1.7 reads and 2.x migrates).
-    pub fn config_text(&self) -> String {
-        let debug = self.socket.with_file_name("containerd-debug.sock");
-        format!(
-            "# Written by corral-engine at each start: what dockerd gives its own containerd.\n\
-             version = 2\n\
-             root = {root:?}\n\
-             state = {state:?}\n\
-             oom_score = -500\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             \n\
-             [grpc]\n  address = {socket:?}\n\
-             \n\
-             [debug]\n  address = {debug:?}\n",
-            root = self.root.display().to_string(),
-            state = self.state.display().to_string(),
-            socket = self.socket.display().to_string(),
-            debug = debug.display().to_string(),
-        )
-    }
+/// The containerd dockerd would start for itself with these arguments (`--data-root=`,
+/// `--exec-root=`, either form; dockerd's defaults otherwise).
+pub fn containerd_for(args: &[String]) -> Containerd {
+    let data = flag(args, "--data-root").unwrap_or_else(|| DATA_ROOT.into());
+    let exec = flag(args, "--exec-root").unwrap_or_else(|| EXEC_ROOT.into());
+    Containerd::under(Path::new(&data), Path::new(&exec))
 }
 
 /// The value of `--name=value` or `--name value` in `args` (the last one counts).
@@ -120,9 +84,7 @@ struct Engine {
 
 impl Engine {
     fn start_containerd(&mut self) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.containerd.state)?;
-        std::fs::write(&self.containerd.config, self.containerd.config_text())?;
-        let _ = std::fs::remove_file(&self.containerd.socket);
+        self.containerd.prepare()?;
         let child = Command::new("containerd")
             .arg("--config")
             .arg(&self.containerd.config)
@@ -172,7 +134,7 @@ impl Engine {
         let started = Instant::now();
         let mut said = false;
         loop {
-            if std::os::unix::net::UnixStream::connect(&self.containerd.socket).is_ok() {
+            if self.containerd.listening() {
                 return Ok(());
             }
             for s in self.signals(Duration::from_millis(100)) {
@@ -240,7 +202,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     let mut engine = Engine {
         signals,
-        containerd: Containerd::for_args(args),
+        containerd: containerd_for(args),
         containerd_pid: None,
     };
     if let Err(e) = engine.start_containerd() {
@@ -293,41 +255,25 @@ mod tests {
 
     #[test]
     fn containerd_lives_where_dockerd_would_keep_its_own() {
-        let c = Containerd::for_args(&args(&[
+        let c = containerd_for(&args(&[
             "--data-root=/var/lib/docker",
             "--exec-root",
             "/var/run/docker",
         ]));
         assert_eq!(c.root, Path::new("/var/lib/docker/containerd/daemon"));
-        assert_eq!(c.state, Path::new("/var/run/docker/containerd/daemon"));
         assert_eq!(
             c.socket,
             Path::new("/var/run/docker/containerd/containerd.sock")
         );
-        let other = Containerd::for_args(&args(&["--data-root=/data", "--exec-root=/x"]));
+        let other = containerd_for(&args(&["--data-root=/data", "--exec-root=/x"]));
         assert_eq!(other.root, Path::new("/data/containerd/daemon"));
         assert_eq!(other.socket, Path::new("/x/containerd/containerd.sock"));
-        assert_eq!(Containerd::for_args(&[]), c, "dockerd's defaults");
-    }
-
-    #[test]
-    fn the_configuration_is_dockerd_s_with_cri_off() {
-        let text = Containerd::for_args(&[]).config_text();
-        for line in [
-            "version = 2",
-            "root = \"/var/lib/docker/containerd/daemon\"",
-            "state = \"/var/run/docker/containerd/daemon\"",
-            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]",
-            "  address = \"/var/run/docker/containerd/containerd.sock\"",
-            "  address = \"/var/run/docker/containerd/containerd-debug.sock\"",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
-        }
+        assert_eq!(containerd_for(&[]), c, "dockerd's defaults");
     }
 
     #[test]
     fn dockerd_is_pointed_at_it_unless_told_another() {
-        let c = Containerd::for_args(&[]);
+        let c = containerd_for(&[]);
         assert_eq!(
             dockerd_args(&args(&["--debug"]), &c),
             args(&[

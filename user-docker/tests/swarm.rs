@@ -32,7 +32,9 @@ fn timing() -> Timing {
 
 async fn engine(dir: &std::path::Path) -> (Engine, bollard::Docker) {
     let spec = EngineSpec::system_at(dir).for_build_host();
-    let engine = Engine::start(&spec).expect("dockerd starts (make setup installs docker.io)");
+    let engine = Engine::start(&spec)
+        .await
+        .expect("dockerd starts (make setup installs docker.io)");
     let docker = wait_ready(&spec, Duration::from_secs(90))
         .await
         .expect("dockerd answers");
@@ -66,8 +68,8 @@ async fn a_node_starts_a_swarm_and_another_joins_it_from_the_printed_cloud_confi
     let tmp = tempfile::tempdir().expect("tempdir");
     let port = |_| corral_harness::free_port().expect("a free port");
     let (manager_port, worker_port, relay_port) = (port(0), port(1), port(2));
-    let (manager_engine, manager) = engine(&tmp.path().join("manager")).await;
-    let (worker_engine, worker) = engine(&tmp.path().join("worker")).await;
+    let (mut manager_engine, manager) = engine(&tmp.path().join("manager")).await;
+    let (mut worker_engine, worker) = engine(&tmp.path().join("worker")).await;
     let socket = |name: &str| EngineSpec::system_at(&tmp.path().join(name)).socket;
     let manager_paths = Paths {
         socket: socket("manager"),
