@@ -32,6 +32,33 @@ use std::time::Duration;
 /// The label that names a console image.
 pub const LABEL: &str = "io.corral.console";
 
+/// How many console images are being loaded or pulled now ([`fetching`]).
+static FETCHING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a console's image is being loaded from its kept archive or pulled right
+/// now: the rescue watchdog does not count that time as the console being down (the
+/// Debian console's 285 MB load took over 90 s under TCG at a trial boot, and the
+/// rescue console started on the host in the middle of it).
+pub fn fetching() -> bool {
+    FETCHING.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
+/// Counts one fetch in [`FETCHING`] for as long as it lives.
+struct Fetching;
+
+impl Fetching {
+    fn start() -> Fetching {
+        FETCHING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Fetching
+    }
+}
+
+impl Drop for Fetching {
+    fn drop(&mut self) {
+        FETCHING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The repository of the tags consoles pulled from a repository get.
 const REPOSITORY_CONSOLES: &str = "corral-repository-console";
 
@@ -208,6 +235,7 @@ pub async fn resolve(
     if let Some(found) = find(docker, choice).await? {
         return Ok(Some(found));
     }
+    let _fetching = Fetching::start();
     let archive = choice.archive();
     if archive.is_file() && *choice != Choice::Default {
         log::info!("console {}: loading {}", choice.key(), archive.display());
@@ -576,6 +604,18 @@ async fn save(services: &Services, value: &str) -> Result<(), Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetch_counts_as_long_as_it_lasts() {
+        assert!(!fetching());
+        let one = Fetching::start();
+        let two = Fetching::start();
+        assert!(fetching());
+        drop(one);
+        assert!(fetching(), "the other still runs");
+        drop(two);
+        assert!(!fetching());
+    }
 
     #[test]
     fn a_console_is_the_default_a_name_or_an_image() {

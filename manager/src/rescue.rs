@@ -2,11 +2,13 @@
 //! container, so a dead system engine, a broken console image or a bad console override
 //! in the configuration would leave nobody able to log in, even on the local console.
 //! When the console has not been running for `corral.rescue_after` seconds (120 by
-//! default; 0 turns this off), the manager runs the console's own program, `corral
+//! default; 0 turns this off; time while its image is still being loaded or pulled does
+//! not count), the manager runs the console's own program, `corral
 //! console-init`, on the host: chrooted into the console image's files, read straight
 //! from the image store on the root's squashfs (no engine needed), over a tmpfs, with the
 //! host paths the console service shares (`/dev`, `/proc`, `/sys`, `/run`, `/home`,
-//! `/var/lib/corral`, `/var/log`). The same keys, host keys, port and gettys, so users
+//! `/var/lib/corral`, `/var/log`) and copies of the host's `/etc/hosts`, `/etc/hostname`
+//! and `/etc/resolv.conf`, as Docker gives the console. The same keys, host keys, port and gettys, so users
 //! get in the way they always do; the log says why. It is stopped when the console
 //! runs again.
 
@@ -41,6 +43,12 @@ const SHARED: &[(&str, bool)] = &[
     ("/var/log", false),
     ("/lib/modules", false),
 ];
+
+/// The host's files a container on the host network gets a copy of from Docker, copied
+/// into the rescue console's root the same way: without the host's `/etc/hosts`, sudo
+/// in the rescue console could not look the machine's own name up ("unable to resolve
+/// host") and printed that on every command.
+const HOST_FILES: &[&str] = &["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
 /// The console image, whose files the rescue console runs from.
 fn console_image() -> String {
@@ -157,6 +165,19 @@ pub fn prepare(sys: &dyn Sys, dir: &Path, layers: &[PathBuf]) -> corral_host::Re
         sys.mount(Some(path), &target, None, flags, None)?;
     }
     sys.mount(None, &root, None, MsFlags::MS_REC | MsFlags::MS_SLAVE, None)?;
+    for file in HOST_FILES {
+        let copy = root.join(file.trim_start_matches('/'));
+        // The image's own file stays when the host has none or it cannot be read.
+        match sys.read_to_string(Path::new(file)) {
+            Ok(text) => {
+                if let Err(e) = sys.write(&copy, &text) {
+                    log::warn!("rescue console: {e}");
+                }
+            }
+            Err(e) if sys.exists(Path::new(file)) => log::warn!("rescue console: {e}"),
+            Err(_) => {}
+        }
+    }
     Ok(root)
 }
 
@@ -309,7 +330,9 @@ pub async fn watch(
             _ = quiet.changed() => break,
         }
         let console = console_state(&spec).await;
-        if console == Console::Running {
+        // A console whose image is still loading or being pulled is not down yet: its
+        // time counts from the end of that.
+        if console == Console::Running || crate::consoles::fetching() {
             down_since = Instant::now();
         }
         match decide(&console, down_since.elapsed(), after, rescue.is_some()) {
@@ -432,11 +455,26 @@ mod tests {
 
     #[test]
     fn the_root_is_the_image_over_a_private_overlay_with_the_host_paths_bound_in() {
-        let sys = FakeSys::default();
+        let sys = FakeSys::default()
+            .with_file("/etc/hosts", "127.0.0.1 localhost\n127.0.1.1 upgrades\n")
+            .with_file("/etc/hostname", "upgrades\n");
         let dir = Path::new("/run/corral/rescue");
         let layers = [PathBuf::from("/seed/overlay2/a/diff")];
         let root = prepare(&sys, dir, &layers).expect("prepared");
         assert_eq!(root, dir.join("root"));
+        // The host's name files copied in (sudo looks the name up); no resolv.conf on
+        // this host, so the image's stays.
+        let files = sys.files.borrow();
+        assert_eq!(
+            files.get(&root.join("etc/hosts")).map(String::as_str),
+            Some("127.0.0.1 localhost\n127.0.1.1 upgrades\n")
+        );
+        assert_eq!(
+            files.get(&root.join("etc/hostname")).map(String::as_str),
+            Some("upgrades\n")
+        );
+        assert!(!files.contains_key(&root.join("etc/resolv.conf")));
+        drop(files);
         let mounts: Vec<(Option<String>, PathBuf, MsFlags, Option<String>)> = sys
             .calls()
             .into_iter()

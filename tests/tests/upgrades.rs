@@ -137,11 +137,15 @@ fn slot<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
 fn os_version(ssh: &Ssh) -> String {
     let out = ssh
         .check(
-            "sudo sh -c '. /proc/1/root/etc/os-release; echo $VERSION_ID'",
+            "sudo sh -c '. /proc/1/root/etc/os-release; echo version=$VERSION_ID'",
             CMD,
         )
         .expect("os-release");
-    out.lines().last().unwrap_or("").trim().to_string()
+    // The marked line, whatever else the command printed (ssh joins stdout and stderr).
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("version="))
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Waits until the manager marked the running trial slot good.
