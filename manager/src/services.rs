@@ -425,8 +425,16 @@ pub async fn stop_all(
             t: Some(timeout.as_secs() as i32),
             signal: None,
         };
+        let started = std::time::Instant::now();
         match docker.stop_container(&name, Some(opts)).await {
-            Ok(()) => None,
+            Ok(()) => {
+                // What the way down spends, service by service (they stop together).
+                log::info!(
+                    "service {name}: stopped in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+                None
+            }
             // Already stopped (304) or never created (404): nothing to do.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304 | 404,
