@@ -25,6 +25,10 @@ pub const HEALTH_TIMEOUT: u64 = 300;
 const MIN_HEALTH_TIMEOUT: u64 = 60;
 /// The services a healthy machine runs whatever ran before.
 const ALWAYS: &[&str] = &["console", "docker"];
+/// How long one health check may take: well inside the softdog's 60 s margin, which the
+/// watchdog is fed before each check (a user engine whose socket accepts but does not
+/// answer yet held a check for over a minute, and the softdog rebooted a healthy trial).
+const CHECK_WITHIN: Duration = Duration::from_secs(20);
 /// The watchdog device and the kernel's software watchdog, for machines without one.
 const WATCHDOG: &str = "/dev/watchdog";
 const SOFTDOG: &str = "softdog soft_margin=60";
@@ -270,7 +274,17 @@ pub async fn on_boot(spec: EngineSpec) {
         if let Some(w) = watchdog.as_mut() {
             w.feed();
         }
-        match unhealthy(&spec, &needed, ssh_port).await {
+        // Bounded well inside the watchdog's minute: a check that waits on a slow engine
+        // must not look like a hung manager.
+        let checked = tokio::time::timeout(CHECK_WITHIN, unhealthy(&spec, &needed, ssh_port))
+            .await
+            .unwrap_or_else(|_| {
+                Some(format!(
+                    "the health check took longer than {}s",
+                    CHECK_WITHIN.as_secs()
+                ))
+            });
+        match checked {
             None => {
                 if let Some(w) = watchdog.take() {
                     w.disarm();

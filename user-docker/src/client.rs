@@ -37,19 +37,26 @@ pub async fn connect() -> Option<bollard::Docker> {
 }
 
 /// Waits up to `within` for the user engine to answer a ping; the connected client.
+/// `within` bounds each try too: a dockerd still starting has its socket open but
+/// answers nothing until it is ready, so a try can otherwise hang for as long as that.
 pub async fn answering(within: Duration) -> Option<bollard::Docker> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(d) = connect().await {
-            if d.ping().await.is_ok() {
-                return Some(d);
+    answering_on(Path::new(SOCKET), within).await
+}
+
+/// [`answering`] for the engine on `socket`.
+async fn answering_on(socket: &Path, within: Duration) -> Option<bollard::Docker> {
+    let deadline = tokio::time::Instant::now() + within;
+    let try_once = async {
+        loop {
+            if let Ok(d) = corral_dockerd::engine::connect_to("user", socket).await {
+                if d.ping().await.is_ok() {
+                    return d;
+                }
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    tokio::time::timeout_at(deadline, try_once).await.ok()
 }
 
 /// Stops the user engine's running containers (SIGTERM, then `timeout` before dockerd
@@ -200,6 +207,35 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_engine_that_accepts_but_never_answers_is_given_up_on_in_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("docker.sock");
+        // A dockerd still starting: its socket accepts, nothing answers.
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let started = std::time::Instant::now();
+        assert!(answering_on(&socket, Duration::from_millis(500))
+            .await
+            .is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "gave up after {:?}, not after bollard's own 120 s",
+            started.elapsed()
+        );
+        held.abort();
+        assert!(
+            answering_on(&dir.path().join("absent.sock"), Duration::ZERO)
+                .await
+                .is_none()
+        );
+    }
 
     #[test]
     fn answers_are_read_plain_or_chunked_and_anything_else_is_an_error() {
