@@ -225,9 +225,12 @@ pub async fn supervise(
             Ok(engine) => engine,
             Err(e) => {
                 log::error!("{e}");
-                // With the configuration's settings, a start that cannot even spawn
-                // counts toward dropping them.
-                if plain.is_some() {
+                // A containerd that exits before it answers is an engine that never
+                // answered (its store may be what is broken, as when dockerd started
+                // it); with the configuration's settings, a start that cannot even
+                // spawn counts toward dropping them.
+                let exited = matches!(e, corral_dockerd::DockerdError::ContainerdExited { .. });
+                if exited || plain.is_some() {
                     unanswered = unanswered.saturating_add(1);
                 }
                 if wait_or_shutdown(&mut shutdown, backoff(failures)).await {

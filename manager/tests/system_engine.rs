@@ -272,6 +272,49 @@ async fn a_data_root_the_engine_cannot_start_from_is_moved_aside() {
     assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(ready as i32), None).is_err());
 }
 
+/// A store containerd itself cannot start from (here its root is a file, not a
+/// directory): containerd exits before it answers, which counts as a start that never
+/// answered, so after three the store is moved aside, as when dockerd started it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_store_containerd_cannot_start_from_is_moved_aside_too() {
+    corral_harness::require_dockerd();
+    let root = tempfile::tempdir().expect("temp dir");
+    let spec = EngineSpec::system_at(root.path()).for_build_host();
+    std::fs::create_dir_all(&spec.data_root).expect("mkdir");
+    std::fs::write(spec.data_root.join("containerd"), "not a directory").expect("damage");
+
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(supervise(spec.clone(), None, stop_rx, Some(tx)));
+    // No Exited events: dockerd never started. The engine comes up once the store is
+    // moved aside.
+    let event = tokio::time::timeout(Duration::from_secs(180), rx.recv())
+        .await
+        .expect("the engine within 180 s")
+        .expect("the supervisor runs");
+    assert!(matches!(event, EngineEvent::Ready { .. }), "{event:?}");
+    let aside: Vec<_> = std::fs::read_dir(&spec.data_root)
+        .expect("data root")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the store moved aside once");
+    assert_eq!(
+        std::fs::read_to_string(aside[0].path().join("containerd")).expect("kept for a look"),
+        "not a directory"
+    );
+    let log = std::fs::read_to_string(&spec.log_file).unwrap_or_default();
+    assert!(
+        log.contains("containerd"),
+        "containerd's own output is kept"
+    );
+    stop_tx
+        .send(Some(Duration::from_secs(25)))
+        .expect("send stop");
+    assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
+    task.await.expect("supervisor task");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn settings_the_engine_cannot_start_with_are_dropped_before_the_store_is_touched() {
     corral_harness::require_dockerd();
