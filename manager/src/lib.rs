@@ -67,7 +67,8 @@
 //! containers; `src/status.rs` is `corral-manager status`. No module imports one that
 //! imports it back.
 //!
-//! - **Owns:** the system engine process and its containers (the system services), their
+//! - **Owns:** the system engine's processes (its containerd, started first, and
+//!   dockerd) and its containers (the system services), their
 //!   restarts, `/run/system-docker.sock`, `/run/corral/api.sock`,
 //!   `/var/lib/system-docker`, `/run/system-docker`, `/var/log/system-docker.log`; what
 //!   cloud-config applies on the host after PID 1's boot: the configured hostname and its
@@ -86,8 +87,8 @@
 //!   (`corral os upgrade` writes them); the console's files
 //!   (`write_files` without `container:` and `runcmd` are the console's); the saved
 //!   configuration other than through corral-config's `edit`.
-//! - **Talks to:** dockerd through its socket (bollard, tokio; the process itself through
-//!   corral-dockerd); PID 1 (its parent); the kernel (modules, mounts, sysctls, the
+//! - **Talks to:** dockerd through its socket (bollard, tokio; the processes, dockerd's
+//!   and its containerd's, through corral-dockerd); PID 1 (its parent); the kernel (modules, mounts, sysctls, the
 //!   hostname, through corral-host); the kernel log; the datasources and RancherOS-style
 //!   service repositories over http(s), through corral-config (`src/repositories.rs`
 //!   keeps what it fetches from those in `services-available`, and reads their consoles
