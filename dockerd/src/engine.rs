@@ -130,8 +130,9 @@ impl EngineSpec {
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
 /// After this long without an answer from containerd, the log says the engine waits.
 const CONTAINERD_SLOW: Duration = Duration::from_secs(15);
-/// How long containerd gets to stop once dockerd has gone, at least.
-const CONTAINERD_STOP: Duration = Duration::from_secs(5);
+/// How long containerd gets to stop once dockerd has gone, at least (the manager's
+/// stop of a dead dockerd's containerd, a leftover one's, and [`Engine::stop`]'s).
+pub const CONTAINERD_STOP: Duration = Duration::from_secs(5);
 
 /// A running engine: dockerd and the containerd it was started on.
 pub struct Engine {
@@ -192,8 +193,9 @@ impl Process {
     }
 }
 
-/// The engine's log, opened for appending (dockerd's and containerd's output).
-fn open_log(spec: &EngineSpec) -> Result<std::fs::File> {
+/// The engine's log, opened for appending (dockerd's and containerd's output): one
+/// handle for stdout, one for stderr.
+fn open_log(spec: &EngineSpec) -> Result<(std::fs::File, std::fs::File)> {
     let log_err = |source| DockerdError::EngineLog {
         engine: spec.name.clone(),
         path: spec.log_file.clone(),
@@ -202,21 +204,18 @@ fn open_log(spec: &EngineSpec) -> Result<std::fs::File> {
     if let Some(dir) = spec.log_file.parent() {
         std::fs::create_dir_all(dir).map_err(log_err)?;
     }
-    std::fs::OpenOptions::new()
+    let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.log_file)
-        .map_err(log_err)
+        .map_err(log_err)?;
+    let log2 = log.try_clone().map_err(log_err)?;
+    Ok((log, log2))
 }
 
 /// Starts `program` with `args`, its output appended to the engine's log.
 fn spawn(spec: &EngineSpec, program: &Path, args: &[String]) -> Result<Child> {
-    let log = open_log(spec)?;
-    let log2 = log.try_clone().map_err(|source| DockerdError::EngineLog {
-        engine: spec.name.clone(),
-        path: spec.log_file.clone(),
-        source,
-    })?;
+    let (log, log2) = open_log(spec)?;
     Command::new(program)
         .args(args)
         .envs(spec.environment.iter().map(|(k, v)| (k, v)))
@@ -308,12 +307,10 @@ impl Engine {
     pub fn adopt(spec: &EngineSpec) -> Option<Engine> {
         let flag = format!("--pidfile={}", spec.pidfile.display());
         let pid = live_with_arg(&spec.pidfile, &flag)?;
-        let containerd = spec.containerd();
-        let config = containerd.config.display().to_string();
         Some(Engine {
             spec: spec.clone(),
             process: Process::Adopted(pid),
-            containerd: live_with_arg(&containerd.pidfile, &config).map(Process::Adopted),
+            containerd: live_containerd(spec).map(Process::Adopted),
         })
     }
 
@@ -391,6 +388,22 @@ impl Engine {
         let left = deadline.saturating_duration_since(Instant::now());
         self.stop_containerd(left.max(CONTAINERD_STOP)).await;
     }
+}
+
+/// The engine's containerd when one runs that no [`Engine`] here holds: the pid in its
+/// pid file, alive, started with the engine's containerd configuration.
+pub(crate) fn live_containerd(spec: &EngineSpec) -> Option<Pid> {
+    let containerd = spec.containerd();
+    live_with_arg(
+        &containerd.pidfile,
+        &containerd.config.display().to_string(),
+    )
+}
+
+/// Stops a process this one did not start (PID 1 is its parent and reaps it): SIGTERM,
+/// then SIGKILL after `timeout`; true when it stopped on the SIGTERM.
+pub(crate) async fn stop_adopted(pid: Pid, timeout: Duration) -> bool {
+    Process::Adopted(pid).stop(timeout).await
 }
 
 /// The pid in `pidfile` when it names a live process (not PID 1) one of whose

@@ -14,8 +14,6 @@
 //! keeps the exit status and the next containerd cleans the task up.
 
 use crate::engine::EngineSpec;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -26,33 +24,18 @@ const MAX_CONFIG: u64 = 1 << 20;
 /// How long a killed task's cgroup may take to empty.
 const EMPTY_WITHIN: Duration = Duration::from_secs(5);
 
-/// The containerd named by the engine's containerd pid file, when it still runs and no
-/// [`crate::engine::Engine`] holds it (a manager killed after starting it, before or
-/// after its dockerd died): a new containerd would wait on its store's lock. Stop it
-/// first: SIGTERM, then SIGKILL after 5 s. Returns the pid stopped, if any.
+/// The containerd named by the engine's containerd pid file, when it still runs with
+/// the engine's configuration and no [`crate::engine::Engine`] holds it (a manager
+/// killed after starting it, before or after its dockerd died): a new containerd would
+/// wait on its store's lock. Stop it first: SIGTERM, then SIGKILL after 5 s. Returns
+/// the pid stopped, if any.
 pub async fn stop_leftover_containerd(spec: &EngineSpec) -> Option<i32> {
-    let pidfile = spec.containerd().pidfile;
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let pid = Pid::from_raw(pid);
-    if kill(pid, None).is_err() {
-        return None;
-    }
+    let pid = crate::engine::live_containerd(spec)?;
     log::warn!(
         "stopping the {} engine's leftover containerd (pid {pid})",
         spec.name
     );
-    let _ = kill(pid, Signal::SIGTERM);
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if kill(pid, None).is_err() {
-            return Some(pid.as_raw());
-        }
-    }
-    let _ = kill(pid, Signal::SIGKILL);
+    crate::engine::stop_adopted(pid, crate::engine::CONTAINERD_STOP).await;
     Some(pid.as_raw())
 }
 

@@ -8,9 +8,9 @@
 //! from the image store on the root's squashfs (no engine needed), over a tmpfs, with the
 //! host paths the console service shares (`/dev`, `/proc`, `/sys`, `/run`, `/home`,
 //! `/var/lib/corral`, `/var/log`) and copies of the host's `/etc/hosts`, `/etc/hostname`
-//! and `/etc/resolv.conf`, as Docker gives the console. The same keys, host keys, port and gettys, so users
-//! get in the way they always do; the log says why. It is stopped when the console
-//! runs again.
+//! and `/etc/resolv.conf`, as Docker gives the console. The same keys, host keys, port
+//! and gettys, so users get in the way they always do; the log says why. It is stopped
+//! when the console runs again.
 
 use bollard::Docker;
 use corral_dockerd::engine::EngineSpec;

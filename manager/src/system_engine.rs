@@ -2,7 +2,7 @@
 //! wait for the API, report ready, and when dockerd dies start it again after a backoff;
 //! on shutdown stop it cleanly within the time it is given.
 
-use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
+use corral_dockerd::engine::{wait_ready, Engine, EngineSpec, CONTAINERD_STOP};
 use corral_dockerd::leftover::{kill_leftover_tasks, stop_leftover_containerd, CGROUP_ROOT};
 use corral_host::respawn::backoff;
 use corral_host::since_boot;
@@ -16,8 +16,6 @@ const READY_WITHIN: Duration = Duration::from_secs(120);
 /// dockerd stops its containers within 15 s on SIGTERM; give it that and some margin,
 /// when PID 1's shutdown budget leaves room (`crate::shutdown::budget`).
 pub const STOP_WITHIN: Duration = Duration::from_secs(25);
-/// How long the containerd of a dockerd that exited gets to stop before it is killed.
-const CONTAINERD_STOP: Duration = Duration::from_secs(5);
 /// A run this long resets the restart backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -284,8 +282,9 @@ pub async fn supervise(
             }
         };
         send(EngineEvent::Exited { pid, code });
+        // Before its containers' processes are killed; a leftover one (a killed manager's)
+        // is stopped before the next start.
         engine.stop_containerd(CONTAINERD_STOP).await;
-        stop_leftover_containerd(&spec).await;
         kill_leftover_tasks(&spec, Path::new(CGROUP_ROOT)).await;
         if answered.load(std::sync::atomic::Ordering::Relaxed) {
             unanswered = 0;

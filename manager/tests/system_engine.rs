@@ -32,6 +32,26 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// A containerd started as the manager starts one (its configuration and pid file
+/// written), and listening: what a manager killed after starting it leaves.
+async fn left_containerd(spec: &EngineSpec) -> std::process::Child {
+    let containerd = spec.containerd();
+    containerd.prepare().expect("containerd's configuration");
+    let child = std::process::Command::new("containerd")
+        .arg("--config")
+        .arg(&containerd.config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("containerd starts");
+    std::fs::write(&containerd.pidfile, child.id().to_string()).expect("pid file");
+    while !containerd.listening() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     corral_harness::require_dockerd();
@@ -142,20 +162,7 @@ async fn an_engine_left_by_a_killed_manager_is_taken_over() {
     std::fs::create_dir_all(spec.log_file.parent().expect("log dir")).expect("mkdir");
     // The earlier manager's engine: started here, not by the supervisor, as the manager
     // starts it (containerd first, its pid file written, then dockerd).
-    let containerd = spec.containerd();
-    containerd.prepare().expect("containerd's configuration");
-    let mut left_containerd = std::process::Command::new("containerd")
-        .arg("--config")
-        .arg(&containerd.config)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("containerd starts");
-    std::fs::write(&containerd.pidfile, left_containerd.id().to_string()).expect("pid file");
-    while !containerd.listening() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut left_containerd = left_containerd(&spec).await;
     let mut left = std::process::Command::new(&spec.program)
         .args(spec.args())
         .stdin(std::process::Stdio::null())
@@ -216,6 +223,33 @@ async fn an_engine_left_by_a_killed_manager_is_taken_over() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(second as i32), None).is_err(),
         "dockerd {second} stopped"
     );
+}
+
+/// A manager killed after it started the engine's containerd and before its dockerd
+/// (or whose dockerd died since) leaves that containerd running: the next supervisor
+/// stops it before it starts the engine's own, which would wait on the store's lock.
+#[tokio::test(flavor = "current_thread")]
+async fn a_containerd_left_without_its_dockerd_is_stopped_before_the_start() {
+    corral_harness::require_dockerd();
+    let root = tempfile::tempdir().expect("temp dir");
+    let spec = EngineSpec::system_at(root.path()).for_build_host();
+    let mut left = left_containerd(&spec).await;
+
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(supervise(spec.clone(), None, stop_rx, Some(tx)));
+    let event = next(&mut rx).await;
+    assert!(matches!(event, EngineEvent::Ready { .. }), "{event:?}");
+    left.wait().expect("the left containerd was stopped");
+    let own = containerd_pid(&spec);
+    assert_ne!(own, left.id() as i32, "the engine runs its own containerd");
+    assert!(alive(own));
+    stop_tx
+        .send(Some(Duration::from_secs(25)))
+        .expect("send stop");
+    assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
+    task.await.expect("supervisor task");
+    assert!(!alive(own), "containerd {own} stopped");
 }
 
 /// A data root dockerd cannot start from (its image index damaged, as a power cut or a
