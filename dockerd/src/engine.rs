@@ -164,7 +164,7 @@ impl Process {
         match self {
             Process::Child(child) => child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1),
             Process::Adopted(pid) => {
-                while running(*pid) {
+                while runs(*pid) {
                     tokio::time::sleep(ADOPTED_POLL).await;
                 }
                 -1
@@ -388,6 +388,31 @@ impl Engine {
         let left = deadline.saturating_duration_since(Instant::now());
         self.stop_containerd(left.max(CONTAINERD_STOP)).await;
     }
+
+    /// Kills dockerd (SIGKILL) without letting it tear its containers down, then stops
+    /// its containerd as [`Engine::stop_containerd`] does: for the machine's way down once
+    /// every container's process has exited, when that teardown is work nobody needs.
+    /// The store is crash-consistent: the next start finds those containers' tasks gone.
+    pub async fn kill(&mut self) {
+        let killed = match &mut self.process {
+            Process::Child(child) => child.kill().await.is_ok(),
+            Process::Adopted(pid) => {
+                let _ = kill(*pid, Signal::SIGKILL);
+                tokio::time::timeout(CONTAINERD_STOP, self.process.wait())
+                    .await
+                    .is_ok()
+            }
+        };
+        if killed {
+            log::info!("{} engine's dockerd killed", self.spec.name);
+        } else {
+            log::warn!(
+                "{} engine's dockerd: SIGKILL did not end it",
+                self.spec.name
+            );
+        }
+        self.stop_containerd(CONTAINERD_STOP).await;
+    }
 }
 
 /// The engine's containerd when one runs that no [`Engine`] here holds: the pid in its
@@ -418,11 +443,11 @@ fn live_with_arg(pidfile: &Path, arg: &str) -> Option<Pid> {
         return None;
     }
     let pid = Pid::from_raw(pid);
-    running(pid).then_some(pid)
+    runs(pid).then_some(pid)
 }
 
 /// Whether `pid` runs: it exists and is not a zombie waiting to be reaped.
-fn running(pid: Pid) -> bool {
+pub fn runs(pid: Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
@@ -520,8 +545,8 @@ mod tests {
             std::fs::write(&spec.pidfile, junk).expect("write");
             assert!(Engine::adopt(&spec).is_none(), "{junk:?}");
         }
-        assert!(running(Pid::this()));
-        assert!(!running(Pid::from_raw(i32::MAX)));
+        assert!(runs(Pid::this()));
+        assert!(!runs(Pid::from_raw(i32::MAX)));
     }
 
     #[test]

@@ -305,6 +305,8 @@ pub mod fake {
         pub calls: RefCell<Vec<Call>>,
         pub files: RefCell<BTreeMap<PathBuf, String>>,
         pub fail_targets: RefCell<BTreeSet<PathBuf>>,
+        /// Mount points `umount` finds gone already (EINVAL: not a mount point).
+        pub gone_targets: RefCell<BTreeSet<PathBuf>>,
         /// Devices `find_labelled` reports, by label.
         pub labelled: RefCell<BTreeMap<String, Vec<PathBuf>>>,
         /// What `grow_partition` answers.
@@ -323,6 +325,11 @@ pub mod fake {
         }
         pub fn failing(self, target: &str) -> Self {
             self.fail_targets.borrow_mut().insert(PathBuf::from(target));
+            self
+        }
+        /// `target` is no longer a mount point when `umount` comes to it.
+        pub fn gone(self, target: &str) -> Self {
+            self.gone_targets.borrow_mut().insert(PathBuf::from(target));
             self
         }
         pub fn with_label(self, label: &str, device: &str) -> Self {
@@ -374,6 +381,15 @@ pub mod fake {
             self.record(call, target)
         }
         fn umount(&self, target: &Path, _flags: MntFlags) -> Result<()> {
+            if self.gone_targets.borrow().contains(target) {
+                self.calls
+                    .borrow_mut()
+                    .push(Call::Umount(target.to_path_buf()));
+                return Err(HostError::Unmount {
+                    target: target.to_path_buf(),
+                    source: nix::Error::EINVAL,
+                });
+            }
             self.record(Call::Umount(target.to_path_buf()), target)
         }
         fn mkdir_all(&self, path: &Path) -> Result<()> {

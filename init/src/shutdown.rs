@@ -39,19 +39,7 @@ pub fn shutdown(
         wait_until(Instant::now() + TERM_GRACE, |_| !reaper::has_children());
     }
     nix::unistd::sync();
-    let mounts = sys
-        .read_to_string(Path::new("/proc/self/mounts"))
-        .unwrap_or_default();
-    let (mut unmounted, mut failed) = (0, 0);
-    for target in unmount_order(&mounts) {
-        match sys.umount(&target, MntFlags::empty()) {
-            Ok(()) => unmounted += 1,
-            Err(e) => {
-                failed += 1;
-                log::warn!("{e}");
-            }
-        }
-    }
+    let (unmounted, failed) = unmount_all(sys);
     let ro = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     if let Err(e) = sys.mount(None, Path::new("/"), None, ro, None) {
         log::warn!("{e}");
@@ -62,6 +50,34 @@ pub fn shutdown(
         action.verb()
     );
     final_reboot(action)
+}
+
+/// Unmounts everything but the root, the API filesystems and the root's medium, in
+/// reverse order; how many went and how many failed. A mount point that is no longer one
+/// when its turn comes (EINVAL) went with a peer: the state partition's directories are
+/// bind mounts with shared propagation, so a container root the system engine mounted
+/// under one path is listed under the other too, and unmounting one takes both (this
+/// shows when the engine is killed at the way down instead of unmounting its
+/// containers' roots itself). That is not a failure.
+fn unmount_all(sys: &dyn Sys) -> (usize, usize) {
+    let mounts = sys
+        .read_to_string(Path::new("/proc/self/mounts"))
+        .unwrap_or_default();
+    let (mut unmounted, mut failed) = (0, 0);
+    for target in unmount_order(&mounts) {
+        match sys.umount(&target, MntFlags::empty()) {
+            Ok(()) => unmounted += 1,
+            Err(corral_host::HostError::Unmount {
+                source: nix::Error::EINVAL,
+                ..
+            }) => unmounted += 1,
+            Err(e) => {
+                failed += 1;
+                log::warn!("{e}");
+            }
+        }
+    }
+    (unmounted, failed)
 }
 
 /// The last call: reboot(2). If even that fails, PID 1 waits forever rather than exit
@@ -101,4 +117,33 @@ pub fn fatal(error: &dyn std::fmt::Display, recovery: Recovery) -> ! {
         }
     }
     final_reboot(Action::Poweroff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_host::sys::fake::{Call, FakeSys};
+
+    #[test]
+    fn a_mount_gone_with_its_peer_is_not_a_failure_but_a_busy_one_is() {
+        let mounts = "/dev/root / ext4 rw 0 0\nproc /proc proc rw 0 0\n\
+                      /dev/vda5 /run/corral/state ext4 rw 0 0\n\
+                      /dev/vda5 /var/lib/system-docker ext4 rw 0 0\n\
+                      overlay /var/lib/system-docker/overlay2/a/merged overlay rw 0 0\n\
+                      overlay /run/corral/state/system-docker/overlay2/a/merged overlay rw 0 0\n\
+                      /dev/vdb1 /mnt/data ext4 rw 0 0\n";
+        let sys = FakeSys::default()
+            .with_file("/proc/self/mounts", mounts)
+            .gone("/var/lib/system-docker/overlay2/a/merged")
+            .failing("/mnt/data");
+        assert_eq!(unmount_all(&sys), (4, 1));
+        let calls = sys.calls.borrow();
+        assert_eq!(
+            calls.first(),
+            Some(&Call::Umount("/mnt/data".into())),
+            "the last mounted goes first"
+        );
+        assert!(!calls.contains(&Call::Umount("/proc".into())));
+        assert!(!calls.contains(&Call::Umount("/".into())));
+    }
 }

@@ -25,8 +25,10 @@
 //! are loaded and the swarm `corral.swarm` names is started or joined in the background
 //! (`src/user_engine.rs`; the swarm work is corral-user-docker's `swarm::apply`; the service's definition and the engine's socket are
 //! corral-user-docker's). At shutdown it stops the user engine's containers
-//! first, then the services (the console last), then the engine, all within the time
-//! PID 1 gives it (`src/shutdown.rs` shortens each phase to fit). When the console has
+//! first, then ends the services (the console last: each one's stop signal and a wait
+//! for its process, not for the engine's teardown of its container), then kills the
+//! engine when every service's process is gone (stops it otherwise), all within the
+//! time PID 1 gives it (`src/shutdown.rs` shortens each phase to fit). When the console has
 //! not run for `corral.rescue_after` seconds (engine dead, image broken, a bad console
 //! override), it runs the console's own `corral console-init` on the host, chrooted
 //! into the console image's files read from the store on the root's squashfs, until
@@ -62,7 +64,7 @@
 //! manager's life (seed, engine, the event loop, the shutdown order); `src/system_engine.rs`
 //! keeps the system engine running (the process itself is corral-dockerd's);
 //! `src/startup.rs` is what follows each engine start; `src/shutdown.rs` the way down
-//! and its time budget; `src/configure.rs` applies the
+//! and its time budget, `src/ending.rs` the services ended on it; `src/configure.rs` applies the
 //! configuration once per boot; `src/containers.rs` finds and stops the services'
 //! containers; `src/status.rs` is `corral-manager status`. No module imports one that
 //! imports it back.
@@ -102,6 +104,7 @@ pub mod consoles;
 pub mod containers;
 pub mod emergency;
 pub mod enable;
+pub mod ending;
 pub mod engine_images;
 pub mod engine_switch;
 pub mod error;

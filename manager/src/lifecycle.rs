@@ -115,11 +115,19 @@ pub async fn run(manager_started: f64) -> Result<()> {
             pid1.as_secs()
         );
     }
-    if let Some(file) = services {
-        shutdown::stop_containers(&spec, &file, budget.containers).await;
+    let all_gone = match services {
+        Some(file) => shutdown::stop_containers(&spec, &file, budget.containers).await,
+        None => false,
+    };
+    if all_gone {
+        // Nothing left for dockerd to stop; its teardown of the exited containers is
+        // work the way down does not need (crate::ending).
+        log::info!("killing: system engine (every service has exited)");
+        let _ = stop_tx.send(Some(crate::system_engine::KILL));
+    } else {
+        log::info!("stopping: system engine");
+        let _ = stop_tx.send(Some(budget.engine));
     }
-    log::info!("stopping: system engine");
-    let _ = stop_tx.send(Some(budget.engine));
     engine.await.map_err(ManagerError::EngineTask)?;
     log::info!("stopped");
     Ok(())

@@ -11,8 +11,7 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
-    WaitContainerOptions,
+    CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use corral_compose::graph::Graph;
@@ -409,51 +408,6 @@ pub async fn up(docker: &Docker, file: &ServicesFile) -> BTreeMap<String, Outcom
             }
         }
     }
-}
-
-/// Stops the services at shutdown: all at once, then `last` (the console, so that a
-/// session on it sees the machine go down). Each gets `timeout` before dockerd kills it.
-/// Returns the ones that failed to stop, with why.
-pub async fn stop_all(
-    docker: &Docker,
-    names: &[String],
-    last: &str,
-    timeout: std::time::Duration,
-) -> Vec<(String, String)> {
-    let stop = |name: String| async move {
-        let opts = StopContainerOptions {
-            t: Some(timeout.as_secs() as i32),
-            signal: None,
-        };
-        let started = std::time::Instant::now();
-        match docker.stop_container(&name, Some(opts)).await {
-            Ok(()) => {
-                // What the way down spends, service by service (they stop together).
-                log::info!(
-                    "service {name}: stopped in {:.1}s",
-                    started.elapsed().as_secs_f64()
-                );
-                None
-            }
-            // Already stopped (304) or never created (404): nothing to do.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304 | 404,
-                ..
-            }) => None,
-            Err(e) => Some((name, e.to_string())),
-        }
-    };
-    let first: Vec<String> = names.iter().filter(|n| *n != last).cloned().collect();
-    let mut failed: Vec<(String, String)> =
-        futures_util::future::join_all(first.into_iter().map(stop))
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-    if names.iter().any(|n| n == last) {
-        failed.extend(stop(last.to_string()).await);
-    }
-    failed
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The way down at SIGTERM, inside the time PID 1 gives the manager before it kills
 //! everything (`corral.shutdown_timeout` on the kernel command line, 60 s by default):
-//! the user engine's workloads, then the services (the console last), then the system
-//! engine. Each of the three container phases may wait the configuration's
+//! the user engine's workloads, then the services (the console last; each one's process
+//! waited for, not its container's teardown: [`crate::ending`]), then the system engine
+//! (killed when every service's process is gone, stopped otherwise). Each of the three container phases may wait the configuration's
 //! `shutdown_timeout` (10 s by default) and the engine [`STOP_WITHIN`]; when that adds
 //! up to more than PID 1's time, every phase is shortened to fit ([`budget`]) and the
 //! log says so, rather than have PID 1 SIGKILL the engines halfway through their stop.
@@ -52,13 +53,14 @@ pub fn budget(wanted: Duration, pid1: Duration) -> Budget {
     }
 }
 
-/// Stops the workloads on the user engine, then the services (the console last), each
-/// container within `timeout`.
+/// Stops the workloads on the user engine, then ends the services (the console last),
+/// each container within `timeout`. True when every service's process is gone, so that
+/// the system engine can be killed rather than stopped ([`crate::system_engine::KILL`]).
 pub async fn stop_containers(
     spec: &EngineSpec,
     file: &corral_compose::ServicesFile,
     timeout: Duration,
-) {
+) -> bool {
     // Workloads first, while their engine still runs to stop them cleanly.
     let started = std::time::Instant::now();
     let (stopped, failures) = corral_user_docker::client::stop_workloads(timeout).await;
@@ -71,17 +73,18 @@ pub async fn stop_containers(
             started.elapsed().as_secs_f64()
         );
     }
-    stop_services(spec, file, timeout).await;
+    end_services(spec, file, timeout).await
 }
 
-/// Stops the services before the engine, the console last.
-async fn stop_services(
+/// Ends the services before the engine, the console last ([`crate::ending`]); true when
+/// every one's process is gone.
+async fn end_services(
     spec: &EngineSpec,
     file: &corral_compose::ServicesFile,
     timeout: std::time::Duration,
-) {
+) -> bool {
     let Ok(docker) = corral_dockerd::engine::connect(spec).await else {
-        return;
+        return false;
     };
     let started = std::time::Instant::now();
     // Every service's container there is: those brought up after the boot (`corral
@@ -93,14 +96,9 @@ async fn stop_services(
             file.services.keys().cloned().collect()
         }
     };
-    let failed = crate::services::stop_all(&docker, &names, "console", timeout).await;
-    for (name, why) in &failed {
-        log::warn!("service {name}: stopping failed: {why}");
-    }
-    log::info!(
-        "services stopped in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    let ended = crate::ending::end_all(&docker, &names, "console", timeout).await;
+    log::info!("services ended in {:.1}s", started.elapsed().as_secs_f64());
+    crate::ending::all_gone(&ended)
 }
 
 #[cfg(test)]

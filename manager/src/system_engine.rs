@@ -1,6 +1,7 @@
 //! Keeps an engine running: start (or take over the one a killed manager left running),
 //! wait for the API, report ready, and when dockerd dies start it again after a backoff;
-//! on shutdown stop it cleanly within the time it is given.
+//! on shutdown stop it cleanly within the time it is given, or kill it when every
+//! container's process has exited already ([`KILL`]).
 
 use corral_dockerd::engine::{wait_ready, Engine, EngineSpec, CONTAINERD_STOP};
 use corral_dockerd::leftover::{kill_leftover_tasks, stop_leftover_containerd, CGROUP_ROOT};
@@ -16,6 +17,10 @@ const READY_WITHIN: Duration = Duration::from_secs(120);
 /// dockerd stops its containers within 15 s on SIGTERM; give it that and some margin,
 /// when PID 1's shutdown budget leaves room (`crate::shutdown::budget`).
 pub const STOP_WITHIN: Duration = Duration::from_secs(25);
+/// The shutdown time that asks for the engine to be killed, not stopped: every
+/// container's process has exited already, and dockerd's teardown of them is work the
+/// way down does not need ([`crate::ending`]).
+pub const KILL: Duration = Duration::ZERO;
 /// A run this long resets the restart backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -276,7 +281,11 @@ pub async fn supervise(
             }
             _ = shutdown.changed() => {
                 let within = shutdown.borrow().unwrap_or(STOP_WITHIN);
-                engine.stop(within).await;
+                if within == KILL {
+                    engine.kill().await;
+                } else {
+                    engine.stop(within).await;
+                }
                 send(EngineEvent::Stopped);
                 return;
             }

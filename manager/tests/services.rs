@@ -843,3 +843,93 @@ services:
     let _ = served.kill();
     let _ = served.wait();
 }
+
+/// Every one of `names` came up running.
+fn all_running(out: &std::collections::BTreeMap<String, Outcome>, names: &[&str]) {
+    for name in names {
+        assert!(
+            matches!(out[*name], Outcome::Running { .. }),
+            "{name}: {:?}",
+            out[*name]
+        );
+    }
+}
+
+/// The way down (corral_manager::ending): each service's process waited for, one that
+/// ignores its stop signal killed after its time, then the engine killed without
+/// tearing the containers down; the next start of that engine on the same store finds
+/// them exited and starts them again.
+#[tokio::test(flavor = "current_thread")]
+async fn services_ended_at_the_way_down_and_the_engine_killed_start_again() {
+    use corral_manager::ending::{all_gone, end_all, runs, Ended};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut engine, docker) = engine_with_busybox(tmp.path()).await;
+    let yml = r#"
+services:
+  obliging:
+    image: corral/busybox:0.1.0
+    command: [sh, -c, "trap 'sleep 1; exit 0' TERM; while :; do sleep 0.1; done"]
+  deaf:
+    image: corral/busybox:0.1.0
+    command: [sh, -c, "trap '' TERM; while :; do sleep 0.1; done"]
+  last:
+    image: corral/busybox:0.1.0
+    command: [sh, -c, "trap 'exit 0' TERM; while :; do sleep 0.1; done"]
+"#;
+    let file = parse("test.yml", yml).expect("parses");
+    all_running(&up(&docker, &file).await, &["obliging", "deaf", "last"]);
+    let pid = |name: &'static str| {
+        let docker = docker.clone();
+        async move {
+            let state = docker
+                .inspect_container(name, None)
+                .await
+                .expect("inspect")
+                .state;
+            nix::unistd::Pid::from_raw(state.and_then(|s| s.pid).unwrap_or(0) as i32)
+        }
+    };
+    let pids = [pid("obliging").await, pid("deaf").await, pid("last").await];
+    let names: Vec<String> = ["obliging", "deaf", "last", "never-made"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let ended = end_all(&docker, &names, "last", Duration::from_secs(3)).await;
+    let of = |name: &str| {
+        ended
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+    };
+    assert!(
+        matches!(of("obliging"), Some(Ended::Exited(took)) if took >= Duration::from_secs(1)),
+        "{ended:?}"
+    );
+    assert_eq!(of("deaf"), Some(Ended::Killed), "{ended:?}");
+    assert_eq!(of("never-made"), Some(Ended::NotRunning));
+    assert_eq!(
+        ended.last().map(|(n, _)| n.as_str()),
+        Some("last"),
+        "the last one ends last"
+    );
+    assert!(matches!(of("last"), Some(Ended::Exited(_))), "{ended:?}");
+    assert!(all_gone(&ended));
+    for p in pids {
+        assert!(!runs(p), "process {p} still runs");
+    }
+    // Killed, not stopped: dockerd does not get to record the containers as stopped.
+    engine.kill().await;
+    let spec = EngineSpec::system_at(&tmp.path().join("engine")).for_build_host();
+    let mut again = Engine::start(&spec).await.expect("dockerd starts again");
+    let docker = wait_ready(&spec, Duration::from_secs(90))
+        .await
+        .expect("ready");
+    for name in ["obliging", "deaf", "last"] {
+        assert!(
+            !container(&docker, name).await.1,
+            "{name} runs after the kill"
+        );
+    }
+    all_running(&up(&docker, &file).await, &["obliging", "deaf", "last"]);
+    again.stop(Duration::from_secs(25)).await;
+}

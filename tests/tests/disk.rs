@@ -173,7 +173,7 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     vm.wait_exit(Duration::from_secs(180))
         .expect("QEMU exits at the reboot");
     let console = vm.console.text();
-    for line in ["services stopped in", "root read-only; rebooting"] {
+    for line in ["services ended in", "root read-only; rebooting"] {
         assert!(console.contains(line), "{line:?} on the console at reboot");
     }
 
