@@ -180,16 +180,19 @@ impl Process {
         if tokio::time::timeout(timeout, self.wait()).await.is_ok() {
             return true;
         }
+        self.kill(timeout).await;
+        false
+    }
+
+    /// SIGKILL; true when it is gone (an adopted one is waited for up to `within`).
+    async fn kill(&mut self, within: Duration) -> bool {
         match self {
-            Process::Child(child) => {
-                let _ = child.kill().await;
-            }
+            Process::Child(child) => child.kill().await.is_ok(),
             Process::Adopted(pid) => {
                 let _ = kill(*pid, Signal::SIGKILL);
-                let _ = tokio::time::timeout(timeout, self.wait()).await;
+                tokio::time::timeout(within, self.wait()).await.is_ok()
             }
         }
-        false
     }
 }
 
@@ -394,16 +397,7 @@ impl Engine {
     /// every container's process has exited, when that teardown is work nobody needs.
     /// The store is crash-consistent: the next start finds those containers' tasks gone.
     pub async fn kill(&mut self) {
-        let killed = match &mut self.process {
-            Process::Child(child) => child.kill().await.is_ok(),
-            Process::Adopted(pid) => {
-                let _ = kill(*pid, Signal::SIGKILL);
-                tokio::time::timeout(CONTAINERD_STOP, self.process.wait())
-                    .await
-                    .is_ok()
-            }
-        };
-        if killed {
+        if self.process.kill(CONTAINERD_STOP).await {
             log::info!("{} engine's dockerd killed", self.spec.name);
         } else {
             log::warn!(
@@ -547,6 +541,12 @@ mod tests {
         }
         assert!(runs(Pid::this()));
         assert!(!runs(Pid::from_raw(i32::MAX)));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let reaped = Pid::from_raw(child.id() as i32);
+        child.wait().expect("reap");
+        assert!(!runs(reaped), "a reaped child");
     }
 
     #[test]

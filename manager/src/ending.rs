@@ -5,7 +5,7 @@
 //! containerd's clean-up after it): under TCG, five of those at once took the two CPUs
 //! for 8-10 s after every service had exited (docs/benchmarks.md, "The way down").
 //! When every service's process has exited the system engine's dockerd is killed rather
-//! than stopped ([`crate::system_engine::KILL`]); its store is crash-consistent, and the
+//! than stopped ([`crate::system_engine::Stop::Kill`]); its store is crash-consistent, and the
 //! next start finds those containers' tasks gone and records them as exited.
 //!
 //! Owns nothing but the order and the waiting; talks to the system engine's API and
@@ -14,6 +14,7 @@
 
 use bollard::query_parameters::KillContainerOptions;
 use bollard::Docker;
+use corral_dockerd::engine::runs;
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,7 @@ pub async fn end_all(
     timeout: Duration,
 ) -> Vec<(String, Ended)> {
     let end = |name: String| async move {
-        let ended = end_one(docker, &name, timeout, runs).await;
+        let ended = end_one(docker, &name, timeout).await;
         match &ended {
             Ended::Exited(took) => {
                 log::info!("service {name}: exited in {:.1}s", took.as_secs_f64())
@@ -78,9 +79,8 @@ pub fn all_gone(ended: &[(String, Ended)]) -> bool {
 }
 
 /// Ends one service: its stop signal (the image's `StopSignal`, SIGTERM without one),
-/// then waits for its first process to be gone; SIGKILL after `timeout`. `runs` tells
-/// whether a process runs (a fake in tests).
-async fn end_one(docker: &Docker, name: &str, timeout: Duration, runs: fn(Pid) -> bool) -> Ended {
+/// then waits for its first process to be gone; SIGKILL after `timeout`.
+async fn end_one(docker: &Docker, name: &str, timeout: Duration) -> Ended {
     let info = match docker.inspect_container(name, None).await {
         Ok(info) => info,
         Err(bollard::errors::Error::DockerResponseServerError {
@@ -138,7 +138,8 @@ async fn signal_it(
     }
 }
 
-/// Waits until `pid` no longer runs, at most `within`; true when it is gone.
+/// Waits until `pid` no longer runs, at most `within`; true when it is gone. `runs` is
+/// [`corral_dockerd::engine::runs`] (a fake in tests).
 async fn gone_within(pid: Pid, within: Duration, runs: fn(Pid) -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
@@ -150,11 +151,6 @@ async fn gone_within(pid: Pid, within: Duration, runs: fn(Pid) -> bool) -> bool 
         }
         tokio::time::sleep(EXIT_POLL).await;
     }
-}
-
-/// Whether `pid` runs: it exists and is not a zombie (its shim reaps it).
-pub fn runs(pid: Pid) -> bool {
-    corral_dockerd::engine::runs(pid)
 }
 
 #[cfg(test)]
@@ -201,16 +197,5 @@ mod tests {
         assert!(all_gone(&ended));
         ended.push(("console".to_string(), Ended::Left("engine gone".into())));
         assert!(!all_gone(&ended));
-    }
-
-    #[test]
-    fn this_process_runs_and_a_reaped_one_does_not() {
-        assert!(runs(nix::unistd::getpid()));
-        let mut child = std::process::Command::new("true")
-            .spawn()
-            .expect("spawn true");
-        let pid = Pid::from_raw(child.id() as i32);
-        child.wait().expect("reap");
-        assert!(!runs(pid));
     }
 }

@@ -64,8 +64,8 @@
 //! manager's life (seed, engine, the event loop, the shutdown order); `src/system_engine.rs`
 //! keeps the system engine running (the process itself is corral-dockerd's);
 //! `src/startup.rs` is what follows each engine start; `src/shutdown.rs` the way down
-//! and its time budget, `src/ending.rs` the services ended on it; `src/configure.rs` applies the
-//! configuration once per boot; `src/containers.rs` finds and stops the services'
+//! and its time budget, `src/ending.rs` the services ended on it; `src/configure.rs`
+//! applies the configuration once per boot; `src/containers.rs` finds and stops the services'
 //! containers; `src/status.rs` is `corral-manager status`. No module imports one that
 //! imports it back.
 //!

@@ -123,10 +123,10 @@ pub async fn run(manager_started: f64) -> Result<()> {
         // Nothing left for dockerd to stop; its teardown of the exited containers is
         // work the way down does not need (crate::ending).
         log::info!("killing: system engine (every service has exited)");
-        let _ = stop_tx.send(Some(crate::system_engine::KILL));
+        let _ = stop_tx.send(Some(crate::system_engine::Stop::Kill));
     } else {
         log::info!("stopping: system engine");
-        let _ = stop_tx.send(Some(budget.engine));
+        let _ = stop_tx.send(Some(crate::system_engine::Stop::Within(budget.engine)));
     }
     engine.await.map_err(ManagerError::EngineTask)?;
     log::info!("stopped");

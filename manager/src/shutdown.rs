@@ -2,10 +2,11 @@
 //! everything (`corral.shutdown_timeout` on the kernel command line, 60 s by default):
 //! the user engine's workloads, then the services (the console last; each one's process
 //! waited for, not its container's teardown: [`crate::ending`]), then the system engine
-//! (killed when every service's process is gone, stopped otherwise). Each of the three container phases may wait the configuration's
-//! `shutdown_timeout` (10 s by default) and the engine [`STOP_WITHIN`]; when that adds
-//! up to more than PID 1's time, every phase is shortened to fit ([`budget`]) and the
-//! log says so, rather than have PID 1 SIGKILL the engines halfway through their stop.
+//! (killed when every service's process is gone, stopped otherwise). Each of the three
+//! container phases may wait the configuration's `shutdown_timeout` (10 s by default)
+//! and the engine [`STOP_WITHIN`]; when that adds up to more than PID 1's time, every
+//! phase is shortened to fit ([`budget`]) and the log says so, rather than have PID 1
+//! SIGKILL the engines halfway through their stop.
 
 use crate::system_engine::STOP_WITHIN;
 use corral_dockerd::engine::EngineSpec;
@@ -55,7 +56,7 @@ pub fn budget(wanted: Duration, pid1: Duration) -> Budget {
 
 /// Stops the workloads on the user engine, then ends the services (the console last),
 /// each container within `timeout`. True when every service's process is gone, so that
-/// the system engine can be killed rather than stopped ([`crate::system_engine::KILL`]).
+/// the system engine can be killed rather than stopped ([`crate::system_engine::Stop::Kill`]).
 pub async fn stop_containers(
     spec: &EngineSpec,
     file: &corral_compose::ServicesFile,

@@ -1,7 +1,7 @@
 //! Keeps an engine running: start (or take over the one a killed manager left running),
 //! wait for the API, report ready, and when dockerd dies start it again after a backoff;
 //! on shutdown stop it cleanly within the time it is given, or kill it when every
-//! container's process has exited already ([`KILL`]).
+//! container's process has exited already ([`Stop::Kill`]).
 
 use corral_dockerd::engine::{wait_ready, Engine, EngineSpec, CONTAINERD_STOP};
 use corral_dockerd::leftover::{kill_leftover_tasks, stop_leftover_containerd, CGROUP_ROOT};
@@ -17,10 +17,15 @@ const READY_WITHIN: Duration = Duration::from_secs(120);
 /// dockerd stops its containers within 15 s on SIGTERM; give it that and some margin,
 /// when PID 1's shutdown budget leaves room (`crate::shutdown::budget`).
 pub const STOP_WITHIN: Duration = Duration::from_secs(25);
-/// The shutdown time that asks for the engine to be killed, not stopped: every
-/// container's process has exited already, and dockerd's teardown of them is work the
-/// way down does not need ([`crate::ending`]).
-pub const KILL: Duration = Duration::ZERO;
+/// How the supervisor is asked to end the engine at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM, SIGKILL after this long: dockerd stops its containers itself.
+    Within(Duration),
+    /// SIGKILL at once: every container's process has exited already, and dockerd's
+    /// teardown of them is work the way down does not need ([`crate::ending`]).
+    Kill,
+}
 /// A run this long resets the restart backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -132,7 +137,7 @@ pub fn seed_on_squashfs() -> std::path::PathBuf {
 pub async fn supervise(
     spec: EngineSpec,
     plain: Option<EngineSpec>,
-    mut shutdown: watch::Receiver<Option<Duration>>,
+    mut shutdown: watch::Receiver<Option<Stop>>,
     events: Option<mpsc::UnboundedSender<EngineEvent>>,
 ) {
     let send = |e: EngineEvent| {
@@ -280,11 +285,10 @@ pub async fn supervise(
                 code
             }
             _ = shutdown.changed() => {
-                let within = shutdown.borrow().unwrap_or(STOP_WITHIN);
-                if within == KILL {
-                    engine.kill().await;
-                } else {
-                    engine.stop(within).await;
+                let stop = shutdown.borrow().unwrap_or(Stop::Within(STOP_WITHIN));
+                match stop {
+                    Stop::Kill => engine.kill().await,
+                    Stop::Within(within) => engine.stop(within).await,
                 }
                 send(EngineEvent::Stopped);
                 return;
@@ -318,10 +322,7 @@ pub async fn supervise(
 }
 
 /// Sleeps for `delay`; true if shutdown was asked meanwhile.
-async fn wait_or_shutdown(
-    shutdown: &mut watch::Receiver<Option<Duration>>,
-    delay: Duration,
-) -> bool {
+async fn wait_or_shutdown(shutdown: &mut watch::Receiver<Option<Stop>>, delay: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(delay) => shutdown.borrow().is_some(),
         _ = shutdown.changed() => true,

@@ -861,7 +861,8 @@ fn all_running(out: &std::collections::BTreeMap<String, Outcome>, names: &[&str]
 /// them exited and starts them again.
 #[tokio::test(flavor = "current_thread")]
 async fn services_ended_at_the_way_down_and_the_engine_killed_start_again() {
-    use corral_manager::ending::{all_gone, end_all, runs, Ended};
+    use corral_dockerd::engine::runs;
+    use corral_manager::ending::{all_gone, end_all, Ended};
     let tmp = tempfile::tempdir().expect("tempdir");
     let (mut engine, docker) = engine_with_busybox(tmp.path()).await;
     let yml = r#"

@@ -2,7 +2,7 @@
 //! by the setup step) on a private socket under a temporary directory.
 
 use corral_dockerd::engine::EngineSpec;
-use corral_manager::system_engine::{supervise, EngineEvent};
+use corral_manager::system_engine::{supervise, EngineEvent, Stop};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -134,7 +134,7 @@ async fn engine_is_restarted_after_it_dies_and_stopped_on_shutdown() {
     assert!(alive(third_containerd), "the new dockerd has its own");
 
     stop_tx
-        .send(Some(Duration::from_secs(25)))
+        .send(Some(Stop::Within(Duration::from_secs(25))))
         .expect("send stop");
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
@@ -215,7 +215,7 @@ async fn an_engine_left_by_a_killed_manager_is_taken_over() {
         .expect("the left containerd is stopped once its dockerd died");
 
     stop_tx
-        .send(Some(Duration::from_secs(25)))
+        .send(Some(Stop::Within(Duration::from_secs(25))))
         .expect("send stop");
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
@@ -245,7 +245,7 @@ async fn a_containerd_left_without_its_dockerd_is_stopped_before_the_start() {
     assert_ne!(own, left.id() as i32, "the engine runs its own containerd");
     assert!(alive(own));
     stop_tx
-        .send(Some(Duration::from_secs(25)))
+        .send(Some(Stop::Within(Duration::from_secs(25))))
         .expect("send stop");
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
@@ -299,7 +299,7 @@ async fn a_data_root_the_engine_cannot_start_from_is_moved_aside() {
     );
 
     stop_tx
-        .send(Some(Duration::from_secs(25)))
+        .send(Some(Stop::Within(Duration::from_secs(25))))
         .expect("send stop");
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
@@ -343,7 +343,7 @@ async fn a_store_containerd_cannot_start_from_is_moved_aside_too() {
         "containerd's own output is kept"
     );
     stop_tx
-        .send(Some(Duration::from_secs(25)))
+        .send(Some(Stop::Within(Duration::from_secs(25))))
         .expect("send stop");
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
@@ -385,7 +385,7 @@ async fn settings_the_engine_cannot_start_with_are_dropped_before_the_store_is_t
         .any(|e| e.file_name().to_string_lossy().starts_with(".corrupt-"));
     assert!(!moved, "nothing was moved aside");
     stop_tx
-        .send(Some(Duration::from_secs(25)))
+        .send(Some(Stop::Within(Duration::from_secs(25))))
         .expect("send stop");
     assert_eq!(next(&mut rx).await, EngineEvent::Stopped);
     task.await.expect("supervisor task");
