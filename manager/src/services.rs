@@ -341,6 +341,18 @@ pub fn stopped_since(
 
 /// Brings every service of `file` up in dependency order. Returns each one's outcome.
 pub async fn up(docker: &Docker, file: &ServicesFile) -> BTreeMap<String, Outcome> {
+    up_each(docker, file, |_, _| {}).await
+}
+
+/// [`up`], calling `done` with the outcome of each service it starts as soon as that
+/// one's bring-up ends (services started together finish at different times, and the
+/// boot report wants each one's). Services that never start (a dependency cycle, a
+/// dependency that failed) are only in the returned map, as `Blocked` or `Skipped`.
+pub async fn up_each(
+    docker: &Docker,
+    file: &ServicesFile,
+    mut done: impl FnMut(&str, &Outcome),
+) -> BTreeMap<String, Outcome> {
     let graph = Graph::new(&file.services);
     let mut outcomes = BTreeMap::new();
     for cycle in graph.cycles() {
@@ -392,6 +404,7 @@ pub async fn up(docker: &Docker, file: &ServicesFile) -> BTreeMap<String, Outcom
         }
         match running.next().await {
             Some((name, outcome)) => {
+                done(&name, &outcome);
                 outcomes.insert(name, outcome);
             }
             None if started.len() == graph.deps.len() => return outcomes,

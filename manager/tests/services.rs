@@ -11,7 +11,7 @@ use corral_dockerd::engine::{wait_ready, Engine, EngineSpec};
 use corral_dockerd::images::{load_all, Archive};
 use corral_manager::assemble;
 use corral_manager::enable::{Assemble, Services};
-use corral_manager::services::{up, Action, Outcome};
+use corral_manager::services::{up, up_each, Action, Outcome};
 use futures_util::StreamExt;
 use std::path::Path;
 use std::time::Duration;
@@ -175,7 +175,44 @@ async fn services_come_up_in_order_and_are_kept_as_defined() {
         b.into_inner().expect("tar")
     };
     file.services.get_mut("reads-file").expect("defined").files = vec![tar("hello")];
-    let out = up(&docker, &file).await;
+    // Each outcome is handed on when that service's bring-up ends, not when the last
+    // one's does: a one-shot of 3 s (named to sort first) is handed on after app, which
+    // waits for two others but is up in well under that.
+    let slow = parse(
+        "slow.yml",
+        "services:\n  a-slow:\n    image: corral/busybox:0.1.0\n    command: [sleep, \"3\"]\n    labels: {io.rancher.os.detach: \"false\"}\n",
+    )
+    .expect("parses");
+    let mut first = file.clone();
+    first.services.extend(slow.services);
+    let mut handed = Vec::new();
+    let out = up_each(&docker, &first, |name, outcome| {
+        handed.push((name.to_string(), outcome.clone()))
+    })
+    .await;
+    let order: Vec<&str> = handed.iter().map(|(n, _)| n.as_str()).collect();
+    let at = |n: &str| {
+        order
+            .iter()
+            .position(|o| *o == n)
+            .unwrap_or_else(|| panic!("{n} not handed on: {order:?}"))
+    };
+    assert!(at("app") < at("a-slow"), "{order:?}");
+    assert!(
+        at("data") < at("setup") && at("setup") < at("app"),
+        "{order:?}"
+    );
+    for (name, outcome) in &handed {
+        assert_eq!(&out[name], outcome, "{name}: handed on as returned");
+    }
+    let never: Vec<&String> = out
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Skipped(_) | Outcome::Blocked(_)))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(never.len(), 3, "after-broken, loop-a, loop-b: {never:?}");
+    assert_eq!(handed.len() + never.len(), out.len(), "{order:?}");
+    assert_eq!(out["a-slow"], Outcome::Completed);
     assert_eq!(out["reads-file"], Outcome::Completed);
 
     assert_eq!(
