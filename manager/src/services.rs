@@ -29,6 +29,11 @@ pub const SERVICE: &str = "io.corral.service";
 pub const RESTART: &str = "io.corral.restart";
 /// The label holding a hash of the files copied into the container before it starts.
 pub const FILES: &str = "io.corral.files";
+/// The OCI annotation that makes containerd's runc v2 shim serve every container with
+/// the same value from one shim process, and the value the OS services share: one
+/// resident shim for all of them instead of one each (docs/services.md). The user
+/// engine's container keeps a shim of its own, so that the engines still fail apart.
+pub const SHIM_GROUP: (&str, &str) = ("io.containerd.runc.v2.group", "corral-services");
 
 /// Where a service ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +153,8 @@ pub fn container_body(name: &str, s: &Service) -> Result<ContainerCreateBody, St
         ulimits: (!ulimits.is_empty()).then_some(ulimits),
         readonly_rootfs: Some(s.read_only),
         oom_score_adj: s.oom_score_adj,
+        annotations: (name != corral_user_docker::SERVICE)
+            .then(|| HashMap::from([(SHIM_GROUP.0.to_string(), SHIM_GROUP.1.to_string())])),
         ..Default::default()
     };
     crate::restart_policy::Policy::parse(s.restart.as_deref())?;
@@ -525,6 +532,21 @@ mod tests {
         assert_eq!(h.cap_add, Some(vec!["SYS_TIME".to_string()]));
         assert_eq!(h.cap_drop, Some(vec!["MKNOD".to_string()]));
         assert_eq!(h.device_cgroup_rules, Some(vec!["c 13:* rm".to_string()]));
+    }
+
+    #[test]
+    fn the_os_services_share_one_shim_and_the_user_engine_has_its_own() {
+        let group = |name: &str| {
+            container_body(name, &service(""))
+                .expect("body")
+                .host_config
+                .and_then(|h| h.annotations)
+                .and_then(|a| a.get(SHIM_GROUP.0).cloned())
+        };
+        for name in ["network", "syslog", "console", "a-users-service"] {
+            assert_eq!(group(name).as_deref(), Some(SHIM_GROUP.1), "{name}");
+        }
+        assert_eq!(group(corral_user_docker::SERVICE), None);
     }
 
     #[test]

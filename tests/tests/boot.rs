@@ -194,6 +194,32 @@ fn check_running_system(vm: &mut Vm) {
             "{program} keeps capability {needs}: {status}"
         );
     }
+    // The OS services share one containerd shim (the `io.containerd.runc.v2.group`
+    // annotation, manager/src/services.rs); the user engine's container has its own.
+    let shims = vm
+        .check(
+            "for p in $(pgrep -f '^/usr/bin/containerd-shim-runc-v2 '); do \
+             tr '\\0' ' ' < /proc/$p/cmdline; echo; done",
+            CMD,
+        )
+        .expect("the shims' command lines");
+    let system: Vec<&str> = shims
+        .lines()
+        .filter(|l| l.contains("-address /run/system-docker/"))
+        .collect();
+    assert_eq!(
+        system.len(),
+        2,
+        "one shim for the services, one for docker:\n{shims}"
+    );
+    assert_eq!(
+        system
+            .iter()
+            .filter(|l| l.contains("-id corral-services "))
+            .count(),
+        1,
+        "{shims}"
+    );
     let sock = vm
         .check("stat -c '%U:%G %a' /run/system-docker.sock", CMD)
         .expect("stat");
