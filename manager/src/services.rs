@@ -351,10 +351,10 @@ pub async fn up(docker: &Docker, file: &ServicesFile) -> BTreeMap<String, Outcom
     up_each(docker, file, |_, _| {}).await
 }
 
-/// [`up`], calling `done` with the outcome of each service it starts as soon as that
-/// one's bring-up ends (services started together finish at different times, and the
-/// boot report wants each one's). Services that never start (a dependency cycle, a
-/// dependency that failed) are only in the returned map, as `Blocked` or `Skipped`.
+/// [`up`], calling `done` with each service's outcome as soon as it is known: a started
+/// service's when its bring-up ends (services started together finish at different
+/// times, and the boot report wants each one's), one that never starts (a dependency
+/// cycle, a dependency that failed) when that is decided.
 pub async fn up_each(
     docker: &Docker,
     file: &ServicesFile,
@@ -377,7 +377,14 @@ pub async fn up_each(
             .entry(n.clone())
             .or_insert_with(|| Outcome::Blocked("waits on a service in a dependency cycle".into()));
     }
+    for (name, outcome) in &outcomes {
+        done(name, outcome);
+    }
     let mut started: BTreeSet<String> = outcomes.keys().cloned().collect();
+    let mut settle = |outcomes: &mut BTreeMap<String, Outcome>, name: &str, outcome| {
+        done(name, &outcome);
+        outcomes.insert(name.to_string(), outcome);
+    };
     let mut running = FuturesUnordered::new();
     loop {
         // Start everything whose dependencies are done; skip what can no longer start.
@@ -389,10 +396,8 @@ pub async fn up_each(
                 .iter()
                 .find(|d| outcomes.get(*d).is_some_and(|o| !o.succeeded()))
             {
-                outcomes.insert(
-                    name.clone(),
-                    Outcome::Skipped(format!("{bad} did not come up")),
-                );
+                let why = format!("{bad} did not come up");
+                settle(&mut outcomes, name, Outcome::Skipped(why));
                 started.insert(name.clone());
                 continue;
             }
@@ -410,19 +415,14 @@ pub async fn up_each(
             }
         }
         match running.next().await {
-            Some((name, outcome)) => {
-                done(&name, &outcome);
-                outcomes.insert(name, outcome);
-            }
+            Some((name, outcome)) => settle(&mut outcomes, &name, outcome),
             None if started.len() == graph.deps.len() => return outcomes,
             // Nothing running and nothing startable: the rest is skipped.
             None => {
                 for name in graph.deps.keys() {
                     if started.insert(name.clone()) {
-                        outcomes.insert(
-                            name.clone(),
-                            Outcome::Skipped("its dependencies never came up".into()),
-                        );
+                        let why = "its dependencies never came up".into();
+                        settle(&mut outcomes, name, Outcome::Skipped(why));
                     }
                 }
             }

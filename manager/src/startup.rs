@@ -314,7 +314,7 @@ async fn bring_up_services(
     for e in &file.errors {
         log::error!("{e}; the other services still start");
     }
-    let brought = crate::services::up_each(docker, file, |name, outcome| {
+    crate::services::up_each(docker, file, |name, outcome| {
         let at = corral_host::since_boot();
         if outcome.succeeded() {
             timeline::record(&format!("service {name}"), start, at, Some(after));
@@ -328,13 +328,10 @@ async fn bring_up_services(
             }
             Outcome::Completed => log::info!("service {name}: completed at {at:.2}s"),
             Outcome::Failed(why) => log::error!("service {name}: failed: {why}"),
-            Outcome::Skipped(_) | Outcome::Blocked(_) => {}
+            Outcome::Skipped(why) | Outcome::Blocked(why) => {
+                log::error!("service {name}: not started: {why}")
+            }
         }
     })
     .await;
-    for (name, outcome) in brought {
-        if let Outcome::Skipped(why) | Outcome::Blocked(why) = outcome {
-            log::error!("service {name}: not started: {why}");
-        }
-    }
 }

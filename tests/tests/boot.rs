@@ -204,15 +204,12 @@ fn check_running_system(vm: &mut Vm) {
             CMD,
         )
         .expect("the tasks' shim addresses");
-    let mut shims: Vec<(&str, usize)> = Vec::new();
+    let mut shims: std::collections::BTreeMap<&str, usize> = Default::default();
     for a in addresses.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match shims.iter_mut().find(|(s, _)| *s == a) {
-            Some((_, n)) => *n += 1,
-            None => shims.push((a, 1)),
-        }
+        *shims.entry(a).or_default() += 1;
     }
-    shims.sort_by_key(|(_, n)| *n);
-    let counts: Vec<usize> = shims.iter().map(|(_, n)| *n).collect();
+    let mut counts: Vec<usize> = shims.into_values().collect();
+    counts.sort();
     assert_eq!(
         counts,
         vec![1, SERVICES.len() - 1],
