@@ -893,10 +893,39 @@ fn all_running(out: &std::collections::BTreeMap<String, Outcome>, names: &[&str]
     }
 }
 
+/// Kills every process whose command line names a path under `root` (the shims an
+/// engine there left), as the power-off after the way down does, and waits until they
+/// are gone.
+async fn power_off_leftovers(root: &Path) {
+    let root = root.display().to_string();
+    let left: Vec<nix::unistd::Pid> = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains(&root)
+                .then_some(nix::unistd::Pid::from_raw(pid))
+        })
+        .collect();
+    for pid in &left {
+        let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while left.iter().any(|p| corral_dockerd::engine::runs(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left:?} outlive SIGKILL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The way down (corral_manager::ending): each service's process waited for, one that
 /// ignores its stop signal killed after its time, then the engine killed without
-/// tearing the containers down; the next start of that engine on the same store finds
-/// them exited and starts them again.
+/// tearing the containers down; after the power-off that follows, the next start of that
+/// engine on the same store finds them exited and starts them again.
 #[tokio::test(flavor = "current_thread")]
 async fn services_ended_at_the_way_down_and_the_engine_killed_start_again() {
     use corral_dockerd::engine::runs;
@@ -958,6 +987,11 @@ services:
     }
     // Killed, not stopped: dockerd does not get to record the containers as stopped.
     engine.kill().await;
+    // The machine then powers off, and what the engine left running goes with it: a
+    // container's shim whose task the killed engine had not deleted yet would still
+    // hold it, and the next containerd would take that task over ("task ...: already
+    // exists" at the next start). On the next boot no shim is left; here they are killed.
+    power_off_leftovers(&tmp.path().join("engine")).await;
     let spec = EngineSpec::system_at(&tmp.path().join("engine")).for_build_host();
     let mut again = Engine::start(&spec).await.expect("dockerd starts again");
     let docker = wait_ready(&spec, Duration::from_secs(90))
