@@ -11,8 +11,9 @@
 //! unless it already has that image, or stream any one archive in (`images`, also used
 //! for the console switch and the user engine's preload); and the seeded image store, made at build
 //! time by loading the archives into a private dockerd and installed at boot into an
-//! empty data root before the engine starts (`seed`: copied under temporary names and
-//! put in place, `image/` last, only once whole and synced; a broken data root's
+//! empty data root before the engine starts (`seed`: its layers linked into the root's
+//! squashfs or, without one, copied; written under temporary names and put in place,
+//! `image/` last, only once whole and synced; a broken data root's
 //! contents are moved aside into `.corrupt-<time>/` with `move_aside`). The manager runs the system engine
 //! and loads the images with it; the build makes the seed with it; neither links the
 //! other.

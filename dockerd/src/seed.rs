@@ -1,11 +1,14 @@
 //! A seeded image store: at build time a private dockerd on the build host loads the
 //! system image archives, and its store (`image/` and `overlay2/`) ships in the root
-//! image. At boot the manager copies it into the empty tmpfs data root before dockerd
-//! starts, which under TCG is several times faster than `docker load` (that re-reads,
-//! re-hashes and unpacks every layer). The image IDs in `index.json` are still checked
+//! image. At boot the manager puts it into the empty data root before dockerd starts,
+//! which under TCG is many times faster than `docker load` (that re-reads, re-hashes
+//! and unpacks every layer): when the root image is a squashfs the layers are linked
+//! to it and only dockerd's metadata is copied ([`install_linked`]), else the whole
+//! store is copied ([`install`]). The image IDs in `index.json` are still checked
 //! after the engine starts: an image the seed lacks is loaded from its archive. A seed
-//! is copied under temporary names and put in place only once it is whole and on disk,
-//! so a power cut during a state disk's first boot leaves nothing a later boot trusts.
+//! is written under temporary names and put in place only once it is whole and on
+//! disk, so a power cut during a state disk's first boot leaves nothing a later boot
+//! trusts.
 
 use crate::engine::{wait_ready, Engine, EngineSpec};
 use crate::error::{DockerdError, Result};
@@ -101,10 +104,22 @@ fn begin(seed: &Path, data_root: &Path) -> Result<bool> {
         return Ok(false);
     }
     if data_root.join("image").exists() {
-        if !seeded_by_another(seed, data_root) {
+        let why = if seeded_by_another(seed, data_root) {
+            let was = fs::read_to_string(data_root.join(MARKER)).unwrap_or_default();
+            if was.trim().is_empty() {
+                "was seeded by an earlier version".to_string()
+            } else {
+                format!("was seeded by another version ({})", was.trim())
+            }
+        } else if let Some(lost) = lost_link(data_root) {
+            format!(
+                "links layers into a root image that is not mounted now ('{}' is gone)",
+                lost.display()
+            )
+        } else {
             return Ok(false);
-        }
-        clear_for(seed, data_root)?;
+        };
+        clear_for(seed, data_root, &why)?;
     }
     for part in PARTS {
         for left in [data_root.join(part), partial(data_root, part)] {
@@ -118,6 +133,11 @@ fn begin(seed: &Path, data_root: &Path) -> Result<bool> {
         }
     }
     fs::create_dir_all(data_root).map_err(io_err(data_root, "making the directory"))?;
+    log::info!(
+        "seeding the image store at '{}' from '{}'",
+        data_root.display(),
+        seed.display()
+    );
     Ok(true)
 }
 
@@ -139,20 +159,29 @@ fn seeded_by_another(seed: &Path, data_root: &Path) -> bool {
     have.trim() != want
 }
 
-/// Empties a data root seeded by another version, but for its volumes, so that this
+/// The first image layer of a linked store ([`install_linked`]) whose files are gone:
+/// its `diff` links into a root image other than the one mounted now (a boot from a
+/// root that is not a squashfs, with the same state partition). `None` when every
+/// link holds, or the store has copies.
+fn lost_link(data_root: &Path) -> Option<std::path::PathBuf> {
+    fs::read_dir(data_root.join("overlay2"))
+        .ok()?
+        .flatten()
+        .map(|layer| layer.path().join("diff"))
+        .find(|diff| {
+            fs::symlink_metadata(diff).is_ok_and(|m| m.file_type().is_symlink()) && !diff.is_dir()
+        })
+}
+
+/// Empties a data root that cannot stay (seeded by another version, or linked into a
+/// root image that is gone; `why` says which), but for its volumes, so that this
 /// version's dockerd never runs over a store another one wrote: the system images are
-/// copied again, and the manager makes the services' containers again.
-fn clear_for(seed: &Path, data_root: &Path) -> Result<()> {
-    let was = fs::read_to_string(data_root.join(MARKER)).unwrap_or_default();
+/// seeded again, and the manager makes the services' containers again.
+fn clear_for(seed: &Path, data_root: &Path, why: &str) -> Result<()> {
     log::warn!(
-        "the system engine's store at '{}' was seeded by {}; this version's ({}) is seeded \
-         in its place (the services' containers are made again, their volumes kept)",
+        "the system engine's store at '{}' {why}; this version's ({}) is seeded in its \
+         place (the services' containers are made again, their volumes kept)",
         data_root.display(),
-        if was.trim().is_empty() {
-            "an earlier version".to_string()
-        } else {
-            format!("another version ({})", was.trim())
-        },
         seed_id(seed).unwrap_or_default()
     );
     for entry in fs::read_dir(data_root).map_err(io_err(data_root, "listing"))? {
@@ -284,8 +313,12 @@ pub fn install(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
 /// At boot, when the seed sits on a read-only filesystem that overlayfs accepts as a
 /// lower layer (the root's squashfs): like [`install`], but each image layer's `diff/`
 /// (nearly all the bytes) is a symlink to the seed's instead of a copy. Only dockerd's
-/// metadata is copied; the layers stay compressed on the squashfs and cost no RAM.
+/// metadata is copied; the layers stay compressed on the squashfs and cost neither RAM
+/// (a tmpfs data root) nor the state partition's room and a first boot's copy (a disk).
 /// dockerd only ever mounts image layers as lower directories, so they are never written.
+/// The links hold as long as this seed's root image is mounted: another version's root
+/// brings another seed id, and a store whose links point at nothing is seeded again
+/// ([`begin`]), so upgrades and rollbacks reseed in a second rather than copy.
 pub fn install_linked(seed: &Path, data_root: &Path) -> Result<Option<u64>> {
     if !begin(seed, data_root)? {
         return Ok(None);
@@ -529,6 +562,41 @@ mod tests {
         // A store from before the marker counts as another version's.
         fs::remove_file(data.join(MARKER)).expect("rm");
         assert!(install(&seed, &data).expect("seeded again").is_some());
+    }
+
+    #[test]
+    fn a_linked_store_whose_root_image_is_gone_is_seeded_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let seed_at = |dir: &str| {
+            let seed = tmp.path().join(dir);
+            fs::create_dir_all(seed.join("image/overlay2")).expect("mkdir");
+            fs::create_dir_all(seed.join("overlay2/abc/diff")).expect("mkdir");
+            fs::write(seed.join("overlay2/abc/diff/v"), dir).expect("write");
+            fs::write(seed.join(ID_FILE), "same\n").expect("write");
+            seed
+        };
+        let mounted = seed_at("mounted");
+        let data = tmp.path().join("data");
+        fs::create_dir_all(&data).expect("mkdir");
+        assert!(install_linked(&mounted, &data).expect("seed").is_some());
+        fs::create_dir_all(data.join("volumes/logs")).expect("the engine's volume");
+        assert_eq!(install_linked(&mounted, &data).expect("kept"), None);
+        // The same version's seed, read from elsewhere (a root that is not a squashfs):
+        // the links point at nothing once the squashfs is not mounted.
+        let copy = seed_at("copy");
+        fs::remove_dir_all(&mounted).expect("unmounted");
+        assert_eq!(lost_link(&data), Some(data.join("overlay2/abc/diff")));
+        assert_eq!(install(&copy, &data).expect("seeded again"), Some(4));
+        assert_eq!(
+            fs::read_to_string(data.join("overlay2/abc/diff/v")).expect("v"),
+            "copy"
+        );
+        assert!(!fs::symlink_metadata(data.join("overlay2/abc/diff"))
+            .expect("diff")
+            .file_type()
+            .is_symlink());
+        assert!(data.join("volumes/logs").is_dir(), "volumes are kept");
+        assert_eq!(lost_link(&data), None, "copies hold");
     }
 
     #[test]

@@ -81,23 +81,28 @@ fn data_root_in_ram(data_root: &Path, why: &dyn std::fmt::Display) -> Result<(),
 }
 
 /// Fills an empty data root from the seed: on the root's squashfs itself (PID 1 mounts it
-/// there) its layers are linked, not copied; otherwise (a root that is not a squashfs)
-/// copied. Linked layers point into this boot's root image, so they suit a data root
-/// that lives as long as the boot (tmpfs); a data root on the state partition outlives
-/// it (and an upgrade replaces the root image): it gets copies. When the copy does not
-/// fit (checked before it starts) or fails (a state partition full or failing) the data root moves to RAM for this boot
-/// ([`data_root_in_ram`]) and is seeded linked there. Runs off the manager's one thread:
-/// a copy takes seconds on a slow disk.
+/// there) its layers are linked, not copied, whether the data root is a tmpfs or on the
+/// state partition; a store linked into a root image that is no longer the one
+/// mounted (an upgrade, a rollback) carries another seed id and is seeded again, which
+/// takes a second. A root that is not a squashfs gets a copy. When the seed cannot be
+/// written to the state partition (full or failing; a copy's room is checked before it
+/// starts) the data root moves to RAM for this boot ([`data_root_in_ram`]) and is
+/// seeded linked there. Runs off the manager's one thread: even a linked seed writes
+/// and syncs a few MB of metadata.
 pub async fn seed_store(spec: &EngineSpec) {
     let on_squashfs = seed_on_squashfs();
+    let linked = on_squashfs.is_dir();
     let data_root = spec.data_root.clone();
     let started = Instant::now();
     let seeded = tokio::task::spawn_blocking(move || {
-        if on_squashfs.is_dir() && in_ram(&data_root) {
-            return corral_dockerd::seed::install_linked(&on_squashfs, &data_root);
+        if !linked {
+            return corral_dockerd::seed::install(
+                Path::new(corral_dockerd::seed::SEED_DIR),
+                &data_root,
+            );
         }
-        match corral_dockerd::seed::install(Path::new(corral_dockerd::seed::SEED_DIR), &data_root) {
-            Err(e) if on_squashfs.is_dir() => match data_root_in_ram(&data_root, &e) {
+        match corral_dockerd::seed::install_linked(&on_squashfs, &data_root) {
+            Err(e) if !in_ram(&data_root) => match data_root_in_ram(&data_root, &e) {
                 Ok(()) => corral_dockerd::seed::install_linked(&on_squashfs, &data_root),
                 Err(why) => {
                     log::error!("{why}");
@@ -110,7 +115,12 @@ pub async fn seed_store(spec: &EngineSpec) {
     .await;
     match seeded {
         Ok(Ok(Some(bytes))) => log::info!(
-            "image store seeded: {:.1} MB copied in {:.2}s",
+            "image store seeded: {}{:.1} MB copied in {:.2}s",
+            if linked {
+                "layers linked from the root image, "
+            } else {
+                ""
+            },
             bytes as f64 / 1e6,
             started.elapsed().as_secs_f64()
         ),
@@ -168,11 +178,13 @@ pub async fn supervise(
             unanswered = 0;
             // Off the manager's one thread: removing an older copy, or the one just
             // made to give a new store room, takes seconds on a slow disk.
+            // A linked seed needs a few MB; only a copy may need the room of the one kept.
             let data_root = spec.data_root.clone();
+            let copied = !seed_on_squashfs().is_dir();
             let moved = tokio::task::spawn_blocking(move || {
                 let aside = corral_dockerd::seed::move_aside(&data_root)?;
                 let seed = Path::new(corral_dockerd::seed::SEED_DIR);
-                let removed = corral_dockerd::seed::make_room(seed, &data_root, &aside)?;
+                let removed = copied && corral_dockerd::seed::make_room(seed, &data_root, &aside)?;
                 Ok::<_, corral_dockerd::DockerdError>((aside, removed))
             })
             .await;
