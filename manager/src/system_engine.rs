@@ -82,13 +82,14 @@ fn data_root_in_ram(data_root: &Path, why: &dyn std::fmt::Display) -> Result<(),
 
 /// Fills an empty data root from the seed: on the root's squashfs itself (PID 1 mounts it
 /// there) its layers are linked, not copied, whether the data root is a tmpfs or on the
-/// state partition; a store linked into a root image that is no longer the one
-/// mounted (an upgrade, a rollback) carries another seed id and is seeded again, which
-/// takes a second. A root that is not a squashfs gets a copy. When the seed cannot be
-/// written to the state partition (full or failing; a copy's room is checked before it
-/// starts) the data root moves to RAM for this boot ([`data_root_in_ram`]) and is
-/// seeded linked there. Runs off the manager's one thread: even a linked seed writes
-/// and syncs a few MB of metadata.
+/// state partition. A store on the state partition linked into another root image
+/// (an upgrade, a rollback: the seed mounted now has another id) or into one that is
+/// not mounted (its links point at nothing) is seeded again, which takes a second. A
+/// root that is not a squashfs gets a copy. When the seed cannot be written to the
+/// state partition (full or failing; a copy's room is checked before it starts) the
+/// data root moves to RAM for this boot ([`data_root_in_ram`]) and is seeded linked
+/// there. Runs off the manager's one thread: even a linked seed writes and syncs
+/// 0.3 MB of metadata.
 pub async fn seed_store(spec: &EngineSpec) {
     let on_squashfs = seed_on_squashfs();
     let linked = on_squashfs.is_dir();
@@ -178,7 +179,7 @@ pub async fn supervise(
             unanswered = 0;
             // Off the manager's one thread: removing an older copy, or the one just
             // made to give a new store room, takes seconds on a slow disk.
-            // A linked seed needs a few MB; only a copy may need the room of the one kept.
+            // A linked seed needs 0.3 MB; only a copy may need the room of the one kept.
             let data_root = spec.data_root.clone();
             let copied = !seed_on_squashfs().is_dir();
             let moved = tokio::task::spawn_blocking(move || {
