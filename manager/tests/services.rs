@@ -893,32 +893,69 @@ fn all_running(out: &std::collections::BTreeMap<String, Outcome>, names: &[&str]
     }
 }
 
-/// Kills every process whose command line names a path under `root` (the shims an
-/// engine there left), as the power-off after the way down does, and waits until they
-/// are gone.
-async fn power_off_leftovers(root: &Path) {
+/// Kills every process whose command line names a path under `root` (the engine there
+/// and the shims it left) and their descendants (the containers' processes), as the
+/// power-off after the way down does, and waits until they are gone; the pids that
+/// outlive SIGKILL for 10 s.
+fn power_off_leftovers(root: &Path) -> Vec<nix::unistd::Pid> {
     let root = root.display().to_string();
-    let left: Vec<nix::unistd::Pid> = std::fs::read_dir("/proc")
+    // (pid, parent, whether its command line names `root`) of every process.
+    let all: Vec<(i32, i32, bool)> = std::fs::read_dir("/proc")
         .expect("proc")
         .filter_map(|e| {
             let e = e.ok()?;
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let parent = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            String::from_utf8_lossy(&cmdline)
-                .contains(&root)
-                .then_some(nix::unistd::Pid::from_raw(pid))
+            Some((
+                pid,
+                parent,
+                String::from_utf8_lossy(&cmdline).contains(&root),
+            ))
         })
         .collect();
+    let mut left: Vec<i32> = all.iter().filter(|p| p.2).map(|p| p.0).collect();
+    let mut grown = true;
+    while grown {
+        grown = false;
+        for (pid, parent, _) in &all {
+            if left.contains(parent) && !left.contains(pid) {
+                left.push(*pid);
+                grown = true;
+            }
+        }
+    }
+    let left: Vec<nix::unistd::Pid> = left.into_iter().map(nix::unistd::Pid::from_raw).collect();
     for pid in &left {
         let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while left.iter().any(|p| corral_dockerd::engine::runs(*p)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{left:?} outlive SIGKILL"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    loop {
+        let running: Vec<nix::unistd::Pid> = left
+            .iter()
+            .copied()
+            .filter(|p| corral_dockerd::engine::runs(*p))
+            .collect();
+        if running.is_empty() || std::time::Instant::now() >= deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs [`power_off_leftovers`] when dropped, so that a test that fails part way does
+/// not leave its engine's containers running (busy loops that slow every later test).
+struct Leftovers(std::path::PathBuf);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let running = power_off_leftovers(&self.0);
+            if !running.is_empty() {
+                eprintln!("{running:?} outlive SIGKILL");
+            }
+        }
     }
 }
 
@@ -931,6 +968,7 @@ async fn services_ended_at_the_way_down_and_the_engine_killed_start_again() {
     use corral_dockerd::engine::runs;
     use corral_manager::ending::{all_gone, end_all, Ended};
     let tmp = tempfile::tempdir().expect("tempdir");
+    let _leftovers = Leftovers(tmp.path().join("engine"));
     let (mut engine, docker) = engine_with_busybox(tmp.path()).await;
     let yml = r#"
 services:
@@ -991,7 +1029,8 @@ services:
     // container's shim whose task the killed engine had not deleted yet would still
     // hold it, and the next containerd would take that task over ("task ...: already
     // exists" at the next start). On the next boot no shim is left; here they are killed.
-    power_off_leftovers(&tmp.path().join("engine")).await;
+    let running = power_off_leftovers(&tmp.path().join("engine"));
+    assert!(running.is_empty(), "{running:?} outlive SIGKILL");
     let spec = EngineSpec::system_at(&tmp.path().join("engine")).for_build_host();
     let mut again = Engine::start(&spec).await.expect("dockerd starts again");
     let docker = wait_ready(&spec, Duration::from_secs(90))
