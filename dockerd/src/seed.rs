@@ -104,13 +104,8 @@ fn begin(seed: &Path, data_root: &Path) -> Result<bool> {
         return Ok(false);
     }
     if data_root.join("image").exists() {
-        let why = if seeded_by_another(seed, data_root) {
-            let was = fs::read_to_string(data_root.join(MARKER)).unwrap_or_default();
-            if was.trim().is_empty() {
-                "was seeded by an earlier version".to_string()
-            } else {
-                format!("was seeded by another version ({})", was.trim())
-            }
+        let why = if let Some(why) = seeded_by_another(seed, data_root) {
+            why
         } else if let Some(lost) = lost_link(data_root) {
             format!(
                 "links layers into a root image that is not mounted now ('{}' is gone)",
@@ -149,14 +144,16 @@ fn seed_id(seed: &Path) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// Whether a filled data root was seeded from another seed than `seed` (another
-/// version of Corral, or one from before the marker existed).
-fn seeded_by_another(seed: &Path, data_root: &Path) -> bool {
-    let Some(want) = seed_id(seed) else {
-        return false;
-    };
+/// When a filled data root was seeded from another seed than `seed` (another version
+/// of Corral, or one from before the marker existed): what the log says of it.
+fn seeded_by_another(seed: &Path, data_root: &Path) -> Option<String> {
+    let want = seed_id(seed)?;
     let have = fs::read_to_string(data_root.join(MARKER)).unwrap_or_default();
-    have.trim() != want
+    match have.trim() {
+        same if same == want => None,
+        "" => Some("was seeded by an earlier version".to_string()),
+        other => Some(format!("was seeded by another version ({other})")),
+    }
 }
 
 /// The first image layer of a linked store ([`install_linked`]) whose files are gone:
