@@ -22,14 +22,9 @@ fn containerd_pid(spec: &EngineSpec) -> i32 {
         .expect("a pid")
 }
 
-/// Whether `pid` runs and is not a zombie.
+/// Whether `pid` runs and is not a zombie ([`corral_dockerd::engine::runs`]).
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-        })
-        .unwrap_or(false)
+    corral_dockerd::engine::runs(nix::unistd::Pid::from_raw(pid))
 }
 
 /// A containerd started as the manager starts one (its configuration and pid file
