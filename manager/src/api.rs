@@ -14,8 +14,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::containers::STOP_SECONDS;
-
 /// A service label naming the file a service logs to instead of its output (syslog's
 /// /var/log/messages): `corral service logs` reads that file's end.
 pub const LOGS_LABEL: &str = "io.corral.logs";
@@ -263,7 +261,7 @@ async fn act(docker: &Docker, name: &str, action: Action) -> Response {
         Action::Stop => crate::containers::stop(docker, name, &id).await,
         Action::Restart => {
             let options = RestartContainerOptions {
-                t: Some(STOP_SECONDS),
+                t: Some(crate::containers::stop_seconds(name)),
                 signal: None,
             };
             docker.restart_container(&id, Some(options)).await

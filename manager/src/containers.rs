@@ -32,13 +32,24 @@ pub async fn service_containers(docker: &Docker) -> Result<HashMap<String, Strin
         .collect())
 }
 
+/// How long service `name` gets between its stop signal and SIGKILL: [`STOP_SECONDS`];
+/// the user engine's service what its dockerd needs to stop its workloads and exit
+/// ([`corral_user_docker::service::stop_seconds`], 30 s by default).
+pub fn stop_seconds(name: &str) -> i32 {
+    if name != corral_user_docker::SERVICE {
+        return STOP_SECONDS;
+    }
+    let config = std::path::Path::new(corral_user_docker::CONFIG_DIR);
+    i32::try_from(corral_user_docker::service::stop_seconds(config)).unwrap_or(i32::MAX)
+}
+
 /// Stops service `name`'s container `id` cleanly, as `service stop` does:
-/// [`STOP_SECONDS`] to go. The service's watcher is told first, so the exit is not taken
+/// [`stop_seconds`] to go. The service's watcher is told first, so the exit is not taken
 /// for a crash and restarted.
 pub async fn stop(docker: &Docker, name: &str, id: &str) -> Result<(), bollard::errors::Error> {
     crate::service_watch::stopping(name);
     let options = StopContainerOptions {
-        t: Some(STOP_SECONDS),
+        t: Some(stop_seconds(name)),
         signal: None,
     };
     docker.stop_container(id, Some(options)).await

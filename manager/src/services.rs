@@ -273,6 +273,16 @@ pub async fn ensure(docker: &Docker, name: &str, s: &Service) -> Outcome {
             action = Action::Unchanged;
             running = existing.state.and_then(|st| st.running).unwrap_or(false);
         } else {
+            if existing.state.and_then(|st| st.running) == Some(true) {
+                // A clean stop before the container goes, as compose does: the user
+                // engine, above all, stops its workloads itself rather than die by
+                // SIGKILL halfway through (`containers::stop_seconds`).
+                if let Err(e) = crate::containers::stop(docker, name, name).await {
+                    log::warn!(
+                        "service {name}: stopping the old container: {e}; removing it anyway"
+                    );
+                }
+            }
             let opts = RemoveContainerOptions {
                 force: true,
                 ..Default::default()

@@ -11,7 +11,8 @@
 //! socket answers. This process stays as the container's main process: it passes SIGTERM,
 //! SIGINT, SIGQUIT and SIGHUP on to dockerd, starts containerd again if it dies while
 //! dockerd runs (as dockerd does with its own), reaps what it is given, and when dockerd
-//! exits stops containerd and exits with dockerd's code.
+//! exits stops containerd and exits with dockerd's code. Before containerd starts, the
+//! runtime state an earlier run left for its containers is deleted ([`crate::stale`]).
 //!
 //! Synchronous and small (nix: a signalfd and `waitpid`); it links none of the tokio
 //! code the manager uses from this crate.
@@ -32,7 +33,7 @@ use corral_dockerd::containerd::Containerd;
 /// root's is Corral's too, [`EXEC_ROOT`]).
 const DATA_ROOT: &str = "/var/lib/docker";
 /// How long containerd gets to stop once dockerd has exited.
-const CONTAINERD_STOP: Duration = Duration::from_secs(10);
+pub const CONTAINERD_STOP: Duration = Duration::from_secs(10);
 
 /// The containerd dockerd would start for itself with these arguments (`--data-root=`,
 /// `--exec-root=`, either form; dockerd's defaults otherwise).
@@ -176,6 +177,23 @@ impl Engine {
     }
 }
 
+/// Clears what an earlier run left in the runtime's state under the exec root that
+/// `args` name ([`crate::stale`]), and says what it did.
+fn clear_stale(args: &[String]) {
+    let exec = flag(args, "--exec-root").unwrap_or_else(|| EXEC_ROOT.into());
+    let (cleared, left) = crate::stale::clear(Path::new(&exec), &mut crate::stale::Installed);
+    if !cleared.is_empty() {
+        eprintln!(
+            "corral-engine: deleted the runtime state an earlier run left for {} containers: {}",
+            cleared.len(),
+            cleared.join(" ")
+        );
+    }
+    for why in left {
+        eprintln!("corral-engine: runtime state: {why}");
+    }
+}
+
 /// Runs containerd and then dockerd with `args`; returns the code to exit with.
 pub fn run(args: &[String]) -> i32 {
     let mut mask = SigSet::empty();
@@ -205,6 +223,7 @@ pub fn run(args: &[String]) -> i32 {
         containerd: containerd_for(args),
         containerd_pid: None,
     };
+    clear_stale(args);
     if let Err(e) = engine.start_containerd() {
         eprintln!("corral-engine: starting containerd: {e}");
         return 1;

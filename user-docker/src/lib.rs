@@ -12,7 +12,8 @@
 //!   the plan.
 //! - `service`: the `docker` service's definition filled in from `corral.docker`
 //!   (dockerd's flags as its command, the image, the environment, `daemon.json`, the
-//!   TLS files mounted in), over corral-compose's model; the modules it needs.
+//!   TLS files mounted in), over corral-compose's model; the modules it needs; how
+//!   long the service must be given to stop (`stop_seconds`).
 //! - `client`: the user engine through its socket: connect, wait for an answer, stop
 //!   the workloads at shutdown.
 //! - `swarm`: `corral.swarm`: the swarm the engine starts or joins once it answers
@@ -25,14 +26,15 @@
 //! - `corral-engine` (binary, with `engine_init`): the `engine` image's entrypoint;
 //!   nests the container's cgroup (v2) so dockerd can delegate controllers, starts
 //!   containerd as dockerd would and waits for it without dockerd's 15 s limit, then runs
-//!   dockerd pointed at it, passing signals on and exiting with dockerd's code.
+//!   dockerd pointed at it, passing signals on and exiting with dockerd's code; first
+//!   it deletes the runtime state an earlier run left for dead containers (`stale`).
 //!
 //! - **Owns:** the user engine's settings, the `docker` service's command, environment
 //!   and mounts, `daemon.json` under `/run/corral/docker`, its TLS files, the preload
 //!   markers, the swarm status file (`/run/corral/swarm.json`) and the swarm records
 //!   (`/var/lib/corral/swarm-made`, `swarm-left`); inside the engine's container, containerd's configuration
-//!   (`/var/run/docker/containerd/containerd.toml`) and the containerd and dockerd
-//!   processes.
+//!   (`/var/run/docker/containerd/containerd.toml`), the containerd and dockerd
+//!   processes, and the runtime state a dead run left under the exec root (`stale`).
 //! - **Must not touch:** the system engine or its state; the other services; the
 //!   built-in service list (the manager's `os-config.yml`).
 //! - **Talks to:** the user dockerd through its socket (preload, readiness, stopping
@@ -47,6 +49,7 @@ pub mod engine_init;
 pub mod labels;
 pub mod preload;
 pub mod service;
+pub mod stale;
 pub mod swarm;
 pub mod tls;
 pub mod user_json;

@@ -15,6 +15,49 @@ use std::path::PathBuf;
 /// `overlay`.
 pub const MODULES: &[&str] = &["br_netfilter", "overlay"];
 
+/// What dockerd gives a container that sets no stop time of its own (moby's
+/// `DefaultStopTimeout`), at its way down as at `docker stop`.
+const DOCKERD_CONTAINER_STOP: u64 = 10;
+/// What dockerd waits beyond its containers' stop time before it gives up on them and
+/// exits anyway (moby's shutdown grace).
+const DOCKERD_GRACE: u64 = 5;
+/// What is left after dockerd has exited: `corral-engine` stopping containerd
+/// ([`crate::engine_init::CONTAINERD_STOP`]), and the margin for a busy machine.
+const AFTER_DOCKERD: u64 = crate::engine_init::CONTAINERD_STOP.as_secs() + 5;
+/// The longest `shutdown-timeout` taken from a `daemon.json` (an hour).
+const MAX_SHUTDOWN_TIMEOUT: u64 = 3600;
+/// How much of `daemon.json` is read for its `shutdown-timeout`.
+const MAX_DAEMON_JSON: u64 = 1 << 20;
+
+/// How long the `docker` service must be given between its stop signal and SIGKILL for
+/// the engine to go down its own way: dockerd stops every workload within its stop time
+/// (10 s, or `shutdown-timeout` from the `daemon.json` in `config` when longer; a user's
+/// own `daemon.json` may set it), deletes their tasks and exits, then `corral-engine`
+/// stops containerd. Killed sooner, dockerd dies while it deletes the tasks, and a
+/// workload's runtime state can outlive it ("container already exists" at its next
+/// start). 30 s with the defaults. A workload started with a `--stop-timeout` above
+/// that can still be cut short.
+pub fn stop_seconds(config: &std::path::Path) -> u64 {
+    let configured = shutdown_timeout(&config.join("daemon.json"))
+        .unwrap_or(u64::from(crate::DEFAULT_SHUTDOWN_TIMEOUT));
+    configured.max(DOCKERD_CONTAINER_STOP + DOCKERD_GRACE) + AFTER_DOCKERD
+}
+
+/// `shutdown-timeout` in the `daemon.json` at `path` (at most [`MAX_SHUTDOWN_TIMEOUT`]);
+/// None when the file, the key or a whole number is missing.
+fn shutdown_timeout(path: &std::path::Path) -> Option<u64> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_DAEMON_JSON)
+        .read_to_string(&mut text)
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let seconds = json.get("shutdown-timeout")?.as_u64()?;
+    Some(seconds.min(MAX_SHUTDOWN_TIMEOUT))
+}
+
 /// Where the service's files go on the host; tests use a temporary folder.
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -232,6 +275,26 @@ mod tests {
             "services:\n  docker:\n    image: corral/engine:1\n    volumes: [/var/lib/docker:/var/lib/docker]\n",
         )
         .expect("parses")
+    }
+
+    #[test]
+    fn the_engine_is_given_its_workloads_stop_time_and_dockerds_own_way_down() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // No daemon.json yet, or one that does not say: dockerd's 10 s + 5 s, then
+        // containerd's stop and the margin.
+        assert_eq!(stop_seconds(tmp.path()), 30);
+        let json = tmp.path().join("daemon.json");
+        for (text, want) in [
+            (r#"{"shutdown-timeout": 7}"#, 30),
+            (r#"{"shutdown-timeout": 60}"#, 75),
+            (r#"{"shutdown-timeout": 99999999}"#, 3615),
+            (r#"{"shutdown-timeout": -1}"#, 30),
+            (r#"{"shutdown-timeout": "60"}"#, 30),
+            ("{", 30),
+        ] {
+            std::fs::write(&json, text).expect("daemon.json");
+            assert_eq!(stop_seconds(tmp.path()), want, "{text}");
+        }
     }
 
     #[test]
