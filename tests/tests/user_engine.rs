@@ -412,8 +412,26 @@ fn check_tls_generate(ssh: &Ssh, old_certs: &Path, tls: u16, dir: &Path) {
         .expect("a bad name");
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("not a host name"), "{text}");
+    let clean_exits = || {
+        let (_, count) = ssh
+            .run(
+                "sudo corral service logs docker | grep -c 'Daemon shutdown complete'",
+                CMD,
+            )
+            .expect("the engine's logs");
+        count.trim().parse::<u32>().unwrap_or(0)
+    };
+    let before = clean_exits();
     ssh.check("sudo corral service restart docker", CMD)
         .expect("restart the engine");
+    // dockerd stopped `web` itself (its shell ignores SIGTERM: 10 s) and finished its
+    // way down within the service's stop time, rather than die by SIGKILL halfway and
+    // leave web's runtime state behind (docs/user-engine.md, "Shutdown").
+    assert_eq!(
+        clean_exits(),
+        before + 1,
+        "the engine's restart was a clean dockerd shutdown"
+    );
     // engine.example and other.example both lead to this machine; only the first is in
     // the certificate.
     ssh.check(
