@@ -40,15 +40,21 @@ pub enum Ended {
 }
 
 /// Ends every service in `names`, all at once, then `last` (the console, so that a
-/// session on it sees the machine go down). Each gets `timeout` after its stop signal.
-/// Returns how each one ended, in the order they ended.
+/// session on it sees the machine go down). Each gets `timeout` after its stop signal,
+/// those in `longer` the time given there. Returns how each one ended, in the order they
+/// ended.
 pub async fn end_all(
     docker: &Docker,
     names: &[String],
     last: &str,
     timeout: Duration,
+    longer: &[(&str, Duration)],
 ) -> Vec<(String, Ended)> {
     let end = |name: String| async move {
+        let timeout = longer
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(timeout, |(_, t)| *t);
         let ended = end_one(docker, &name, timeout).await;
         match &ended {
             Ended::Exited(took) => {

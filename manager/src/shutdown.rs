@@ -1,9 +1,11 @@
 //! The way down at SIGTERM, inside the time PID 1 gives the manager before it kills
 //! everything (`corral.shutdown_timeout` on the kernel command line, 60 s by default):
-//! the user engine's workloads, then the services (the console last; each one's process
-//! waited for, not its container's teardown: [`crate::ending`]), then the system engine
-//! (killed when every service's process is gone, stopped otherwise). Each of the three
-//! container phases may wait the configuration's `shutdown_timeout` (10 s by default)
+//! the services, the user engine among them stopping its own workloads
+//! ([`stop_containers`]), then the console (each one's process waited for, not its
+//! container's teardown: [`crate::ending`]), then the system engine (killed when every
+//! service's process is gone, stopped otherwise). Each of the three
+//! container phases (the workloads, the engine and services, the console) may wait the
+//! configuration's `shutdown_timeout` (10 s by default)
 //! and the engine [`STOP_WITHIN`]; when that adds up to more than PID 1's time, every
 //! phase is shortened to fit ([`budget`]) and the log says so, rather than have PID 1
 //! SIGKILL the engines halfway through their stop.
@@ -54,15 +56,26 @@ pub fn budget(wanted: Duration, pid1: Duration) -> Budget {
     }
 }
 
-/// Stops the workloads on the user engine, then ends the services (the console last),
-/// each container within `timeout`. True when every service's process is gone, so that
-/// the system engine can be killed rather than stopped ([`crate::system_engine::Stop::Kill`]).
+/// Ends the services (the console last), each container within `timeout`, and the user
+/// engine's workloads with them. True when every service's process is gone, so that the
+/// system engine can be killed rather than stopped ([`crate::system_engine::Stop::Kill`]).
+///
+/// The workloads are stopped by their own dockerd at its SIGTERM, as `systemctl stop
+/// docker` does on Debian: the `docker` service gets two phases' time (the workloads',
+/// then its own exit) while the others end in the first. A stop through the engine's API
+/// would mark each workload as stopped by hand, and dockerd would not start an
+/// `unless-stopped` one at the next boot. With `live-restore` dockerd leaves its
+/// containers running when it stops, so they are stopped through the API first, in a
+/// phase of their own.
 pub async fn stop_containers(
     spec: &EngineSpec,
     file: &corral_compose::ServicesFile,
     timeout: Duration,
 ) -> bool {
-    // Workloads first, while their engine still runs to stop them cleanly.
+    let config = std::path::Path::new(corral_user_docker::CONFIG_DIR);
+    if !corral_user_docker::service::live_restore(config) {
+        return end_services(spec, file, timeout, timeout.saturating_mul(2)).await;
+    }
     let started = std::time::Instant::now();
     let (stopped, failures) = corral_user_docker::client::stop_workloads(timeout).await;
     for f in failures {
@@ -70,19 +83,20 @@ pub async fn stop_containers(
     }
     if stopped > 0 {
         log::info!(
-            "user engine: {stopped} containers stopped in {:.1}s",
+            "user engine (live-restore): {stopped} containers stopped in {:.1}s",
             started.elapsed().as_secs_f64()
         );
     }
-    end_services(spec, file, timeout).await
+    end_services(spec, file, timeout, timeout).await
 }
 
-/// Ends the services before the engine, the console last ([`crate::ending`]); true when
-/// every one's process is gone.
+/// Ends the services before the engine, the console last ([`crate::ending`]), the user
+/// engine's within `engine`; true when every one's process is gone.
 async fn end_services(
     spec: &EngineSpec,
     file: &corral_compose::ServicesFile,
-    timeout: std::time::Duration,
+    timeout: Duration,
+    engine: Duration,
 ) -> bool {
     let Ok(docker) = corral_dockerd::engine::connect(spec).await else {
         return false;
@@ -97,7 +111,8 @@ async fn end_services(
             file.services.keys().cloned().collect()
         }
     };
-    let ended = crate::ending::end_all(&docker, &names, "console", timeout).await;
+    let longer = [(corral_user_docker::SERVICE, engine)];
+    let ended = crate::ending::end_all(&docker, &names, "console", timeout, &longer).await;
     log::info!("services ended in {:.1}s", started.elapsed().as_secs_f64());
     crate::ending::all_gone(&ended)
 }

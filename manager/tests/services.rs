@@ -978,12 +978,18 @@ services:
   deaf:
     image: corral/busybox:0.1.0
     command: [sh, -c, "trap '' TERM; while :; do sleep 0.1; done"]
+  patient:
+    image: corral/busybox:0.1.0
+    command: [sh, -c, "trap 'sleep 4; exit 0' TERM; while :; do sleep 0.1; done"]
   last:
     image: corral/busybox:0.1.0
     command: [sh, -c, "trap 'exit 0' TERM; while :; do sleep 0.1; done"]
 "#;
     let file = parse("test.yml", yml).expect("parses");
-    all_running(&up(&docker, &file).await, &["obliging", "deaf", "last"]);
+    all_running(
+        &up(&docker, &file).await,
+        &["obliging", "deaf", "patient", "last"],
+    );
     let pid = |name: &'static str| {
         let docker = docker.clone();
         async move {
@@ -995,12 +1001,20 @@ services:
             nix::unistd::Pid::from_raw(state.and_then(|s| s.pid).unwrap_or(0) as i32)
         }
     };
-    let pids = [pid("obliging").await, pid("deaf").await, pid("last").await];
-    let names: Vec<String> = ["obliging", "deaf", "last", "never-made"]
+    let pids = [
+        pid("obliging").await,
+        pid("deaf").await,
+        pid("patient").await,
+        pid("last").await,
+    ];
+    let names: Vec<String> = ["obliging", "deaf", "patient", "last", "never-made"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let ended = end_all(&docker, &names, "last", Duration::from_secs(3)).await;
+    // `patient` needs 4 s, more than the others' 3 s: it is given 8 (the user engine's
+    // way at shutdown).
+    let longer = [("patient", Duration::from_secs(8))];
+    let ended = end_all(&docker, &names, "last", Duration::from_secs(3), &longer).await;
     let of = |name: &str| {
         ended
             .iter()
@@ -1012,6 +1026,10 @@ services:
         "{ended:?}"
     );
     assert_eq!(of("deaf"), Some(Ended::Killed), "{ended:?}");
+    assert!(
+        matches!(of("patient"), Some(Ended::Exited(took)) if took >= Duration::from_secs(4)),
+        "given its longer time: {ended:?}"
+    );
     assert_eq!(of("never-made"), Some(Ended::NotRunning));
     assert_eq!(
         ended.last().map(|(n, _)| n.as_str()),

@@ -153,6 +153,13 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     .expect("a named volume written");
     ssh.check(&format!("docker create --name keeper {BUSYBOX} true"), CMD)
         .expect("a container created");
+    // Running with `unless-stopped` through the engine switch and the reboot: neither
+    // is a `docker stop`, so it comes back each time (docs/user-engine.md, "Shutdown").
+    ssh.check(
+        &format!("docker run -d --name unless --restart unless-stopped {BUSYBOX} sleep 100000"),
+        CMD,
+    )
+    .expect("an unless-stopped container");
     // Debian 13's engine from now on: saved on the state partition, so the next boot
     // starts it, over the data the newest engine made.
     let trixie = corral_harness::locked_upstream("trixie", "docker.io");
@@ -210,6 +217,14 @@ fn the_disk_image_boots_from_nvme_with_bios_and_uefi_and_keeps_its_state() {
     );
     ssh.check(&format!("docker image inspect {BUSYBOX} >/dev/null"), CMD)
         .expect("the image is still in the user engine");
+    let unless = ssh
+        .eventually(
+            "docker ps --filter name=^unless$ --format '{{.Status}}' | grep '^Up'",
+            CMD,
+            CMD,
+        )
+        .expect("the unless-stopped container runs again after the reboot");
+    assert!(unless.starts_with("Up"), "{unless}");
     assert_eq!(
         ssh.check(
             &format!("docker run --rm -v keep:/data {BUSYBOX} cat /data/f"),

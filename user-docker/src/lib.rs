@@ -15,7 +15,7 @@
 //!   TLS files mounted in), over corral-compose's model; the modules it needs; how
 //!   long the service must be given to stop (`stop_seconds`).
 //! - `client`: the user engine through its socket: connect, wait for an answer, stop
-//!   the workloads at shutdown.
+//!   the workloads at shutdown (with `live-restore` only; dockerd stops them otherwise).
 //! - `swarm`: `corral.swarm`: the swarm the engine starts or joins once it answers
 //!   (the manager runs `swarm::apply` in the background, with retries; the node's
 //!   availability), the node labels added to the engine's labels (`service::plan`), its

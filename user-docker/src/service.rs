@@ -43,9 +43,23 @@ pub fn stop_seconds(config: &std::path::Path) -> u64 {
     configured.max(DOCKERD_CONTAINER_STOP + DOCKERD_GRACE) + AFTER_DOCKERD
 }
 
+/// Whether the `daemon.json` in `config` turns on `live-restore`: dockerd then leaves
+/// its containers running when it stops, and the way down must stop them itself.
+pub fn live_restore(config: &std::path::Path) -> bool {
+    daemon_json(&config.join("daemon.json"))
+        .and_then(|json| json.get("live-restore")?.as_bool())
+        .unwrap_or(false)
+}
+
 /// `shutdown-timeout` in the `daemon.json` at `path` (at most [`MAX_SHUTDOWN_TIMEOUT`]);
 /// None when the file, the key or a whole number is missing.
 fn shutdown_timeout(path: &std::path::Path) -> Option<u64> {
+    let seconds = daemon_json(path)?.get("shutdown-timeout")?.as_u64()?;
+    Some(seconds.min(MAX_SHUTDOWN_TIMEOUT))
+}
+
+/// The `daemon.json` at `path` (its first MiB), when it is JSON.
+fn daemon_json(path: &std::path::Path) -> Option<serde_json::Value> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path)
@@ -53,9 +67,7 @@ fn shutdown_timeout(path: &std::path::Path) -> Option<u64> {
         .take(MAX_DAEMON_JSON)
         .read_to_string(&mut text)
         .ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let seconds = json.get("shutdown-timeout")?.as_u64()?;
-    Some(seconds.min(MAX_SHUTDOWN_TIMEOUT))
+    serde_json::from_str(&text).ok()
 }
 
 /// Where the service's files go on the host; tests use a temporary folder.
@@ -278,7 +290,8 @@ mod tests {
     }
 
     #[test]
-    fn the_engine_is_given_its_workloads_stop_time_and_dockerds_own_way_down() {
+    fn the_engine_is_given_its_workloads_stop_time_and_dockerds_own_way_down_and_live_restore_is_read(
+    ) {
         let tmp = tempfile::tempdir().expect("tempdir");
         // No daemon.json yet, or one that does not say: dockerd's 10 s + 5 s, then
         // containerd's stop and the margin.
@@ -295,6 +308,12 @@ mod tests {
             std::fs::write(&json, text).expect("daemon.json");
             assert_eq!(stop_seconds(tmp.path()), want, "{text}");
         }
+        assert!(!live_restore(tmp.path()));
+        std::fs::write(&json, r#"{"live-restore": true, "shutdown-timeout": 10}"#)
+            .expect("daemon.json");
+        assert!(live_restore(tmp.path()));
+        std::fs::write(&json, r#"{"live-restore": "yes"}"#).expect("daemon.json");
+        assert!(!live_restore(tmp.path()));
     }
 
     #[test]
