@@ -40,9 +40,10 @@ pub enum Ended {
 }
 
 /// Ends every service in `names`, all at once, then `last` (the console, so that a
-/// session on it sees the machine go down). Each gets `timeout` after its stop signal,
-/// those in `longer` the time given there. Returns how each one ended, in the order they
-/// ended.
+/// session on it sees the machine go down). Each gets `timeout` after its stop signal.
+/// Those in `longer` get the time given there and do not hold `last` back: they go on
+/// ending beside it (the user engine stopping its workloads). Returns how each one
+/// ended: the others and `last` in the order they ended, then those in `longer`.
 pub async fn end_all(
     docker: &Docker,
     names: &[String],
@@ -69,12 +70,22 @@ pub async fn end_all(
         }
         (name, ended)
     };
-    let first: Vec<String> = names.iter().filter(|n| *n != last).cloned().collect();
-    let mut ended: Vec<(String, Ended)> =
-        futures_util::future::join_all(first.into_iter().map(end)).await;
-    if names.iter().any(|n| n == last) {
-        ended.push(end(last.to_string()).await);
-    }
+    let (slow, first): (Vec<String>, Vec<String>) = names
+        .iter()
+        .filter(|n| *n != last)
+        .cloned()
+        .partition(|n| longer.iter().any(|(l, _)| l == n));
+    let first_then_last = async {
+        let mut ended: Vec<(String, Ended)> =
+            futures_util::future::join_all(first.into_iter().map(end)).await;
+        if names.iter().any(|n| n == last) {
+            ended.push(end(last.to_string()).await);
+        }
+        ended
+    };
+    let slow = futures_util::future::join_all(slow.into_iter().map(end));
+    let (mut ended, slow) = futures_util::future::join(first_then_last, slow).await;
+    ended.extend(slow);
     ended
 }
 

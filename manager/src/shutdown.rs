@@ -1,10 +1,10 @@
 //! The way down at SIGTERM, inside the time PID 1 gives the manager before it kills
 //! everything (`corral.shutdown_timeout` on the kernel command line, 60 s by default):
-//! the services, the user engine among them stopping its own workloads
-//! ([`stop_containers`]), then the console (each one's process waited for, not its
-//! container's teardown: [`crate::ending`]), then the system engine (killed when every
-//! service's process is gone, stopped otherwise). Each of the three
-//! container phases (the workloads, the engine and services, the console) may wait the
+//! the services, then the console (each one's process waited for, not its container's
+//! teardown: [`crate::ending`]), with the user engine stopping its own workloads beside
+//! both ([`stop_containers`]), then the system engine (killed when every service's
+//! process is gone, stopped otherwise). Each of the three container phases (the
+//! services, the console, and the user engine's extra time) may wait the
 //! configuration's `shutdown_timeout` (10 s by default)
 //! and the engine [`STOP_WITHIN`]; when that adds up to more than PID 1's time, every
 //! phase is shortened to fit ([`budget`]) and the log says so, rather than have PID 1
@@ -61,12 +61,13 @@ pub fn budget(wanted: Duration, pid1: Duration) -> Budget {
 /// system engine can be killed rather than stopped ([`crate::system_engine::Stop::Kill`]).
 ///
 /// The workloads are stopped by their own dockerd at its SIGTERM, as `systemctl stop
-/// docker` does on Debian: the `docker` service gets two phases' time (the workloads',
-/// then its own exit) while the others end in the first. A stop through the engine's API
-/// would mark each workload as stopped by hand, and dockerd would not start an
-/// `unless-stopped` one at the next boot. With `live-restore` dockerd leaves its
-/// containers running when it stops, so they are stopped through the API first, in a
-/// phase of their own.
+/// docker` does on Debian: the `docker` service gets all three phases' time (its
+/// workloads' stop time, then its own exit), ending beside the other services and then
+/// beside the console. A stop through the engine's API would mark each workload as
+/// stopped by hand, and dockerd would not start an `unless-stopped` one at the next boot.
+/// With `live-restore` dockerd leaves its containers running when it stops, so they are
+/// stopped through the API first, in a phase of their own, and the service gets the
+/// other two.
 pub async fn stop_containers(
     spec: &EngineSpec,
     file: &corral_compose::ServicesFile,
@@ -74,7 +75,7 @@ pub async fn stop_containers(
 ) -> bool {
     let config = std::path::Path::new(corral_user_docker::CONFIG_DIR);
     if !corral_user_docker::service::live_restore(config) {
-        return end_services(spec, file, timeout, timeout.saturating_mul(2)).await;
+        return end_services(spec, file, timeout, timeout.saturating_mul(3)).await;
     }
     let started = std::time::Instant::now();
     let (stopped, failures) = corral_user_docker::client::stop_workloads(timeout).await;
@@ -87,7 +88,7 @@ pub async fn stop_containers(
             started.elapsed().as_secs_f64()
         );
     }
-    end_services(spec, file, timeout, timeout).await
+    end_services(spec, file, timeout, timeout.saturating_mul(2)).await
 }
 
 /// Ends the services before the engine, the console last ([`crate::ending`]), the user
