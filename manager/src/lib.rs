@@ -84,7 +84,9 @@
 //!   `/run/corral/esp`) to commit, cancel or record a trial, and the slots' record
 //!   `/var/lib/corral/upgrade/slots.json`.
 //! - **Must not touch:** the user engine's data (`/var/lib/docker`); it reaches that engine
-//!   only through `/var/run/docker.sock` (readiness, preload, stopping workloads);
+//!   only through `/var/run/docker.sock` (readiness, preload, stopping workloads at
+//!   shutdown when it runs with `live-restore`; otherwise its dockerd stops them at its
+//!   SIGTERM);
 //!   PID 1's early mounts, the root and the state partition; the boot slots' partitions
 //!   (`corral os upgrade` writes them); the console's files
 //!   (`write_files` without `container:` and `runcmd` are the console's); the saved

@@ -34,7 +34,8 @@
 //!   markers, the swarm status file (`/run/corral/swarm.json`) and the swarm records
 //!   (`/var/lib/corral/swarm-made`, `swarm-left`); inside the engine's container, containerd's configuration
 //!   (`/var/run/docker/containerd/containerd.toml`), the containerd and dockerd
-//!   processes, and the runtime state a dead run left under the exec root (`stale`).
+//!   processes, and the runtime state a dead run left under the exec root (`stale`:
+//!   deleted with crun's or runc's own `delete` before containerd starts).
 //! - **Must not touch:** the system engine or its state; the other services; the
 //!   built-in service list (the manager's `os-config.yml`).
 //! - **Talks to:** the user dockerd through its socket (preload, readiness, stopping
