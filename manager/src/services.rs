@@ -273,10 +273,14 @@ pub async fn ensure(docker: &Docker, name: &str, s: &Service) -> Outcome {
             action = Action::Unchanged;
             running = existing.state.and_then(|st| st.running).unwrap_or(false);
         } else {
-            if existing.state.and_then(|st| st.running) == Some(true) {
-                // A clean stop before the container goes, as compose does: the user
-                // engine, above all, stops its workloads itself rather than die by
-                // SIGKILL halfway through (`containers::stop_seconds`).
+            if name == corral_user_docker::SERVICE
+                && existing.state.and_then(|st| st.running) == Some(true)
+            {
+                // The user engine stops its workloads itself rather than die by SIGKILL
+                // halfway through (`containers::stop_seconds`). Other services are
+                // removed at once: the boot recreates `network` once cloud-config is
+                // read, and a clean stop there raced the shared shim's exit with the
+                // next service's start in the end-to-end run of 2026-12-03.
                 if let Err(e) = crate::containers::stop(docker, name, name).await {
                     log::warn!(
                         "service {name}: stopping the old container: {e}; removing it anyway"
