@@ -175,18 +175,28 @@ fn check_running_system(vm: &mut Vm) {
     // Least privilege: the services that parse network input (DHCP, NTP) and acpid are
     // not privileged: no CAP_SYS_ADMIN (bit 21), which a privileged container has; each
     // has the one capability it needs beyond Docker's defaults.
+    // chronyd was just started again above: while it changes to its user it has no
+    // effective capabilities for a moment (setuid, then its capabilities set back), so
+    // each program's set is read again for up to 30 s until it holds the one it needs.
     for (program, needs) in [("udhcpc", 12), ("chronyd", 25), ("acpid", 5)] {
-        let status = vm
-            .check(
-                &format!("grep CapEff /proc/$(pidof {program} | cut -d' ' -f1)/status"),
-                CMD,
-            )
-            .unwrap_or_else(|e| panic!("{program}'s capabilities: {e}"));
-        let caps = status
-            .split_whitespace()
-            .nth(1)
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-            .unwrap_or_else(|| panic!("{program}: {status}"));
+        let settled = std::time::Instant::now() + Duration::from_secs(30);
+        let (status, caps) = loop {
+            let status = vm
+                .check(
+                    &format!("grep CapEff /proc/$(pidof {program} | cut -d' ' -f1)/status"),
+                    CMD,
+                )
+                .unwrap_or_else(|e| panic!("{program}'s capabilities: {e}"));
+            let caps = status
+                .split_whitespace()
+                .nth(1)
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .unwrap_or_else(|| panic!("{program}: {status}"));
+            if caps & (1 << needs) != 0 || std::time::Instant::now() > settled {
+                break (status, caps);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        };
         assert_eq!(caps & (1 << 21), 0, "{program} is not privileged: {status}");
         assert_ne!(
             caps & (1 << needs),
