@@ -81,3 +81,19 @@ pub const TLS_PORT: u16 = 2376;
 pub const PRELOAD_DIR: &str = "/var/lib/corral/preload/docker";
 /// What each container gets to stop when `corral.shutdown_timeout` is unset.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: u32 = 10;
+
+/// The JSON file at `path` read as a `T` from its first `max` bytes; None when it is
+/// missing, unreadable or not a `T` (the swarm status file, `daemon.json`).
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    max: u64,
+) -> Option<T> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(max)
+        .read_to_string(&mut text)
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}

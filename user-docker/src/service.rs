@@ -60,14 +60,7 @@ fn shutdown_timeout(path: &std::path::Path) -> Option<u64> {
 
 /// The `daemon.json` at `path` (its first MiB), when it is JSON.
 fn daemon_json(path: &std::path::Path) -> Option<serde_json::Value> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(MAX_DAEMON_JSON)
-        .read_to_string(&mut text)
-        .ok()?;
-    serde_json::from_str(&text).ok()
+    crate::read_json(path, MAX_DAEMON_JSON)
 }
 
 /// Where the service's files go on the host; tests use a temporary folder.

@@ -57,14 +57,7 @@ impl Status {
 
     /// The status file, if there is one that reads.
     pub fn load(path: &Path) -> Option<Status> {
-        use std::io::Read;
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .ok()?
-            .take(MAX_STATUS)
-            .read_to_string(&mut text)
-            .ok()?;
-        serde_json::from_str(&text).ok()
+        crate::read_json(path, MAX_STATUS)
     }
 }
 
