@@ -260,6 +260,7 @@ async fn act(docker: &Docker, name: &str, action: Action) -> Response {
         }
         Action::Stop => crate::containers::stop(docker, name, &id).await,
         Action::Restart => {
+            crate::containers::stop_workloads_first(name).await;
             let options = RestartContainerOptions {
                 t: Some(crate::containers::stop_seconds(name)),
                 signal: None,

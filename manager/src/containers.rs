@@ -43,11 +43,38 @@ pub fn stop_seconds(name: &str) -> i32 {
     i32::try_from(corral_user_docker::service::stop_seconds(config)).unwrap_or(i32::MAX)
 }
 
+/// Before service `name` is stopped: with `live-restore` on in the running user engine,
+/// its dockerd leaves the workloads running when it stops, and the end of the engine's
+/// container then kills every process in it, the workloads without a stop signal (exit
+/// 255). So they are stopped through the engine's API first, each within its stop time
+/// (`shutdown-timeout`, 10 s by default). Nothing for other services or without it.
+pub async fn stop_workloads_first(name: &str) {
+    if name != corral_user_docker::SERVICE
+        || !corral_user_docker::client::live_restore_on(std::time::Duration::from_secs(5)).await
+    {
+        return;
+    }
+    let config = std::path::Path::new(corral_user_docker::CONFIG_DIR);
+    let seconds = corral_user_docker::service::workload_stop_seconds(config);
+    let started = std::time::Instant::now();
+    let (stopped, failures) =
+        corral_user_docker::client::stop_workloads(std::time::Duration::from_secs(seconds)).await;
+    for f in failures {
+        log::warn!("user engine: stopping {f}");
+    }
+    log::info!(
+        "user engine (live-restore): {stopped} containers stopped in {:.1}s before its service stops",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// Stops service `name`'s container `id` cleanly, as `service stop` does:
-/// [`stop_seconds`] to go. The service's watcher is told first, so the exit is not taken
-/// for a crash and restarted.
+/// [`stop_seconds`] to go (the user engine's workloads first with live-restore,
+/// [`stop_workloads_first`]). The service's watcher is told first, so the exit is not
+/// taken for a crash and restarted.
 pub async fn stop(docker: &Docker, name: &str, id: &str) -> Result<(), bollard::errors::Error> {
     crate::service_watch::stopping(name);
+    stop_workloads_first(name).await;
     let options = StopContainerOptions {
         t: Some(stop_seconds(name)),
         signal: None,

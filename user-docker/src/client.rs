@@ -1,5 +1,6 @@
 //! Talking to the user engine through its socket: connecting (the API version
-//! negotiated), waiting for it to answer, stopping its workloads at shutdown, and a
+//! negotiated), waiting for it to answer, whether it has live-restore on, stopping its
+//! workloads (with live-restore, before its service stops), and a
 //! plain JSON POST for the request fields bollard's models lack (Swarm's
 //! `Availability` on init and join).
 
@@ -57,6 +58,16 @@ async fn answering_on(socket: &Path, within: Duration) -> Option<bollard::Docker
         }
     };
     tokio::time::timeout_at(deadline, try_once).await.ok()
+}
+
+/// Whether the running user engine says it has `live-restore` on; false when it does
+/// not answer within `within`.
+pub async fn live_restore_on(within: Duration) -> bool {
+    let ask = async {
+        let docker = connect().await?;
+        docker.info().await.ok()?.live_restore_enabled
+    };
+    matches!(tokio::time::timeout(within, ask).await, Ok(Some(true)))
 }
 
 /// Stops the user engine's running containers (SIGTERM, then `timeout` before dockerd

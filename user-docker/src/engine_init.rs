@@ -14,6 +14,15 @@
 //! exits stops containerd and exits with dockerd's code. Before containerd starts, the
 //! runtime state an earlier run left for its containers is deleted ([`crate::stale`]).
 //!
+//! With `live-restore` on (dockerd's `--live-restore`, or `"live-restore": true` in the
+//! file its `--config-file` names), a dockerd that exits without being asked to (a crash,
+//! the OOM killer, a `kill` by hand) is started again here, against the same containerd,
+//! so the workloads keep running and the new dockerd restores them: what live-restore
+//! does for a dockerd under systemd. The container itself stays up; ending it ends
+//! every process in its cgroup, the workloads among them, whatever the setting. After
+//! [`RESTARTS`] such exits within [`CRASH_WINDOW`] it gives up and exits with dockerd's
+//! code, and the system engine's restart policy takes over.
+//!
 //! Synchronous and small (nix: a signalfd and `waitpid`); it links none of the tokio
 //! code the manager uses from this crate.
 
@@ -34,6 +43,13 @@ use corral_dockerd::containerd::Containerd;
 const DATA_ROOT: &str = "/var/lib/docker";
 /// How long containerd gets to stop once dockerd has exited.
 pub const CONTAINERD_STOP: Duration = Duration::from_secs(10);
+/// How many unasked exits of dockerd within [`CRASH_WINDOW`] are restarted in place
+/// (live-restore only) before corral-engine exits with dockerd's code.
+pub const RESTARTS: usize = 3;
+/// The window [`RESTARTS`] counts in.
+pub const CRASH_WINDOW: Duration = Duration::from_secs(120);
+/// The most of the `daemon.json` that is read for `live-restore`.
+const MAX_CONFIG: u64 = 1 << 20;
 
 /// The containerd dockerd would start for itself with these arguments (`--data-root=`,
 /// `--exec-root=`, either form; dockerd's defaults otherwise).
@@ -55,6 +71,43 @@ fn flag(args: &[String], name: &str) -> Option<String> {
         }
     }
     found
+}
+
+/// Whether dockerd run with `args` keeps its containers running when it exits:
+/// `--live-restore` (`=true`, `=false`) on its command line, else `live-restore` in the
+/// file its `--config-file` names (dockerd refuses the two together). Unreadable: no.
+pub fn live_restore(args: &[String]) -> bool {
+    let mut on = None;
+    for a in args {
+        match a.as_str() {
+            "--live-restore" | "--live-restore=true" => on = Some(true),
+            "--live-restore=false" => on = Some(false),
+            _ => {}
+        }
+    }
+    on.unwrap_or_else(|| {
+        flag(args, "--config-file")
+            .and_then(|f| crate::read_json::<serde_json::Value>(Path::new(&f), MAX_CONFIG))
+            .and_then(|json| json.get("live-restore")?.as_bool())
+            .unwrap_or(false)
+    })
+}
+
+/// Unasked exits of dockerd, and whether the next one is started again in place.
+#[derive(Debug, Default)]
+struct Crashes {
+    at: Vec<Instant>,
+}
+
+impl Crashes {
+    /// dockerd exited at `now` without being asked: true when it is to be started again
+    /// (fewer than [`RESTARTS`] exits in the [`CRASH_WINDOW`] before, this one counted).
+    fn again(&mut self, now: Instant) -> bool {
+        self.at
+            .retain(|t| now.saturating_duration_since(*t) < CRASH_WINDOW);
+        self.at.push(now);
+        self.at.len() <= RESTARTS
+    }
 }
 
 /// dockerd's arguments with the containerd socket added (one already given wins: then
@@ -231,10 +284,9 @@ pub fn run(args: &[String]) -> i32 {
     if let Err(code) = engine.wait_for_containerd() {
         return code;
     }
-    let dockerd = match Command::new("dockerd")
-        .args(dockerd_args(args, &engine.containerd))
-        .spawn()
-    {
+    let dockerd_args = dockerd_args(args, &engine.containerd);
+    let start_dockerd = || Command::new("dockerd").args(&dockerd_args).spawn();
+    let mut dockerd = match start_dockerd() {
         Ok(c) => Pid::from_raw(c.id() as i32),
         Err(e) => {
             eprintln!("corral-engine: starting dockerd: {e}");
@@ -242,15 +294,42 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     };
+    let live = live_restore(args);
+    let mut asked_to_stop = false;
+    let mut crashes = Crashes::default();
     let exit = loop {
         for s in engine.signals(Duration::from_secs(1)) {
             if s != Signal::SIGCHLD {
+                asked_to_stop |= matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT);
                 let _ = kill(dockerd, s);
             }
         }
         let reaped = engine.reap();
         if let Some((_, c)) = reaped.iter().find(|(p, _)| *p == dockerd) {
-            break *c;
+            if !live || asked_to_stop || engine.containerd_pid.is_none() {
+                break *c;
+            }
+            if !crashes.again(Instant::now()) {
+                eprintln!(
+                    "corral-engine: dockerd exited with code {c}, the {}th time in {}s; \
+                     giving up",
+                    RESTARTS + 1,
+                    CRASH_WINDOW.as_secs()
+                );
+                break *c;
+            }
+            eprintln!(
+                "corral-engine: dockerd exited with code {c} unasked; live-restore is on, so \
+                 it is started again and the containers keep running"
+            );
+            match start_dockerd() {
+                Ok(child) => dockerd = Pid::from_raw(child.id() as i32),
+                Err(e) => {
+                    eprintln!("corral-engine: starting dockerd again: {e}");
+                    break 1;
+                }
+            }
+            continue;
         }
         if engine.containerd_pid.is_none() {
             eprintln!("corral-engine: containerd exited; starting it again");
@@ -302,6 +381,48 @@ mod tests {
         );
         let own = args(&["--containerd=/run/other.sock"]);
         assert_eq!(dockerd_args(&own, &c), own);
+    }
+
+    #[test]
+    fn live_restore_is_read_from_the_flag_or_the_config_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let json = tmp.path().join("daemon.json");
+        let file = format!("--config-file={}", json.display());
+        assert!(!live_restore(&args(&[&file])), "no file: off");
+        std::fs::write(&json, r#"{"debug": true}"#).expect("write");
+        assert!(!live_restore(&args(&[
+            "--config-file",
+            &json.to_string_lossy()
+        ])));
+        std::fs::write(&json, r#"{"live-restore": true}"#).expect("write");
+        assert!(live_restore(&args(&[&file])));
+        assert!(
+            !live_restore(&args(&[&file, "--live-restore=false"])),
+            "the flag wins"
+        );
+        std::fs::write(&json, r#"{"live-restore": "yes"}"#).expect("write");
+        assert!(!live_restore(&args(&[&file])), "not a bool: off");
+        std::fs::write(&json, "{not json").expect("write");
+        assert!(!live_restore(&args(&[&file])), "not JSON: off");
+        assert!(live_restore(&args(&["--live-restore"])));
+        assert!(live_restore(&args(&["--live-restore=true"])));
+        assert!(!live_restore(&args(&["--debug"])));
+    }
+
+    #[test]
+    fn a_crashing_dockerd_is_restarted_a_few_times_within_the_window_then_left() {
+        let mut crashes = Crashes::default();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        for i in 0..RESTARTS {
+            assert!(crashes.again(t0 + s(i as u64)), "exit {i}: again");
+        }
+        assert!(
+            !crashes.again(t0 + s(10)),
+            "one more within the window: given up"
+        );
+        let later = t0 + s(10) + CRASH_WINDOW;
+        assert!(crashes.again(later), "the window passed: counted afresh");
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub fn stop_seconds(config: &std::path::Path) -> u64 {
     configured.max(DOCKERD_CONTAINER_STOP + DOCKERD_GRACE) + AFTER_DOCKERD
 }
 
+/// How long each workload gets to stop when they are stopped through the engine's API
+/// (with `live-restore`): `shutdown-timeout` from the `daemon.json` in `config`, 10 s
+/// without one, as dockerd itself would give them.
+pub fn workload_stop_seconds(config: &std::path::Path) -> u64 {
+    shutdown_timeout(&config.join("daemon.json"))
+        .unwrap_or(u64::from(crate::DEFAULT_SHUTDOWN_TIMEOUT))
+}
+
 /// Whether the `daemon.json` in `config` turns on `live-restore`: dockerd then leaves
 /// its containers running when it stops, and the way down must stop them itself.
 pub fn live_restore(config: &std::path::Path) -> bool {
