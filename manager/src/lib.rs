@@ -24,9 +24,10 @@
 //! `corral-user-docker` before it starts; once its socket answers, the preloaded archives
 //! are loaded and the swarm `corral.swarm` names is started or joined in the background
 //! (`src/user_engine.rs`; the swarm work is corral-user-docker's `swarm::apply`; the service's definition and the engine's socket are
-//! corral-user-docker's). At shutdown it stops the user engine's containers
-//! first, then ends the services (the console last: each one's stop signal and a wait
-//! for its process, not for the engine's teardown of its container), then kills the
+//! corral-user-docker's). At shutdown it ends the services (the console last: each
+//! one's stop signal and a wait for its process, not for the engine's teardown of its
+//! container; the `docker` service gets its workloads' time too, as its dockerd stops
+//! them, or with `live-restore` they are stopped through its API first), then kills the
 //! engine when every service's process is gone (stops it otherwise), all within the
 //! time PID 1 gives it (`src/shutdown.rs` shortens each phase to fit). When the console has
 //! not run for `corral.rescue_after` seconds (engine dead, image broken, a bad console
@@ -84,9 +85,9 @@
 //!   `/run/corral/esp`) to commit, cancel or record a trial, and the slots' record
 //!   `/var/lib/corral/upgrade/slots.json`.
 //! - **Must not touch:** the user engine's data (`/var/lib/docker`); it reaches that engine
-//!   only through `/var/run/docker.sock` (readiness, preload, stopping workloads at
-//!   shutdown when it runs with `live-restore`; otherwise its dockerd stops them at its
-//!   SIGTERM);
+//!   only through `/var/run/docker.sock` (readiness, preload, whether it runs with
+//!   `live-restore`, and then stopping its workloads at shutdown and before its service
+//!   stops; otherwise its dockerd stops them at its SIGTERM);
 //!   PID 1's early mounts, the root and the state partition; the boot slots' partitions
 //!   (`corral os upgrade` writes them); the console's files
 //!   (`write_files` without `container:` and `runcmd` are the console's); the saved

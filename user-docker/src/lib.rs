@@ -14,8 +14,9 @@
 //!   (dockerd's flags as its command, the image, the environment, `daemon.json`, the
 //!   TLS files mounted in), over corral-compose's model; the modules it needs; how
 //!   long the service must be given to stop (`stop_seconds`).
-//! - `client`: the user engine through its socket: connect, wait for an answer, stop
-//!   the workloads at shutdown (with `live-restore` only; dockerd stops them otherwise).
+//! - `client`: the user engine through its socket: connect, wait for an answer, ask
+//!   whether it has live-restore on, stop the workloads (with `live-restore` only, at
+//!   shutdown and before its service stops; dockerd stops them itself otherwise).
 //! - `swarm`: `corral.swarm`: the swarm the engine starts or joins once it answers
 //!   (the manager runs `swarm::apply` in the background, with retries; the node's
 //!   availability), the node labels added to the engine's labels (`service::plan`), its
@@ -26,8 +27,10 @@
 //! - `corral-engine` (binary, with `engine_init`): the `engine` image's entrypoint;
 //!   nests the container's cgroup (v2) so dockerd can delegate controllers, starts
 //!   containerd as dockerd would and waits for it without dockerd's 15 s limit, then runs
-//!   dockerd pointed at it, passing signals on and exiting with dockerd's code; first
-//!   it deletes the runtime state an earlier run left for dead containers (`stale`).
+//!   dockerd pointed at it, passing signals on and exiting with dockerd's code (with
+//!   `live-restore`, a dockerd that exits unasked is started again in place, up to 3
+//!   times in 120 s, so the workloads run on); first it deletes the runtime state an
+//!   earlier run left for dead containers (`stale`).
 //!
 //! - **Owns:** the user engine's settings, the `docker` service's command, environment
 //!   and mounts, `daemon.json` under `/run/corral/docker`, its TLS files, the preload
